@@ -1,0 +1,133 @@
+"""In-process text generation with transformers: chat template, greedy decoding, streaming.
+
+The voice (LoRA) adapter seam: `adapter_path` is loaded on top of the base model with peft
+when given; training and the adapter registry come with the brand-voice work.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from adapters_lora.base_model import resolve_base_model
+
+
+class ChatMessage(Protocol):
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 256
+    repetition_penalty: float = 1.15
+    max_prompt_tokens: int = 1536
+    threads: int = 0  # 0: let torch decide
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError("generation max_new_tokens must be >= 1")
+        if self.repetition_penalty < 1.0:
+            raise ValueError("generation repetition_penalty must be >= 1.0")
+
+
+class TransformersGenerator:
+    """Loads the model on first use; one generation at a time (a lock guards the model)."""
+
+    def __init__(self, model: str, cache_dir: Path, settings: GenerationSettings | None = None,
+                 adapter_path: str | None = None) -> None:
+        self.model_spec = model
+        self.cache_dir = Path(cache_dir)
+        self.settings = settings or GenerationSettings()
+        self.adapter_path = adapter_path
+        self._model = None
+        self._tokenizer = None
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self.model_spec
+
+    def load(self) -> None:
+        with self._load_lock:
+            if self._model is not None:
+                return
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            if self.settings.threads:
+                torch.set_num_threads(self.settings.threads)
+            path = resolve_base_model(self.model_spec, self.cache_dir)
+            if Path(path).exists():
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            if self.adapter_path:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, self.adapter_path)
+            model.eval()
+            self._tokenizer, self._model = tokenizer, model
+
+    def _inputs(self, messages: Sequence[ChatMessage]) -> dict[str, Any]:
+        self.load()
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        inputs = self._tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        limit = self.settings.max_prompt_tokens
+        if inputs["input_ids"].shape[1] > limit:
+            raise ValueError(f"prompt is {inputs['input_ids'].shape[1]} tokens, over the {limit}-token budget")
+        return dict(inputs)
+
+    def _generate_kwargs(self, max_new_tokens: int | None) -> dict[str, Any]:
+        return {
+            "max_new_tokens": max_new_tokens or self.settings.max_new_tokens,
+            "do_sample": False,
+            "repetition_penalty": self.settings.repetition_penalty,
+            "pad_token_id": self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
+        }
+
+    def count_tokens(self, text: str) -> int:
+        self.load()
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> str:
+        import torch
+
+        inputs = self._inputs(messages)
+        with self._run_lock, torch.inference_mode():
+            output = self._model.generate(**inputs, **self._generate_kwargs(max_new_tokens))
+        new_tokens = output[0, inputs["input_ids"].shape[1]:]
+        return self._tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+
+    def stream(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> Iterator[str]:
+        """Yield text pieces as they are generated (generation runs in a helper thread)."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        inputs = self._inputs(messages)
+        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self._run_lock, torch.inference_mode():
+                    self._model.generate(**inputs, **self._generate_kwargs(max_new_tokens), streamer=streamer)
+            except BaseException as err:  # surfaced to the consumer below
+                errors.append(err)
+                streamer.end()
+
+        worker = threading.Thread(target=run, name="supportbot-generate", daemon=True)
+        worker.start()
+        for piece in streamer:
+            if piece:
+                yield piece
+        worker.join()
+        if errors:
+            raise errors[0]

@@ -1,0 +1,1 @@
+"""Platform-neutral core of supportbot: types, answering, commands, access control, CLI."""

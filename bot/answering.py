@@ -1,0 +1,100 @@
+"""The answering service: retrieve -> prompt -> generate -> keep real citations -> Answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from bot.citations import cited_numbers
+from bot.conversation import ConversationMemory
+from bot.prompting import build_messages, retrieval_query
+from bot.protocols import Generator, Passage, Retriever
+from bot.types import Answer, Citation, Question, Turn
+
+ABSTAIN_TEXT = "I couldn't find that in the docs."
+TokenCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AnsweringSettings:
+    top_k: int = 4
+    closest_pages: int = 3
+    fallback_citations: int = 2
+    max_passage_chars: int = 1200
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise ValueError("answering top_k must be >= 1")
+
+
+class AnswerService:
+    def __init__(self, retriever: Retriever, generator: Generator, memory: ConversationMemory | None = None,
+                 settings: AnsweringSettings | None = None) -> None:
+        self.retriever = retriever
+        self.generator = generator
+        self.memory = memory or ConversationMemory()
+        self.settings = settings or AnsweringSettings()
+
+    def retrieve(self, question: Question) -> list[Passage]:
+        history = self.memory.history(question.conversation_id)
+        query = retrieval_query(question.text, history)
+        return list(self.retriever.search(query, k=self.settings.top_k, collections=question.collections))
+
+    def answer(self, question: Question, on_token: TokenCallback | None = None) -> Answer:
+        """Answer one question; `on_token` receives generated text as it streams."""
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        if not question.text.strip():
+            return Answer(answer="Please ask a question.", abstained=True)
+        history = self.memory.history(question.conversation_id)
+        passages = self.retrieve(question)
+        timings["retrieve"] = _ms(started)
+        relevant = [p for p in passages if p.relevant]
+        if not relevant:
+            answer = self._abstain(passages)
+            timings["total"] = _ms(started)
+            return answer.model_copy(update={"timings_ms": timings})
+
+        messages = build_messages(question.text, relevant, history, self.settings.max_passage_chars)
+        t0 = time.perf_counter()
+        if on_token is None:
+            raw = self.generator.generate(messages)
+        else:
+            pieces = []
+            for piece in self.generator.stream(messages):
+                pieces.append(piece)
+                on_token(piece)
+            raw = "".join(pieces)
+        timings["generate"] = _ms(t0)
+
+        text, numbers = cited_numbers(raw, len(relevant))
+        if not text:
+            answer = self._abstain(passages)
+        else:
+            if not numbers:  # the model answered from the passages but named none: list what it read
+                numbers = list(range(1, min(self.settings.fallback_citations, len(relevant)) + 1))
+            citations = [_citation(n, relevant[n - 1]) for n in numbers]
+            answer = Answer(answer=text, abstained=False, citations=citations)
+        self.memory.remember(
+            question.conversation_id,
+            Turn(question=question.text, answer=answer.answer, sources=[c.source for c in answer.citations]),
+        )
+        timings["total"] = _ms(started)
+        return answer.model_copy(update={"timings_ms": timings})
+
+    def _abstain(self, passages: Sequence[Passage]) -> Answer:
+        closest = list(passages)[: self.settings.closest_pages]
+        citations = [_citation(n, p) for n, p in enumerate(closest, 1)]
+        text = ABSTAIN_TEXT
+        if citations:
+            text += " The closest pages I have are: " + "; ".join(f"[{c.n}] {c.title}" for c in citations) + "."
+        return Answer(answer=text, abstained=True, citations=citations)
+
+
+def _citation(n: int, passage: Passage) -> Citation:
+    return Citation(n=n, source=passage.source, title=passage.title, url=passage.url, score=float(passage.score))
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)

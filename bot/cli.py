@@ -1,0 +1,191 @@
+"""`supportbot` command line: index, ask, chat, eval, status."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from bot.config import Settings, load_settings
+from bot.rendering import plain_sources
+
+EXIT_USAGE = 2
+
+
+def _progress_printer(quiet: bool):
+    """Render re-index progress as tqdm bars on stderr (one per stage)."""
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>9}", unit="", file=sys.stderr, leave=True)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return progress
+
+
+class Context:
+    def __init__(self, settings: Settings) -> None:
+        from bot.wiring import App
+
+        self.app = App(settings)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML config file (default: $SUPPORTBOT_CONFIG or ./supportbot.toml).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the index, model cache and adapters live ($SUPPORTBOT_DATA_DIR).")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None, data_dir: Path | None, verbose: int) -> None:
+    """A self-hosted support bot that answers from your docs, with citations."""
+    level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        settings = load_settings(config_file, data_dir=data_dir)
+    except Exception as err:  # a bad config file is a usage error, not a crash
+        raise click.ClickException(f"invalid configuration: {err}") from None
+    ctx.obj = Context(settings)
+
+
+def _ensure_index(app, quiet: bool) -> None:
+    if not app.has_index():
+        roots = ", ".join(str(r.path) for r in app.docs_roots())
+        click.echo(f"No index yet: indexing {roots} first.", err=True)
+        report = app.index(progress=_progress_printer(quiet))
+        click.echo(report.summary(), err=True)
+
+
+@cli.command()
+@click.option("--docs", "docs", multiple=True, type=click.Path(path_type=Path),
+              help="Docs folder to index (repeatable). Default: configured docs, else the last build's.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_obj
+def index(obj: Context, docs: tuple[Path, ...], as_json: bool) -> None:
+    """Build or update the index (only changed documents are re-embedded)."""
+    try:
+        report = obj.app.index(list(docs) or None, progress=_progress_printer(as_json))
+    except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see README).")
+@click.option("--stream/--no-stream", default=True, help="Stream the answer as it is generated.")
+@click.pass_obj
+def ask(obj: Context, question: str, as_json: bool, stream: bool) -> None:
+    """Answer one question from the docs."""
+    from bot.commands import CommandContext
+
+    app = obj.app
+    _ensure_index(app, quiet=as_json)
+    streamed: list[str] = []
+
+    def on_token(piece: str) -> None:
+        streamed.append(piece)
+        click.echo(piece, nl=False)
+
+    ctx = CommandContext(user_id="cli", conversation_id="cli", platform="cli",
+                         on_token=on_token if stream and not as_json else None)
+    reply = app.commands.handle(question if not question.startswith("/") else " " + question, ctx)
+    if reply.answer is None:
+        raise click.ClickException(reply.text)
+    if as_json:
+        click.echo(json.dumps(reply.answer.contract_json(), ensure_ascii=False))
+        return
+    if streamed:
+        click.echo()
+    else:
+        click.echo(reply.answer.answer)
+    sources = plain_sources(reply.answer)
+    if sources:
+        click.echo("\n" + sources)
+
+
+@cli.command()
+@click.pass_obj
+def chat(obj: Context) -> None:
+    """Console chat: questions, follow-ups, /reindex, /status, /help."""
+    from bot.wiring import run_console
+
+    _ensure_index(obj.app, quiet=False)
+    run_console(obj.app, user=os.environ.get("USER", "local"))
+
+
+@cli.command(name="eval")
+@click.option("--qa", "qa_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSONL of {question, answer, sources}.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--no-generate", is_flag=True, help="Retrieval and abstention only (fast).")
+@click.option("--limit", type=int, default=None, help="Only the first N questions.")
+@click.pass_obj
+def evaluate(obj: Context, qa_file: Path, as_json: bool, no_generate: bool, limit: int | None) -> None:
+    """Measure retrieval (hit@k, MRR, nDCG), abstention and latency on a QA file."""
+    from bot.evaluation import QAFileError, evaluate as run_eval, load_qa
+
+    try:
+        items = load_qa(qa_file)[:limit]
+    except QAFileError as err:
+        raise click.ClickException(str(err)) from None
+    app = obj.app
+    if not app.has_index():
+        raise click.ClickException("no index yet: run `supportbot index --docs DIR` first")
+
+    def on_item(done: int, total: int) -> None:
+        if not as_json and (done % 10 == 0 or done == total):
+            click.echo(f"  {done}/{total} questions", err=True)
+
+    report = run_eval(app.answers, items, generate=not no_generate, on_item=on_item)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    r = report["retrieval"]
+    click.echo(f"Questions: {report['questions']}")
+    click.echo("Retrieval: " + "  ".join(f"{k} {v:.3f}" for k, v in r.items()))
+    click.echo(f"Abstained: {report['abstained']:.1%}")
+    click.echo(f"Latency ms: p50 {report['latency_ms']['p50']}  p95 {report['latency_ms']['p95']}  "
+               f"mean {report['latency_ms']['mean']}")
+    if "answers" in report:
+        click.echo(f"Answers citing an expected source: {report['answers']['cited_expected_source']:.1%}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def status(obj: Context, as_json: bool) -> None:
+    """Index version, build time, sizes and models."""
+    info = obj.app.status()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            click.echo(f"{key.replace('_', ' ')}: {value}")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The command registry every adapter dispatches to: ask, reindex, status, help.
+
+Plain text is a question; "/name args" is a command. Admin commands check the access policy
+before doing anything, and every outcome (unknown command, refusal, busy, failure) comes
+back as a Reply with a message the user can read, never as an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.acl import AccessPolicy
+from bot.answering import AnswerService, TokenCallback
+from bot.protocols import Reindexer, StatusSource
+from bot.single_flight import AlreadyRunning, SingleFlight
+from bot.types import Answer, Question
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    user_id: str
+    conversation_id: str
+    platform: str
+    channel_id: str | None = None
+    collections: list[str] | None = None
+    on_token: TokenCallback | None = None
+    on_progress: Callable[[str], None] | None = None
+
+
+@dataclass
+class Reply:
+    text: str
+    ok: bool = True
+    answer: Answer | None = None
+    data: dict = field(default_factory=dict)
+
+
+Handler = Callable[[str, CommandContext], Reply]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    handler: Handler
+    admin_only: bool = False
+    usage: str = ""
+
+
+class CommandRegistry:
+    def __init__(self, policy: AccessPolicy) -> None:
+        self.policy = policy
+        self._commands: dict[str, Command] = {}
+
+    def register(self, command: Command) -> None:
+        self._commands[command.name] = command
+
+    def available(self, ctx: CommandContext) -> list[Command]:
+        admin = self.policy.is_admin(ctx.user_id, ctx.platform)
+        return [c for c in self._commands.values() if admin or not c.admin_only]
+
+    def handle(self, text: str, ctx: CommandContext) -> Reply:
+        text = text.strip()
+        if not text:
+            return Reply("Ask me a question about the docs, or type /help.", ok=False)
+        if not text.startswith("/"):
+            name, args = "ask", text
+        else:
+            name, _, args = text[1:].partition(" ")
+            name = name.lower()
+        command = self._commands.get(name)
+        if command is None:
+            return Reply(f"Unknown command /{name}. Type /help to see what I can do.", ok=False)
+        if command.admin_only and not self.policy.is_admin(ctx.user_id, ctx.platform):
+            log.info("refused /%s for non-admin %s on %s", name, ctx.user_id, ctx.platform)
+            return Reply(f"Sorry, /{name} is for admins only.", ok=False)
+        try:
+            return command.handler(args.strip(), ctx)
+        except Exception:
+            log.exception("command /%s failed", name)
+            return Reply(f"Something went wrong running /{name}; the error was logged.", ok=False)
+
+
+def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Reindexer,
+                   status: StatusSource, flight: SingleFlight | None = None) -> CommandRegistry:
+    """Wire the built-in commands to the core services."""
+    registry = CommandRegistry(policy)
+    flight = flight or SingleFlight()
+
+    def ask(args: str, ctx: CommandContext) -> Reply:
+        if not args:
+            return Reply("Usage: /ask <your question>", ok=False)
+        question = Question(text=args, user_id=ctx.user_id, conversation_id=ctx.conversation_id,
+                            channel_id=ctx.channel_id, platform=ctx.platform, collections=ctx.collections)
+        answer = answers.answer(question, on_token=ctx.on_token)
+        return Reply(answer.answer, answer=answer)
+
+    def reindex(args: str, ctx: CommandContext) -> Reply:
+        try:
+            flight.start(ctx.user_id)
+        except AlreadyRunning as busy:
+            job = busy.job
+            since = time.strftime("%H:%M:%S", time.localtime(job.started_at))
+            return Reply(f"A re-index is already running (started by {job.started_by} at {since}; "
+                         f"{job.progress}).", ok=False)
+        try:
+            def progress(stage: str, done: int, total: int) -> None:
+                line = f"{stage} {done}/{total}"
+                flight.update(line)
+                if ctx.on_progress:
+                    ctx.on_progress(line)
+
+            outcome = reindexer.reindex(progress)
+            return Reply(outcome.summary(), data=outcome.to_dict())
+        finally:
+            flight.finish()
+
+    def show_status(args: str, ctx: CommandContext) -> Reply:
+        info = status.status()
+        running = flight.running
+        if running:
+            info["reindex_running"] = f"started by {running.started_by}: {running.progress}"
+        lines = [f"{key.replace('_', ' ')}: {value}" for key, value in info.items()]
+        return Reply("\n".join(lines), data=info)
+
+    def show_help(args: str, ctx: CommandContext) -> Reply:
+        lines = ["Ask me anything about the docs in plain words, or use a command:"]
+        lines += [f"  /{c.name}{' ' + c.usage if c.usage else ''} - {c.help}" for c in registry.available(ctx)]
+        return Reply("\n".join(lines))
+
+    registry.register(Command("ask", "answer a question from the docs", ask, usage="<question>"))
+    registry.register(Command("reindex", "re-index the docs now (admins)", reindex, admin_only=True))
+    registry.register(Command("status", "index and model status (admins)", show_status, admin_only=True))
+    registry.register(Command("help", "list commands", show_help))
+    return registry

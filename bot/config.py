@@ -1,0 +1,144 @@
+"""Settings: defaults < TOML file < SUPPORTBOT_* environment < explicit CLI options.
+
+Nested sections map to TOML tables ([index], [retrieval], ...) and to environment variables
+with a double underscore (SUPPORTBOT_RETRIEVAL__TOP_K=6). Platform secrets are read from
+their own well-known variables only and are SecretStr: they never print, log or serialize.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = "supportbot.toml"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "supportbot"
+
+
+class DocsSource(BaseModel):
+    path: Path
+    name: str = ""
+    url_base: str | None = None
+    exclude: list[str] = Field(default_factory=list)
+
+
+class IndexConfig(BaseModel):
+    uri: str | None = Field(None, description="LanceDB location; default <data_dir>/index (s3:// works too)")
+    storage_options: dict[str, str] = Field(default_factory=dict)
+    chunk_max_tokens: int = Field(200, ge=16, le=512)
+    chunk_overlap_tokens: int = Field(32, ge=0)
+    max_file_mb: float = Field(20.0, gt=0)
+    encodings: list[str] = Field(default_factory=lambda: ["utf-8"])
+
+
+class EmbeddingConfig(BaseModel):
+    model: str = Field("bundled", description="'bundled' (all-MiniLM-L6-v2) or any sentence-transformers path/id")
+    batch_size: int = Field(16, ge=1)
+    dtype: str = Field("auto", pattern="^(auto|float32|bfloat16)$")
+
+
+class RetrievalConfig(BaseModel):
+    top_k: int = Field(4, ge=1, le=20)
+    candidates: int = Field(50, ge=1)
+    vector_weight: float = Field(0.6, ge=0)
+    text_weight: float = Field(0.4, ge=0)
+    min_similarity: float = Field(0.3, ge=-1, le=1)
+
+
+class GenerationConfig(BaseModel):
+    model: str = Field("bundled", description="'bundled' (SmolLM2-135M-Instruct) or a causal LM path/id")
+    max_new_tokens: int = Field(200, ge=1, le=4096)
+    repetition_penalty: float = Field(1.15, ge=1.0)
+    threads: int = Field(0, ge=0)
+
+
+class ConversationConfig(BaseModel):
+    history_turns: int = Field(3, ge=0)
+    ttl_hours: float = Field(24.0, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SUPPORTBOT_", env_nested_delimiter="__", extra="forbid", populate_by_name=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    model_cache_dir: Path | None = None
+    docs: list[DocsSource] = Field(default_factory=list, description="empty: the bundled sample docs")
+    admins: list[str] = Field(default_factory=list, description="platform-prefixed user ids, e.g. slack:U123")
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    conversation: ConversationConfig = Field(default_factory=ConversationConfig)
+
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"), exclude=True)
+    slack_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"), exclude=True)
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"), exclude=True)
+    discord_token: SecretStr | None = Field(None, validation_alias=AliasChoices("DISCORD_TOKEN"), exclude=True)
+
+    @field_validator("docs", mode="before")
+    @classmethod
+    def _docs_from_paths(cls, value: Any) -> Any:
+        """Accept plain paths (`docs = ["./docs"]`, SUPPORTBOT_DOCS='["./a","./b"]') too."""
+        if isinstance(value, (str, Path)):
+            value = [value]
+        if isinstance(value, list):
+            return [{"path": v} if isinstance(v, (str, Path)) else v for v in value]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @property
+    def index_uri(self) -> str:
+        return self.index.uri or str(self.data_dir / "index")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "models"
+
+    def public_view(self) -> dict[str, Any]:
+        """Settings safe to show an admin: secrets only as set / not set."""
+        view = self.model_dump(mode="json", exclude={"slack_bot_token", "slack_app_token",
+                                                     "slack_signing_secret", "discord_token"})
+        for name in ("slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token"):
+            view[name] = "set" if getattr(self, name) else "not set"
+        return view
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (explicit, $SUPPORTBOT_CONFIG, or ./supportbot.toml if present)."""
+    path = config_file or (Path(os.environ["SUPPORTBOT_CONFIG"]) if os.environ.get("SUPPORTBOT_CONFIG") else None)
+    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        path = Path(DEFAULT_CONFIG_FILE)
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    bound = type("Settings", (Settings,), {
+        "model_config": {**Settings.model_config, "toml_file": path},
+        "__module__": __name__,
+    })
+    settings = bound(**{k: v for k, v in overrides.items() if v is not None})
+    if path is not None:  # relative docs paths in a config file are relative to that file
+        base = Path(path).resolve().parent
+        for source in settings.docs:
+            if not source.path.is_absolute():
+                source.path = base / source.path
+    return settings

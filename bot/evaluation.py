@@ -1,0 +1,143 @@
+"""`supportbot eval`: retrieval quality by source document, abstention, latency.
+
+QA files are JSONL, one {"question", "answer", "sources": [...]} per line, with sources
+relative to the docs root. A bad line is reported with its number and nothing is run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.answering import AnswerService
+from bot.types import Question
+
+KS = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class QAItem:
+    question: str
+    answer: str
+    sources: tuple[str, ...]
+
+
+class QAFileError(ValueError):
+    pass
+
+
+def load_qa(path: Path) -> list[QAItem]:
+    items: list[QAItem] = []
+    errors: list[str] = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise QAFileError(f"cannot read {path}: {err}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            errors.append(f"line {number}: invalid JSON ({err.msg})")
+            continue
+        if not isinstance(row, dict):
+            errors.append(f"line {number}: expected an object")
+            continue
+        question, sources = row.get("question"), row.get("sources")
+        if not isinstance(question, str) or not question.strip():
+            errors.append(f"line {number}: missing 'question'")
+            continue
+        if isinstance(sources, str):
+            sources = [sources]
+        if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
+            errors.append(f"line {number}: 'sources' must be a non-empty list of paths")
+            continue
+        items.append(QAItem(question, str(row.get("answer", "")), tuple(sources)))
+    if errors:
+        raise QAFileError(f"{path}: " + "; ".join(errors[:10]) + (" ..." if len(errors) > 10 else ""))
+    if not items:
+        raise QAFileError(f"{path}: no questions")
+    return items
+
+
+def rank_metrics(ranked: Sequence[Sequence[str]], expected: Sequence[set[str]]) -> dict[str, float]:
+    """hit@k, MRR@10 and binary-relevance nDCG@10 over ranked source lists."""
+    n = len(ranked)
+    hits = {k: 0 for k in KS}
+    mrr = ndcg = 0.0
+    for docs, relevant in zip(ranked, expected):
+        docs = list(docs)[:10]
+        first = next((i for i, d in enumerate(docs) if d in relevant), None)
+        for k in KS:
+            hits[k] += first is not None and first < k
+        if first is not None:
+            mrr += 1.0 / (first + 1)
+        dcg = sum(1.0 / math.log2(i + 2) for i, d in enumerate(docs) if d in relevant)
+        ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), 10)))
+        ndcg += dcg / ideal if ideal else 0.0
+    out = {f"hit@{k}": round(hits[k] / n, 4) for k in KS}
+    out["mrr@10"] = round(mrr / n, 4)
+    out["ndcg@10"] = round(ndcg / n, 4)
+    return out
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
+    return round(ordered[index], 1)
+
+
+def evaluate(service: AnswerService, items: Sequence[QAItem], generate: bool = True,
+             on_item: Callable[[int, int], None] | None = None) -> dict:
+    ranked: list[list[str]] = []
+    expected: list[set[str]] = []
+    latencies: list[float] = []
+    abstained = 0
+    cited_expected = answered = 0
+    for i, item in enumerate(items, 1):
+        relevant = set(item.sources)
+        t0 = time.perf_counter()
+        passages = service.retriever.search(item.question, k=10)
+        retrieval_ms = (time.perf_counter() - t0) * 1000
+        ranked.append([_match_name(p.collection, p.source, relevant) for p in passages])
+        expected.append(relevant)
+        if generate:
+            question = Question(text=item.question, conversation_id=f"eval-{i}", platform="eval")
+            answer = service.answer(question)
+            service.memory.forget(question.conversation_id)
+            latencies.append(answer.timings_ms.get("total", 0.0))
+            if answer.abstained:
+                abstained += 1
+            else:
+                answered += 1
+                cited_expected += any(c.source in relevant for c in answer.citations)
+        else:
+            latencies.append(retrieval_ms)
+            top = passages[: service.settings.top_k]
+            abstained += not any(p.relevant for p in top)
+        if on_item:
+            on_item(i, len(items))
+    report = {
+        "questions": len(items),
+        "retrieval": rank_metrics(ranked, expected),
+        "abstained": round(abstained / len(items), 4),
+        "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+                       "mean": round(sum(latencies) / len(latencies), 1)},
+        "generated": generate,
+    }
+    if generate:
+        report["answers"] = {"cited_expected_source": round(cited_expected / answered, 4) if answered else 0.0}
+    return report
+
+
+def _match_name(collection: str, source: str, relevant: set[str]) -> str:
+    """Sources may be given relative to the docs root, or prefixed with the collection name."""
+    prefixed = f"{collection}/{source}"
+    return prefixed if prefixed in relevant and source not in relevant else source

@@ -1,0 +1,59 @@
+"""What the core needs from retrieval, generation and indexing, as structural Protocols.
+
+The core never imports knowledge or adapters_lora; the composition root (bot.wiring) hands
+in objects that happen to fit these shapes, and tests may hand in real subclasses of fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from bot.types import ChatMessage
+
+
+class Passage(Protocol):
+    """A retrieved piece of a document (the best chunk of one document)."""
+
+    collection: str
+    source: str
+    title: str
+    heading: str
+    text: str
+    url: str | None
+    score: float
+    relevant: bool
+
+    @property
+    def location(self) -> str:
+        """Title and heading path, e.g. "Install > Windows"."""
+        ...
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    def search(self, query: str, k: int = 5, collections: list[str] | None = None) -> Sequence[Passage]: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> str: ...
+
+    def stream(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> Iterator[str]: ...
+
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+class ReindexOutcome(Protocol):
+    def summary(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class Reindexer(Protocol):
+    def reindex(self, progress: ProgressCallback | None = None) -> ReindexOutcome: ...
+
+
+class StatusSource(Protocol):
+    def status(self) -> dict[str, Any]: ...

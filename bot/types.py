@@ -1,0 +1,58 @@
+"""The shapes every adapter and tool speaks: a Question in, an Answer with Citations out."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Question(BaseModel):
+    """A user's question as any platform delivers it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    user_id: str = "anonymous"
+    conversation_id: str = "default"  # a thread, DM or console session: the memory key
+    channel_id: str | None = None
+    platform: str = "cli"
+    collections: list[str] | None = None  # restrict answers to these doc collections
+
+
+class Citation(BaseModel):
+    """A numbered source; `n` matches the [n] marker in the answer text."""
+
+    n: int
+    source: str  # document path relative to its docs root
+    title: str
+    url: str | None = None
+    score: float
+
+
+class Answer(BaseModel):
+    answer: str
+    abstained: bool
+    citations: list[Citation] = Field(default_factory=list)
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+    def contract_json(self) -> dict:
+        """Exactly the `ask --json` object other tools rely on (DESIGN.md)."""
+        return self.model_dump(mode="json")
+
+
+class ChatMessage(BaseModel):
+    """One chat-template message handed to the generator."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Turn(BaseModel):
+    """A remembered exchange in a conversation."""
+
+    question: str
+    answer: str
+    sources: list[str] = Field(default_factory=list)

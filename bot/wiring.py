@@ -1,0 +1,167 @@
+"""The composition root: the only module that wires knowledge, generation and platforms
+into the core. Everything heavy is imported lazily, so `supportbot --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.acl import AccessPolicy
+from bot.answering import AnsweringSettings, AnswerService
+from bot.commands import CommandRegistry, build_registry
+from bot.config import Settings
+from bot.conversation import ConversationMemory
+from bot.protocols import ProgressCallback
+from bot.single_flight import SingleFlight
+
+if TYPE_CHECKING:
+    from knowledge.documents import DocsRoot
+    from knowledge.indexer import IndexReport
+    from knowledge.store import ChunkStore
+
+SAMPLE_DOCS_NAME = "sample-docs"
+
+
+def bundled_sample_docs() -> Path:
+    return Path(str(resources.files("knowledge") / "sample_docs"))
+
+
+class App:
+    """Builds each service on first use from one Settings object."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.flight = SingleFlight()
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        if settings.embedding.model == "bundled" and settings.generation.model == "bundled":
+            # Everything bundled ships in packages: a missing file must fail fast, not dial out.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+    # ----- knowledge ------------------------------------------------------------------
+    @cached_property
+    def store(self) -> ChunkStore:
+        from knowledge.store import ChunkStore
+
+        uri = self.settings.index_uri
+        if "://" not in uri:
+            Path(uri).mkdir(parents=True, exist_ok=True)
+        return ChunkStore(uri, storage_options=self.settings.index.storage_options)
+
+    @cached_property
+    def embedder(self):
+        from knowledge.embedding import Embedder
+
+        cfg = self.settings.embedding
+        return Embedder(cfg.model, batch_size=cfg.batch_size, dtype=cfg.dtype)
+
+    @cached_property
+    def indexer(self):
+        from knowledge.chunking import ChunkSettings
+        from knowledge.indexer import Indexer, LoaderSettings
+
+        cfg = self.settings.index
+        return Indexer(
+            self.store, self.embedder,
+            ChunkSettings(cfg.chunk_max_tokens, cfg.chunk_overlap_tokens),
+            LoaderSettings(int(cfg.max_file_mb * 1_000_000), tuple(cfg.encodings)),
+        )
+
+    @cached_property
+    def retriever(self):
+        from knowledge.retrieval import HybridRetriever, RetrievalSettings
+
+        cfg = self.settings.retrieval
+        return HybridRetriever(self.store, self.embedder, RetrievalSettings(
+            cfg.candidates, cfg.vector_weight, cfg.text_weight, cfg.min_similarity))
+
+    def docs_roots(self, override: list[Path] | None = None) -> list[DocsRoot]:
+        """Explicit folders, else configured ones, else those the live index was built from,
+        else the bundled sample docs."""
+        from knowledge.documents import DocsRoot
+
+        if override:
+            return _unique_names([DocsRoot(Path(p)) for p in override])
+        if self.settings.docs:
+            return _unique_names([DocsRoot(d.path, d.name, d.url_base, list(d.exclude)) for d in self.settings.docs])
+        live = self.store.live(refresh=True)
+        if live and live.report.get("roots"):
+            return [DocsRoot(Path(r["path"]), r["name"], r.get("url_base"), r.get("exclude", []))
+                    for r in live.report["roots"]]
+        return [DocsRoot(bundled_sample_docs(), SAMPLE_DOCS_NAME)]
+
+    def index(self, docs: list[Path] | None = None, progress: ProgressCallback | None = None) -> IndexReport:
+        roots = self.docs_roots(docs)
+        missing = [str(r.path) for r in roots if not r.path.is_dir()]
+        if missing:
+            raise FileNotFoundError(f"docs folder not found: {', '.join(missing)}")
+        return self.indexer.run(roots, progress=progress)
+
+    def reindex(self, progress: ProgressCallback | None = None) -> IndexReport:
+        """The Reindexer the chat commands call: same sources as the last build."""
+        return self.index(progress=progress)
+
+    def has_index(self) -> bool:
+        return self.store.live(refresh=True) is not None
+
+    # ----- generation -----------------------------------------------------------------
+    @cached_property
+    def generator(self):
+        from adapters_lora.generator import GenerationSettings, TransformersGenerator
+
+        cfg = self.settings.generation
+        return TransformersGenerator(
+            cfg.model, self.settings.models_dir,
+            GenerationSettings(cfg.max_new_tokens, cfg.repetition_penalty, threads=cfg.threads),
+        )
+
+    # ----- core -----------------------------------------------------------------------
+    @cached_property
+    def answers(self) -> AnswerService:
+        conv = self.settings.conversation
+        memory = ConversationMemory(max_turns=conv.history_turns, ttl_seconds=conv.ttl_hours * 3600)
+        return AnswerService(self.retriever, self.generator, memory,
+                             AnsweringSettings(top_k=self.settings.retrieval.top_k))
+
+    @cached_property
+    def commands(self) -> CommandRegistry:
+        policy = AccessPolicy(self.settings.admins, trusted_platforms={"console", "cli"})
+        return build_registry(policy, self.answers, self, self, self.flight)
+
+    def status(self) -> dict[str, Any]:
+        live = self.store.live(refresh=True)
+        info: dict[str, Any] = {
+            "index_version": live.seq if live else None,
+            "index_built_at": live.built_at if live else None,
+            "documents": live.documents if live else 0,
+            "chunks": live.chunks if live else 0,
+            "docs_roots": [str(r.path) for r in self.docs_roots()],
+            "index_uri": self.settings.index_uri,
+            "embedding_model": self.embedder.model_id,
+            "generator_model": self.settings.generation.model,
+            "data_dir": str(self.settings.data_dir),
+            "host": platform.node(),
+        }
+        return info
+
+
+def _unique_names(roots: list[DocsRoot]) -> list[DocsRoot]:
+    """Two folders both called `docs` get distinct collection names (docs, docs-2)."""
+    seen: dict[str, int] = {}
+    for root in roots:
+        count = seen.get(root.name, 0)
+        seen[root.name] = count + 1
+        if count:
+            root.name = f"{root.name}-{count + 1}"
+    return roots
+
+
+def run_console(app: App, user: str) -> None:
+    from adapters.console import ConsoleChat
+
+    ConsoleChat(app.commands, user_id=f"console:{user}").run()

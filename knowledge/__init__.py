@@ -1,0 +1,1 @@
+"""Knowledge: docs folders -> documents -> chunks -> embeddings -> LanceDB -> hybrid retrieval."""

@@ -1,0 +1,165 @@
+"""Incremental (re-)indexing: scan docs roots, embed only what changed, commit atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from knowledge.chunking import Chunker, ChunkSettings
+from knowledge.documents import Chunk, DocsRoot, Document, SkippedFile
+from knowledge.embedding import Embedder
+from knowledge.loaders import LoadError, load_file
+from knowledge.sources import iter_source_files, source_url
+from knowledge.store import ChunkStore
+
+ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
+_WRITE_BATCH = 2048
+
+
+@dataclass
+class IndexReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    kept_previous: list[str] = field(default_factory=list)  # skipped now, still served from the last good version
+    full_rebuild: str | None = None
+    chunks_embedded: int = 0
+    documents: int = 0
+    chunks: int = 0
+    version: int | None = None
+    roots: list[dict[str, Any]] = field(default_factory=list)  # what was indexed, for the next run
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.deleted or self.full_rebuild)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["skipped"] = [{"source": s.source, "reason": s.reason} for s in self.skipped]
+        return data
+
+    def summary(self) -> str:
+        lines = [
+            f"Index v{self.version}: {self.documents} documents, {self.chunks} chunks "
+            f"({self.timings_ms.get('total', 0) / 1000:.1f}s)."
+        ]
+        if self.full_rebuild:
+            lines.append(f"Full rebuild: {self.full_rebuild}.")
+        lines.append(
+            f"Added {len(self.added)}, updated {len(self.updated)}, deleted {len(self.deleted)}, "
+            f"unchanged {self.unchanged}, skipped {len(self.skipped)}; embedded {self.chunks_embedded} chunks."
+        )
+        for item in self.skipped[:20]:
+            kept = " (previous version kept)" if item.source in self.kept_previous else ""
+            lines.append(f"  skipped {item.source}: {item.reason}{kept}")
+        if len(self.skipped) > 20:
+            lines.append(f"  ... and {len(self.skipped) - 20} more skipped")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    max_file_bytes: int = 20_000_000
+    encodings: tuple[str, ...] = ("utf-8",)
+
+
+class Indexer:
+    def __init__(self, store: ChunkStore, embedder: Embedder, chunking: ChunkSettings | None = None,
+                 loading: LoaderSettings | None = None) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.chunk_settings = chunking or ChunkSettings()
+        self.loading = loading or LoaderSettings()
+
+    def settings_fingerprint(self) -> dict[str, Any]:
+        """Everything that changes stored vectors or chunk boundaries."""
+        return {"embedding_model": self.embedder.model_id, "chunking": self.chunk_settings.fingerprint()}
+
+    def run(self, roots: list[DocsRoot], progress: ProgressCallback | None = None) -> IndexReport:
+        started = time.perf_counter()
+        report = IndexReport(roots=[
+            {"path": str(r.path), "name": r.name, "url_base": r.url_base, "exclude": list(r.exclude)} for r in roots
+        ])
+        names = [r.name for r in roots]
+        if len(set(names)) != len(names):
+            raise ValueError(f"docs roots need distinct names, got {names}")
+        writer, report.full_rebuild = self.store.begin(self.settings_fingerprint(), self.embedder.dimensions)
+        previous = {} if report.full_rebuild else self.store.indexed_documents(writer.base)
+
+        changed_docs, seen = self._scan(roots, previous, report, progress)
+        report.timings_ms["scan"] = (time.perf_counter() - started) * 1000
+
+        gone = [key for key in previous if key not in seen]
+        report.deleted = [f"{c}/{s}" if len(roots) > 1 else s for c, s in gone]
+        writer.delete_documents(gone + [(d.collection, d.source) for d in changed_docs
+                                        if (d.collection, d.source) in previous])
+
+        t0 = time.perf_counter()
+        chunker = Chunker(self.embedder.token_offsets, self.chunk_settings)
+        chunks: list[Chunk] = [c for doc_chunks in chunker.chunk_many(changed_docs) for c in doc_chunks]
+        report.timings_ms["chunk"] = (time.perf_counter() - t0) * 1000
+
+        t0 = time.perf_counter()
+        self._embed_and_write(writer, chunks, progress)
+        report.chunks_embedded = len(chunks)
+        report.timings_ms["embed_write"] = (time.perf_counter() - t0) * 1000
+
+        t0 = time.perf_counter()
+        live = writer.commit(report.to_dict())
+        report.timings_ms["commit"] = (time.perf_counter() - t0) * 1000
+        report.version, report.documents, report.chunks = live.seq, live.documents, live.chunks
+        report.timings_ms["total"] = (time.perf_counter() - started) * 1000
+        return report
+
+    def _scan(self, roots: list[DocsRoot], previous: dict, report: IndexReport,
+              progress: ProgressCallback | None) -> tuple[list[Document], set[tuple[str, str]]]:
+        changed: list[Document] = []
+        seen: set[tuple[str, str]] = set()
+        files = [(root, source, path) for root in roots for source, path in iter_source_files(root)]
+        for done, (root, source, path) in enumerate(files, 1):
+            key = (root.name, source)
+            label = f"{root.name}/{source}" if len(roots) > 1 else source
+            try:
+                loaded, data = load_file(path, source, list(self.loading.encodings), self.loading.max_file_bytes)
+            except LoadError as err:
+                report.skipped.append(SkippedFile(label, str(err)))
+                if key in previous:
+                    seen.add(key)  # keep serving the last good version rather than lose it
+                    report.kept_previous.append(label)
+                continue
+            seen.add(key)
+            digest = hashlib.sha256(data).hexdigest()
+            before = previous.get(key)
+            if before is not None and before.content_hash == digest:
+                report.unchanged += 1
+            else:
+                (report.updated if before else report.added).append(label)
+                changed.append(Document(
+                    collection=root.name, source=source, title=loaded.title, sections=loaded.sections,
+                    content_hash=digest, mtime=path.stat().st_mtime, url=source_url(root, source),
+                ))
+            if progress and (done % 50 == 0 or done == len(files)):
+                progress("scanned", done, len(files))
+        return changed, seen
+
+    def _embed_and_write(self, writer, chunks: list[Chunk], progress: ProgressCallback | None) -> None:
+        # Length-sorted across the whole run so every encode batch pads little; row order is free.
+        chunks = sorted(chunks, key=lambda c: len(c.search_text), reverse=True)
+        for start in range(0, len(chunks), _WRITE_BATCH):
+            batch = chunks[start:start + _WRITE_BATCH]
+            offset = start
+
+            def report(done: int, total: int, offset: int = offset) -> None:
+                if progress:
+                    progress("embedded", offset + done, len(chunks))
+
+            vectors = self.embedder.embed_documents([c.search_text for c in batch], progress=report)
+            writer.add(batch, vectors)
+            if progress:
+                progress("written", start + len(batch), len(chunks))

@@ -1,0 +1,311 @@
+"""Per-format loaders: bytes on disk -> (title, sections), or a clear reason to skip.
+
+Every failure is a `LoadError` carrying a message a user can act on; the indexer reports it
+and moves on, so one bad file never aborts a run.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from knowledge.documents import Section
+
+
+class LoadError(Exception):
+    """A file that cannot be indexed; str(err) is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class LoadedText:
+    title: str
+    sections: list[Section]
+
+
+Loader = Callable[[bytes, str, list[str]], LoadedText]
+
+_BINARY_SNIFF = 8192
+
+
+def decode_text(data: bytes, encodings: list[str]) -> str:
+    """Decode with a BOM if there is one, else the configured encodings in order."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="strict")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as err:
+            raise LoadError(f"invalid UTF-16 text ({err.reason})") from None
+    if b"\x00" in data[:_BINARY_SNIFF]:
+        raise LoadError("binary content (NUL bytes) in a text file")
+    first_error: UnicodeDecodeError | None = None
+    for encoding in encodings:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError as err:
+            first_error = first_error or err
+        except LookupError:
+            raise LoadError(f"unknown encoding {encoding!r} in config") from None
+    assert first_error is not None
+    raise LoadError(
+        f"not valid {'/'.join(encodings)} text (byte 0x{data[first_error.start]:02x} at offset "
+        f"{first_error.start}); save it as UTF-8 or add its encoding to index.encodings"
+    )
+
+
+def _title_from_name(name: str) -> str:
+    stem = Path(name).stem.replace("-", " ").replace("_", " ").strip()
+    return stem[:1].upper() + stem[1:] if stem else name
+
+
+def _clean(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+class _SectionBuilder:
+    """Collects text under a heading stack; headings of level n replace levels >= n."""
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[int, str]] = []
+        self.lines: list[str] = []
+        self.sections: list[Section] = []
+
+    def heading(self, level: int, title: str) -> None:
+        self.flush()
+        while self.stack and self.stack[-1][0] >= level:
+            self.stack.pop()
+        self.stack.append((level, title.strip()))
+
+    def text(self, line: str) -> None:
+        self.lines.append(line)
+
+    def flush(self) -> None:
+        body = _clean("\n".join(self.lines))
+        if body:
+            self.sections.append(Section(tuple(t for _, t in self.stack), body))
+        self.lines = []
+
+    def finish(self) -> list[Section]:
+        self.flush()
+        return self.sections
+
+
+_INLINE_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>])")
+
+
+def _markdown_inline(text: str) -> str:
+    """Drop inline HTML (anchors like <a name=...></a>) and markdown backslash escapes."""
+    return _MD_ESCAPE.sub(r"\1", _INLINE_TAG.sub("", text))
+
+
+_ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
+
+
+def load_markdown(data: bytes, name: str, encodings: list[str]) -> LoadedText:
+    text = decode_text(data, encodings).replace("\r\n", "\n")
+    title = ""
+    front = _FRONT_MATTER.match(text)
+    if front:
+        text = text[front.end():]
+        m = re.search(r"^title:\s*[\"']?(.*?)[\"']?\s*$", front.group(1), re.M)
+        title = m.group(1) if m else ""
+    builder = _SectionBuilder()
+    lines = text.split("\n")
+    in_fence = False
+    for i, line in enumerate(lines):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            builder.text(line)
+            continue
+        if not in_fence:
+            atx = _ATX.match(line)
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            if atx:
+                level, heading = len(atx.group(1)), _markdown_inline(atx.group(2)).strip()
+                title = title or (heading if level == 1 else "")
+                builder.heading(level, heading)
+                continue
+            if line.strip() and re.fullmatch(r"=+\s*|-+\s*", nxt) and not re.fullmatch(r"[-=\s]+", line):
+                level = 1 if nxt.startswith("=") else 2
+                heading = _markdown_inline(line).strip()
+                title = title or (heading if level == 1 else "")
+                builder.heading(level, heading)
+                lines[i + 1] = ""
+                continue
+            line = _markdown_inline(line)
+        builder.text(line)
+    return LoadedText(title or _title_from_name(name), builder.finish())
+
+
+def load_plain_text(data: bytes, name: str, encodings: list[str]) -> LoadedText:
+    """Plain text: first line is the title; underlined or ALL-CAPS short lines are headings."""
+    lines = decode_text(data, encodings).replace("\r\n", "\n").split("\n")
+    builder = _SectionBuilder()
+    title = ""
+    skip_next = False
+    for i, line in enumerate(lines):
+        if skip_next:
+            skip_next = False
+            continue
+        stripped = line.strip()
+        nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        underlined = bool(stripped) and len(nxt) >= 3 and re.fullmatch(r"(=+|-+|~+)", nxt) is not None
+        shouting = (
+            stripped.isupper() and 2 < len(stripped) <= 80 and not stripped.endswith((".", ","))
+            and re.search(r"[A-Z]{2}", stripped) is not None
+        )
+        if not title and stripped:
+            title = stripped
+            skip_next = underlined
+            builder.heading(1, stripped)
+            continue
+        if underlined or shouting:
+            level = 2 if (underlined and nxt.startswith("=")) or shouting else 3
+            builder.heading(level, stripped)
+            skip_next = underlined
+            continue
+        builder.text(line)
+    return LoadedText(title or _title_from_name(name), builder.finish())
+
+
+def load_rst(data: bytes, name: str, encodings: list[str]) -> LoadedText:
+    """reStructuredText through docutils' own parser, so section levels come out right."""
+    from docutils import nodes
+    from docutils.core import publish_doctree
+
+    text = decode_text(data, encodings)
+    try:
+        doctree = publish_doctree(
+            text,
+            settings_overrides={
+                "report_level": 5, "halt_level": 5, "file_insertion_enabled": False,
+                "raw_enabled": False, "warning_stream": io.StringIO(),
+                "doctitle_xform": False,
+            },
+        )
+    except Exception as err:  # docutils raises many types on malformed markup
+        raise LoadError(f"unparsable reStructuredText ({type(err).__name__}: {err})") from None
+    sections: list[Section] = []
+
+    def walk(node: nodes.Element, path: tuple[str, ...]) -> None:
+        own: list[str] = []
+        for child in node.children:
+            if isinstance(child, nodes.section):
+                continue
+            if isinstance(child, (nodes.title, nodes.system_message, nodes.comment)):
+                continue
+            own.append(child.astext())
+        body = _clean("\n\n".join(own))
+        if body:
+            sections.append(Section(path, body))
+        for child in node.children:
+            if isinstance(child, nodes.section):
+                title_nodes = [c for c in child.children if isinstance(c, nodes.title)]
+                heading = title_nodes[0].astext() if title_nodes else ""
+                walk(child, path + (heading,))
+
+    walk(doctree, ())
+    title = next((s.heading_path[0] for s in sections if s.heading_path), "") or _title_from_name(name)
+    return LoadedText(title, sections)
+
+
+_HTML_DROP = ["script", "style", "nav", "footer", "header", "aside", "noscript", "template", "form"]
+_HTML_BLOCKS = ["p", "li", "pre", "td", "th", "dt", "dd", "blockquote", "figcaption", "caption"]
+_HTML_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
+
+
+def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(decode_text(data, encodings), "html.parser")
+    for tag in soup.find_all(_HTML_DROP):
+        tag.decompose()
+    page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    root = soup.body or soup
+    builder = _SectionBuilder()
+    title = ""
+    wanted = set(_HTML_HEADINGS + _HTML_BLOCKS)
+    for el in root.find_all(list(wanted)):
+        if el.name in _HTML_HEADINGS:
+            heading = el.get_text(" ", strip=True)
+            if heading:
+                title = title or (heading if el.name == "h1" else "")
+                builder.heading(int(el.name[1]), heading)
+            continue
+        if el.find_parent(_HTML_BLOCKS):
+            continue  # already taken with its enclosing block
+        text = el.get_text("" if el.name == "pre" else " ", strip=el.name != "pre")
+        if text:
+            builder.text(("- " if el.name == "li" else "") + text)
+            builder.text("")
+    sections = builder.finish()
+    if not sections:
+        loose = _clean(root.get_text("\n", strip=True))
+        if loose:
+            sections = [Section((), loose)]
+    return LoadedText(title or page_title or _title_from_name(name), sections)
+
+
+def load_pdf(data: bytes, name: str, encodings: list[str]) -> LoadedText:
+    """PDF text per page; pages become sections since PDFs carry no reliable headings."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    if not data.startswith(b"%PDF"):
+        raise LoadError("corrupt PDF (missing %PDF header)")
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise LoadError("encrypted PDF; export an unprotected copy to index it")
+        meta_title = (reader.metadata.title if reader.metadata else None) or ""
+        pages = [(i + 1, _clean(page.extract_text() or "")) for i, page in enumerate(reader.pages)]
+    except LoadError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as err:
+        raise LoadError(f"corrupt PDF ({type(err).__name__}: {err})") from None
+    title = meta_title.strip()
+    if not title:
+        first = next((t for _, t in pages if t), "")
+        title = first.split("\n", 1)[0].strip()[:120] if first else _title_from_name(name)
+    sections = [Section((title, f"Page {n}"), text) for n, text in pages if text]
+    return LoadedText(title, sections)
+
+
+LOADERS: dict[str, Loader] = {
+    ".md": load_markdown,
+    ".markdown": load_markdown,
+    ".rst": load_rst,
+    ".txt": load_plain_text,
+    ".text": load_plain_text,
+    ".html": load_html,
+    ".htm": load_html,
+    ".pdf": load_pdf,
+}
+
+
+def load_file(path: Path, name: str, encodings: list[str], max_bytes: int) -> tuple[LoadedText, bytes]:
+    """Load one file, or raise LoadError saying why it was skipped."""
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        raise LoadError(f"unsupported file type {path.suffix or '(none)'}")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise LoadError(f"too large ({size / 1e6:.1f} MB > limit {max_bytes / 1e6:.1f} MB)")
+        data = path.read_bytes()
+    except OSError as err:
+        raise LoadError(f"unreadable ({err.strerror or err})") from None
+    if not data.strip():
+        raise LoadError("empty file")
+    loaded = loader(data, name, encodings)
+    if not any(s.text.strip() for s in loaded.sections):
+        raise LoadError("no text content")
+    return loaded, data

@@ -1,0 +1,114 @@
+"""Hybrid retrieval: vector search + BM25 full-text search, fused per document.
+
+Both searches return chunk candidates; every candidate gets an exact cosine score (FTS hits
+carry their vectors) and a BM25 score normalised by the query's best BM25 hit. A chunk's
+fused score is a weighted sum; a document's score is its best chunk's. One passage per
+document comes back, so the top k are k different pages.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from knowledge.documents import heading_location
+from knowledge.embedding import Embedder
+from knowledge.store import ChunkStore
+
+# Tokens with a digit (error codes, versions, status codes): verbatim matches are strong evidence.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][\w.-]*\d[\w.-]*")
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    candidates: int = 50
+    vector_weight: float = 0.6
+    text_weight: float = 0.4
+    min_similarity: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1:
+            raise ValueError("retrieval candidates must be >= 1")
+        if self.vector_weight < 0 or self.text_weight < 0 or self.vector_weight + self.text_weight == 0:
+            raise ValueError("retrieval weights must be >= 0 and not both 0")
+
+
+@dataclass(frozen=True)
+class RetrievedPassage:
+    """One document's best chunk for a query."""
+
+    collection: str
+    source: str
+    title: str
+    heading: str
+    text: str
+    url: str | None
+    score: float
+    similarity: float  # cosine of the best chunk: calibrated enough to decide "relevant"
+    text_score: float
+    exact_match: bool  # an identifier from the query (e.g. an error code) appears verbatim
+    relevant: bool  # close enough to the question to answer from
+
+    @property
+    def location(self) -> str:
+        return heading_location(self.title, self.heading)
+
+
+class HybridRetriever:
+    def __init__(self, store: ChunkStore, embedder: Embedder, settings: RetrievalSettings | None = None) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings or RetrievalSettings()
+
+    def search(self, query: str, k: int = 5, collections: list[str] | None = None) -> list[RetrievedPassage]:
+        query = query.strip()
+        if not query:
+            return []
+        where = None
+        if collections:
+            where = "collection IN (" + ", ".join("'" + c.replace("'", "''") + "'" for c in collections) + ")"
+        vector = self.embedder.embed_query(query)
+        n = self.settings.candidates
+        candidates: dict[str, dict] = {}
+        for row in self.store.vector_search(vector, n, where):
+            row["similarity"] = 1.0 - float(row.pop("_distance"))
+            row["bm25"] = 0.0
+            candidates[row["chunk_id"]] = row
+        for row in self.store.text_search(query, n, where):
+            existing = candidates.get(row["chunk_id"])
+            bm25 = float(row.pop("_score"))
+            if existing is not None:
+                existing["bm25"] = bm25
+                continue
+            row["similarity"] = float(np.dot(np.asarray(row.pop("vector"), dtype=np.float32), vector))
+            row["bm25"] = bm25
+            candidates[row["chunk_id"]] = row
+        if not candidates:
+            return []
+        return self._fuse(query, list(candidates.values()), k)
+
+    def _fuse(self, query: str, rows: list[dict], k: int) -> list[RetrievedPassage]:
+        top_bm25 = max(r["bm25"] for r in rows) or 1.0
+        wv, wt = self.settings.vector_weight, self.settings.text_weight
+        best: dict[tuple[str, str], tuple[float, dict]] = {}
+        for row in rows:
+            score = wv * row["similarity"] + wt * (row["bm25"] / top_bm25)
+            key = (row["collection"], row["source"])
+            if key not in best or score > best[key][0]:
+                best[key] = (score, row)
+        identifiers = {m.group(0).lower().strip(".-") for m in _IDENTIFIER.finditer(query)}
+        identifiers = {i for i in identifiers if len(i) >= 3}
+        ranked = sorted(best.values(), key=lambda item: item[0], reverse=True)[:k]
+        passages = []
+        for score, row in ranked:
+            haystack = (row["title"] + " " + row["heading"] + " " + row["text"]).lower()
+            exact = any(i in haystack for i in identifiers)
+            passages.append(RetrievedPassage(
+                collection=row["collection"], source=row["source"], title=row["title"],
+                heading=row["heading"], text=row["text"], url=row["url"], score=round(score, 4),
+                similarity=round(row["similarity"], 4), text_score=round(row["bm25"], 4),
+                exact_match=exact, relevant=exact or row["similarity"] >= self.settings.min_similarity,
+            ))
+        return passages

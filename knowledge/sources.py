@@ -1,0 +1,34 @@
+"""Walk docs folders: which files belong to the index, named by their path under the root."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from knowledge.documents import DocsRoot
+
+
+def iter_source_files(root: DocsRoot) -> Iterator[tuple[str, Path]]:
+    """Yield (source, path) in a stable order; hidden files and folders are ignored."""
+    if not root.path.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(root.path, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
+        for filename in sorted(filenames):
+            if filename.startswith("."):
+                continue
+            path = Path(dirpath) / filename
+            source = path.relative_to(root.path).as_posix()
+            if any(fnmatch.fnmatch(source, pattern) for pattern in root.exclude):
+                continue
+            if path.is_file():
+                yield source, path
+
+
+def source_url(root: DocsRoot, source: str) -> str | None:
+    """A public link for a doc when the root has a base URL configured."""
+    if not root.url_base:
+        return None
+    return root.url_base.rstrip("/") + "/" + source

@@ -1,0 +1,259 @@
+"""The one module that touches LanceDB.
+
+Queries always read the *live* version named by the newest row of a small manifest table;
+a re-index writes new table versions and only then appends a manifest row. So a run that
+dies midway leaves readers on the last good version, and the next run first restores the
+table to it. A change of embedding model or chunking writes a fresh table and switches over
+in the same single manifest commit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+from knowledge.documents import Chunk
+
+MANIFEST_TABLE = "index_manifest"
+CHUNK_COLUMNS = ["chunk_id", "collection", "source", "title", "heading", "text", "url", "position"]
+_DELETE_BATCH = 400
+_KEEP_TABLES = 3  # chunk tables referenced by the newest manifests are never dropped
+
+_MANIFEST_SCHEMA = pa.schema([
+    ("seq", pa.int64()), ("table", pa.string()), ("version", pa.int64()),
+    ("settings", pa.string()), ("built_at", pa.string()),
+    ("documents", pa.int64()), ("chunks", pa.int64()), ("report", pa.string()),
+])
+
+
+def _chunk_schema(dims: int) -> pa.Schema:
+    return pa.schema([
+        ("chunk_id", pa.string()), ("collection", pa.string()), ("source", pa.string()),
+        ("title", pa.string()), ("heading", pa.string()), ("text", pa.string()),
+        ("search_text", pa.string()), ("url", pa.string()), ("content_hash", pa.string()),
+        ("mtime", pa.float64()), ("position", pa.int32()),
+        ("vector", pa.list_(pa.float32(), dims)),
+    ])
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class LiveIndex:
+    """What the manifest says queries should read."""
+
+    seq: int
+    table: str
+    version: int
+    settings: dict[str, Any]
+    built_at: str
+    documents: int
+    chunks: int
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    collection: str
+    source: str
+    content_hash: str
+    mtime: float
+    chunks: int
+
+
+class ChunkStore:
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None,
+                 refresh_seconds: float = 2.0) -> None:
+        self.uri = uri
+        self.storage_options = storage_options or None
+        self.refresh_seconds = refresh_seconds
+        self._db = lancedb.connect(uri, storage_options=self.storage_options)
+        self._live: LiveIndex | None = None
+        self._reader = None
+        self._checked_at = 0.0
+
+    # ----- manifest -------------------------------------------------------------------
+    def _table_names(self) -> list[str]:
+        result = self._db.list_tables()
+        names = getattr(result, "tables", result)
+        return list(names)
+
+    def manifests(self) -> list[LiveIndex]:
+        """Every committed index version, oldest first."""
+        if MANIFEST_TABLE not in self._table_names():
+            return []
+        rows = self._db.open_table(MANIFEST_TABLE).to_arrow().to_pylist()
+        rows.sort(key=lambda r: r["seq"])
+        return [
+            LiveIndex(r["seq"], r["table"], r["version"], json.loads(r["settings"]), r["built_at"],
+                      r["documents"], r["chunks"], json.loads(r["report"]))
+            for r in rows
+        ]
+
+    def live(self, refresh: bool = False) -> LiveIndex | None:
+        now = time.monotonic()
+        if refresh or self._live is None or now - self._checked_at > self.refresh_seconds:
+            found = self.manifests()
+            latest = found[-1] if found else None
+            if latest != self._live:
+                self._live, self._reader = latest, None
+            self._checked_at = now
+        return self._live
+
+    def _live_table(self):
+        live = self.live()
+        if live is None:
+            return None
+        if self._reader is None:
+            table = self._db.open_table(live.table)
+            table.checkout(live.version)
+            self._reader = table
+        return self._reader
+
+    # ----- reading --------------------------------------------------------------------
+    def indexed_documents(self, live: LiveIndex | None = None) -> dict[tuple[str, str], IndexedDocument]:
+        live = live or self.live(refresh=True)
+        if live is None:
+            return {}
+        table = self._db.open_table(live.table)
+        table.checkout(live.version)
+        data = table.to_lance().to_table(columns=["collection", "source", "content_hash", "mtime"])
+        docs: dict[tuple[str, str], IndexedDocument] = {}
+        for row in data.to_pylist():
+            key = (row["collection"], row["source"])
+            seen = docs.get(key)
+            docs[key] = IndexedDocument(row["collection"], row["source"], row["content_hash"], row["mtime"],
+                                        (seen.chunks if seen else 0) + 1)
+        return docs
+
+    def vector_search(self, vector: np.ndarray, limit: int, where: str | None = None) -> list[dict[str, Any]]:
+        table = self._live_table()
+        if table is None:
+            return []
+        query = table.search(vector, vector_column_name="vector").distance_type("cosine").limit(limit)
+        if where:
+            query = query.where(where, prefilter=True)
+        return query.select(CHUNK_COLUMNS + ["_distance"]).to_list()
+
+    def text_search(self, text: str, limit: int, where: str | None = None) -> list[dict[str, Any]]:
+        """BM25 over title, heading path and text; also returns vectors for exact rescoring."""
+        table = self._live_table()
+        if table is None or not text.strip():
+            return []
+        query = table.search(text, query_type="fts", fts_columns="search_text").limit(limit)
+        if where:
+            query = query.where(where, prefilter=True)
+        try:
+            return query.select(CHUNK_COLUMNS + ["vector", "_score"]).to_list()
+        except ValueError as err:  # an empty index has no full-text index to search
+            if "INVERTED index" in str(err):
+                return []
+            raise
+
+    # ----- writing --------------------------------------------------------------------
+    def begin(self, settings: dict[str, Any], dims: int) -> tuple[IndexWriter, str | None]:
+        """Open a writer on top of the live version; returns it and the reason for a full rebuild."""
+        live = self.live(refresh=True)
+        rebuild_reason = None
+        if live is None:
+            rebuild_reason = "no index yet"
+        elif live.settings != settings:
+            changed = sorted(k for k in set(live.settings) | set(settings) if live.settings.get(k) != settings.get(k))
+            rebuild_reason = "index settings changed (" + ", ".join(
+                f"{k}: {live.settings.get(k)!r} -> {settings.get(k)!r}" for k in changed) + ")"
+        if rebuild_reason:
+            seq = (live.seq if live else 0) + 1
+            name = f"chunks_{seq}_{int(time.time())}"
+            table = self._db.create_table(name, schema=_chunk_schema(dims), mode="overwrite")
+        else:
+            assert live is not None
+            table = self._db.open_table(live.table)
+            if table.version != live.version:
+                table.restore(live.version)  # drop whatever an interrupted run left behind
+        return IndexWriter(self, table, settings, live), rebuild_reason
+
+    def _commit(self, table, settings: dict[str, Any], report: dict[str, Any]) -> LiveIndex:
+        previous = self.live(refresh=True)
+        counts = table.to_lance().to_table(columns=["collection", "source"])
+        documents = len({(r["collection"], r["source"]) for r in counts.to_pylist()})
+        row = {
+            "seq": (previous.seq if previous else 0) + 1, "table": table.name, "version": table.version,
+            "settings": json.dumps(settings, sort_keys=True),
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "documents": documents, "chunks": counts.num_rows, "report": json.dumps(report),
+        }
+        if MANIFEST_TABLE in self._table_names():
+            self._db.open_table(MANIFEST_TABLE).add([row])
+        else:
+            self._db.create_table(MANIFEST_TABLE, data=pa.Table.from_pylist([row], schema=_MANIFEST_SCHEMA))
+        self._drop_unreferenced_tables()
+        return self.live(refresh=True)  # type: ignore[return-value]
+
+    def _drop_unreferenced_tables(self) -> None:
+        keep = {m.table for m in self.manifests()[-_KEEP_TABLES:]}
+        for name in self._table_names():
+            if name.startswith("chunks_") and name not in keep:
+                self._db.drop_table(name)
+
+
+class IndexWriter:
+    """Stages changes as new table versions; nothing is visible until `commit`."""
+
+    def __init__(self, store: ChunkStore, table, settings: dict[str, Any], base: LiveIndex | None) -> None:
+        self.store = store
+        self.table = table
+        self.settings = settings
+        self.base = base
+        self.changed = False
+
+    def delete_documents(self, keys: Iterable[tuple[str, str]]) -> None:
+        by_collection: dict[str, list[str]] = {}
+        for collection, source in keys:
+            by_collection.setdefault(collection, []).append(source)
+        for collection, sources in by_collection.items():
+            for start in range(0, len(sources), _DELETE_BATCH):
+                batch = ", ".join(_quote(s) for s in sources[start:start + _DELETE_BATCH])
+                self.table.delete(f"collection = {_quote(collection)} AND source IN ({batch})")
+                self.changed = True
+
+    def add(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        if not chunks:
+            return
+        columns = {
+            "chunk_id": [c.chunk_id for c in chunks], "collection": [c.collection for c in chunks],
+            "source": [c.source for c in chunks], "title": [c.title for c in chunks],
+            "heading": [c.heading for c in chunks], "text": [c.text for c in chunks],
+            "search_text": [c.search_text for c in chunks], "url": [c.url for c in chunks],
+            "content_hash": [c.content_hash for c in chunks], "mtime": [c.mtime for c in chunks],
+            "position": [c.position for c in chunks],
+        }
+        schema = self.table.schema
+        dims = schema.field("vector").type.list_size
+        arrays = [pa.array(columns[name], type=schema.field(name).type) for name in columns]
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+        arrays.append(pa.FixedSizeListArray.from_arrays(flat, dims))
+        self.table.add(pa.Table.from_arrays(arrays, schema=schema))
+        self.changed = True
+
+    def commit(self, report: dict[str, Any]) -> LiveIndex:
+        """Index full text, compact, then make this version live with one manifest append."""
+        if self.changed or self.base is None or self.base.table != self.table.name:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                if self.table.count_rows() > 0:
+                    self.table.create_fts_index("search_text", replace=True)
+            self.table.optimize(cleanup_older_than=timedelta(days=30))
+        elif self.base is not None:
+            return self.base  # nothing changed: no new version, no manifest row
+        return self.store._commit(self.table, self.settings, report)

@@ -1,0 +1,44 @@
+"""Shared fixtures: the real bundled embedding model, real LanceDB on tmp paths, and the
+real bundled generator converted once per test session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from knowledge.embedding import Embedder  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """One loaded embedding model for the whole session (loading costs seconds)."""
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the bundled GGUF is converted: once per session, or reused from
+    $SUPPORTBOT_TEST_MODEL_CACHE so repeated local runs skip the conversion."""
+    shared = os.environ.get("SUPPORTBOT_TEST_MODEL_CACHE")
+    if shared:
+        Path(shared).mkdir(parents=True, exist_ok=True)
+        return Path(shared)
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture()
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No SUPPORTBOT_* or platform secrets leak in from the developer's shell."""
+    for key in list(os.environ):
+        if key.startswith("SUPPORTBOT_") or key in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
+                                                    "SLACK_SIGNING_SECRET", "DISCORD_TOKEN"):
+            monkeypatch.delenv(key, raising=False)
+    return monkeypatch
