@@ -22,6 +22,7 @@ class AnsweringSettings:
     closest_pages: int = 3
     fallback_citations: int = 2
     max_passage_chars: int = 1200
+    context_weight: float = 0.5  # how much a follow-up's retrieval leans on the previous question
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -37,9 +38,24 @@ class AnswerService:
         self.settings = settings or AnsweringSettings()
 
     def retrieve(self, question: Question) -> list[Passage]:
+        """Top passages. A follow-up is searched on its own and together with the question
+        it follows; its own words lead and the context breaks ties, so "and for Windows?"
+        after a macOS question finds the Windows page, not the macOS one again."""
         history = self.memory.history(question.conversation_id)
         query = retrieval_query(question.text, history)
-        return list(self.retriever.search(query, k=self.settings.top_k, collections=question.collections))
+        k, scope = self.settings.top_k, question.collections
+        if query == question.text:
+            return list(self.retriever.search(query, k=k, collections=scope))
+        scored: dict[tuple[str, str], tuple[float, Passage]] = {}
+        for weight, query_text in ((1.0, question.text), (self.settings.context_weight, query)):
+            for passage in self.retriever.search(query_text, k=2 * k, collections=scope):
+                key = (passage.collection, passage.source)
+                total, kept = scored.get(key, (0.0, passage))
+                if passage.relevant and not kept.relevant:
+                    kept = passage  # relevant in context counts (the follow-up alone is terse)
+                scored[key] = (total + weight * passage.score, kept)
+        ranked = sorted(scored.values(), key=lambda item: item[0], reverse=True)
+        return [passage for _, passage in ranked[:k]]
 
     def answer(self, question: Question, on_token: TokenCallback | None = None) -> Answer:
         """Answer one question; `on_token` receives generated text as it streams."""

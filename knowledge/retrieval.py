@@ -27,6 +27,7 @@ class RetrievalSettings:
     vector_weight: float = 0.6
     text_weight: float = 0.4
     min_similarity: float = 0.3
+    identifier_boost: float = 0.15  # added when a query identifier (error code, version) appears verbatim
 
     def __post_init__(self) -> None:
         if self.candidates < 1:
@@ -92,19 +93,21 @@ class HybridRetriever:
     def _fuse(self, query: str, rows: list[dict], k: int) -> list[RetrievedPassage]:
         top_bm25 = max(r["bm25"] for r in rows) or 1.0
         wv, wt = self.settings.vector_weight, self.settings.text_weight
+        identifiers = {m.group(0).lower().strip(".-") for m in _IDENTIFIER.finditer(query)}
+        identifiers = {i for i in identifiers if len(i) >= 3}
         best: dict[tuple[str, str], tuple[float, dict]] = {}
         for row in rows:
+            haystack = (row["title"] + " " + row["heading"] + " " + row["text"]).lower()
+            row["exact"] = any(i in haystack for i in identifiers)
             score = wv * row["similarity"] + wt * (row["bm25"] / top_bm25)
+            score += self.settings.identifier_boost if row["exact"] else 0.0
             key = (row["collection"], row["source"])
             if key not in best or score > best[key][0]:
                 best[key] = (score, row)
-        identifiers = {m.group(0).lower().strip(".-") for m in _IDENTIFIER.finditer(query)}
-        identifiers = {i for i in identifiers if len(i) >= 3}
         ranked = sorted(best.values(), key=lambda item: item[0], reverse=True)[:k]
         passages = []
         for score, row in ranked:
-            haystack = (row["title"] + " " + row["heading"] + " " + row["text"]).lower()
-            exact = any(i in haystack for i in identifiers)
+            exact = row["exact"]
             passages.append(RetrievedPassage(
                 collection=row["collection"], source=row["source"], title=row["title"],
                 heading=row["heading"], text=row["text"], url=row["url"], score=round(score, 4),

@@ -1,0 +1,56 @@
+"""Small real implementations of the core's Protocols, for tests of the core's own logic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from bot.types import ChatMessage
+
+
+class ScriptedGenerator:
+    """A Generator that replies with fixed text and keeps every prompt it was given."""
+
+    def __init__(self, reply: str = "It works [1].") -> None:
+        self.reply = reply
+        self.prompts: list[list[ChatMessage]] = []
+
+    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> str:
+        self.prompts.append(list(messages))
+        return self.reply
+
+    def stream(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> Iterator[str]:
+        self.prompts.append(list(messages))
+        for word in self.reply.split(" "):
+            yield word + " "
+
+
+class ObedientGenerator(ScriptedGenerator):
+    """The worst-case model: does whatever the prompt says, i.e. prints the whole prompt back."""
+
+    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> str:
+        self.prompts.append(list(messages))
+        return "\n".join(m.content for m in messages)
+
+
+class CountingReindexer:
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def reindex(self, progress=None):
+        self.runs += 1
+        if progress:
+            progress("scanned", 1, 1)
+        return _Outcome()
+
+
+class _Outcome:
+    def summary(self) -> str:
+        return "Index v2: 3 documents."
+
+    def to_dict(self) -> dict:
+        return {"version": 2}
+
+
+class StaticStatus:
+    def status(self) -> dict:
+        return {"index_version": 2, "documents": 3}

@@ -1,0 +1,154 @@
+"""Incremental re-indexing on a real LanceDB with the real embedding model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knowledge.chunking import ChunkSettings
+from knowledge.documents import DocsRoot
+from knowledge.embedding import Embedder
+from knowledge.indexer import Indexer
+from knowledge.retrieval import HybridRetriever
+from knowledge.store import ChunkStore
+from tests.helpers import write_docs
+
+
+class RecordingEmbedder(Embedder):
+    """The real model, also noting what it was asked to embed; can fail on demand."""
+
+    def __init__(self, loaded: Embedder, fail_on_call: int | None = None) -> None:
+        super().__init__(loaded.model_name, batch_size=loaded.batch_size, dtype=loaded.dtype)
+        self._model = loaded.model
+        self.embedded: list[str] = []
+        self.calls = 0
+        self.fail_on_call = fail_on_call
+
+    def embed_documents(self, texts, progress=None) -> np.ndarray:
+        self.calls += 1
+        if self.fail_on_call is not None and self.calls >= self.fail_on_call:
+            raise RuntimeError("simulated crash while embedding")
+        self.embedded.extend(texts)
+        return super().embed_documents(texts, progress)
+
+
+DOCS = {
+    "install.md": "# Install\n\n## macOS\n\nDrag the app to Applications.\n\n## Windows\n\nRun DriftSetup.msi.\n",
+    "billing/plans.md": "# Plans\n\nThe Team plan costs 8 dollars per user per month.\n",
+    "billing/refunds.txt": "Refunds\n\nFull refund within 14 days of the first payment.\n",
+}
+
+
+@pytest.fixture()
+def docs(tmp_path: Path) -> Path:
+    return write_docs(tmp_path / "docs", DOCS)
+
+
+def make_indexer(tmp_path: Path, embedder: Embedder, **chunking) -> tuple[Indexer, ChunkStore]:
+    store = ChunkStore(str(tmp_path / "index"))
+    return Indexer(store, embedder, ChunkSettings(**chunking) if chunking else None), store
+
+
+def test_first_run_indexes_everything_and_records_settings(tmp_path: Path, docs: Path, embedder: Embedder) -> None:
+    indexer, store = make_indexer(tmp_path, embedder)
+    report = indexer.run([DocsRoot(docs)])
+    assert sorted(report.added) == sorted(DOCS)
+    assert report.full_rebuild == "no index yet"
+    assert report.documents == 3 and report.chunks >= 4
+    live = store.live()
+    assert live is not None and live.settings["embedding_model"].startswith("sentence-transformers/all-MiniLM-L6-v2@")
+    assert live.settings["chunking"]["max_tokens"] == 200
+
+
+def test_rerun_reembeds_only_the_changed_document_and_drops_the_deleted_one(
+    tmp_path: Path, docs: Path, embedder: Embedder
+) -> None:
+    spy = RecordingEmbedder(embedder)
+    indexer, store = make_indexer(tmp_path, spy)
+    first = indexer.run([DocsRoot(docs)])
+
+    spy.embedded.clear()
+    unchanged = indexer.run([DocsRoot(docs)])
+    assert spy.embedded == [] and unchanged.unchanged == 3
+    assert unchanged.version == first.version, "an unchanged run does not publish a new version"
+
+    (docs / "billing/plans.md").write_text("# Plans\n\nThe Team plan now costs 9 dollars per user per month.\n")
+    (docs / "billing/refunds.txt").unlink()
+    second = indexer.run([DocsRoot(docs)])
+    assert second.updated == ["billing/plans.md"] and second.deleted == ["billing/refunds.txt"]
+    assert second.added == [] and second.unchanged == 1
+    assert spy.embedded and all("9 dollars" in t for t in spy.embedded)
+    indexed = store.indexed_documents()
+    assert sorted(s for _, s in indexed) == ["billing/plans.md", "install.md"]
+
+    retriever = HybridRetriever(store, embedder)
+    top = retriever.search("How much is the Team plan?", k=1)[0]
+    assert top.source == "billing/plans.md" and "9 dollars" in top.text
+
+
+def test_bad_files_are_skipped_with_reasons_and_a_broken_known_doc_keeps_its_last_version(
+    tmp_path: Path, docs: Path, embedder: Embedder
+) -> None:
+    indexer, store = make_indexer(tmp_path, embedder)
+    indexer.run([DocsRoot(docs)])
+    (docs / "empty.md").write_text("")
+    (docs / "photo.png").write_bytes(b"\x89PNG\x00\x00")
+    (docs / "install.md").write_bytes(b"# Install\n\n\xff\xfe broken \x00 bytes")
+    report = indexer.run([DocsRoot(docs)])
+    reasons = {s.source: s.reason for s in report.skipped}
+    assert reasons["empty.md"] == "empty file"
+    assert reasons["photo.png"] == "unsupported file type .png"
+    assert "binary content" in reasons["install.md"]
+    assert report.kept_previous == ["install.md"] and report.deleted == []
+    assert "skipped install.md: binary content (NUL bytes) in a text file (previous version kept)" in report.summary()
+    assert ("docs", "install.md") in store.indexed_documents()
+
+
+def test_changed_chunking_forces_a_full_rebuild_and_says_so(tmp_path: Path, docs: Path, embedder: Embedder) -> None:
+    indexer, store = make_indexer(tmp_path, embedder)
+    indexer.run([DocsRoot(docs)])
+    rebuilt, _ = make_indexer(tmp_path, embedder, max_tokens=120, overlap_tokens=16)
+    report = rebuilt.run([DocsRoot(docs)])
+    assert report.full_rebuild is not None and "chunking" in report.full_rebuild
+    assert "Full rebuild: index settings changed" in report.summary()
+    assert sorted(report.added) == sorted(DOCS) and report.documents == 3
+
+
+def test_a_run_that_dies_midway_leaves_the_previous_index_answering(
+    tmp_path: Path, docs: Path, embedder: Embedder
+) -> None:
+    indexer, store = make_indexer(tmp_path, embedder)
+    indexer.run([DocsRoot(docs)])
+    retriever = HybridRetriever(store, embedder)
+    before = store.live()
+
+    # Change two docs so the crashing run has already deleted their old rows when it dies.
+    (docs / "billing/plans.md").write_text("# Plans\n\nThe Team plan costs 12 dollars per user per month.\n")
+    (docs / "install.md").write_text("# Install\n\nInstall with the new universal installer.\n")
+    crashing = Indexer(store, RecordingEmbedder(embedder, fail_on_call=1))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        crashing.run([DocsRoot(docs)])
+
+    assert store.live(refresh=True) == before
+    fresh_reader = HybridRetriever(ChunkStore(str(tmp_path / "index")), embedder)
+    for reader in (retriever, fresh_reader):
+        hit = reader.search("How much is the Team plan?", k=1)[0]
+        assert hit.source == "billing/plans.md" and "8 dollars" in hit.text
+        assert {p.source for p in reader.search("install on Windows msi", k=5)} >= {"install.md"}
+
+    recovered = indexer.run([DocsRoot(docs)])
+    assert sorted(recovered.updated) == ["billing/plans.md", "install.md"]
+    assert "12 dollars" in retriever.search("How much is the Team plan?", k=1)[0].text
+    assert store.live().documents == 3
+
+
+def test_two_roots_keep_separate_collections(tmp_path: Path, docs: Path, embedder: Embedder) -> None:
+    other = write_docs(tmp_path / "handbook", {"install.md": "# Internal install\n\nUse the company image.\n"})
+    indexer, store = make_indexer(tmp_path, embedder)
+    report = indexer.run([DocsRoot(docs), DocsRoot(other)])
+    assert "handbook/install.md" in report.added and "docs/install.md" in report.added
+    retriever = HybridRetriever(store, embedder)
+    scoped = retriever.search("install", k=5, collections=["handbook"])
+    assert [p.collection for p in scoped] == ["handbook"]
