@@ -23,9 +23,9 @@ class ChatMessage(Protocol):
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    max_new_tokens: int = 256
-    repetition_penalty: float = 1.15
-    max_prompt_tokens: int = 1536
+    max_new_tokens: int = 160
+    repetition_penalty: float = 1.0  # a penalty also applies to prompt tokens: it discourages quoting the docs
+    max_prompt_tokens: int = 2048
     threads: int = 0  # 0: let torch decide
 
     def __post_init__(self) -> None:

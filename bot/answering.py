@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.citations import cited_numbers
+from bot.generated_text import cited_numbers, tidy
 from bot.conversation import ConversationMemory
 from bot.prompting import build_messages, retrieval_query
 from bot.protocols import Generator, Passage, Retriever
@@ -18,7 +18,7 @@ TokenCallback = Callable[[str], None]
 
 @dataclass(frozen=True)
 class AnsweringSettings:
-    top_k: int = 4
+    top_k: int = 3
     closest_pages: int = 3
     fallback_citations: int = 2
     max_passage_chars: int = 1200
@@ -84,7 +84,7 @@ class AnswerService:
             raw = "".join(pieces)
         timings["generate"] = _ms(t0)
 
-        text, numbers = cited_numbers(raw, len(relevant))
+        text, numbers = cited_numbers(tidy(raw), len(relevant))
         if not text:
             answer = self._abstain(passages)
         else:

@@ -50,17 +50,18 @@ class EmbeddingConfig(BaseModel):
 
 
 class RetrievalConfig(BaseModel):
-    top_k: int = Field(4, ge=1, le=20)
-    candidates: int = Field(50, ge=1)
+    top_k: int = Field(3, ge=1, le=20, description="documents the answer is generated from")
+    candidates: int = Field(100, ge=1, description="chunks fetched by each search before fusion")
     vector_weight: float = Field(0.6, ge=0)
     text_weight: float = Field(0.4, ge=0)
-    min_similarity: float = Field(0.3, ge=-1, le=1)
+    identifier_boost: float = Field(0.15, ge=0, description="bonus when an error code / identifier matches verbatim")
+    min_similarity: float = Field(0.35, ge=-1, le=1, description="below this the bot says the docs lack the answer")
 
 
 class GenerationConfig(BaseModel):
     model: str = Field("bundled", description="'bundled' (SmolLM2-135M-Instruct) or a causal LM path/id")
-    max_new_tokens: int = Field(200, ge=1, le=4096)
-    repetition_penalty: float = Field(1.15, ge=1.0)
+    max_new_tokens: int = Field(160, ge=1, le=4096)
+    repetition_penalty: float = Field(1.0, ge=1.0, description="1.0: a penalty also discourages copying facts from the docs")
     threads: int = Field(0, ge=0)
 
 

@@ -20,6 +20,8 @@ class ConversationMemory:
         self._lock = threading.Lock()
 
     def history(self, conversation_id: str) -> list[Turn]:
+        if not conversation_id:
+            return []
         with self._lock:
             entry = self._turns.get(conversation_id)
             if entry is None:
@@ -31,7 +33,7 @@ class ConversationMemory:
             return list(turns)
 
     def remember(self, conversation_id: str, turn: Turn) -> None:
-        if self.max_turns <= 0:
+        if self.max_turns <= 0 or not conversation_id:
             return
         with self._lock:
             _, turns = self._turns.pop(conversation_id, (0.0, deque(maxlen=self.max_turns)))

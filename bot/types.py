@@ -14,7 +14,7 @@ class Question(BaseModel):
 
     text: str
     user_id: str = "anonymous"
-    conversation_id: str = "default"  # a thread, DM or console session: the memory key
+    conversation_id: str = ""  # a thread, DM or console session: the memory key ("" = no memory)
     channel_id: str | None = None
     platform: str = "cli"
     collections: list[str] | None = None  # restrict answers to these doc collections

@@ -78,7 +78,8 @@ class App:
 
         cfg = self.settings.retrieval
         return HybridRetriever(self.store, self.embedder, RetrievalSettings(
-            cfg.candidates, cfg.vector_weight, cfg.text_weight, cfg.min_similarity))
+            candidates=cfg.candidates, vector_weight=cfg.vector_weight, text_weight=cfg.text_weight,
+            min_similarity=cfg.min_similarity, identifier_boost=cfg.identifier_boost))
 
     def docs_roots(self, override: list[Path] | None = None) -> list[DocsRoot]:
         """Explicit folders, else configured ones, else those the live index was built from,

@@ -17,17 +17,20 @@ from knowledge.documents import heading_location
 from knowledge.embedding import Embedder
 from knowledge.store import ChunkStore
 
-# Tokens with a digit (error codes, versions, status codes): verbatim matches are strong evidence.
-_IDENTIFIER = re.compile(r"[A-Za-z0-9][\w.-]*\d[\w.-]*")
+# Tokens mixing letters and digits (error codes DW-1042, instance types d2.xlarge, EC2): a
+# verbatim match is strong evidence. Bare numbers (years, counts) are too common to count.
+_IDENTIFIER = re.compile(r"\b(?=[\w.-]*\d)(?=[\w.-]*[A-Za-z])[A-Za-z0-9][\w.-]*[A-Za-z0-9]")
 
 
 @dataclass(frozen=True)
 class RetrievalSettings:
-    candidates: int = 50
+    candidates: int = 100
     vector_weight: float = 0.6
     text_weight: float = 0.4
-    min_similarity: float = 0.3
+    min_similarity: float = 0.35
     identifier_boost: float = 0.15  # added when a query identifier (error code, version) appears verbatim
+    chunks_per_document: int = 2  # a passage may join a document's best chunks ...
+    companion_ratio: float = 0.85  # ... when the next one scores at least this share of the best
 
     def __post_init__(self) -> None:
         if self.candidates < 1:
@@ -95,23 +98,38 @@ class HybridRetriever:
         wv, wt = self.settings.vector_weight, self.settings.text_weight
         identifiers = {m.group(0).lower().strip(".-") for m in _IDENTIFIER.finditer(query)}
         identifiers = {i for i in identifiers if len(i) >= 3}
-        best: dict[tuple[str, str], tuple[float, dict]] = {}
+        per_doc: dict[tuple[str, str], list[tuple[float, dict]]] = {}
         for row in rows:
             haystack = (row["title"] + " " + row["heading"] + " " + row["text"]).lower()
             row["exact"] = any(i in haystack for i in identifiers)
             score = wv * row["similarity"] + wt * (row["bm25"] / top_bm25)
             score += self.settings.identifier_boost if row["exact"] else 0.0
-            key = (row["collection"], row["source"])
-            if key not in best or score > best[key][0]:
-                best[key] = (score, row)
-        ranked = sorted(best.values(), key=lambda item: item[0], reverse=True)[:k]
+            per_doc.setdefault((row["collection"], row["source"]), []).append((score, row))
+        for scored in per_doc.values():
+            scored.sort(key=lambda item: item[0], reverse=True)
+        ranked = sorted(per_doc.values(), key=lambda scored: scored[0][0], reverse=True)[:k]
         passages = []
-        for score, row in ranked:
+        for scored in ranked:
+            score, row = scored[0]
             exact = row["exact"]
             passages.append(RetrievedPassage(
                 collection=row["collection"], source=row["source"], title=row["title"],
-                heading=row["heading"], text=row["text"], url=row["url"], score=round(score, 4),
+                heading=row["heading"], text=self._passage_text(scored), url=row["url"], score=round(score, 4),
                 similarity=round(row["similarity"], 4), text_score=round(row["bm25"], 4),
                 exact_match=exact, relevant=exact or row["similarity"] >= self.settings.min_similarity,
             ))
         return passages
+
+    def _passage_text(self, scored: list[tuple[float, dict]]) -> str:
+        """The best chunk, plus close runners-up from the same page in reading order (the
+        page intro often outranks the section that actually holds the steps)."""
+        best = scored[0][0]
+        chosen = [row for score, row in scored[: self.settings.chunks_per_document]
+                  if score >= self.settings.companion_ratio * best]
+        chosen.sort(key=lambda row: row["position"])
+        parts = []
+        for row in chosen:
+            heading_tail = row["heading"].rsplit(" > ", 1)[-1]
+            show_heading = row is not scored[0][1] and heading_tail and heading_tail != scored[0][1]["heading"].rsplit(" > ", 1)[-1]
+            parts.append(f"{heading_tail}:\n{row['text']}" if show_heading else row["text"])
+        return "\n\n".join(parts)
