@@ -161,7 +161,7 @@ def evaluate(obj: Context, qa_file: Path, as_json: bool, no_generate: bool, limi
     click.echo("Retrieval: " + "  ".join(f"{k} {v:.3f}" for k, v in r.items()))
     click.echo(f"Abstained: {report['abstained']:.1%}")
     click.echo(f"Latency ms: p50 {report['latency_ms']['p50']}  p95 {report['latency_ms']['p95']}  "
-               f"mean {report['latency_ms']['mean']}")
+               f"mean {report['mean_latency_ms']}" + ("" if report["generated"] else " (retrieval only)"))
     if "answers" in report:
         click.echo(f"Answers citing an expected source: {report['answers']['cited_expected_source']:.1%}")
 

@@ -43,7 +43,7 @@ def _cut_loops(text: str, min_len: int = 24) -> str:
         span = text[start:start + min_len]
         first = seen.get(span)
         if first is not None and start - first >= min_len:
-            cut = text.rfind(" ", 0, start)
+            cut = start if text[start].isspace() else text.rfind(" ", 0, start)
             return text[: cut if cut > 0 else start].rstrip(" ,;:-")
         seen.setdefault(span, start)
     return text

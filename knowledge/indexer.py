@@ -11,7 +11,7 @@ from typing import Any
 from knowledge.chunking import Chunker, ChunkSettings
 from knowledge.documents import Chunk, DocsRoot, Document, SkippedFile
 from knowledge.embedding import Embedder
-from knowledge.loaders import LoadError, load_file
+from knowledge.loaders import LOADERS_VERSION, LoadError, load_file
 from knowledge.sources import iter_source_files, source_url
 from knowledge.store import ChunkStore
 
@@ -79,7 +79,8 @@ class Indexer:
 
     def settings_fingerprint(self) -> dict[str, Any]:
         """Everything that changes stored vectors or chunk boundaries."""
-        return {"embedding_model": self.embedder.model_id, "chunking": self.chunk_settings.fingerprint()}
+        return {"embedding_model": self.embedder.model_id, "chunking": self.chunk_settings.fingerprint(),
+                "loaders": LOADERS_VERSION}
 
     def run(self, roots: list[DocsRoot], progress: ProgressCallback | None = None) -> IndexReport:
         started = time.perf_counter()

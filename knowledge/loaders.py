@@ -15,6 +15,10 @@ from typing import Callable
 from knowledge.documents import Section
 
 
+# Bump when extraction changes what text a file yields: stored chunks are then rebuilt.
+LOADERS_VERSION = 2
+
+
 class LoadError(Exception):
     """A file that cannot be indexed; str(err) is the reason shown to the user."""
 

@@ -1,0 +1,26 @@
+# The README's two commands: `make demo` and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+QUESTION ?= How much does the Team plan cost?
+
+.PHONY: demo chat test install benchmarks
+
+demo: install
+	$(BIN)/supportbot index
+	$(BIN)/supportbot ask "$(QUESTION)"
+
+chat: install
+	$(BIN)/supportbot chat
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/install.sh
+	scripts/install.sh
+	touch $@
+
+test: install
+	$(BIN)/lint-imports
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
+
+benchmarks: install
+	$(BIN)/python -m tests.benchmarks.bench_retrieval

@@ -1,0 +1,112 @@
+"""End to end through the real CLI with the real bundled models on the bundled sample docs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ANSWER_KEYS = {"answer", "abstained", "citations", "timings_ms"}
+CITATION_KEYS = {"n", "source", "title", "url", "score"}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def env(data_dir: Path, model_cache: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    env.update({
+        "SUPPORTBOT_DATA_DIR": str(data_dir),
+        "SUPPORTBOT_MODEL_CACHE_DIR": str(model_cache),
+        "SUPPORTBOT_GENERATION__MAX_NEW_TOKENS": "64",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    })
+    return env
+
+
+def supportbot(env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True,
+               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], env=env, input=stdin, capture_output=True, text=True,
+        timeout=600, cwd=cwd,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_ask_without_an_index_builds_it_first_then_answers_with_citations(env: dict[str, str]) -> None:
+    result = supportbot(env, "ask", "--json", "How much does the Team plan cost?")
+    assert "No index yet: indexing" in result.stderr
+    answer = json.loads(result.stdout)
+    assert set(answer) == ANSWER_KEYS
+    assert answer["abstained"] is False
+    assert answer["answer"].strip() and "$8" in answer["answer"]
+    assert answer["citations"] and all(set(c) == CITATION_KEYS for c in answer["citations"])
+    assert answer["citations"][0]["source"] == "billing/plans.md"
+    assert answer["citations"][0]["n"] == 1 and answer["citations"][0]["title"] == "Plans and pricing"
+    assert {"retrieve", "generate", "total"} <= set(answer["timings_ms"])
+
+
+def test_out_of_scope_question_abstains(env: dict[str, str]) -> None:
+    answer = json.loads(supportbot(env, "ask", "--json", "What is the boiling point of olive oil in Kelvin?").stdout)
+    assert answer["abstained"] is True
+    assert answer["answer"].startswith("I couldn't find that in the docs.")
+    assert "generate" not in answer["timings_ms"]
+
+
+def test_index_reports_and_an_unchanged_rerun_embeds_nothing(env: dict[str, str], tmp_path: Path) -> None:
+    report = json.loads(supportbot(env, "index", "--json").stdout)
+    assert report["chunks_embedded"] == 0 and report["unchanged"] >= 16 and report["full_rebuild"] is None
+    status = json.loads(supportbot(env, "status", "--json").stdout)
+    assert status["documents"] == report["documents"] and status["index_version"] == report["version"]
+
+
+def test_eval_json_keeps_the_contract(env: dict[str, str], tmp_path: Path) -> None:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        json.dumps({"question": "How do I rotate an API key?", "answer": "Rotate", "sources": ["api/authentication.md"]})
+        + "\n" + json.dumps({"question": "What does error DW-3117 mean?", "answer": "clock",
+                             "sources": ["troubleshooting/error-codes.md"]}) + "\n"
+    )
+    report = json.loads(supportbot(env, "eval", "--qa", str(qa), "--json", "--no-generate").stdout)
+    assert report["questions"] == 2
+    assert set(report["retrieval"]) == {"hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10"}
+    assert report["retrieval"]["hit@5"] == 1.0
+    assert report["abstained"] == 0.0
+    assert set(report["latency_ms"]) == {"p50", "p95"}
+
+
+def test_bad_qa_file_and_bad_config_get_clear_errors(env: dict[str, str], tmp_path: Path) -> None:
+    qa = tmp_path / "bad.jsonl"
+    qa.write_text('{"question": "ok?", "sources": ["a.md"]}\nnot json\n{"sources": ["b.md"]}\n')
+    result = supportbot(env, "eval", "--qa", str(qa), check=False)
+    assert result.returncode == 1
+    assert "line 2: invalid JSON" in result.stderr and "line 3: missing 'question'" in result.stderr
+    config = tmp_path / "supportbot.toml"
+    config.write_text("[retrieval]\ntop_k = 'many'\n")
+    result = supportbot(env, "--config", str(config), "status", check=False)
+    assert result.returncode == 1 and "invalid configuration" in result.stderr and "top_k" in result.stderr
+
+
+def test_console_chat_follow_up_and_admin_commands(env: dict[str, str]) -> None:
+    script = "How do I install the desktop app on macOS?\nand for Windows?\n/status\n/reindex\n/frobnicate\n/quit\n"
+    out = supportbot(env, "chat", stdin=script).stdout
+    answers = out.split("Sources:")
+    assert len(answers) >= 3, out
+    assert "setup/install-macos.md" in answers[1].split("bot>")[0]
+    assert "setup/install-windows.md" in answers[2].split("bot>")[0]
+    assert "index version:" in out and "documents:" in out
+    assert "Added 0, updated 0, deleted 0" in out
+    assert "Unknown command /frobnicate. Type /help to see what I can do." in out
+    assert out.rstrip().endswith("bye.")
