@@ -65,6 +65,7 @@ class ConsoleChat:
 
     def handle(self, line: str) -> None:
         streamed: list[str] = []
+        progressed: list[str] = []
 
         def on_token(piece: str) -> None:
             if not streamed:
@@ -73,15 +74,16 @@ class ConsoleChat:
             self._write(piece, end="")
 
         def on_progress(line: str) -> None:
+            progressed.append(line)
             self._write(f"\r  re-indexing: {line}   ", end="")
 
         ctx = CommandContext(user_id=self.user_id, conversation_id=self.conversation_id, platform="console",
                              on_token=on_token, on_progress=on_progress)
         reply = self.registry.handle(line, ctx)
-        if streamed:
-            self._write("")
-        elif reply.answer is not None or reply.text:
-            self._write(("\r" if reply.data else "") + "bot> " + reply.text)
+        if streamed or progressed:
+            self._write("")  # end the streamed or in-place line
+        if not streamed:
+            self._write("bot> " + reply.text)
         if reply.answer is not None:
             sources = plain_sources(reply.answer)
             if sources:

@@ -29,8 +29,7 @@ def _progress_printer(quiet: bool):
         if bar is None:
             bar = bars[stage] = tqdm(total=total, desc=f"{stage:>9}", unit="", file=sys.stderr, leave=True)
         bar.total = total
-        bar.n = done
-        bar.refresh()
+        bar.update(done - bar.n)
         if done >= total:
             bar.close()
 

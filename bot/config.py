@@ -70,6 +70,29 @@ class ConversationConfig(BaseModel):
     ttl_hours: float = Field(24.0, gt=0)
 
 
+SECRET_FIELDS = {
+    "slack_bot_token": "SLACK_BOT_TOKEN", "slack_app_token": "SLACK_APP_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET", "discord_token": "DISCORD_TOKEN",
+}
+
+
+class SecretInConfigFile(ValueError):
+    pass
+
+
+class _TomlWithoutSecrets(TomlConfigSettingsSource):
+    """The TOML file may hold every setting but the platform secrets."""
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        for field, variable in SECRET_FIELDS.items():
+            if field in data or variable in data:
+                raise SecretInConfigFile(
+                    f"{field} must not be in the config file: set the {variable} environment variable instead"
+                )
+        return data
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SUPPORTBOT_", env_nested_delimiter="__", extra="forbid", populate_by_name=True,
@@ -106,7 +129,7 @@ class Settings(BaseSettings):
         env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+        return init_settings, env_settings, _TomlWithoutSecrets(settings_cls)
 
     @property
     def index_uri(self) -> str:
@@ -118,9 +141,8 @@ class Settings(BaseSettings):
 
     def public_view(self) -> dict[str, Any]:
         """Settings safe to show an admin: secrets only as set / not set."""
-        view = self.model_dump(mode="json", exclude={"slack_bot_token", "slack_app_token",
-                                                     "slack_signing_secret", "discord_token"})
-        for name in ("slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token"):
+        view = self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+        for name in SECRET_FIELDS:
             view[name] = "set" if getattr(self, name) else "not set"
         return view
 

@@ -122,13 +122,20 @@ class ChunkStore:
         return self._reader
 
     # ----- reading --------------------------------------------------------------------
+    def read_columns(self, columns: list[str], live: LiveIndex | None = None) -> pa.Table:
+        """Columns of every row of the live (or given) version; vectors only if asked for."""
+        live = live or self.live(refresh=True)
+        if live is None:
+            return pa.table({name: pa.array([], pa.string()) for name in columns})
+        table = self._db.open_table(live.table)
+        table.checkout(live.version)
+        return table.to_lance().to_table(columns=columns)
+
     def indexed_documents(self, live: LiveIndex | None = None) -> dict[tuple[str, str], IndexedDocument]:
         live = live or self.live(refresh=True)
         if live is None:
             return {}
-        table = self._db.open_table(live.table)
-        table.checkout(live.version)
-        data = table.to_lance().to_table(columns=["collection", "source", "content_hash", "mtime"])
+        data = self.read_columns(["collection", "source", "content_hash", "mtime"], live)
         docs: dict[tuple[str, str], IndexedDocument] = {}
         for row in data.to_pylist():
             key = (row["collection"], row["source"])

@@ -1,0 +1,60 @@
+"""Naive retrieval baselines for the benchmark: fixed 200-word chunks with no structure,
+searched by vector alone or by BM25 alone and ranked chunk by chunk. They live in a LanceDB
+table of their own, apart from the product's store."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+from knowledge.documents import DocsRoot
+from knowledge.embedding import Embedder
+from knowledge.sources import iter_source_files
+from knowledge.store import ChunkStore
+
+WORDS = 200
+
+
+def chunk_texts(store: ChunkStore) -> list[str]:
+    """The exact texts the product embedded (title line + chunk), read back from the index."""
+    return store.read_columns(["search_text"]).column("search_text").to_pylist()
+
+
+@dataclass
+class FixedChunkIndex:
+    table: object
+    embedder: Embedder
+    count: int
+
+    def search(self, question: str, mode: str, k: int) -> list[str]:
+        if mode == "vector":
+            query = self.table.search(self.embedder.embed_query(question)).distance_type("cosine")
+        else:
+            query = self.table.search(question, query_type="fts", fts_columns="text")
+        return [r["source"] for r in query.limit(k).select(["source"]).to_list()]
+
+
+def build_fixed_chunks(folder: Path, docs: Path, embedder: Embedder) -> FixedChunkIndex:
+    sources, texts = [], []
+    for source, path in iter_source_files(DocsRoot(docs)):
+        words = path.read_text(encoding="utf-8", errors="replace").split()
+        for start in range(0, len(words), WORDS):
+            sources.append(source)
+            texts.append(" ".join(words[start:start + WORDS]))
+    vectors = embedder.embed_documents(texts)
+    db = lancedb.connect(str(folder))
+    dims = vectors.shape[1]
+    data = pa.table({
+        "source": sources, "text": texts,
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1).astype(np.float32)), dims),
+    })
+    table = db.create_table("fixed", data=data, mode="overwrite")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        table.create_fts_index("text", replace=True)
+    return FixedChunkIndex(table, embedder, len(texts))

@@ -1,0 +1,53 @@
+"""Settings: TOML < environment < explicit options; secrets from the environment only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.config import SecretInConfigFile, load_settings
+
+
+def test_toml_then_env_then_explicit_overrides(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "conf" / "supportbot.toml"
+    config.parent.mkdir()
+    config.write_text(
+        'admins = ["slack:U1"]\n[[docs]]\npath = "docs"\nname = "product"\n'
+        "[retrieval]\ntop_k = 5\nmin_similarity = 0.4\n[generation]\nmax_new_tokens = 99\n"
+    )
+    clean_env.setenv("SUPPORTBOT_RETRIEVAL__TOP_K", "7")
+    settings = load_settings(config, data_dir=tmp_path / "data")
+    assert settings.retrieval.top_k == 7  # env beats the file
+    assert settings.retrieval.min_similarity == 0.4 and settings.generation.max_new_tokens == 99
+    assert settings.admins == ["slack:U1"]
+    assert settings.docs[0].path == config.parent / "docs" and settings.docs[0].name == "product"
+    assert settings.data_dir == tmp_path / "data" and settings.index_uri == str(tmp_path / "data" / "index")
+
+
+def test_secrets_come_from_the_environment_and_never_serialize(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret")
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.slack_bot_token is not None
+    assert settings.slack_bot_token.get_secret_value() == "xoxb-very-secret"
+    shown = json.dumps(settings.public_view()) + repr(settings) + str(settings) + settings.model_dump_json()
+    assert "xoxb-very-secret" not in shown
+    assert settings.public_view()["slack_bot_token"] == "set"
+    assert settings.public_view()["discord_token"] == "not set"
+
+
+def test_a_secret_in_the_config_file_is_refused(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "supportbot.toml"
+    config.write_text('slack_bot_token = "xoxb-in-a-file"\n')
+    with pytest.raises(SecretInConfigFile, match="set the SLACK_BOT_TOKEN environment variable instead") as caught:
+        load_settings(config)
+    assert "xoxb-in-a-file" not in str(caught.value)
+
+
+def test_invalid_values_and_missing_file_are_reported(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(FileNotFoundError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
+    clean_env.setenv("SUPPORTBOT_EMBEDDING__DTYPE", "float8")
+    with pytest.raises(Exception, match="dtype"):
+        load_settings(data_dir=tmp_path)
