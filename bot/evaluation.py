@@ -66,12 +66,13 @@ def load_qa(path: Path) -> list[QAItem]:
 
 
 def rank_metrics(ranked: Sequence[Sequence[str]], expected: Sequence[set[str]]) -> dict[str, float]:
-    """hit@k, MRR@10 and binary-relevance nDCG@10 over ranked source lists."""
+    """hit@k, MRR@10 and binary-relevance nDCG@10 over ranked document lists (a document
+    listed twice counts once, at its first rank)."""
     n = len(ranked)
     hits = {k: 0 for k in KS}
     mrr = ndcg = 0.0
     for docs, relevant in zip(ranked, expected):
-        docs = list(docs)[:10]
+        docs = list(dict.fromkeys(docs))[:10]
         first = next((i for i, d in enumerate(docs) if d in relevant), None)
         for k in KS:
             hits[k] += first is not None and first < k

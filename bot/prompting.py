@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.protocols import Passage
+from bot.protocols import PromptPassage
 from bot.types import ChatMessage, Turn
 
 # Short on purpose: a 135M model echoes long instructions back instead of following them.
@@ -20,7 +20,7 @@ _FOLLOW_UP_OPENERS = ("and ", "or ", "what about", "how about", "also", "same ",
 _FOLLOW_UP_WORDS = {"it", "its", "that", "this", "those", "these", "them", "they", "there", "one", "ones"}
 
 
-def render_passages(passages: Sequence[Passage], max_chars: int) -> str:
+def render_passages(passages: Sequence[PromptPassage], max_chars: int) -> str:
     """Markdown-style sections: the format small instruction-tuned models copy from best."""
     blocks = []
     for n, passage in enumerate(passages, 1):
@@ -29,7 +29,7 @@ def render_passages(passages: Sequence[Passage], max_chars: int) -> str:
     return "\n\n".join(blocks)
 
 
-def build_messages(question: str, passages: Sequence[Passage], history: Sequence[Turn],
+def build_messages(question: str, passages: Sequence[PromptPassage], history: Sequence[Turn],
                    max_passage_chars: int = 1200, max_history_chars: int = 600) -> list[ChatMessage]:
     messages = [ChatMessage(role="system", content=SYSTEM_PROMPT)]
     for turn in history:

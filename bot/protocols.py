@@ -12,6 +12,16 @@ from typing import Any, Protocol, runtime_checkable
 from bot.types import ChatMessage
 
 
+class PromptPassage(Protocol):
+    """What a prompt needs of a passage (voice training data has just this much)."""
+
+    @property
+    def location(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+
 class Passage(Protocol):
     """A retrieved piece of a document (the best chunk of one document)."""
 

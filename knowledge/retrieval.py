@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import numpy as np
 
 from knowledge.documents import heading_location
 from knowledge.embedding import Embedder
@@ -70,28 +69,11 @@ class HybridRetriever:
         query = query.strip()
         if not query:
             return []
-        where = None
-        if collections:
-            where = "collection IN (" + ", ".join("'" + c.replace("'", "''") + "'" for c in collections) + ")"
         vector = self.embedder.embed_query(query)
-        n = self.settings.candidates
-        candidates: dict[str, dict] = {}
-        for row in self.store.vector_search(vector, n, where):
-            row["similarity"] = 1.0 - float(row.pop("_distance"))
-            row["bm25"] = 0.0
-            candidates[row["chunk_id"]] = row
-        for row in self.store.text_search(query, n, where):
-            existing = candidates.get(row["chunk_id"])
-            bm25 = float(row.pop("_score"))
-            if existing is not None:
-                existing["bm25"] = bm25
-                continue
-            row["similarity"] = float(np.dot(np.asarray(row.pop("vector"), dtype=np.float32), vector))
-            row["bm25"] = bm25
-            candidates[row["chunk_id"]] = row
-        if not candidates:
+        rows = self.store.candidates(vector, query, self.settings.candidates, collections)
+        if not rows:
             return []
-        return self._fuse(query, list(candidates.values()), k)
+        return self._fuse(query, rows, k)
 
     def _fuse(self, query: str, rows: list[dict], k: int) -> list[RetrievedPassage]:
         top_bm25 = max(r["bm25"] for r in rows) or 1.0

@@ -81,6 +81,7 @@ class ChunkStore:
         self._db = lancedb.connect(uri, storage_options=self.storage_options)
         self._live: LiveIndex | None = None
         self._reader = None
+        self._snapshot_cache: tuple[int, _Snapshot] | None = None
         self._checked_at = 0.0
 
     # ----- manifest -------------------------------------------------------------------
@@ -144,29 +145,52 @@ class ChunkStore:
                                         (seen.chunks if seen else 0) + 1)
         return docs
 
-    def vector_search(self, vector: np.ndarray, limit: int, where: str | None = None) -> list[dict[str, Any]]:
-        table = self._live_table()
-        if table is None:
+    def candidates(self, vector: np.ndarray, text: str, limit: int,
+                   collections: list[str] | None = None) -> list[dict[str, Any]]:
+        """The top `limit` chunks by cosine and the top `limit` by BM25, merged; every row
+        carries both its exact cosine `similarity` and its `bm25` score (0 if not a text hit)."""
+        snapshot = self._snapshot()
+        if snapshot is None:
             return []
-        query = table.search(vector, vector_column_name="vector").distance_type("cosine").limit(limit)
-        if where:
-            query = query.where(where, prefilter=True)
-        return query.select(CHUNK_COLUMNS + ["_distance"]).to_list()
+        rows: dict[int, dict[str, Any]] = {}
+        sims = snapshot.similarities(vector, collections)
+        for index in snapshot.top(sims, limit):
+            rows[index] = snapshot.row(index, float(sims[index]), 0.0)
+        for chunk_id, bm25 in self._text_hits(text, limit, collections):
+            index = snapshot.index_of.get(chunk_id)
+            if index is None:
+                continue
+            if index in rows:
+                rows[index]["bm25"] = bm25
+            else:
+                rows[index] = snapshot.row(index, float(sims[index]), bm25)
+        return list(rows.values())
 
-    def text_search(self, text: str, limit: int, where: str | None = None) -> list[dict[str, Any]]:
-        """BM25 over title, heading path and text; also returns vectors for exact rescoring."""
+    def _text_hits(self, text: str, limit: int, collections: list[str] | None) -> list[tuple[str, float]]:
         table = self._live_table()
         if table is None or not text.strip():
             return []
         query = table.search(text, query_type="fts", fts_columns="search_text").limit(limit)
-        if where:
-            query = query.where(where, prefilter=True)
+        if collections:
+            query = query.where("collection IN (" + ", ".join(_quote(c) for c in collections) + ")", prefilter=True)
         try:
-            return query.select(CHUNK_COLUMNS + ["vector", "_score"]).to_list()
+            hits = query.select(["chunk_id", "_score"]).to_arrow()
         except ValueError as err:  # an empty index has no full-text index to search
             if "INVERTED index" in str(err):
                 return []
             raise
+        return list(zip(hits.column("chunk_id").to_pylist(), hits.column("_score").to_pylist()))
+
+    def _snapshot(self) -> _Snapshot | None:
+        """The live version's vectors and chunk fields in memory: exact cosine over every
+        chunk in a few milliseconds, rebuilt only when a new version goes live."""
+        live = self.live()
+        if live is None:
+            return None
+        if self._snapshot_cache is None or self._snapshot_cache[0] != live.seq:
+            table = self.read_columns(CHUNK_COLUMNS + ["vector"], live)
+            self._snapshot_cache = (live.seq, _Snapshot(table))
+        return self._snapshot_cache[1]
 
     # ----- writing --------------------------------------------------------------------
     def begin(self, settings: dict[str, Any], dims: int) -> tuple[IndexWriter, str | None]:
@@ -212,6 +236,36 @@ class ChunkStore:
         for name in self._table_names():
             if name.startswith("chunks_") and name not in keep:
                 self._db.drop_table(name)
+
+
+class _Snapshot:
+    def __init__(self, table: pa.Table) -> None:
+        n = table.num_rows
+        vectors = table.column("vector").combine_chunks()
+        dims = vectors.type.list_size
+        self.vectors = np.asarray(vectors.flatten(), dtype=np.float32).reshape(n, dims)
+        self.columns = {name: table.column(name).combine_chunks() for name in CHUNK_COLUMNS}
+        self.collections = np.asarray(self.columns["collection"].to_pylist(), dtype=object)
+        self.index_of = {chunk_id: i for i, chunk_id in enumerate(self.columns["chunk_id"].to_pylist())}
+
+    def similarities(self, vector: np.ndarray, collections: list[str] | None) -> np.ndarray:
+        sims = self.vectors @ np.asarray(vector, dtype=np.float32)
+        if collections:
+            sims = np.where(np.isin(self.collections, collections), sims, -np.inf)
+        return sims
+
+    @staticmethod
+    def top(sims: np.ndarray, limit: int) -> list[int]:
+        if sims.size == 0:
+            return []
+        limit = min(limit, sims.size)
+        top = np.argpartition(-sims, limit - 1)[:limit]
+        return [int(i) for i in top if np.isfinite(sims[i])]
+
+    def row(self, index: int, similarity: float, bm25: float) -> dict[str, Any]:
+        row = {name: values[index].as_py() for name, values in self.columns.items()}
+        row["similarity"], row["bm25"] = similarity, bm25
+        return row
 
 
 class IndexWriter:
