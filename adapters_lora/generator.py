@@ -1,7 +1,9 @@
-"""In-process text generation with transformers: chat template, greedy decoding, streaming.
+"""In-process text generation with transformers: chat template, greedy decoding, streaming,
+and brand voices (LoRA adapters) switched per request without reloading the model.
 
-The voice (LoRA) adapter seam: `adapter_path` is loaded on top of the base model with peft
-when given; training and the adapter registry come with the brand-voice work.
+`voice=None` speaks with the registry's active voice (re-read on every request, so
+`supportbot voice activate` in another process hot-swaps a running bot); a voice name picks
+that voice; BASE_VOICE runs the bare base model.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from adapters_lora.base_model import resolve_base_model
+from adapters_lora.registry import VoiceRegistry
+from adapters_lora.voice_switch import VoiceSwitch
+
+BASE_VOICE = "base"
 
 
 class ChatMessage(Protocol):
@@ -39,11 +45,13 @@ class TransformersGenerator:
     """Loads the model on first use; one generation at a time (a lock guards the model)."""
 
     def __init__(self, model: str, cache_dir: Path, settings: GenerationSettings | None = None,
-                 adapter_path: str | None = None) -> None:
+                 voices: VoiceRegistry | None = None, merge_voice: bool = True) -> None:
         self.model_spec = model
         self.cache_dir = Path(cache_dir)
         self.settings = settings or GenerationSettings()
-        self.adapter_path = adapter_path
+        self.voices = voices
+        self.merge_voice = merge_voice
+        self._switch: VoiceSwitch | None = None
         self._model = None
         self._tokenizer = None
         self._load_lock = threading.Lock()
@@ -67,12 +75,25 @@ class TransformersGenerator:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-            if self.adapter_path:
-                from peft import PeftModel
-
-                model = PeftModel.from_pretrained(model, self.adapter_path)
             model.eval()
             self._tokenizer, self._model = tokenizer, model
+            self._switch = VoiceSwitch(model, merge=self.merge_voice)
+
+    @property
+    def voice(self) -> str | None:
+        """The voice in effect after the last request (None: base model)."""
+        return self._switch.current if self._switch else None
+
+    def _use_voice(self, voice: str | None) -> None:
+        """Switch to the requested voice; caller holds the run lock."""
+        assert self._switch is not None
+        name = self.voices.active if voice is None and self.voices else voice
+        if name in (None, BASE_VOICE):
+            self._switch.use(None)
+            return
+        if self.voices is None:
+            raise ValueError(f"voice {name!r} requested but no voice registry is configured")
+        self._switch.use(name, self.voices.path(name))
 
     def _inputs(self, messages: Sequence[ChatMessage]) -> dict[str, Any]:
         self.load()
@@ -97,16 +118,20 @@ class TransformersGenerator:
         self.load()
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> str:
+    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None,
+                 voice: str | None = None) -> str:
         import torch
 
         inputs = self._inputs(messages)
-        with self._run_lock, torch.inference_mode():
-            output = self._model.generate(**inputs, **self._generate_kwargs(max_new_tokens))
+        with self._run_lock:
+            self._use_voice(voice)
+            with torch.inference_mode(), self._switch.generating() as model:
+                output = model.generate(**inputs, **self._generate_kwargs(max_new_tokens))
         new_tokens = output[0, inputs["input_ids"].shape[1]:]
         return self._tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
 
-    def stream(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> Iterator[str]:
+    def stream(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None,
+               voice: str | None = None) -> Iterator[str]:
         """Yield text pieces as they are generated (generation runs in a helper thread)."""
         import torch
         from transformers import TextIteratorStreamer
@@ -117,8 +142,10 @@ class TransformersGenerator:
 
         def run() -> None:
             try:
-                with self._run_lock, torch.inference_mode():
-                    self._model.generate(**inputs, **self._generate_kwargs(max_new_tokens), streamer=streamer)
+                with self._run_lock:
+                    self._use_voice(voice)
+                    with torch.inference_mode(), self._switch.generating() as model:
+                        model.generate(**inputs, **self._generate_kwargs(max_new_tokens), streamer=streamer)
             except BaseException as err:  # surfaced to the consumer below
                 errors.append(err)
                 streamer.end()
@@ -131,3 +158,18 @@ class TransformersGenerator:
         worker.join()
         if errors:
             raise errors[0]
+
+    def reply_loss(self, messages: Sequence[ChatMessage], reply: str, voice: str | None = None) -> tuple[float, int]:
+        """Summed negative log-likelihood of `reply` after the prompt, and its token count
+        (perplexity = exp(sum / count) over many replies)."""
+        import torch
+
+        prompt = self._inputs(messages)["input_ids"]
+        reply_ids = self._tokenizer(reply, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        ids = torch.cat([prompt, reply_ids], dim=1)
+        with self._run_lock:
+            self._use_voice(voice)
+            with torch.inference_mode(), self._switch.generating() as model:
+                logits = model(input_ids=ids).logits[0, prompt.shape[1] - 1:-1].float()
+        nll = torch.nn.functional.cross_entropy(logits, reply_ids[0], reduction="sum")
+        return float(nll), int(reply_ids.shape[1])

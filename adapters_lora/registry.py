@@ -52,6 +52,8 @@ class VoiceRegistry:
 
     @staticmethod
     def check_name(name: str) -> str:
+        if name.lower() == "base":
+            raise RegistryError("'base' is reserved for the bare base model")
         if not _NAME.match(name):
             raise RegistryError(f"invalid voice name {name!r}: use letters, digits, '.', '_' or '-' (max 64)")
         return name

@@ -70,6 +70,7 @@ class TrainingResult:
     initial_held_out_loss: float
     seconds: float
     stopped_early: bool
+    model: Any = field(default=None, repr=False)  # the trained peft model, still in memory
 
 
 Progress = Callable[[str], None]
@@ -77,7 +78,7 @@ Progress = Callable[[str], None]
 
 def train_voice(dataset: Path, name: str, registry: VoiceRegistry, base_model: str, base_model_id: str,
                 config: TrainingConfig | None = None, progress_bar: bool = True,
-                log: Progress | None = None) -> TrainingResult:
+                log: Progress | None = None, on_step: Callable[[int, float], None] | None = None) -> TrainingResult:
     import torch
     from peft import LoraConfig, get_peft_model
     from tqdm import tqdm
@@ -145,6 +146,8 @@ def train_voice(dataset: Path, name: str, registry: VoiceRegistry, base_model: s
                 curve["train"].append([step, loss_sum / n])
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / n:.3f}")
+                if on_step:
+                    on_step(step, loss_sum / n)
                 if step % eval_every == 0 or step == total_steps:
                     current = held_out_loss()
                     curve["held_out"].append([step, current])
@@ -166,8 +169,9 @@ def train_voice(dataset: Path, name: str, registry: VoiceRegistry, base_model: s
         model.load_state_dict(best_state, strict=False)
     seconds = time.perf_counter() - started
 
+    model.eval()
     result = TrainingResult(name, registry.root / name, len(train_enc), len(held_enc), skipped_a + skipped_b, step,
-                            best_loss, initial, seconds, stopped_early)
+                            best_loss, initial, seconds, stopped_early, model)
     with registry.staging(name) as staging:
         model.save_pretrained(staging)
         meta = _voice_meta(result, config, base_model_id, dataset, len(examples))

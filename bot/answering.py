@@ -22,7 +22,9 @@ class AnsweringSettings:
     closest_pages: int = 3
     fallback_citations: int = 2
     max_passage_chars: int = 1200
+    max_question_chars: int = 2000  # keeps every prompt inside the generator's token budget
     context_weight: float = 0.5  # how much a follow-up's retrieval leans on the previous question
+    channel_voices: tuple[tuple[str, str], ...] = ()  # (channel id, voice name); others use the active voice
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -37,11 +39,12 @@ class AnswerService:
         self.memory = memory or ConversationMemory()
         self.settings = settings or AnsweringSettings()
 
-    def retrieve(self, question: Question) -> list[Passage]:
+    def retrieve(self, question: Question, history: Sequence[Turn] | None = None) -> list[Passage]:
         """Top passages. A follow-up is searched on its own and together with the question
         it follows; its own words lead and the context breaks ties, so "and for Windows?"
         after a macOS question finds the Windows page, not the macOS one again."""
-        history = self.memory.history(question.conversation_id)
+        if history is None:
+            history = self.memory.history(question.conversation_id)
         query = retrieval_query(question.text, history)
         k, scope = self.settings.top_k, question.collections
         if query == question.text:
@@ -63,8 +66,11 @@ class AnswerService:
         timings: dict[str, float] = {}
         if not question.text.strip():
             return Answer(answer="Please ask a question.", abstained=True)
+        if len(question.text) > self.settings.max_question_chars:
+            return Answer(answer=f"That question is {len(question.text):,} characters long; please shorten it to "
+                                 f"under {self.settings.max_question_chars:,} and ask again.", abstained=True)
         history = self.memory.history(question.conversation_id)
-        passages = self.retrieve(question)
+        passages = self.retrieve(question, history)
         timings["retrieve"] = _ms(started)
         relevant = [p for p in passages if p.relevant]
         if not relevant:
@@ -74,11 +80,12 @@ class AnswerService:
 
         messages = build_messages(question.text, relevant, history, self.settings.max_passage_chars)
         t0 = time.perf_counter()
+        voice = dict(self.settings.channel_voices).get(question.channel_id or "")
         if on_token is None:
-            raw = self.generator.generate(messages)
+            raw = self.generator.generate(messages, voice=voice)
         else:
             pieces = []
-            for piece in self.generator.stream(messages):
+            for piece in self.generator.stream(messages, voice=voice):
                 pieces.append(piece)
                 on_token(piece)
             raw = "".join(pieces)

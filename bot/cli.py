@@ -179,12 +179,10 @@ def status(obj: Context, as_json: bool) -> None:
 
 
 def main() -> None:
+    import bot.cli_voice  # noqa: F401  (registers `supportbot voice ...`)
+
     try:
         cli(standalone_mode=True)
     except KeyboardInterrupt:
         click.echo("\nInterrupted.", err=True)
         sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

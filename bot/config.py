@@ -65,6 +65,11 @@ class GenerationConfig(BaseModel):
     threads: int = Field(0, ge=0)
 
 
+class VoiceConfig(BaseModel):
+    channels: dict[str, str] = Field(default_factory=dict, description="channel id -> voice name")
+    merge: bool = Field(True, description="merge the voice in use into the weights (no speed cost)")
+
+
 class ConversationConfig(BaseModel):
     history_turns: int = Field(3, ge=0)
     ttl_hours: float = Field(24.0, gt=0)
@@ -107,6 +112,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
+    voice: VoiceConfig = Field(default_factory=VoiceConfig)
 
     slack_bot_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"), exclude=True)
     slack_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"), exclude=True)
@@ -134,6 +140,10 @@ class Settings(BaseSettings):
     @property
     def index_uri(self) -> str:
         return self.index.uri or str(self.data_dir / "index")
+
+    @property
+    def voices_dir(self) -> Path:
+        return self.data_dir / "voices"
 
     @property
     def models_dir(self) -> Path:

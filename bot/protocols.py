@@ -47,9 +47,13 @@ class Retriever(Protocol):
 
 @runtime_checkable
 class Generator(Protocol):
-    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> str: ...
+    """voice=None: the active brand voice; a name: that voice; "base": no voice adapter."""
 
-    def stream(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> Iterator[str]: ...
+    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None,
+                 voice: str | None = None) -> str: ...
+
+    def stream(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None,
+               voice: str | None = None) -> Iterator[str]: ...
 
 
 ProgressCallback = Callable[[str, int, int], None]

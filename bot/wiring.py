@@ -112,6 +112,24 @@ class App:
 
     # ----- generation -----------------------------------------------------------------
     @cached_property
+    def voices(self):
+        from adapters_lora.registry import VoiceRegistry
+
+        return VoiceRegistry(self.settings.voices_dir)
+
+    def base_model_path(self) -> str:
+        """The base generator as a loadable folder or id (converts the bundled GGUF once)."""
+        from adapters_lora.base_model import resolve_base_model
+
+        return resolve_base_model(self.settings.generation.model, self.settings.models_dir)
+
+    def base_model_id(self) -> str:
+        from adapters_lora.base_model import BUNDLED, BUNDLED_MODEL_ID
+
+        model = self.settings.generation.model
+        return BUNDLED_MODEL_ID if model == BUNDLED else model
+
+    @cached_property
     def generator(self):
         from adapters_lora.generator import GenerationSettings, TransformersGenerator
 
@@ -119,6 +137,7 @@ class App:
         return TransformersGenerator(
             cfg.model, self.settings.models_dir,
             GenerationSettings(cfg.max_new_tokens, cfg.repetition_penalty, threads=cfg.threads),
+            voices=self.voices, merge_voice=self.settings.voice.merge,
         )
 
     # ----- core -----------------------------------------------------------------------
@@ -126,13 +145,24 @@ class App:
     def answers(self) -> AnswerService:
         conv = self.settings.conversation
         memory = ConversationMemory(max_turns=conv.history_turns, ttl_seconds=conv.ttl_hours * 3600)
-        return AnswerService(self.retriever, self.generator, memory,
-                             AnsweringSettings(top_k=self.settings.retrieval.top_k))
+        return AnswerService(self.retriever, self.generator, memory, AnsweringSettings(
+            top_k=self.settings.retrieval.top_k, channel_voices=tuple(self.settings.voice.channels.items())))
 
     @cached_property
     def commands(self) -> CommandRegistry:
         policy = AccessPolicy(self.settings.admins, trusted_platforms={"console", "cli"})
         return build_registry(policy, self.answers, self, self, self.flight)
+
+    def train_voice(self, dataset: Path, name: str, overrides: dict[str, Any]):
+        from adapters_lora.train import TrainingConfig, train_voice
+
+        return train_voice(dataset, name, self.voices, self.base_model_path(), self.base_model_id(),
+                           TrainingConfig(**overrides))
+
+    def evaluate_voice(self, name: str, log=None) -> dict[str, Any]:
+        from adapters_lora.voice_eval import evaluate_voice
+
+        return evaluate_voice(self.generator, self.voices, name, self.embedder.embed_documents, log=log)
 
     def status(self) -> dict[str, Any]:
         live = self.store.live(refresh=True)
@@ -145,10 +175,32 @@ class App:
             "index_uri": self.settings.index_uri,
             "embedding_model": self.embedder.model_id,
             "generator_model": self.settings.generation.model,
+            "voice": self.voices.active or "base model (no voice adapter)",
             "data_dir": str(self.settings.data_dir),
             "host": platform.node(),
         }
         return info
+
+
+def bundled_voice_dataset() -> Path:
+    return Path(str(resources.files("adapters_lora") / "sample_voice" / "driftwood_voice.jsonl"))
+
+
+def voice_errors() -> tuple[type[Exception], ...]:
+    from adapters_lora.dataset import DatasetError
+    from adapters_lora.registry import RegistryError
+
+    return (DatasetError, RegistryError, FileNotFoundError, ValueError)
+
+
+def check_voice_dataset(path: Path) -> str:
+    from adapters_lora.dataset import load_examples, split_held_out
+
+    examples = load_examples(path)
+    with_context = sum(1 for e in examples if e.context)
+    train, held = split_held_out(examples, 0.1, 1234)
+    return (f"{path}: {len(examples)} examples OK ({with_context} with context); "
+            f"{len(train)} for training, {len(held)} held out.")
 
 
 def _unique_names(roots: list[DocsRoot]) -> list[DocsRoot]:

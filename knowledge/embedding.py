@@ -10,6 +10,7 @@ import importlib.util
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from threading import Lock
 
@@ -55,6 +56,8 @@ class Embedder:
         self.batch_size = batch_size
         self.dtype = resolve_dtype(dtype)
         self._model = None
+        self._query_model = None
+        self._query_pool: ThreadPoolExecutor | None = None
         self._lock = Lock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache_size = query_cache_size
@@ -65,22 +68,36 @@ class Embedder:
         name = BUNDLED_MODEL_ID if self.model_name == BUNDLED else self.model_name
         return f"{name}@{self.dtype}"
 
+    def _load(self):
+        from sentence_transformers import SentenceTransformer
+
+        path = str(bundled_model_path()) if self.model_name == BUNDLED else self.model_name
+        if self.model_name == BUNDLED:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        return SentenceTransformer(path, device="cpu")
+
     @property
-    def model(self):  # -> SentenceTransformer
+    def model(self):  # -> SentenceTransformer, in the indexing dtype
         with self._lock:
             if self._model is None:
-                from sentence_transformers import SentenceTransformer
-
-                path = str(bundled_model_path()) if self.model_name == BUNDLED else self.model_name
-                if self.model_name == BUNDLED:
-                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                model = SentenceTransformer(path, device="cpu")
+                model = self._load()
                 if self.dtype == "bfloat16":
                     import torch
 
                     model = model.to(torch.bfloat16)
                 self._model = model
             return self._model
+
+    @property
+    def query_model(self):  # -> SentenceTransformer
+        """Queries run in float32: one short input at a time gains nothing from bfloat16, and
+        bfloat16 kernels are built per new input shape (tens of ms for each new length)."""
+        if self.dtype == "float32":
+            return self.model
+        with self._lock:
+            if self._query_model is None:
+                self._query_model = self._load()
+            return self._query_model
 
     @property
     def dimensions(self) -> int:
@@ -129,10 +146,26 @@ class Embedder:
         if cached is not None:
             self._query_cache.move_to_end(text)
             return cached
-        vector = np.asarray(self.model.encode(
-            [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )[0], dtype=np.float32)
+        if self._query_pool is None:
+            with self._lock:
+                if self._query_pool is None:
+                    self._query_pool = ThreadPoolExecutor(1, "supportbot-query", initializer=_one_torch_thread)
+        vector = self._query_pool.submit(self._encode_query, text).result()
         self._query_cache[text] = vector
         if len(self._query_cache) > self._query_cache_size:
             self._query_cache.popitem(last=False)
         return vector
+
+    def _encode_query(self, text: str) -> np.ndarray:
+        return np.asarray(self.query_model.encode(
+            [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )[0], dtype=np.float32)
+
+
+def _one_torch_thread() -> None:
+    """Queries are encoded on one dedicated thread with one torch thread (a per-thread
+    setting): two spinning OpenMP threads fight LanceDB's search threads and triple the
+    latency, while generation elsewhere keeps every core."""
+    import torch
+
+    torch.set_num_threads(1)

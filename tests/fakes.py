@@ -13,13 +13,18 @@ class ScriptedGenerator:
     def __init__(self, reply: str = "It works [1].") -> None:
         self.reply = reply
         self.prompts: list[list[ChatMessage]] = []
+        self.voices: list[str | None] = []
 
-    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> str:
+    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None,
+                 voice: str | None = None) -> str:
         self.prompts.append(list(messages))
+        self.voices.append(voice)
         return self.reply
 
-    def stream(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> Iterator[str]:
+    def stream(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None,
+               voice: str | None = None) -> Iterator[str]:
         self.prompts.append(list(messages))
+        self.voices.append(voice)
         for word in self.reply.split(" "):
             yield word + " "
 
@@ -27,7 +32,8 @@ class ScriptedGenerator:
 class ObedientGenerator(ScriptedGenerator):
     """The worst-case model: does whatever the prompt says, i.e. prints the whole prompt back."""
 
-    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None) -> str:
+    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None,
+                 voice: str | None = None) -> str:
         self.prompts.append(list(messages))
         return "\n".join(m.content for m in messages)
 

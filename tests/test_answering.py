@@ -100,3 +100,10 @@ def test_injected_doc_cannot_pull_config_or_secrets_into_a_prompt(
     for forbidden in (secret, "discord-secret-456", str(settings.data_dir), "slack:UADMIN", settings.index_uri):
         assert forbidden not in prompt_text
         assert forbidden not in answer.answer
+
+
+def test_an_overlong_question_gets_a_clear_message_not_an_error(sample_retriever: HybridRetriever) -> None:
+    generator = ScriptedGenerator()
+    answer = AnswerService(sample_retriever, generator).answer(Question(text="why? " * 1000))
+    assert answer.abstained and answer.answer.startswith("That question is 5,000 characters long")
+    assert generator.prompts == []

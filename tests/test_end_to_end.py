@@ -21,8 +21,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
-@pytest.fixture(scope="module")
-def env(data_dir: Path, model_cache: Path) -> dict[str, str]:
+def make_env(data_dir: Path, model_cache: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
     env.update({
         "SUPPORTBOT_DATA_DIR": str(data_dir),
@@ -34,10 +33,18 @@ def env(data_dir: Path, model_cache: Path) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="module")
+def env(data_dir: Path, model_cache: Path) -> dict[str, str]:
+    """A data dir whose index holds the bundled sample docs."""
+    env = make_env(data_dir, model_cache)
+    supportbot(env, "index")
+    return env
+
+
 def supportbot(env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True,
                cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], env=env, input=stdin, capture_output=True, text=True,
+        [sys.executable, "-m", "bot", *args], env=env, input=stdin, capture_output=True, text=True,
         timeout=600, cwd=cwd,
     )
     if check:
@@ -45,8 +52,8 @@ def supportbot(env: dict[str, str], *args: str, stdin: str | None = None, check:
     return result
 
 
-def test_ask_without_an_index_builds_it_first_then_answers_with_citations(env: dict[str, str]) -> None:
-    result = supportbot(env, "ask", "--json", "How much does the Team plan cost?")
+def test_ask_without_an_index_builds_it_first_then_answers_with_citations(tmp_path: Path, model_cache: Path) -> None:
+    result = supportbot(make_env(tmp_path, model_cache), "ask", "--json", "How much does the Team plan cost?")
     assert "No index yet: indexing" in result.stderr
     answer = json.loads(result.stdout)
     assert set(answer) == ANSWER_KEYS
