@@ -24,3 +24,4 @@ test: install
 
 benchmarks: install
 	$(BIN)/python -m tests.benchmarks.bench_retrieval
+	$(BIN)/python -m tests.benchmarks.bench_voice

@@ -33,9 +33,14 @@ class TrainingConfig:
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
         metadata={"help": "module names that get LoRA matrices"},
     )
+    top_layers: int = field(default=12, metadata={
+        "help": "LoRA only in the top N decoder layers (0: all). Backpropagation then stops below them: "
+                "much faster on CPU, and tone and format live in the upper layers"})
     learning_rate: float = field(default=4e-4, metadata={"help": "AdamW learning rate (linear decay)"})
-    epochs: int = field(default=4, metadata={"help": "passes over the training split (early stopping may end sooner)"})
+    epochs: int = field(default=2, metadata={"help": "passes over the training split (early stopping may end sooner)"})
     batch_size: int = field(default=8, metadata={"help": "examples per optimizer step"})
+    micro_batch_size: int = field(default=2, metadata={
+        "help": "examples per forward/backward pass; gradients accumulate up to batch_size (bounds memory)"})
     max_seq_tokens: int = field(default=640, metadata={"help": "longer examples are skipped and counted"})
     held_out_fraction: float = field(default=0.1, metadata={"help": "share of examples held out for early stopping"})
     evals_per_epoch: int = field(default=2, metadata={"help": "held-out loss checks per epoch"})
@@ -49,10 +54,12 @@ class TrainingConfig:
             raise ValueError("rank and alpha must be >= 1")
         if not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
-        if self.learning_rate <= 0 or self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("learning_rate, epochs and batch_size must be positive")
+        if self.learning_rate <= 0 or self.epochs < 1 or self.batch_size < 1 or self.micro_batch_size < 1:
+            raise ValueError("learning_rate, epochs, batch_size and micro_batch_size must be positive")
         if not 0 < self.held_out_fraction < 1:
             raise ValueError("held_out_fraction must be between 0 and 1")
+        if self.top_layers < 0:
+            raise ValueError("top_layers must be >= 0")
         if self.max_seq_tokens < 32:
             raise ValueError("max_seq_tokens must be >= 32")
         self.target_modules = tuple(self.target_modules)
@@ -100,8 +107,11 @@ def train_voice(dataset: Path, name: str, registry: VoiceRegistry, base_model: s
     held_enc, skipped_b = _encode_all(tokenizer, held_set, config.max_seq_tokens)
     if not train_enc or not held_enc:
         raise ValueError("no examples fit max_seq_tokens; shorten them or raise the limit")
+    layers = model.config.num_hidden_layers
+    top = min(config.top_layers or layers, layers)
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                      target_modules=list(config.target_modules), task_type="CAUSAL_LM")
+                      target_modules=list(config.target_modules), task_type="CAUSAL_LM",
+                      layers_to_transform=list(range(layers - top, layers)))
     model = get_peft_model(model, lora)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     use_bf16 = config.bf16 and _cpu_has_bf16()
@@ -119,7 +129,7 @@ def train_voice(dataset: Path, name: str, registry: VoiceRegistry, base_model: s
         model.eval()
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
             total, count = 0.0, 0
-            for batch in _batches(held_enc, config.batch_size, pad_id):
+            for batch in _batches(held_enc, config.micro_batch_size, pad_id):
                 loss_sum, n = _loss_sum(model, batch)
                 total, count = total + loss_sum, count + n
         model.train()
@@ -131,14 +141,18 @@ def train_voice(dataset: Path, name: str, registry: VoiceRegistry, base_model: s
     say(f"Training voice {name!r}: {len(train_enc)} examples, {len(held_enc)} held out, "
         f"{total_steps} steps (held-out loss before: {initial:.3f})")
     bar = tqdm(total=total_steps, desc="training", unit="step", file=sys.stderr, disable=not progress_bar)
-    order = list(range(len(train_enc)))
     model.train()
     try:
-        for _epoch in range(config.epochs):
-            random.Random(config.seed + _epoch).shuffle(order)
-            for batch in _batches([train_enc[i] for i in order], config.batch_size, pad_id):
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                    loss_sum, n = _loss_sum(model, batch, grad=True)
+        for epoch in range(config.epochs):
+            ordered = _bucketed(train_enc, config.batch_size, config.seed + epoch)
+            for start in range(0, len(ordered), config.batch_size):
+                group = ordered[start:start + config.batch_size]
+                tokens = sum(e.reply_tokens for e in group)
+                loss_sum, n = 0.0, 0
+                for micro in _batches(group, config.micro_batch_size, pad_id):
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                        part, count = _loss_sum(model, micro, grad_scale=1.0 / max(1, tokens))
+                    loss_sum, n = loss_sum + part, n + count
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -188,6 +202,18 @@ def _encode_all(tokenizer, examples: list[VoiceExample], max_tokens: int) -> tup
     return kept, len(encoded) - len(kept)
 
 
+def _bucketed(examples: list[EncodedExample], size: int, seed: int) -> list[EncodedExample]:
+    """Shuffle, then group similar lengths into the same batch (little padding to compute),
+    and shuffle the order of the batches."""
+    rng = random.Random(seed)
+    order = list(examples)
+    rng.shuffle(order)
+    order.sort(key=lambda e: len(e.input_ids))
+    batches = [order[i:i + size] for i in range(0, len(order), size)]
+    rng.shuffle(batches)
+    return [e for batch in batches for e in batch]
+
+
 def _batches(examples: list[EncodedExample], size: int, pad_id: int):
     import torch
 
@@ -205,19 +231,24 @@ def _batches(examples: list[EncodedExample], size: int, pad_id: int):
         yield ids, labels, mask
 
 
-def _loss_sum(model, batch, grad: bool = False) -> tuple[float, int]:
-    """Summed token loss over reply tokens (so batches weigh by tokens, not by padding)."""
+def _loss_sum(model, batch, grad_scale: float | None = None) -> tuple[float, int]:
+    """Summed token loss over reply tokens (so batches weigh by tokens, not by padding).
+
+    The vocabulary projection runs on the reply positions only: full logits for a batch are
+    batch x length x 49k floats (gigabytes with their gradients) for tokens that carry no loss.
+    """
     import torch
 
     ids, labels, mask = batch
-    logits = model(input_ids=ids, attention_mask=mask).logits.float()
-    shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1])
-    shift_labels = labels[:, 1:].reshape(-1)
-    count = int((shift_labels != IGNORE_INDEX).sum())
-    loss = torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX, reduction="sum")
-    if grad:
-        (loss / max(1, count)).backward()
-    return float(loss.detach()), count
+    inner = model.get_base_model()
+    hidden = inner.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != IGNORE_INDEX
+    logits = inner.get_output_embeddings()(hidden[:, :-1][keep]).float()
+    loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum")
+    if grad_scale is not None:
+        (loss * grad_scale).backward()
+    return float(loss.detach()), int(keep.sum())
 
 
 def _cpu_has_bf16() -> bool:
