@@ -62,7 +62,7 @@ def train(obj: Context, dataset: Path | None, name: str, activate: bool, **overr
                f"{result.best_held_out_loss:.3f} in {result.steps} steps, {result.seconds:.0f}s"
                + (" (stopped early)" if result.stopped_early else "") + f". Saved to {result.path}")
     if activate:
-        obj.app.voices.activate(name)
+        obj.app.activate_voice(name)
         click.echo(f"Active voice: {name}")
 
 
@@ -110,7 +110,7 @@ def list_voices(obj: Context) -> None:
 @_registry_errors
 def activate(obj: Context, name: str) -> None:
     """Make NAME the active voice (running bots switch on their next answer)."""
-    previous = obj.app.voices.activate(name)
+    previous = obj.app.activate_voice(name)
     click.echo(f"Active voice: {name}" + (f" (was {previous}; `supportbot voice rollback` to undo)" if previous else ""))
 
 
@@ -119,5 +119,5 @@ def activate(obj: Context, name: str) -> None:
 @_registry_errors
 def rollback(obj: Context) -> None:
     """Go back to the previously active voice."""
-    name = obj.app.voices.rollback()
+    name = obj.app.rollback_voice()
     click.echo(f"Active voice: {name or 'base model (no voice adapter)'}")

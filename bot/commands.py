@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from bot.acl import AccessPolicy
 from bot.answering import AnswerService, TokenCallback
-from bot.protocols import Reindexer, StatusSource
+from bot.protocols import Reindexer, StatusSource, VoiceControl
 from bot.single_flight import AlreadyRunning, SingleFlight
 from bot.types import Answer, Question
 
@@ -87,7 +87,8 @@ class CommandRegistry:
 
 
 def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Reindexer,
-                   status: StatusSource, flight: SingleFlight | None = None) -> CommandRegistry:
+                   status: StatusSource, flight: SingleFlight | None = None,
+                   voices: VoiceControl | None = None) -> CommandRegistry:
     """Wire the built-in commands to the core services."""
     registry = CommandRegistry(policy)
     flight = flight or SingleFlight()
@@ -133,7 +134,34 @@ def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Rein
         lines += [f"  /{c.name}{' ' + c.usage if c.usage else ''} - {c.help}" for c in registry.available(ctx)]
         return Reply("\n".join(lines))
 
+    def voice(args: str, ctx: CommandContext) -> Reply:
+        assert voices is not None
+        action, _, name = args.partition(" ")
+        name = name.strip()
+        if action == "activate" and name:
+            try:
+                previous = voices.activate_voice(name)
+            except ValueError as err:
+                return Reply(str(err), ok=False)
+            log.info("voice %s activated by %s", name, ctx.user_id)
+            return Reply(f"Active voice: {name}" + (f" (was {previous}; /voice rollback to undo)." if previous else "."))
+        if action == "rollback" and not name:
+            try:
+                restored = voices.rollback_voice()
+            except ValueError as err:
+                return Reply(str(err), ok=False)
+            return Reply(f"Active voice: {restored or 'base model (no voice adapter)'}.")
+        if action in ("", "list"):
+            active = voices.active_voice()
+            names = voices.voice_names()
+            listed = ", ".join(f"*{n}*" if n == active else n for n in names) or "none trained yet"
+            return Reply(f"Active voice: {active or 'base model'}. Voices: {listed}.")
+        return Reply("Usage: /voice [list] | /voice activate NAME | /voice rollback", ok=False)
+
     registry.register(Command("ask", "answer a question from the docs", ask, usage="<question>"))
+    if voices is not None:
+        registry.register(Command("voice", "list, activate or roll back brand voices (admins)", voice,
+                                  admin_only=True, usage="[list | activate NAME | rollback]"))
     registry.register(Command("reindex", "re-index the docs now (admins)", reindex, admin_only=True))
     registry.register(Command("status", "index and model status (admins)", show_status, admin_only=True))
     registry.register(Command("help", "list commands", show_help))

@@ -151,13 +151,33 @@ class App:
     @cached_property
     def commands(self) -> CommandRegistry:
         policy = AccessPolicy(self.settings.admins, trusted_platforms={"console", "cli"})
-        return build_registry(policy, self.answers, self, self, self.flight)
+        return build_registry(policy, self.answers, self, self, self.flight, voices=self)
 
     def train_voice(self, dataset: Path, name: str, overrides: dict[str, Any]):
         from adapters_lora.train import TrainingConfig, train_voice
 
         return train_voice(dataset, name, self.voices, self.base_model_path(), self.base_model_id(),
                            TrainingConfig(**overrides))
+
+    # VoiceControl for the chat command
+    def voice_names(self) -> list[str]:
+        return [v.name for v in self.voices.list()]
+
+    def active_voice(self) -> str | None:
+        return self.voices.active
+
+    def activate_voice(self, name: str) -> str | None:
+        """Activate a voice trained on this bot's base model (another base's would not load)."""
+        info = {v.name: v for v in self.voices.list()}.get(name)
+        if info is not None and info.meta.get("base_model") != self.base_model_id():
+            from adapters_lora.registry import RegistryError
+
+            raise RegistryError(f"voice {name!r} was trained on {info.meta.get('base_model')}, "
+                                f"but this bot runs {self.base_model_id()}")
+        return self.voices.activate(name)
+
+    def rollback_voice(self) -> str | None:
+        return self.voices.rollback()
 
     def evaluate_voice(self, name: str, log=None) -> dict[str, Any]:
         from adapters_lora.voice_eval import evaluate_voice

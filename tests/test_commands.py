@@ -102,3 +102,44 @@ def test_a_failing_command_replies_with_an_error_instead_of_raising() -> None:
     assert not reply.ok and reply.text == "Something went wrong running /reindex; the error was logged."
     # The flight was released: the next run goes ahead.
     assert reg.handle("/reindex", ctx("slack:UADMIN")).ok
+
+
+class MemoryVoices:
+    def __init__(self) -> None:
+        self.names, self.active, self.history = ["crew-v1", "crew-v2"], None, []
+
+    def voice_names(self):
+        return self.names
+
+    def active_voice(self):
+        return self.active
+
+    def activate_voice(self, name):
+        if name not in self.names:
+            raise ValueError(f"no voice named {name!r}")
+        previous, self.active = self.active, name
+        self.history.append(previous)
+        return previous
+
+    def rollback_voice(self):
+        if not self.history:
+            raise ValueError("nothing to roll back to")
+        self.active = self.history.pop()
+        return self.active
+
+
+def test_voice_command_is_admin_only_and_switches_voices() -> None:
+    voices = MemoryVoices()
+    answers = AnswerService(EmptyRetriever(), ScriptedGenerator())
+    reg = build_registry(AccessPolicy(admins=["slack:UADMIN"]), answers, CountingReindexer(), StaticStatus(),
+                         voices=voices)
+    assert reg.handle("/voice activate crew-v1", ctx("slack:UGUEST")).text == "Sorry, /voice is for admins only."
+    assert voices.active is None
+    assert reg.handle("/voice activate crew-v1", ctx("slack:UADMIN")).text == "Active voice: crew-v1."
+    assert reg.handle("/voice activate crew-v2", ctx("slack:UADMIN")).text == (
+        "Active voice: crew-v2 (was crew-v1; /voice rollback to undo).")
+    assert reg.handle("/voice", ctx("slack:UADMIN")).text == "Active voice: crew-v2. Voices: crew-v1, *crew-v2*."
+    assert reg.handle("/voice rollback", ctx("slack:UADMIN")).text == "Active voice: crew-v1."
+    bad = reg.handle("/voice activate nope", ctx("slack:UADMIN"))
+    assert not bad.ok and bad.text == "no voice named 'nope'"
+    assert not reg.handle("/voice dance", ctx("slack:UADMIN")).ok
