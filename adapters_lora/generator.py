@@ -30,7 +30,7 @@ class ChatMessage(Protocol):
 @dataclass(frozen=True)
 class GenerationSettings:
     max_new_tokens: int = 160
-    repetition_penalty: float = 1.0  # a penalty also applies to prompt tokens: it discourages quoting the docs
+    repetition_penalty: float = 1.0  # >1 penalizes the reply's own tokens only (never the docs')
     max_prompt_tokens: int = 2048
     threads: int = 0  # 0: let torch decide
 
@@ -106,13 +106,18 @@ class TransformersGenerator:
             raise ValueError(f"prompt is {inputs['input_ids'].shape[1]} tokens, over the {limit}-token budget")
         return dict(inputs)
 
-    def _generate_kwargs(self, max_new_tokens: int | None) -> dict[str, Any]:
-        return {
+    def _generate_kwargs(self, max_new_tokens: int | None, prompt_length: int) -> dict[str, Any]:
+        from transformers import LogitsProcessorList
+
+        kwargs: dict[str, Any] = {
             "max_new_tokens": max_new_tokens or self.settings.max_new_tokens,
             "do_sample": False,
-            "repetition_penalty": self.settings.repetition_penalty,
             "pad_token_id": self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
         }
+        if self.settings.repetition_penalty > 1.0:
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [_ReplyRepetitionPenalty(self.settings.repetition_penalty, prompt_length)])
+        return kwargs
 
     def count_tokens(self, text: str) -> int:
         self.load()
@@ -126,7 +131,7 @@ class TransformersGenerator:
         with self._run_lock:
             self._use_voice(voice)
             with torch.inference_mode(), self._switch.generating() as model:
-                output = model.generate(**inputs, **self._generate_kwargs(max_new_tokens))
+                output = model.generate(**inputs, **self._generate_kwargs(max_new_tokens, inputs["input_ids"].shape[1]))
         new_tokens = output[0, inputs["input_ids"].shape[1]:]
         return self._tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
 
@@ -145,7 +150,8 @@ class TransformersGenerator:
                 with self._run_lock:
                     self._use_voice(voice)
                     with torch.inference_mode(), self._switch.generating() as model:
-                        model.generate(**inputs, **self._generate_kwargs(max_new_tokens), streamer=streamer)
+                        model.generate(**inputs, **self._generate_kwargs(max_new_tokens, inputs["input_ids"].shape[1]),
+                                       streamer=streamer)
             except BaseException as err:  # surfaced to the consumer below
                 errors.append(err)
                 streamer.end()
@@ -173,3 +179,23 @@ class TransformersGenerator:
                 logits = model(input_ids=ids).logits[0, prompt.shape[1] - 1:-1].float()
         nll = torch.nn.functional.cross_entropy(logits, reply_ids[0], reduction="sum")
         return float(nll), int(reply_ids.shape[1])
+
+
+class _ReplyRepetitionPenalty:
+    """Repetition penalty over the tokens generated so far, not the prompt's: small models
+    loop ("Ahoy! Ahoy! ..."), while copying facts from the passages must stay cheap (the
+    stock penalty counts prompt tokens too and pushes the model off the docs' wording)."""
+
+    def __init__(self, penalty: float, prompt_length: int) -> None:
+        self.penalty = penalty
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        generated = input_ids[:, self.prompt_length:]
+        if generated.shape[1] == 0:
+            return scores
+        picked = torch.gather(scores, 1, generated)
+        picked = torch.where(picked < 0, picked * self.penalty, picked / self.penalty)
+        return scores.scatter(1, generated, picked)

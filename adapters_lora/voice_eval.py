@@ -25,6 +25,7 @@ from adapters_lora.dataset import VoiceExample, load_examples, split_held_out
 from adapters_lora.encoding import prompt_messages
 from adapters_lora.generator import BASE_VOICE, TransformersGenerator
 from adapters_lora.registry import VoiceRegistry
+from bot.generated_text import tidy
 
 Embed = Callable[[list[str]], np.ndarray]
 _FACT = re.compile(r"`([^`]+)`|\*\*([^*]+)\*\*|(\$?\d[\d,.:/%]*\d|\$?\d)")
@@ -63,7 +64,7 @@ def grounding(example: VoiceExample, reply: str) -> tuple[int, int, bool]:
 class LogisticRegression:
     """Two-class logistic regression by gradient descent with L2: enough for embeddings."""
 
-    def __init__(self, l2: float = 1e-2, steps: int = 500, lr: float = 0.5) -> None:
+    def __init__(self, l2: float = 1e-4, steps: int = 2000, lr: float = 2.0) -> None:
         self.l2, self.steps, self.lr = l2, steps, lr
         self.w: np.ndarray | None = None
         self.b = 0.0
@@ -101,7 +102,9 @@ def evaluate_voice(generator: TransformersGenerator, registry: VoiceRegistry, na
     say(f"perplexity of held-out replies: base {ppl['base']:.2f}, adapter {ppl['adapter']:.2f}")
 
     def replies(items: Sequence[VoiceExample], voice: str) -> list[str]:
-        return [generator.generate(messages_for(e), max_new_tokens=max_new_tokens, voice=voice) for e in items]
+        """Replies as the bot would post them (runaway text and loops trimmed)."""
+        return [tidy(generator.generate(messages_for(e), max_new_tokens=max_new_tokens, voice=voice))
+                for e in items]
 
     say(f"generating {min(negatives, len(train))} base replies to train the voice classifier ...")
     negative_texts = replies(train[:negatives], BASE_VOICE)
@@ -114,6 +117,7 @@ def evaluate_voice(generator: TransformersGenerator, registry: VoiceRegistry, na
     generated = {"base": replies(held, BASE_VOICE), "adapter": replies(held, name)}
     voice_match = {label: float(classifier.predict_proba(embed(texts)).mean()) for label, texts in generated.items()}
     voice_match["reference"] = float(classifier.predict_proba(embed([e.answer for e in held])).mean())
+    say(f"voice match: base {voice_match['base']:.2f}, adapter {voice_match['adapter']:.2f}")
 
     grounded = {}
     with_context = [i for i, e in enumerate(held) if e.context]

@@ -61,7 +61,9 @@ class RetrievalConfig(BaseModel):
 class GenerationConfig(BaseModel):
     model: str = Field("bundled", description="'bundled' (SmolLM2-135M-Instruct) or a causal LM path/id")
     max_new_tokens: int = Field(160, ge=1, le=4096)
-    repetition_penalty: float = Field(1.0, ge=1.0, description="1.0: a penalty also discourages copying facts from the docs")
+    repetition_penalty: float = Field(1.0, ge=1.0, description=(
+        "penalty on repeating the reply's own tokens, never the prompt's; 1.0 (off) suits the 135M model, "
+        "whose loops the answer tidying trims"))
     threads: int = Field(0, ge=0)
 
 

@@ -22,7 +22,7 @@ def tidy(text: str, finish_sentence: bool = True) -> str:
     runaway = _RUNAWAY.search(text)
     if runaway:
         text = text[: runaway.start()].rstrip()
-    text = _cut_loops(text)
+    text = _cut_loops(_collapse_stutter(text))
     text = re.sub(r"(?:\s*\[\d+\]){4,}", "", text)  # "[1] [2] [3] [4] ..." lists
     if finish_sentence:  # a reply cut by the token budget ends on its last whole sentence
         ends = [m.end() for m in _SENTENCE_END.finditer(text) if not _is_list_number(text, m.start())]
@@ -36,16 +36,28 @@ def _is_list_number(text: str, dot: int) -> bool:
     return text[line_start:dot].strip().isdigit()
 
 
+_STUTTER = re.compile(r"(\S.{2,80}?)(?:\s*\1){2,}", re.S)
+
+
+def _collapse_stutter(text: str) -> str:
+    """"Ahoy!\n\nAhoy!\n\nAhoy!" -> "Ahoy!": a short unit said three or more times in a row."""
+    return _STUTTER.sub(lambda m: m.group(1) if re.search(r"[A-Za-z]", m.group(1)) else m.group(0), text)
+
+
 def _cut_loops(text: str, min_len: int = 24) -> str:
-    """Cut at the second appearance of any span of >= min_len chars that repeats."""
-    seen: dict[str, int] = {}
+    """A loop is a span of >= min_len chars that comes back a third time; keep one copy.
+    (A phrase said twice, like "per user per month" for two prices, is not a loop.)"""
+    seen: dict[str, list[int]] = {}
     for start in range(0, max(0, len(text) - min_len)):
         span = text[start:start + min_len]
-        first = seen.get(span)
-        if first is not None and start - first >= min_len:
-            cut = start if text[start].isspace() else text.rfind(" ", 0, start)
-            return text[: cut if cut > 0 else start].rstrip(" ,;:-")
-        seen.setdefault(span, start)
+        positions = seen.setdefault(span, [])
+        if positions and start - positions[-1] < min_len:
+            continue  # overlapping with its own last copy
+        positions.append(start)
+        if len(positions) == 3:
+            second = positions[1]
+            cut = second if text[second].isspace() else text.rfind(" ", 0, second)
+            return text[: cut if cut > 0 else second].rstrip(" ,;:-")
     return text
 
 

@@ -16,6 +16,10 @@ def test_loops_and_marker_lists_are_cut() -> None:
     looped = "Retry later. " + "the sync will retry again soon, " * 6
     assert tidy(looped, finish_sentence=False).count("the sync will retry again soon") == 1
     assert tidy("See the docs [1] [2] [3] [4] [5] [6] [7].") == "See the docs."
+    assert tidy("Ahoy!\n\n" * 12 + "Use **Rotate** [1].") == "Ahoy!\n\nUse **Rotate** [1]."
+    two_prices = "Team is **$8 per user per month billed annually** or **$10 per user per month billed monthly**."
+    assert tidy(two_prices) == two_prices  # a phrase said twice is not a loop
+    assert tidy("It stores 1000000000 bytes.") == "It stores 1000000000 bytes."
 
 
 def test_cut_off_reply_ends_on_its_last_whole_sentence() -> None:
