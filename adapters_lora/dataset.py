@@ -8,10 +8,11 @@ assistant's reply. Every problem is reported with its line number, all at once.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from bot.jsonl import UnreadableFile, read_objects
 
 MAX_QUESTION_CHARS = 2_000
 MAX_ANSWER_CHARS = 4_000
@@ -65,25 +66,12 @@ def load_examples(path: Path) -> list[VoiceExample]:
     """All examples, or DatasetError listing every problem with its line number."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise DatasetError(path, [f"not UTF-8 text (byte offset {err.start})"]) from None
-    except OSError as err:
-        raise DatasetError(path, [f"cannot read: {err.strerror or err}"]) from None
-    problems: list[str] = []
+        rows, problems = read_objects(path)
+    except UnreadableFile as err:
+        raise DatasetError(path, [str(err)]) from None
     examples: list[VoiceExample] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as err:
-            problems.append(f"line {number}: invalid JSON ({err.msg} at column {err.colno})")
-            continue
-        if not isinstance(row, dict):
-            problems.append(f"line {number}: expected a JSON object")
-            continue
+    for number, row in rows:
         example = _example(number, row, problems)
         if example is None:
             continue
@@ -96,6 +84,7 @@ def load_examples(path: Path) -> list[VoiceExample]:
     if not examples and not problems:
         problems.append("no examples")
     if problems:
+        problems.sort(key=lambda p: int(p.split(":", 1)[0].removeprefix("line ")) if p.startswith("line ") else 0)
         raise DatasetError(path, problems)
     return examples
 

@@ -6,7 +6,6 @@ relative to the docs root. A bad line is reported with its number and nothing is
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.answering import AnswerService
+from bot.jsonl import UnreadableFile, read_objects
 from bot.types import Question
 
 KS = (1, 5, 10)
@@ -32,22 +32,11 @@ class QAFileError(ValueError):
 
 def load_qa(path: Path) -> list[QAItem]:
     items: list[QAItem] = []
-    errors: list[str] = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise QAFileError(f"cannot read {path}: {err}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            errors.append(f"line {number}: invalid JSON ({err.msg})")
-            continue
-        if not isinstance(row, dict):
-            errors.append(f"line {number}: expected an object")
-            continue
+        rows, errors = read_objects(path)
+    except UnreadableFile as err:
+        raise QAFileError(f"{path}: {err}") from None
+    for number, row in rows:
         question, sources = row.get("question"), row.get("sources")
         if not isinstance(question, str) or not question.strip():
             errors.append(f"line {number}: missing 'question'")
@@ -59,6 +48,7 @@ def load_qa(path: Path) -> list[QAItem]:
             continue
         items.append(QAItem(question, str(row.get("answer", "")), tuple(sources)))
     if errors:
+        errors.sort(key=lambda e: int(e.split(":", 1)[0].removeprefix("line ")))
         raise QAFileError(f"{path}: " + "; ".join(errors[:10]) + (" ..." if len(errors) > 10 else ""))
     if not items:
         raise QAFileError(f"{path}: no questions")
