@@ -24,9 +24,12 @@ def tidy(text: str, finish_sentence: bool = True) -> str:
         text = text[: runaway.start()].rstrip()
     text = _cut_loops(_collapse_stutter(text))
     text = re.sub(r"(?:\s*\[\d+\]){4,}", "", text)  # "[1] [2] [3] [4] ..." lists
-    if finish_sentence:  # a reply cut by the token budget ends on its last whole sentence
+    last_line = text.rsplit("\n", 1)[-1].strip()
+    if finish_sentence and len(last_line) > 60 and not _SENTENCE_END.search(last_line[-3:] + " "):
+        # A long last line with no stop was cut by the token budget: end on the last whole
+        # sentence. Short last lines (a sign-off, a name, a heading) are left alone.
         ends = [m.end() for m in _SENTENCE_END.finditer(text) if not _is_list_number(text, m.start())]
-        if ends and ends[-1] >= len(text) // 2:
+        if ends and ends[-1] >= len(text) // 3:
             text = text[: ends[-1]]
     return text.strip()
 

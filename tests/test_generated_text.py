@@ -23,9 +23,12 @@ def test_loops_and_marker_lists_are_cut() -> None:
 
 
 def test_cut_off_reply_ends_on_its_last_whole_sentence() -> None:
-    text = "When a payment fails:\n\n1. **Retry**: it retries three times over 7 days.\n2."
+    text = ("When a payment fails:\n\n1. **Retry**: it retries three times over 7 days.\n2. The account becomes "
+            "read-only once every retry has failed and the admins")
     assert tidy(text) == "When a payment fails:\n\n1. **Retry**: it retries three times over 7 days."
     assert tidy("Short answer without a stop") == "Short answer without a stop"
+    signed = "Ahoy!\n\nClick **Rotate** [1].\n\nSmooth sailing! \u2014 the Driftwood crew"
+    assert tidy(signed) == signed
 
 
 def test_only_existing_citations_survive_in_first_cited_order() -> None:
