@@ -84,6 +84,10 @@ class ConsoleChat:
             self._write("")  # end the streamed or in-place line
         if not streamed:
             self._write("bot> " + reply.text)
+        elif reply.answer is not None and reply.answer.answer != "".join(streamed).strip():
+            # The stream showed raw model text; the answer kept is tidied (runaway text and
+            # invented citations removed). Show what was kept, since a terminal cannot edit.
+            self._write("bot> (as kept) " + reply.answer.answer)
         if reply.answer is not None:
             sources = plain_sources(reply.answer)
             if sources:

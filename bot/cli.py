@@ -103,7 +103,7 @@ def ask(obj: Context, question: str, as_json: bool, stream: bool) -> None:
 
     ctx = CommandContext(user_id="cli", conversation_id="cli", platform="cli",
                          on_token=on_token if stream and not as_json else None)
-    reply = app.commands.handle(question if not question.startswith("/") else " " + question, ctx)
+    reply = app.commands.handle("/ask " + question, ctx)  # even a question that starts with "/"
     if reply.answer is None:
         raise click.ClickException(reply.text)
     if as_json:

@@ -117,3 +117,18 @@ def test_console_chat_follow_up_and_admin_commands(env: dict[str, str]) -> None:
     assert "Added 0, updated 0, deleted 0" in out
     assert "Unknown command /frobnicate. Type /help to see what I can do." in out
     assert out.rstrip().endswith("bye.")
+
+
+def test_voice_cli_checks_lists_and_refuses_unknown_voices(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "replies.jsonl"
+    bad.write_text('{"question": "Hi?", "answer": "Ahoy!"}\n{"question": "Hi?", "answer": "Again"}\nnope\n')
+    result = supportbot(env, "voice", "check", str(bad), check=False)
+    assert result.returncode == 1
+    assert "line 2: duplicate question (same as line 1)" in result.stderr
+    assert "line 3: invalid JSON" in result.stderr
+    good = supportbot(env, "voice", "check", str(Path(__file__).parents[1] / "adapters_lora" / "sample_voice"
+                                                 / "driftwood_voice.jsonl"))
+    assert "227 examples OK" in good.stdout
+    assert "No voices yet" in supportbot(env, "voice", "list").stdout
+    refused = supportbot(env, "voice", "activate", "nope", check=False)
+    assert refused.returncode == 1 and "no voice named 'nope'" in refused.stderr
