@@ -219,7 +219,9 @@ def _batches(examples: list[EncodedExample], size: int, pad_id: int):
 
     for start in range(0, len(examples), size):
         chunk = examples[start:start + size]
-        width = max(len(e.input_ids) for e in chunk)
+        # Round lengths up to a multiple of 64: few distinct shapes, so few cached CPU kernels
+        # (each new shape gets its own, with its own buffers: memory grew with every new length).
+        width = -(-max(len(e.input_ids) for e in chunk) // 64) * 64
         ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
         labels = torch.full((len(chunk), width), IGNORE_INDEX, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
