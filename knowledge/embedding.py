@@ -105,11 +105,6 @@ class Embedder:
         assert dims is not None
         return int(dims)
 
-    @property
-    def max_tokens(self) -> int:
-        """The longest input the model reads; anything past it is silently truncated."""
-        return int(self.model.max_seq_length)
-
     def token_offsets(self, texts: list[str]) -> list[list[int]]:
         """Character offset where each of the model's tokens starts, per text (no truncation)."""
         if not texts:
