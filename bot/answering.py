@@ -33,11 +33,13 @@ class AnsweringSettings:
 
 class AnswerService:
     def __init__(self, retriever: Retriever, generator: Generator, memory: ConversationMemory | None = None,
-                 settings: AnsweringSettings | None = None) -> None:
+                 settings: AnsweringSettings | None = None,
+                 indexed_at: Callable[[], str | None] | None = None) -> None:
         self.retriever = retriever
         self.generator = generator
         self.memory = memory or ConversationMemory()
         self.settings = settings or AnsweringSettings()
+        self.indexed_at = indexed_at  # set: every answer says how fresh its docs are
 
     def retrieve(self, question: Question, history: Sequence[Turn] | None = None) -> list[Passage]:
         """Top passages. A follow-up is searched on its own and together with the question
@@ -62,6 +64,12 @@ class AnswerService:
 
     def answer(self, question: Question, on_token: TokenCallback | None = None) -> Answer:
         """Answer one question; `on_token` receives generated text as it streams."""
+        answer = self._answer(question, on_token)
+        if self.indexed_at is not None and answer.citations:
+            answer = answer.model_copy(update={"indexed_at": self.indexed_at()})
+        return answer
+
+    def _answer(self, question: Question, on_token: TokenCallback | None) -> Answer:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         if not question.text.strip():

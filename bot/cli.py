@@ -14,6 +14,7 @@ from bot.config import Settings, load_settings
 from bot.rendering import plain_sources
 
 EXIT_USAGE = 2
+EXIT_GATE_REJECTED = 3
 
 
 def _progress_printer(quiet: bool):
@@ -63,25 +64,73 @@ def cli(ctx: click.Context, config_file: Path | None, data_dir: Path | None, ver
 
 
 def _ensure_index(app, quiet: bool) -> None:
+    from bot.reindex_lock import AlreadyRunning
+
     if not app.has_index():
         roots = ", ".join(str(r.path) for r in app.docs_roots())
         click.echo(f"No index yet: indexing {roots} first.", err=True)
-        report = app.index(progress=_progress_printer(quiet))
+        try:
+            report = app.index(progress=_progress_printer(quiet))
+        except AlreadyRunning as busy:
+            raise click.ClickException(f"No index yet. {busy}") from None
         click.echo(report.summary(), err=True)
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--docs", "docs", multiple=True, type=click.Path(path_type=Path),
-              help="Docs folder to index (repeatable). Default: configured docs, else the last build's.")
+              help="Docs folder to index (repeatable). Default: configured sources, else the last build's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.pass_obj
-def index(obj: Context, docs: tuple[Path, ...], as_json: bool) -> None:
-    """Build or update the index (only changed documents are re-embedded)."""
+@click.pass_context
+def index(ctx: click.Context, docs: tuple[Path, ...], as_json: bool) -> None:
+    """Build or update the index (only changed documents are re-embedded).
+
+    Exits 3 when the eval gate kept the previous version live.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from bot.reindex_lock import AlreadyRunning
+
+    user = os.environ.get("USER", "local")
     try:
-        report = obj.app.index(list(docs) or None, progress=_progress_printer(as_json))
-    except FileNotFoundError as err:
+        report = ctx.obj.app.index(list(docs) or None, progress=_progress_printer(as_json), started_by=f"cli:{user}")
+    except (FileNotFoundError, AlreadyRunning) as err:
         raise click.ClickException(str(err)) from None
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
+    if report.rejected:
+        ctx.exit(EXIT_GATE_REJECTED)
+
+
+@index.command()
+@click.argument("version", type=int, required=False)
+@click.pass_obj
+def rollback(obj: Context, version: int | None) -> None:
+    """Make an earlier index VERSION live again (default: the one before the live one)."""
+    from bot.reindex_lock import AlreadyRunning
+
+    try:
+        outcome = obj.app.rollback(version, started_by=f"cli:{os.environ.get('USER', 'local')}")
+    except (AlreadyRunning, ValueError) as err:  # ValueError: knowledge.store.RollbackError
+        raise click.ClickException(str(err)) from None
+    click.echo(outcome.summary())
+
+
+@index.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def versions(obj: Context, as_json: bool) -> None:
+    """List index versions, newest first, and which can be rolled back to."""
+    rows = obj.app.index_versions()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No index yet.")
+    for row in rows:
+        state = "live" if row["live"] else (f"unavailable: {row['unavailable']}" if row["unavailable"]
+                                            else "can roll back")
+        origin = f" (= v{row['rollback_of']})" if row["rollback_of"] else ""
+        click.echo(f"v{row['version']}{origin}  {row['built_at']}  {row['documents']} documents, "
+                   f"{row['chunks']} chunks  [{state}]")
 
 
 @cli.command()
@@ -169,13 +218,37 @@ def evaluate(obj: Context, qa_file: Path, as_json: bool, no_generate: bool, limi
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def status(obj: Context, as_json: bool) -> None:
-    """Index version, build time, sizes and models."""
+    """Live index version and freshness, schedule, sources, models."""
+    from bot.commands import format_status
+
     info = obj.app.status()
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-    else:
-        for key, value in info.items():
-            click.echo(f"{key.replace('_', ' ')}: {value}")
+    click.echo(json.dumps(info, indent=2) if as_json else format_status(info))
+
+
+@cli.command()
+@click.pass_obj
+def scheduler(obj: Context) -> None:
+    """Run only the nightly re-index schedule (one per deployment; bots then set
+    reindex.in_serve = false). Stops on Ctrl-C or SIGTERM."""
+    import signal
+    import threading
+
+    from bot.scheduler import ScheduleError
+
+    try:
+        nightly = obj.app.nightly()
+    except (ScheduleError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    next_run = nightly.start()
+    click.echo(f"Scheduler running ({obj.app.settings.reindex.schedule!r}); next re-index {next_run}.", err=True)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    click.echo("Stopping the scheduler (a re-index in progress finishes first).", err=True)
+    nightly.shutdown(wait=True)
 
 
 def main() -> None:

@@ -8,14 +8,13 @@ back as a Reply with a message the user can read, never as an exception.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.acl import AccessPolicy
 from bot.answering import AnswerService, TokenCallback
 from bot.protocols import Reindexer, StatusSource, VoiceControl
-from bot.single_flight import AlreadyRunning, SingleFlight
+from bot.reindex_lock import AlreadyRunning
 from bot.types import Answer, Question
 
 log = logging.getLogger(__name__)
@@ -86,12 +85,23 @@ class CommandRegistry:
             return Reply(f"Something went wrong running /{name}; the error was logged.", ok=False)
 
 
+def format_status(info: dict) -> str:
+    """One "key: value" line each; nested per-source figures indented under their key."""
+    lines = []
+    for key, value in info.items():
+        label = key.replace("_", " ")
+        if isinstance(value, dict):
+            lines.append(f"{label}:")
+            lines += [f"  {k}: {v}" for k, v in value.items()]
+        else:
+            lines.append(f"{label}: {value}")
+    return "\n".join(lines)
+
+
 def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Reindexer,
-                   status: StatusSource, flight: SingleFlight | None = None,
-                   voices: VoiceControl | None = None) -> CommandRegistry:
+                   status: StatusSource, voices: VoiceControl | None = None) -> CommandRegistry:
     """Wire the built-in commands to the core services."""
     registry = CommandRegistry(policy)
-    flight = flight or SingleFlight()
 
     def ask(args: str, ctx: CommandContext) -> Reply:
         if not args:
@@ -102,32 +112,21 @@ def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Rein
         return Reply(answer.answer, answer=answer)
 
     def reindex(args: str, ctx: CommandContext) -> Reply:
-        try:
-            flight.start(ctx.user_id)
-        except AlreadyRunning as busy:
-            job = busy.job
-            since = time.strftime("%H:%M:%S", time.localtime(job.started_at))
-            return Reply(f"A re-index is already running (started by {job.started_by} at {since}; "
-                         f"{job.progress}).", ok=False)
-        try:
-            def progress(stage: str, done: int, total: int) -> None:
-                line = f"{stage} {done}/{total}"
-                flight.update(line)
-                if ctx.on_progress:
-                    ctx.on_progress(line)
+        def progress(stage: str, done: int, total: int) -> None:
+            if ctx.on_progress:
+                ctx.on_progress(f"{stage} {done}/{total}")
 
-            outcome = reindexer.reindex(progress)
-            return Reply(outcome.summary(), data=outcome.to_dict())
-        finally:
-            flight.finish()
+        try:
+            outcome = reindexer.reindex(progress, started_by=ctx.user_id,
+                                        trigger="cli" if ctx.platform == "cli" else "chat")
+        except AlreadyRunning as busy:
+            return Reply(str(busy), ok=False, data={"running": busy.job.started_by})
+        data = outcome.to_dict()
+        return Reply(outcome.summary(), ok=not data.get("rejected"), data=data)  # a gate rejection is not ok
 
     def show_status(args: str, ctx: CommandContext) -> Reply:
         info = status.status()
-        running = flight.running
-        if running:
-            info["reindex_running"] = f"started by {running.started_by}: {running.progress}"
-        lines = [f"{key.replace('_', ' ')}: {value}" for key, value in info.items()]
-        return Reply("\n".join(lines), data=info)
+        return Reply(format_status(info), data=info)
 
     def show_help(args: str, ctx: CommandContext) -> Reply:
         lines = ["Ask me anything about the docs in plain words, or use a command:"]

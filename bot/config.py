@@ -8,10 +8,11 @@ their own well-known variables only and are SecretStr: they never print, log or 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +21,7 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG_FILE = "supportbot.toml"
+_SOURCE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def default_data_dir() -> Path:
@@ -28,10 +30,27 @@ def default_data_dir() -> Path:
 
 
 class DocsSource(BaseModel):
-    path: Path
+    """A named docs source: a local folder, or a git repository pulled before each re-index.
+    Channel scoping refers to sources by `name`."""
+
+    path: Path | None = Field(None, description="local folder; for a git source, the docs folder inside the repo")
     name: str = ""
+    git: str | None = Field(None, description="repository URL; checked out under <data_dir>/sources/<name>")
+    branch: str | None = Field(None, description="git branch (default: the remote's default branch)")
     url_base: str | None = None
     exclude: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _path_or_git(self) -> DocsSource:
+        if self.path is None and not self.git:
+            raise ValueError("a docs source needs a `path` or a `git` URL")
+        if self.git and not self.name:
+            self.name = self.git.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or "docs"
+        if self.git and self.path is not None and self.path.is_absolute():
+            raise ValueError(f"`path` of git source {self.name!r} must be relative to the repository")
+        if self.name and not _SOURCE_NAME.fullmatch(self.name):
+            raise ValueError(f"source name {self.name!r}: use letters, digits, '.', '_' and '-' only")
+        return self
 
 
 class IndexConfig(BaseModel):
@@ -70,6 +89,33 @@ class GenerationConfig(BaseModel):
 class VoiceConfig(BaseModel):
     channels: dict[str, str] = Field(default_factory=dict, description="channel id -> voice name")
     merge: bool = Field(True, description="merge the voice in use into the weights (no speed cost)")
+
+
+class ReindexConfig(BaseModel):
+    """The nightly re-index and its eval gate."""
+
+    schedule: str = Field("0 3 * * *", description="crontab line (minute hour day month weekday); '' = never")
+    timezone: str = Field("", description="IANA zone for the schedule, e.g. Europe/Paris; '' = this machine's")
+    misfire_grace_minutes: int = Field(720, ge=1, description=(
+        "a run missed while the bot was down still happens at start if it is at most this late"))
+    in_serve: bool = Field(True, description="run the schedule inside `supportbot serve`; false when "
+                                              "a separate `supportbot scheduler` runs it for many replicas")
+    admin_channel: str | None = Field(None, description="where scheduled runs post their summary, "
+                                                        "e.g. slack:C0123ABCD or discord:123456789")
+    gate_qa_file: Path | None = Field(None, description="QA JSONL; a new index must keep its hit@5 to go live")
+    gate_max_drop: float = Field(0.05, ge=0, le=1, description="largest hit@5 drop (absolute) still accepted")
+    gate_min_hit_at_5: float = Field(0.0, ge=0, le=1, description="hit@5 a new index needs in any case")
+
+    @field_validator("schedule")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if value.strip() and len(value.split()) != 5:
+            raise ValueError(f"schedule {value!r} must be a crontab line with 5 fields, e.g. '0 3 * * *'")
+        return value.strip()
+
+
+class AnswersConfig(BaseModel):
+    show_indexed_at: bool = Field(False, description="end answers with 'docs indexed <when>'")
 
 
 class ConversationConfig(BaseModel):
@@ -115,6 +161,8 @@ class Settings(BaseSettings):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
     voice: VoiceConfig = Field(default_factory=VoiceConfig)
+    reindex: ReindexConfig = Field(default_factory=ReindexConfig)
+    answers: AnswersConfig = Field(default_factory=AnswersConfig)
 
     slack_bot_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"), exclude=True)
     slack_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"), exclude=True)
@@ -148,6 +196,11 @@ class Settings(BaseSettings):
         return self.data_dir / "voices"
 
     @property
+    def sources_dir(self) -> Path:
+        """Where git sources are checked out."""
+        return self.data_dir / "sources"
+
+    @property
     def models_dir(self) -> Path:
         return self.model_cache_dir or self.data_dir / "models"
 
@@ -171,9 +224,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "__module__": __name__,
     })
     settings = bound(**{k: v for k, v in overrides.items() if v is not None})
-    if path is not None:  # relative docs paths in a config file are relative to that file
+    if path is not None:  # relative paths in a config file are relative to that file
         base = Path(path).resolve().parent
         for source in settings.docs:
-            if not source.path.is_absolute():
+            if source.path is not None and not source.git and not source.path.is_absolute():
                 source.path = base / source.path
+        gate = settings.reindex.gate_qa_file
+        if gate is not None and not gate.is_absolute():
+            settings.reindex.gate_qa_file = base / gate
     return settings

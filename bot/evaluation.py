@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bot.answering import AnswerService
 from bot.jsonl import UnreadableFile, read_objects
+from bot.protocols import Retriever
 from bot.types import Question
 
 KS = (1, 5, 10)
@@ -83,6 +84,17 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
     return round(ordered[index], 1)
+
+
+def retrieval_metrics(retriever: Retriever, items: Sequence[QAItem]) -> dict[str, float]:
+    """Ranking metrics only: what the eval gate compares between index versions."""
+    ranked, expected = [], []
+    for item in items:
+        relevant = set(item.sources)
+        passages = retriever.search(item.question, k=10)
+        ranked.append([_match_name(p.collection, p.source, relevant) for p in passages])
+        expected.append(relevant)
+    return rank_metrics(ranked, expected)
 
 
 def evaluate(service: AnswerService, items: Sequence[QAItem], generate: bool = True,

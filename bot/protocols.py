@@ -66,7 +66,16 @@ class ReindexOutcome(Protocol):
 
 
 class Reindexer(Protocol):
-    def reindex(self, progress: ProgressCallback | None = None) -> ReindexOutcome: ...
+    """Runs one re-index; raises bot.reindex_lock.AlreadyRunning when one is under way anywhere."""
+
+    def reindex(self, progress: ProgressCallback | None = None, started_by: str = "unknown",
+                trigger: str = "chat") -> ReindexOutcome: ...
+
+
+class Notifier(Protocol):
+    """Posts a message to a channel named "platform:channel-id" (e.g. the admins' channel)."""
+
+    def post(self, channel: str, text: str) -> None: ...
 
 
 class StatusSource(Protocol):

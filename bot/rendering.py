@@ -12,4 +12,6 @@ def plain_sources(answer: Answer) -> str:
     lines = [f"{label}:"]
     for c in answer.citations:
         lines.append(f"  [{c.n}] {c.title} - {c.source}" + (f" <{c.url}>" if c.url else ""))
+    if answer.indexed_at:
+        lines.append(f"(docs indexed {answer.indexed_at})")
     return "\n".join(lines)

@@ -35,10 +35,11 @@ class Answer(BaseModel):
     abstained: bool
     citations: list[Citation] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    indexed_at: str | None = None  # when the docs were indexed, if answers carry it (config)
 
     def contract_json(self) -> dict:
-        """Exactly the `ask --json` object other tools rely on (DESIGN.md)."""
-        return self.model_dump(mode="json")
+        """The `ask --json` object other tools rely on (DESIGN.md); `indexed_at` only when set."""
+        return self.model_dump(mode="json", exclude={"indexed_at"} if self.indexed_at is None else set())
 
 
 class ChatMessage(BaseModel):

@@ -11,11 +11,23 @@ from typing import Any
 from knowledge.chunking import Chunker, ChunkSettings
 from knowledge.documents import Chunk, DocsRoot, Document, SkippedFile
 from knowledge.embedding import Embedder
-from knowledge.loaders import LOADERS_VERSION, LoadError, load_file
+from knowledge.loaders import LOADERS, LOADERS_VERSION, LoadError, load_file
 from knowledge.sources import iter_source_files, source_url
-from knowledge.store import ChunkStore
+from knowledge.store import ChunkStore, LiveIndex
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """The eval gate's decision on a staged version (see bot.wiring for the gate itself)."""
+
+    accepted: bool
+    reason: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+Approval = Callable[[LiveIndex, "LiveIndex | None"], GateVerdict]  # (staged, live) -> verdict
 _WRITE_BATCH = 2048
 
 
@@ -33,6 +45,10 @@ class IndexReport:
     chunks: int = 0
     version: int | None = None
     roots: list[dict[str, Any]] = field(default_factory=list)  # what was indexed, for the next run
+    notes: list[str] = field(default_factory=list)  # source problems worth an admin's attention
+    gate: dict[str, Any] | None = None
+    rejected: str | None = None  # why the eval gate kept the previous version live
+    went_live: bool = False  # a new version was made live by this run
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -45,10 +61,15 @@ class IndexReport:
         return data
 
     def summary(self) -> str:
-        lines = [
-            f"Index v{self.version}: {self.documents} documents, {self.chunks} chunks "
-            f"({self.timings_ms.get('total', 0) / 1000:.1f}s)."
-        ]
+        seconds = self.timings_ms.get("total", 0) / 1000
+        if self.rejected:
+            live = f"v{self.version}" if self.version else "no index"
+            lines = [f"New index NOT made live: {self.rejected}. {live} stays live ({seconds:.1f}s)."]
+        else:
+            lines = [f"Index v{self.version}: {self.documents} documents, {self.chunks} chunks ({seconds:.1f}s)."]
+        if self.gate and not self.rejected:
+            lines.append(f"Eval gate passed: {self.gate['reason']}.")
+        lines += [f"Note: {note}" for note in self.notes]
         if self.full_rebuild:
             lines.append(f"Full rebuild: {self.full_rebuild}.")
         lines.append(
@@ -82,11 +103,16 @@ class Indexer:
         return {"embedding_model": self.embedder.model_id, "chunking": self.chunk_settings.fingerprint(),
                 "loaders": LOADERS_VERSION}
 
-    def run(self, roots: list[DocsRoot], progress: ProgressCallback | None = None) -> IndexReport:
+    def run(self, roots: list[DocsRoot], progress: ProgressCallback | None = None,
+            approve: Approval | None = None, keep_collections: frozenset[str] = frozenset(),
+            notes: list[str] | None = None) -> IndexReport:
+        """Index `roots` incrementally. `approve` sees the finished version before it goes
+        live and may keep the old one; documents of `keep_collections` (a source that could
+        not be read this time) stay as they are."""
         started = time.perf_counter()
         report = IndexReport(roots=[
             {"path": str(r.path), "name": r.name, "url_base": r.url_base, "exclude": list(r.exclude)} for r in roots
-        ])
+        ], notes=list(notes or []))
         names = [r.name for r in roots]
         if len(set(names)) != len(names):
             raise ValueError(f"docs roots need distinct names, got {names}")
@@ -96,7 +122,7 @@ class Indexer:
         changed_docs, seen = self._scan(roots, previous, report, progress)
         report.timings_ms["scan"] = (time.perf_counter() - started) * 1000
 
-        gone = [key for key in previous if key not in seen]
+        gone = [key for key in previous if key not in seen and key[0] not in keep_collections]
         report.deleted = [f"{c}/{s}" if len(roots) > 1 else s for c, s in gone]
         writer.delete_documents(gone + [(d.collection, d.source) for d in changed_docs
                                         if (d.collection, d.source) in previous])
@@ -112,9 +138,29 @@ class Indexer:
         report.timings_ms["embed_write"] = (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
-        live = writer.commit(report.to_dict())
-        report.timings_ms["commit"] = (time.perf_counter() - t0) * 1000
-        report.version, report.documents, report.chunks = live.seq, live.documents, live.chunks
+        staged = writer.stage()
+        report.timings_ms["stage"] = (time.perf_counter() - t0) * 1000
+        live: LiveIndex | None = staged
+        if approve is not None and writer.has_changes:
+            t0 = time.perf_counter()
+            if progress:
+                progress("evaluated", 0, 1)
+            verdict = approve(staged, writer.base)
+            report.gate = {"accepted": verdict.accepted, "reason": verdict.reason, **verdict.figures}
+            report.timings_ms["gate"] = (time.perf_counter() - t0) * 1000
+            if progress:
+                progress("evaluated", 1, 1)
+            if not verdict.accepted:
+                report.rejected = verdict.reason
+                writer.discard()
+                live = writer.base
+        if not report.rejected:
+            t0 = time.perf_counter()
+            report.went_live = writer.has_changes
+            live = writer.commit(staged, report.to_dict())
+            report.timings_ms["commit"] = (time.perf_counter() - t0) * 1000
+        if live is not None:
+            report.version, report.documents, report.chunks = live.seq, live.documents, live.chunks
         report.timings_ms["total"] = (time.perf_counter() - started) * 1000
         return report
 
@@ -164,3 +210,27 @@ class Indexer:
             writer.add(batch, vectors)
             if progress:
                 progress("written", start + len(batch), len(chunks))
+
+
+def pending_changes(store: ChunkStore, roots: list[DocsRoot]) -> dict[str, int]:
+    """Source files added, modified or deleted since the live version was built.
+    A file whose modification time matches the index is not read at all."""
+    previous = store.indexed_documents()
+    counts = {"added": 0, "modified": 0, "deleted": 0}
+    seen: set[tuple[str, str]] = set()
+    for root in roots:
+        for source, path in iter_source_files(root):
+            key = (root.name, source)
+            seen.add(key)
+            before = previous.get(key)
+            if before is None:
+                counts["added"] += path.suffix.lower() in LOADERS
+            elif path.stat().st_mtime != before.mtime:
+                try:
+                    changed = hashlib.sha256(path.read_bytes()).hexdigest() != before.content_hash
+                except OSError:
+                    changed = True
+                counts["modified"] += changed
+    names = {r.name for r in roots}
+    counts["deleted"] = sum(1 for key in previous if key[0] in names and key not in seen)
+    return counts

@@ -72,13 +72,18 @@ class IndexedDocument:
     chunks: int
 
 
+class RollbackError(ValueError):
+    pass
+
+
 class ChunkStore:
     def __init__(self, uri: str, storage_options: dict[str, str] | None = None,
-                 refresh_seconds: float = 2.0) -> None:
+                 refresh_seconds: float = 2.0, pinned: LiveIndex | None = None) -> None:
         self.uri = uri
         self.storage_options = storage_options or None
         self.refresh_seconds = refresh_seconds
         self._db = lancedb.connect(uri, storage_options=self.storage_options)
+        self._pinned = pinned
         self._live: LiveIndex | None = None
         self._reader = None
         self._snapshot_cache: tuple[int, _Snapshot] | None = None
@@ -102,7 +107,13 @@ class ChunkStore:
             for r in rows
         ]
 
+    def view(self, version: LiveIndex) -> ChunkStore:
+        """A read-only store that serves `version` (e.g. a staged one the eval gate tests)."""
+        return ChunkStore(self.uri, self.storage_options, pinned=version)
+
     def live(self, refresh: bool = False) -> LiveIndex | None:
+        if self._pinned is not None:
+            return self._pinned
         now = time.monotonic()
         if refresh or self._live is None or now - self._checked_at > self.refresh_seconds:
             found = self.manifests()
@@ -144,6 +155,15 @@ class ChunkStore:
             docs[key] = IndexedDocument(row["collection"], row["source"], row["content_hash"], row["mtime"],
                                         (seen.chunks if seen else 0) + 1)
         return docs
+
+    def collection_counts(self, live: LiveIndex | None = None) -> dict[str, dict[str, int]]:
+        """Documents and chunks per collection (docs source) in the live version."""
+        counts: dict[str, dict[str, int]] = {}
+        for doc in self.indexed_documents(live).values():
+            entry = counts.setdefault(doc.collection, {"documents": 0, "chunks": 0})
+            entry["documents"] += 1
+            entry["chunks"] += doc.chunks
+        return counts
 
     def candidates(self, vector: np.ndarray, text: str, limit: int,
                    collections: list[str] | None = None) -> list[dict[str, Any]]:
@@ -214,22 +234,72 @@ class ChunkStore:
                 table.restore(live.version)  # drop whatever an interrupted run left behind
         return IndexWriter(self, table, settings, live), rebuild_reason
 
-    def _commit(self, table, settings: dict[str, Any], report: dict[str, Any]) -> LiveIndex:
+    def _staged(self, table, settings: dict[str, Any]) -> LiveIndex:
+        """The table's current version described as a candidate, not yet in the manifest."""
         previous = self.live(refresh=True)
         counts = table.to_lance().to_table(columns=["collection", "source"])
         documents = len({(r["collection"], r["source"]) for r in counts.to_pylist()})
+        return LiveIndex((previous.seq if previous else 0) + 1, table.name, table.version, settings,
+                         datetime.now(timezone.utc).isoformat(timespec="seconds"), documents, counts.num_rows, {})
+
+    def _commit(self, staged: LiveIndex, report: dict[str, Any]) -> LiveIndex:
+        previous = self.live(refresh=True)
         row = {
-            "seq": (previous.seq if previous else 0) + 1, "table": table.name, "version": table.version,
-            "settings": json.dumps(settings, sort_keys=True),
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "documents": documents, "chunks": counts.num_rows, "report": json.dumps(report),
+            "seq": (previous.seq if previous else 0) + 1, "table": staged.table, "version": staged.version,
+            "settings": json.dumps(staged.settings, sort_keys=True), "built_at": staged.built_at,
+            "documents": staged.documents, "chunks": staged.chunks, "report": json.dumps(report),
         }
+        self._append_manifest(row)
+        self._drop_unreferenced_tables()
+        return self.live(refresh=True)  # type: ignore[return-value]
+
+    def rollback(self, seq: int | None, settings: dict[str, Any]) -> tuple[LiveIndex, LiveIndex]:
+        """Make an earlier version live again (default: the one before the live one) by
+        appending a manifest row that points at it. Returns (now live, restored from)."""
+        versions = self.manifests()
+        if not versions:
+            raise RollbackError("there is no index yet")
+        live = versions[-1]
+        if seq is None:
+            if len(versions) < 2:
+                raise RollbackError(f"v{live.seq} is the only index version; there is nothing to roll back to")
+            target = versions[-2]
+        else:
+            found = [m for m in versions if m.seq == seq]
+            if not found:
+                raise RollbackError(f"no index version v{seq}; versions are v{versions[0].seq}..v{live.seq}")
+            target = found[0]
+        if (target.table, target.version) == (live.table, live.version):
+            raise RollbackError(f"v{target.seq} is what is live already (v{live.seq})")
+        problem = self.unavailable_reason(target, settings)
+        if problem:
+            raise RollbackError(f"cannot roll back to v{target.seq}: {problem}")
+        report = {**target.report, "rollback_of": target.seq}
+        row = {
+            "seq": live.seq + 1, "table": target.table, "version": target.version,
+            "settings": json.dumps(target.settings, sort_keys=True), "built_at": target.built_at,
+            "documents": target.documents, "chunks": target.chunks, "report": json.dumps(report),
+        }
+        self._append_manifest(row)
+        return self.live(refresh=True), target  # type: ignore[return-value]
+
+    def unavailable_reason(self, version: LiveIndex, settings: dict[str, Any]) -> str | None:
+        """Why a recorded version cannot be served any more, or None if it can."""
+        if version.settings != settings:
+            return ("it was built with other index settings (embedding model, chunking or loaders) "
+                    "than this bot uses")
+        if version.table not in self._table_names():
+            return "its table was dropped (only the newest index tables are kept)"
+        table = self._db.open_table(version.table)
+        if version.version not in {v["version"] for v in table.list_versions()}:
+            return "its data was compacted away (versions are kept for 30 days)"
+        return None
+
+    def _append_manifest(self, row: dict[str, Any]) -> None:
         if MANIFEST_TABLE in self._table_names():
             self._db.open_table(MANIFEST_TABLE).add([row])
         else:
             self._db.create_table(MANIFEST_TABLE, data=pa.Table.from_pylist([row], schema=_MANIFEST_SCHEMA))
-        self._drop_unreferenced_tables()
-        return self.live(refresh=True)  # type: ignore[return-value]
 
     def _drop_unreferenced_tables(self) -> None:
         keep = {m.table for m in self.manifests()[-_KEEP_TABLES:]}
@@ -307,14 +377,30 @@ class IndexWriter:
         self.table.add(pa.Table.from_arrays(arrays, schema=schema))
         self.changed = True
 
-    def commit(self, report: dict[str, Any]) -> LiveIndex:
-        """Index full text, compact, then make this version live with one manifest append."""
-        if self.changed or self.base is None or self.base.table != self.table.name:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                if self.table.count_rows() > 0:
-                    self.table.create_fts_index("search_text", replace=True)
-            self.table.optimize(cleanup_older_than=timedelta(days=30))
-        elif self.base is not None:
-            return self.base  # nothing changed: no new version, no manifest row
-        return self.store._commit(self.table, self.settings, report)
+    @property
+    def has_changes(self) -> bool:
+        return self.changed or self.base is None or self.base.table != self.table.name
+
+    def stage(self) -> LiveIndex:
+        """Index full text and compact: the finished version, readable through
+        `store.view()` but not live. With no changes it is the live version itself."""
+        if not self.has_changes:
+            assert self.base is not None
+            return self.base
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if self.table.count_rows() > 0:
+                self.table.create_fts_index("search_text", replace=True)
+        self.table.optimize(cleanup_older_than=timedelta(days=30))
+        return self.store._staged(self.table, self.settings)
+
+    def commit(self, staged: LiveIndex, report: dict[str, Any]) -> LiveIndex:
+        """Make the staged version live with one manifest append."""
+        if not self.has_changes:
+            return staged  # nothing changed: no new version, no manifest row
+        return self.store._commit(staged, report)
+
+    def discard(self) -> None:
+        """Leave the live version as it is; a fresh table built for a full rebuild is dropped."""
+        if self.base is None or self.base.table != self.table.name:
+            self.store._db.drop_table(self.table.name)

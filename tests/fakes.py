@@ -42,7 +42,7 @@ class CountingReindexer:
     def __init__(self) -> None:
         self.runs = 0
 
-    def reindex(self, progress=None):
+    def reindex(self, progress=None, started_by="unknown", trigger="chat"):
         self.runs += 1
         if progress:
             progress("scanned", 1, 1)
@@ -54,7 +54,7 @@ class _Outcome:
         return "Index v2: 3 documents."
 
     def to_dict(self) -> dict:
-        return {"version": 2}
+        return {"version": 2, "went_live": True}
 
 
 class StaticStatus:

@@ -1,13 +1,17 @@
-"""The command registry: admin gate, single flight, clear messages for everything else."""
+"""The command registry: admin gate, one re-index at a time, clear messages for everything else."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+
+import pytest
 
 from bot.acl import AccessPolicy
 from bot.answering import AnswerService
 from bot.commands import CommandContext, build_registry
-from bot.single_flight import SingleFlight
+from bot.reindex_job import ReindexJob, RunHistory
+from bot.reindex_lock import ReindexLock
 from tests.fakes import CountingReindexer, ScriptedGenerator, StaticStatus
 
 
@@ -16,10 +20,23 @@ class EmptyRetriever:
         return []
 
 
-def registry(reindexer=None, flight=None):
+DATA_DIR = Path()
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(__import__(__name__, fromlist=["DATA_DIR"]), "DATA_DIR", tmp_path)
+
+
+def locked(work: CountingReindexer) -> ReindexJob:
+    """The index work behind the real job: lock and run history in this test's data dir."""
+    return ReindexJob(work.reindex, ReindexLock(DATA_DIR), RunHistory(DATA_DIR / "runs.jsonl"))
+
+
+def registry(reindexer=None):
     answers = AnswerService(EmptyRetriever(), ScriptedGenerator())
     policy = AccessPolicy(admins=["slack:UADMIN"], trusted_platforms={"console"})
-    return build_registry(policy, answers, reindexer or CountingReindexer(), StaticStatus(), flight)
+    return build_registry(policy, answers, locked(reindexer or CountingReindexer()), StaticStatus())
 
 
 def ctx(user: str, platform: str = "slack", **kw) -> CommandContext:
@@ -48,19 +65,18 @@ def test_console_operator_is_admin_by_platform() -> None:
 
 
 def test_second_reindex_is_told_who_is_running_it() -> None:
-    flight = SingleFlight()
     started = threading.Event()
     release = threading.Event()
 
     class SlowReindexer(CountingReindexer):
-        def reindex(self, progress=None):
+        def reindex(self, progress=None, started_by="unknown", trigger="chat"):
             progress("embedded", 5, 10)
             started.set()
             release.wait(10)
             return super().reindex()
 
     slow = SlowReindexer()
-    reg = registry(slow, flight)
+    reg = registry(slow)
     worker = threading.Thread(target=reg.handle, args=("/reindex", ctx("slack:UADMIN")))
     worker.start()
     assert started.wait(10)
@@ -68,7 +84,7 @@ def test_second_reindex_is_told_who_is_running_it() -> None:
     release.set()
     worker.join(10)
     assert not busy.ok
-    assert busy.text.startswith("A re-index is already running (started by slack:UADMIN at ")
+    assert busy.text.startswith("A re-index is already running (started by slack:UADMIN (chat) at ")
     assert "embedded 5/10" in busy.text
     assert slow.runs == 1
 
@@ -91,7 +107,7 @@ def test_help_lists_only_what_the_user_may_run() -> None:
 
 def test_a_failing_command_replies_with_an_error_instead_of_raising() -> None:
     class FailsOnce(CountingReindexer):
-        def reindex(self, progress=None):
+        def reindex(self, progress=None, started_by="unknown", trigger="chat"):
             if self.runs == 0:
                 self.runs += 1
                 raise OSError("disk full")
@@ -100,7 +116,7 @@ def test_a_failing_command_replies_with_an_error_instead_of_raising() -> None:
     reg = registry(FailsOnce())
     reply = reg.handle("/reindex", ctx("slack:UADMIN"))
     assert not reply.ok and reply.text == "Something went wrong running /reindex; the error was logged."
-    # The flight was released: the next run goes ahead.
+    # The lock was released: the next run goes ahead.
     assert reg.handle("/reindex", ctx("slack:UADMIN")).ok
 
 

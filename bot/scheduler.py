@@ -1,0 +1,141 @@
+"""The nightly re-index on APScheduler 3, inside `supportbot serve` or alone as
+`supportbot scheduler` (one scheduler for many bot replicas).
+
+The job lives in a SQLite job store in the data dir, so a run that was due while the box was
+down is still owed at the next start: it runs once (coalesce), if it is no later than the
+misfire grace time, and never twice at once (max_instances=1; the cross-process re-index
+lock covers chat and CLI runs).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+log = logging.getLogger(__name__)
+
+JOB_ID = "nightly-reindex"
+JOBSTORE_FILE = "scheduler.sqlite"
+_WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+_runner: Callable[[], None] | None = None
+
+
+def run_scheduled_reindex() -> None:
+    """What APScheduler calls. It is stored by reference (module:function) in the job store,
+    so it looks up the runner this process installed rather than carrying pickled state."""
+    if _runner is None:
+        log.error("scheduled re-index fired, but no runner is installed in this process")
+        return
+    _runner()
+
+
+class ScheduleError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    cron: str  # standard crontab: minute hour day-of-month month day-of-week (0 or 7 = Sunday)
+    timezone: str  # IANA name; "" = this machine's zone
+    misfire_grace_s: int
+    jobstore: Path
+
+
+def cron_trigger(cron: str, zone: str) -> CronTrigger:
+    """A CronTrigger with crontab's weekday numbers (APScheduler 3 counts 0 as Monday)."""
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ScheduleError(f"schedule {cron!r} must have 5 fields (minute hour day month weekday)")
+    fields[4] = re.sub(r"(?<![/\d])\d+", lambda m: _weekday(m.group()), fields[4])
+    try:
+        return CronTrigger.from_crontab(" ".join(fields), timezone=time_zone(zone))
+    except ValueError as err:
+        raise ScheduleError(f"schedule {cron!r}: {err}") from None
+
+
+def _weekday(number: str) -> str:
+    value = int(number)
+    if value > 7:
+        raise ScheduleError(f"weekday {value} is not 0-7")
+    return _WEEKDAYS[value]
+
+
+def time_zone(name: str):
+    if not name:
+        from tzlocal import get_localzone
+
+        return get_localzone()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ScheduleError(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)") from None
+
+
+class NightlyReindex:
+    """Owns one BackgroundScheduler with the re-index job in it."""
+
+    def __init__(self, settings: ScheduleSettings, run: Callable[[], None]) -> None:
+        self.settings = settings
+        self.run = run
+        self.trigger = cron_trigger(settings.cron, settings.timezone)
+        settings.jobstore.parent.mkdir(parents=True, exist_ok=True)
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{settings.jobstore}")},
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.misfire_grace_s},
+            timezone=self.trigger.timezone,
+        )
+
+    def start(self) -> datetime | None:
+        """Start the schedule and return the next run time. A run still owed from before
+        (the stored next run time is in the past) is kept, so it happens now, once."""
+        global _runner
+        _runner = self.run
+        self.scheduler.start(paused=True)
+        stored = self.scheduler.get_job(JOB_ID)
+        now = datetime.now(timezone.utc)
+        owed = stored.next_run_time if stored and stored.next_run_time and stored.next_run_time <= now else None
+        extra = {"next_run_time": owed} if owed else {}
+        self.scheduler.add_job(run_scheduled_reindex, self.trigger, id=JOB_ID, name="nightly re-index",
+                               replace_existing=True, **extra)
+        self.scheduler.resume()
+        if owed:
+            log.info("a scheduled re-index was missed at %s; running it now", owed)
+        return self.next_run()
+
+    def next_run(self) -> datetime | None:
+        job = self.scheduler.get_job(JOB_ID)
+        return job.next_run_time if job else None
+
+    def shutdown(self, wait: bool = True) -> None:
+        global _runner
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
+        if _runner is self.run:
+            _runner = None
+
+
+def stored_next_run(jobstore: Path) -> datetime | None:
+    """The next run time as the scheduler last stored it, readable from any process."""
+    if not jobstore.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{jobstore}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT next_run_time FROM apscheduler_jobs WHERE id = ?", (JOB_ID,)).fetchone()
+    except sqlite3.Error:
+        return None
+    if not row or row[0] is None:
+        return None
+    return datetime.fromtimestamp(row[0], tz=timezone.utc)
