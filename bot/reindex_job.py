@@ -95,9 +95,13 @@ class ReindexJob:
             progress: ProgressCallback | None = None) -> ReindexOutcome:
         with self.lock.hold(started_by, trigger):
             started = time.time()
+            stages: list[str] = []
 
             def report(stage: str, done: int, total: int) -> None:
-                self.lock.update(f"{stage} {done}/{total}", force=done >= total)
+                new_stage = not stages or stages[-1] != stage
+                if new_stage:
+                    stages.append(stage)
+                self.lock.update(f"{stage} {done}/{total}", force=new_stage or done >= total)
                 if progress:
                     progress(stage, done, total)
 
