@@ -24,4 +24,5 @@ test: install
 
 benchmarks: install
 	$(BIN)/python -m tests.benchmarks.bench_retrieval
+	$(BIN)/python -m tests.benchmarks.bench_reindex
 	$(BIN)/python -m tests.benchmarks.bench_voice
