@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bot.generated_text import cited_numbers, tidy
 from bot.conversation import ConversationMemory
-from bot.prompting import build_messages, retrieval_query
+from bot.prompting import build_messages, render_context, retrieval_query
 from bot.protocols import Generator, Passage, Retriever
 from bot.types import Answer, Citation, Question, Turn
 
@@ -25,6 +25,7 @@ class AnsweringSettings:
     max_question_chars: int = 2000  # keeps every prompt inside the generator's token budget
     context_weight: float = 0.5  # how much a follow-up's retrieval leans on the previous question
     channel_voices: tuple[tuple[str, str], ...] = ()  # (channel id, voice name); others use the active voice
+    channel_sources: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (channel id, docs sources it answers from)
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -34,12 +35,14 @@ class AnsweringSettings:
 class AnswerService:
     def __init__(self, retriever: Retriever, generator: Generator, memory: ConversationMemory | None = None,
                  settings: AnsweringSettings | None = None,
-                 indexed_at: Callable[[], str | None] | None = None) -> None:
+                 indexed_at: Callable[[], str | None] | None = None,
+                 active_voice: Callable[[], str | None] | None = None) -> None:
         self.retriever = retriever
         self.generator = generator
         self.memory = memory or ConversationMemory()
         self.settings = settings or AnsweringSettings()
         self.indexed_at = indexed_at  # set: every answer says how fresh its docs are
+        self.active_voice = active_voice
 
     def retrieve(self, question: Question, history: Sequence[Turn] | None = None) -> list[Passage]:
         """Top passages. A follow-up is searched on its own and together with the question
@@ -48,7 +51,7 @@ class AnswerService:
         if history is None:
             history = self.memory.history(question.conversation_id)
         query = retrieval_query(question.text, history)
-        k, scope = self.settings.top_k, question.collections
+        k, scope = self.settings.top_k, self.scope(question)
         if query == question.text:
             return list(self.retriever.search(query, k=k, collections=scope))
         scored: dict[tuple[str, str], tuple[float, Passage]] = {}
@@ -61,6 +64,13 @@ class AnswerService:
                 scored[key] = (total + weight * passage.score, kept)
         ranked = sorted(scored.values(), key=lambda item: item[0], reverse=True)
         return [passage for _, passage in ranked[:k]]
+
+    def scope(self, question: Question) -> list[str] | None:
+        """The docs sources a question may be answered from: its own, else its channel's."""
+        if question.collections:
+            return question.collections
+        scoped = dict(self.settings.channel_sources).get(question.channel_id or "")
+        return list(scoped) if scoped else None
 
     def answer(self, question: Question, on_token: TokenCallback | None = None) -> Answer:
         """Answer one question; `on_token` receives generated text as it streams."""
@@ -89,6 +99,7 @@ class AnswerService:
         messages = build_messages(question.text, relevant, history, self.settings.max_passage_chars)
         t0 = time.perf_counter()
         voice = dict(self.settings.channel_voices).get(question.channel_id or "")
+        used_voice = voice or (self.active_voice() if self.active_voice else None)
         if on_token is None:
             raw = self.generator.generate(messages, voice=voice)
         else:
@@ -106,7 +117,8 @@ class AnswerService:
             if not numbers:  # the model answered from the passages but named none: list what it read
                 numbers = list(range(1, min(self.settings.fallback_citations, len(relevant)) + 1))
             citations = [_citation(n, relevant[n - 1]) for n in numbers]
-            answer = Answer(answer=text, abstained=False, citations=citations)
+            context = render_context(relevant, self.settings.max_passage_chars)
+            answer = Answer(answer=text, abstained=False, citations=citations, voice=used_voice, context=context)
         self.memory.remember(
             question.conversation_id,
             Turn(question=question.text, answer=answer.answer, sources=[c.source for c in answer.citations]),

@@ -60,6 +60,10 @@ def cli(ctx: click.Context, config_file: Path | None, data_dir: Path | None, ver
         settings = load_settings(config_file, data_dir=data_dir)
     except Exception as err:  # a bad config file is a usage error, not a crash
         raise click.ClickException(f"invalid configuration: {err}") from None
+    from bot import log_redaction
+    from bot.config import SECRET_FIELDS
+
+    log_redaction.install(getattr(settings, f).get_secret_value() for f in SECRET_FIELDS if getattr(settings, f))
     ctx.obj = Context(settings)
 
 
@@ -249,6 +253,37 @@ def scheduler(obj: Context) -> None:
         pass
     click.echo("Stopping the scheduler (a re-index in progress finishes first).", err=True)
     nightly.shutdown(wait=True)
+
+
+@cli.command()
+@click.pass_obj
+def serve(obj: Context) -> None:
+    """Run the chat platforms (Slack; per config and tokens) and the nightly re-index."""
+    from bot.serving import ServeError, run_serve
+
+    _ensure_index(obj.app, quiet=False)
+    try:
+        run_serve(obj.app)
+    except ServeError as err:
+        raise click.ClickException(str(err)) from None
+
+
+@cli.group()
+def feedback() -> None:
+    """What users thought of the answers (👍 / 👎 from Slack and Discord)."""
+
+
+@feedback.command(name="export")
+@click.option("--voice", "voice_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write 👍-rated and admin-corrected answers here as voice examples (JSONL).")
+@click.pass_obj
+def feedback_export(obj: Context, voice_file: Path) -> None:
+    """Export approved answers for `supportbot voice train`."""
+    count = obj.app.feedback.export_voice(voice_file)
+    totals = obj.app.feedback.counts()
+    click.echo(f"Wrote {count} voice examples to {voice_file} (from {totals['answers']} answers: "
+               f"{totals['thumbs_up']} 👍, {totals['thumbs_down']} 👎). Train with: "
+               f"supportbot voice train {voice_file} --name NAME")
 
 
 def main() -> None:

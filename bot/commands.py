@@ -29,6 +29,7 @@ class CommandContext:
     collections: list[str] | None = None
     on_token: TokenCallback | None = None
     on_progress: Callable[[str], None] | None = None
+    platform_admin: bool = False  # the platform vouches for it (Slack admin group, Discord role)
 
 
 @dataclass
@@ -59,8 +60,11 @@ class CommandRegistry:
     def register(self, command: Command) -> None:
         self._commands[command.name] = command
 
+    def is_admin(self, ctx: CommandContext) -> bool:
+        return ctx.platform_admin or self.policy.is_admin(ctx.user_id, ctx.platform)
+
     def available(self, ctx: CommandContext) -> list[Command]:
-        admin = self.policy.is_admin(ctx.user_id, ctx.platform)
+        admin = self.is_admin(ctx)
         return [c for c in self._commands.values() if admin or not c.admin_only]
 
     def handle(self, text: str, ctx: CommandContext) -> Reply:
@@ -75,7 +79,7 @@ class CommandRegistry:
         command = self._commands.get(name)
         if command is None:
             return Reply(f"Unknown command /{name}. Type /help to see what I can do.", ok=False)
-        if command.admin_only and not self.policy.is_admin(ctx.user_id, ctx.platform):
+        if command.admin_only and not self.is_admin(ctx):
             log.info("refused /%s for non-admin %s on %s", name, ctx.user_id, ctx.platform)
             return Reply(f"Sorry, /{name} is for admins only.", ok=False)
         try:

@@ -116,6 +116,29 @@ class ReindexConfig(BaseModel):
 
 class AnswersConfig(BaseModel):
     show_indexed_at: bool = Field(False, description="end answers with 'docs indexed <when>'")
+    channel_sources: dict[str, list[str]] = Field(default_factory=dict, description=(
+        "channel id -> docs source names it may answer from; other channels use every source"))
+
+
+class ServeConfig(BaseModel):
+    """What `supportbot serve` runs and how much it takes on at once."""
+
+    platforms: list[str] = Field(default_factory=list, description=(
+        "'slack' and/or 'discord'; empty: every platform whose token is set"))
+    queue_size: int = Field(8, ge=1, description="questions waiting for the model; more get a 'busy' reply")
+    workers: int = Field(1, ge=1, description="questions answered at once (one model on a small box: 1)")
+
+
+class SlackConfig(BaseModel):
+    mode: str = Field("socket", pattern="^(socket|http)$", description=(
+        "socket: Socket Mode (SLACK_APP_TOKEN), one box; http: Events API on host:port (SLACK_SIGNING_SECRET)"))
+    host: str = "0.0.0.0"
+    port: int = Field(3000, ge=0, le=65535)
+    path: str = "/slack/events"
+    api_base_url: str = Field("https://slack.com/api/", description="Slack Web API (GovSlack: https://slack-gov.com/api/)")
+    admin_group: str | None = Field(None, description="user group id (S0123) whose members are admins too")
+    human_group: str | None = Field(None, description="user group id mentioned by 'Talk to a human'")
+    edit_interval_s: float = Field(1.0, ge=0.2, description="streamed answers are edited at most this often")
 
 
 class ConversationConfig(BaseModel):
@@ -163,6 +186,8 @@ class Settings(BaseSettings):
     voice: VoiceConfig = Field(default_factory=VoiceConfig)
     reindex: ReindexConfig = Field(default_factory=ReindexConfig)
     answers: AnswersConfig = Field(default_factory=AnswersConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
 
     slack_bot_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"), exclude=True)
     slack_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"), exclude=True)

@@ -24,9 +24,17 @@ def render_passages(passages: Sequence[PromptPassage], max_chars: int) -> str:
     """Markdown-style sections: the format small instruction-tuned models copy from best."""
     blocks = []
     for n, passage in enumerate(passages, 1):
-        text = passage.text if len(passage.text) <= max_chars else passage.text[:max_chars].rsplit(" ", 1)[0] + " ..."
-        blocks.append(f"### {passage.location} [{n}]\n{text}")
+        blocks.append(f"### {passage.location} [{n}]\n{_clip(passage.text, max_chars)}")
     return "\n\n".join(blocks)
+
+
+def render_context(passages: Sequence[PromptPassage], max_chars: int) -> str:
+    """The passages in the voice dataset's `context` format ("[n] location" then the text)."""
+    return "\n\n".join(f"[{n}] {p.location}\n{_clip(p.text, max_chars)}" for n, p in enumerate(passages, 1))
+
+
+def _clip(text: str, max_chars: int) -> str:
+    return text if len(text) <= max_chars else text[:max_chars].rsplit(" ", 1)[0] + " ..."
 
 
 def build_messages(question: str, passages: Sequence[PromptPassage], history: Sequence[Turn],

@@ -36,6 +36,9 @@ class Answer(BaseModel):
     citations: list[Citation] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
     indexed_at: str | None = None  # when the docs were indexed, if answers carry it (config)
+    # For feedback and voice export, not part of the JSON contract:
+    voice: str | None = Field(None, exclude=True)  # the brand voice that wrote it (None: base model)
+    context: str = Field("", exclude=True)  # the passages it was grounded on, "[n] location\ntext" blocks
 
     def contract_json(self) -> dict:
         """The `ask --json` object other tools rely on (DESIGN.md); `indexed_at` only when set."""

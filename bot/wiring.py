@@ -16,10 +16,12 @@ from bot.answering import AnsweringSettings, AnswerService
 from bot.commands import CommandRegistry, build_registry
 from bot.config import Settings
 from bot.conversation import ConversationMemory
+from bot.feedback import FeedbackStore
 from bot.index_ops import IndexOperations, local_time
 from bot.notify import ChannelNotifier
 from bot.reindex_job import HISTORY_FILE, SCHEDULE, ReindexJob, RunHistory, describe_run
 from bot.reindex_lock import ReindexLock
+from bot.work_queue import WorkQueue
 
 if TYPE_CHECKING:
     from knowledge.documents import DocsRoot
@@ -140,9 +142,20 @@ class App(IndexOperations):
     def answers(self) -> AnswerService:
         conv = self.settings.conversation
         memory = ConversationMemory(max_turns=conv.history_turns, ttl_seconds=conv.ttl_hours * 3600)
+        scoped = tuple((channel, tuple(names)) for channel, names in self.settings.answers.channel_sources.items())
         return AnswerService(self.retriever, self.generator, memory, AnsweringSettings(
-            top_k=self.settings.retrieval.top_k, channel_voices=tuple(self.settings.voice.channels.items())),
-            indexed_at=self.indexed_at if self.settings.answers.show_indexed_at else None)
+            top_k=self.settings.retrieval.top_k, channel_voices=tuple(self.settings.voice.channels.items()),
+            channel_sources=scoped),
+            indexed_at=self.indexed_at if self.settings.answers.show_indexed_at else None,
+            active_voice=self.active_voice)
+
+    @cached_property
+    def feedback(self) -> FeedbackStore:
+        return FeedbackStore(self.settings.data_dir / "feedback.sqlite")
+
+    @cached_property
+    def work_queue(self) -> WorkQueue:
+        return WorkQueue(self.settings.serve.queue_size, self.settings.serve.workers)
 
     @cached_property
     def commands(self) -> CommandRegistry:

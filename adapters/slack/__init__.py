@@ -1,0 +1,1 @@
+"""Slack adapter (slack-bolt): mentions, threads, DMs, slash commands, feedback buttons."""

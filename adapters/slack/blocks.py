@@ -1,0 +1,107 @@
+"""Block Kit for answers: the text, numbered sources as links, feedback buttons; and the
+"what was wrong" modal. Action ids are stable so buttons work across restarts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from adapters.slack.mrkdwn import escape, to_mrkdwn
+
+UP, DOWN, HUMAN, POST = "sb_feedback_up", "sb_feedback_down", "sb_talk_to_human", "sb_post_to_channel"
+FEEDBACK_MODAL = "sb_feedback_modal"
+WRONG_BLOCK, WRONG_INPUT = "what_was_wrong", "what_was_wrong_input"
+FIX_BLOCK, FIX_INPUT = "correction", "correction_input"
+
+_SECTION_LIMIT = 3000  # characters of text per section block
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def split_text(text: str, limit: int = _SECTION_LIMIT) -> list[str]:
+    """Pieces under `limit`, cut between paragraphs, else sentences, else words."""
+    pieces: list[str] = []
+    current = ""
+    for unit in _units(text, limit):
+        joined = f"{current}{unit}" if current else unit.lstrip()
+        if len(joined) <= limit:
+            current = joined
+        else:
+            pieces.append(current.rstrip())
+            current = unit.lstrip()
+    if current.strip():
+        pieces.append(current.rstrip())
+    return pieces or [""]
+
+
+def _units(text: str, limit: int) -> list[str]:
+    units: list[str] = []
+    for paragraph in re.split(r"(\n\n+)", text):
+        if len(paragraph) <= limit:
+            units.append(paragraph)
+            continue
+        for sentence in _SENTENCE_END.split(paragraph):
+            while len(sentence) > limit:  # a "sentence" longer than a block: cut at a space
+                cut = sentence.rfind(" ", 0, limit) if " " in sentence[:limit] else limit
+                units.append(sentence[:cut])
+                sentence = sentence[cut:]
+            units.append(" " + sentence)
+    return units
+
+
+def sources_line(citations: Sequence[dict[str, Any]], abstained: bool = False) -> str:
+    parts = []
+    for c in citations:
+        title = escape(c["title"]).replace("|", "¦")
+        parts.append(f"[{c['n']}] <{c['url']}|{title}>" if c.get("url") else f"[{c['n']}] {title} ({escape(c['source'])})")
+    return ("Closest pages: " if abstained else "Sources: ") + "  ·  ".join(parts)
+
+
+def answer_blocks(text: str, citations: Sequence[dict[str, Any]], answer_id: str | None, abstained: bool = False,
+                  can_post: bool = False, footer: str | None = None, heading: str = "") -> list[dict[str, Any]]:
+    """`text` is the model's Markdown; `heading` is ready-made mrkdwn put before it."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": piece}}
+        for piece in split_text(heading + to_mrkdwn(text))
+    ]
+    context = [sources_line(citations, abstained)] if citations else []
+    if footer:
+        context.append(footer)
+    if context:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t[:_SECTION_LIMIT]} for t in context]})
+    if answer_id:
+        buttons = [
+            _button(UP, "👍", answer_id), _button(DOWN, "👎", answer_id), _button(HUMAN, "Talk to a human", answer_id),
+        ]
+        if can_post:
+            buttons.insert(0, _button(POST, "Post to channel", answer_id, style="primary"))
+        blocks.append({"type": "actions", "block_id": f"feedback:{answer_id}", "elements": buttons})
+    return blocks
+
+
+def _button(action_id: str, label: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {"type": "button", "action_id": action_id, "value": value,
+                              "text": {"type": "plain_text", "text": label, "emoji": True}}
+    if style:
+        button["style"] = style
+    return button
+
+
+def feedback_modal(answer_id: str, channel: str | None, thread_ts: str | None, admin: bool) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [{
+        "type": "input", "block_id": WRONG_BLOCK, "optional": True,
+        "label": {"type": "plain_text", "text": "What was wrong? (optional)"},
+        "element": {"type": "plain_text_input", "action_id": WRONG_INPUT, "multiline": True, "max_length": 2000},
+    }]
+    if admin:
+        blocks.append({
+            "type": "input", "block_id": FIX_BLOCK, "optional": True,
+            "label": {"type": "plain_text", "text": "Correct answer (admins; used to train the brand voice)"},
+            "element": {"type": "plain_text_input", "action_id": FIX_INPUT, "multiline": True, "max_length": 3000},
+        })
+    return {
+        "type": "modal", "callback_id": FEEDBACK_MODAL, "private_metadata": f"{answer_id}|{channel or ''}|{thread_ts or ''}",
+        "title": {"type": "plain_text", "text": "Thanks for the feedback"},
+        "submit": {"type": "plain_text", "text": "Send"}, "close": {"type": "plain_text", "text": "Skip"},
+        "blocks": blocks,
+    }

@@ -1,0 +1,139 @@
+"""What users thought of the answers: 👍/👎, comments, and admins' corrections, in SQLite.
+
+Every answer a chat platform shows is recorded (question, answer, sources, passages, voice,
+user) so a button pressed days later, after restarts, still finds what it rates. 👍-rated and
+admin-corrected answers export as voice examples: the brand voice learns from what the team
+approved.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.types import Answer, Question
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    id TEXT PRIMARY KEY, created_at REAL NOT NULL, platform TEXT NOT NULL, channel TEXT, user_id TEXT NOT NULL,
+    question TEXT NOT NULL, answer TEXT NOT NULL, abstained INTEGER NOT NULL, sources TEXT NOT NULL,
+    context TEXT NOT NULL, voice TEXT
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, answer_id TEXT NOT NULL REFERENCES answers(id), created_at REAL NOT NULL,
+    user_id TEXT NOT NULL, rating INTEGER, comment TEXT, correction TEXT, by_admin INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS feedback_answer ON feedback(answer_id);
+"""
+
+
+class UnknownAnswer(KeyError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    id: str
+    platform: str
+    channel: str | None
+    user_id: str
+    question: str
+    answer: str
+    abstained: bool
+    sources: list[dict]
+    context: str
+    voice: str | None
+
+
+class FeedbackStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def record_answer(self, question: Question, answer: Answer) -> str:
+        answer_id = uuid.uuid4().hex[:16]
+        sources = [c.model_dump(mode="json") for c in answer.citations]
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (answer_id, time.time(), question.platform, question.channel_id, question.user_id, question.text,
+                 answer.answer, int(answer.abstained), json.dumps(sources), answer.context, answer.voice))
+        return answer_id
+
+    def get(self, answer_id: str) -> StoredAnswer:
+        with self._lock:
+            row = self._db.execute("SELECT id, platform, channel, user_id, question, answer, abstained, sources, "
+                                   "context, voice FROM answers WHERE id = ?", (answer_id,)).fetchone()
+        if row is None:
+            raise UnknownAnswer(answer_id)
+        return StoredAnswer(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), json.loads(row[7]),
+                            row[8], row[9])
+
+    def rate(self, answer_id: str, user_id: str, rating: int, comment: str | None = None) -> None:
+        """rating +1 (👍) or -1 (👎); a later press by the same user replaces the earlier one."""
+        if rating not in (1, -1):
+            raise ValueError("rating must be +1 or -1")
+        self.get(answer_id)
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM feedback WHERE answer_id = ? AND user_id = ? AND rating IS NOT NULL",
+                             (answer_id, user_id))
+            self._db.execute("INSERT INTO feedback (answer_id, created_at, user_id, rating, comment) "
+                             "VALUES (?, ?, ?, ?, ?)", (answer_id, time.time(), user_id, rating, comment))
+
+    def comment(self, answer_id: str, user_id: str, comment: str, correction: str | None = None,
+                by_admin: bool = False) -> None:
+        """What was wrong, and (from an admin) what the answer should have been."""
+        self.get(answer_id)
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO feedback (answer_id, created_at, user_id, comment, correction, by_admin) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (answer_id, time.time(), user_id, comment or None, correction or None, int(by_admin)))
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            up, down = self._db.execute(
+                "SELECT COALESCE(SUM(rating = 1), 0), COALESCE(SUM(rating = -1), 0) FROM feedback").fetchone()
+            answers = self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        return {"answers": answers, "thumbs_up": up, "thumbs_down": down}
+
+    def voice_examples(self) -> list[dict]:
+        """👍-rated answers as given, and answers an admin corrected with the correction
+        (the latest one wins); never an answer rated 👎 and not corrected."""
+        with self._lock:
+            rows = self._db.execute("""
+                SELECT a.id, a.question, a.answer, a.context,
+                       (SELECT f.correction FROM feedback f WHERE f.answer_id = a.id AND f.by_admin = 1
+                        AND f.correction IS NOT NULL ORDER BY f.id DESC LIMIT 1) AS correction,
+                       (SELECT COALESCE(SUM(f.rating), 0) FROM feedback f WHERE f.answer_id = a.id) AS score
+                FROM answers a ORDER BY a.created_at""").fetchall()
+        examples = []
+        seen: set[tuple[str, str]] = set()
+        for _, question, answer, context, correction, score in rows:
+            text = correction or (answer if score > 0 else None)
+            key = (" ".join(question.lower().split()), text or "")
+            if text and key not in seen:  # the voice dataset refuses duplicates
+                seen.add(key)
+                example = {"question": question, "answer": text}
+                if context:
+                    example["context"] = context
+                examples.append(example)
+        return examples
+
+    def export_voice(self, path: Path) -> int:
+        examples = self.voice_examples()
+        Path(path).write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples), encoding="utf-8")
+        return len(examples)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

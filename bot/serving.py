@@ -1,0 +1,83 @@
+"""`supportbot serve`: the chat platforms and (unless another process runs it) the nightly
+re-index, in one process. Part of the composition root: it alone imports the platform
+adapters, and only when their platform is switched on."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from bot.wiring import App
+
+log = logging.getLogger(__name__)
+
+PLATFORMS = ("slack",)
+
+
+class ServeError(RuntimeError):
+    """A setup problem the operator must fix (missing token, unknown platform)."""
+
+
+def chosen_platforms(app: App) -> list[str]:
+    cfg, settings = app.settings.serve, app.settings
+    platforms = list(cfg.platforms) or [p for p, token in (("slack", settings.slack_bot_token),) if token]
+    unknown = [p for p in platforms if p not in PLATFORMS]
+    if unknown:
+        raise ServeError(f"unknown platform(s) {unknown}; supportbot serves {', '.join(PLATFORMS)}")
+    if not platforms:
+        raise ServeError("no chat platform to serve: set SLACK_BOT_TOKEN (see README, 'Slack'), "
+                         "or use `supportbot chat` for the console")
+    return platforms
+
+
+def slack_bot(app: App):
+    """The Slack adapter wired to this app's core, queue and feedback store."""
+    from adapters.slack.bot import SlackBot, SlackSettings
+
+    s, cfg = app.settings, app.settings.slack
+    if not s.slack_bot_token:
+        raise ServeError("Slack needs SLACK_BOT_TOKEN in the environment")
+    secret = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None
+    if cfg.mode == "http" and not secret:
+        raise ServeError("Slack HTTP mode needs SLACK_SIGNING_SECRET in the environment")
+    if cfg.mode == "socket" and not s.slack_app_token:
+        raise ServeError("Slack Socket Mode needs SLACK_APP_TOKEN (xapp-...) in the environment; "
+                         "or set slack.mode = \"http\"")
+    return SlackBot(app.commands, app.feedback, app.work_queue, SlackSettings(
+        bot_token=s.slack_bot_token.get_secret_value(), signing_secret=secret if cfg.mode == "http" else None,
+        api_base_url=cfg.api_base_url, admin_group=cfg.admin_group, human_group=cfg.human_group,
+        edit_interval_s=cfg.edit_interval_s))
+
+
+def run_serve(app: App) -> None:
+    platforms = chosen_platforms(app)
+    nightly = None
+    if app.settings.reindex.in_serve and app.settings.reindex.schedule:
+        nightly = app.nightly()
+    try:
+        asyncio.run(_serve(app, platforms, nightly))
+    finally:
+        if nightly is not None:
+            nightly.shutdown(wait=False)
+        app.work_queue.shutdown()
+
+
+async def _serve(app: App, platforms: list[str], nightly) -> None:
+    loop = asyncio.get_running_loop()
+    runs: list[Coroutine[Any, Any, None]] = []
+    if "slack" in platforms:
+        from adapters.slack.server import serve_http, serve_socket_mode
+
+        bot = slack_bot(app)
+        app.notifier.register("slack", lambda channel, text: asyncio.run_coroutine_threadsafe(
+            bot.post_notice(channel, text), loop).result(timeout=60))
+        cfg = app.settings.slack
+        if cfg.mode == "http":
+            runs.append(serve_http(bot, cfg.host, cfg.port, cfg.path))
+        else:
+            runs.append(serve_socket_mode(bot, app.settings.slack_app_token.get_secret_value()))
+    if nightly is not None:
+        log.info("nightly re-index scheduled; next run %s", nightly.start())
+    await asyncio.gather(*runs)

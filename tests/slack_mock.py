@@ -1,0 +1,228 @@
+"""The network edge for Slack tests: a local Slack Web API on 127.0.0.1 that records every
+call with its body and answers like Slack, and correctly signed requests to the bot.
+
+(The pattern of bolt-python's tests/mock_web_api_server, written for this project.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+BOT_USER = "UBOT"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT_TOKEN = "xoxb-1111-2222-testtokenabcdef"
+
+
+@dataclass
+class Call:
+    method: str  # Web API method ("chat.postMessage") or "response_url"
+    body: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+
+class MockSlackAPI:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.condition = threading.Condition()
+        self.rate_limited: dict[str, int] = {}  # method -> how many 429s to answer first
+        self.group_members: list[str] = []
+        self._ts = itertools.count(1)
+        mock = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode("utf-8") if length else ""
+                mock._handle(self, self.path, raw, self.headers.get("Content-Type", ""))
+
+            do_GET = do_POST
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    # ----- lifecycle ------------------------------------------------------------------
+    def __enter__(self) -> MockSlackAPI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def response_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/response/{name}"
+
+    # ----- what the bot did -----------------------------------------------------------
+    def of(self, method: str) -> list[Call]:
+        with self.condition:
+            return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, predicate, timeout: float = 120.0) -> list[Call]:
+        """Block until predicate(calls) is true (woken by each new call, never polling)."""
+        with self.condition:
+            if not self.condition.wait_for(lambda: predicate(self.calls), timeout=timeout):
+                raise AssertionError(f"timed out; calls so far: {[(c.method, c.body) for c in self.calls]}")
+            return list(self.calls)
+
+    # ----- serving --------------------------------------------------------------------
+    def _handle(self, handler: BaseHTTPRequestHandler, path: str, raw: str, content_type: str) -> None:
+        parsed = urllib.parse.urlparse(path)
+        if parsed.path.startswith("/response/"):
+            self._record("response_url", json.loads(raw) if raw else {}, path=parsed.path)
+            self._send(handler, 200, "ok", "text/plain")
+            return
+        method = parsed.path.rsplit("/", 1)[-1]
+        if "json" in content_type:
+            body = json.loads(raw) if raw else {}
+        else:
+            body = {k: v[0] for k, v in urllib.parse.parse_qs(raw or parsed.query).items()}
+            for key in ("blocks", "view"):
+                if isinstance(body.get(key), str):
+                    body[key] = json.loads(body[key])
+        with self.condition:
+            if self.rate_limited.get(method, 0) > 0:
+                self.rate_limited[method] -= 1
+                self.calls.append(Call(method + " (429)", body))
+                self.condition.notify_all()
+                self._send(handler, 429, json.dumps({"ok": False, "error": "ratelimited"}), headers={"Retry-After": "0"})
+                return
+        self._record(method, body)
+        self._send(handler, 200, json.dumps(self._reply(method, body)))
+
+    def _record(self, method: str, body: dict, **extra: Any) -> None:
+        with self.condition:
+            self.calls.append(Call(method, {**body, **extra}))
+            self.condition.notify_all()
+
+    def _reply(self, method: str, body: dict) -> dict:
+        if method == "auth.test":
+            return {"ok": True, "url": "https://test.slack.com/", "team": "Test", "user": "supportbot",
+                    "team_id": "T0001", "user_id": BOT_USER, "bot_id": "BBOT"}
+        if method == "chat.postMessage":
+            ts = f"1800000000.{next(self._ts):06d}"
+            return {"ok": True, "channel": body.get("channel"), "ts": ts, "message": {"text": body.get("text"), "ts": ts}}
+        if method == "chat.update":
+            return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
+        if method == "usergroups.users.list":
+            return {"ok": True, "users": self.group_members}
+        if method == "views.open":
+            return {"ok": True, "view": {"id": "V0001"}}
+        return {"ok": True}
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, status: int, body: str, content_type: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
+        data = body.encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+
+# ----- signed requests to the bot -----------------------------------------------------------
+
+def signature(body: str, timestamp: int, secret: str = SIGNING_SECRET) -> str:
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def send(url: str, body: str, content_type: str, timestamp: int | None = None,
+         secret: str = SIGNING_SECRET, forged: bool = False) -> tuple[int, str, float]:
+    """POST like Slack does; returns (status, body, seconds until the response)."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    sig = signature(body, ts, secret)
+    if forged:
+        sig = sig[:-4] + ("0000" if not sig.endswith("0000") else "1111")
+    request = urllib.request.Request(url, data=body.encode(), method="POST", headers={
+        "Content-Type": content_type, "X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sig})
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode(), time.monotonic() - started
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(), time.monotonic() - started
+
+
+def event_body(event: dict[str, Any], event_id: str) -> str:
+    return json.dumps({"token": "legacy", "team_id": "T0001", "api_app_id": "A0001", "type": "event_callback",
+                       "event_id": event_id, "event_time": int(time.time()), "authorizations": [
+                           {"team_id": "T0001", "user_id": BOT_USER, "is_bot": True}], "event": event})
+
+
+def command_body(command: str, text: str, user: str, response_url: str, channel: str = "C0001") -> str:
+    return urllib.parse.urlencode({
+        "token": "legacy", "team_id": "T0001", "team_domain": "test", "channel_id": channel, "channel_name": "general",
+        "user_id": user, "user_name": user.lower(), "command": command, "text": text, "api_app_id": "A0001",
+        "response_url": response_url, "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+    })
+
+
+def action_body(action_id: str, value: str, user: str, response_url: str, channel: str = "C0001",
+                message_ts: str = "1800000000.000002", thread_ts: str | None = None) -> str:
+    message = {"type": "message", "ts": message_ts, "text": "answer"}
+    if thread_ts:
+        message["thread_ts"] = thread_ts
+    payload = {
+        "type": "block_actions", "team": {"id": "T0001"}, "user": {"id": user}, "api_app_id": "A0001",
+        "token": "legacy", "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
+        "trigger_id": "13345224609.738474920.8088930838d88f008e0", "channel": {"id": channel},
+        "message": message, "response_url": response_url,
+        "actions": [{"type": "button", "action_id": action_id, "block_id": f"feedback:{value}", "value": value,
+                     "action_ts": str(time.time())}],
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+def view_submission_body(view: dict[str, Any], user: str, values: dict[str, Any]) -> str:
+    payload = {"type": "view_submission", "team": {"id": "T0001"}, "user": {"id": user}, "api_app_id": "A0001",
+               "token": "legacy", "trigger_id": "1.2.3", "view": {**view, "id": "V0001", "state": {"values": values}}}
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+class ServedBot:
+    """The Slack app in HTTP mode on a real uvicorn server on 127.0.0.1, on its own thread."""
+
+    def __init__(self, bot) -> None:
+        from adapters.slack.server import http_server
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)  # requests wait in the backlog until uvicorn accepts them
+        self.server, sockets = http_server(bot, "127.0.0.1", 0, sock=self.sock)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/slack/events"
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=sockets)), daemon=True)
+
+    def __enter__(self) -> ServedBot:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()

@@ -1,0 +1,283 @@
+"""The Slack app in HTTP mode on 127.0.0.1, driven by correctly signed event, command and
+interaction requests, against a local mock Slack Web API. The core behind it is real: the
+sample docs in LanceDB, the bundled embedder and the bundled generator."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from adapters.slack import blocks as kit
+from adapters.slack.bot import PLACEHOLDER, SlackBot, SlackSettings
+from adapters.slack.mrkdwn import to_mrkdwn
+from bot.config import load_settings
+from bot.work_queue import BUSY_TEXT, WorkQueue
+from bot.wiring import App
+from tests.slack_mock import (
+    BOT_TOKEN,
+    BOT_USER,
+    MockSlackAPI,
+    ServedBot,
+    action_body,
+    command_body,
+    event_body,
+    send,
+    view_submission_body,
+)
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+@pytest.fixture(scope="module")
+def core(tmp_path_factory: pytest.TempPathFactory, embedder, model_cache: Path) -> App:
+    data = tmp_path_factory.mktemp("slack-data")
+    app = App(load_settings(None, data_dir=data, model_cache_dir=model_cache, admins=["slack:UADMIN"],
+                            generation={"max_new_tokens": 40}))
+    app.__dict__["embedder"] = embedder
+    app.index()
+    return app
+
+
+class Slack:
+    """One test's world: the mock Web API, the bot served over HTTP, helpers to talk to it."""
+
+    def __init__(self, core: App, queue: WorkQueue, **settings) -> None:
+        self.core = core
+        self.api = MockSlackAPI()
+        self.queue = queue
+        self.settings = settings
+        self.ids = iter(range(1, 10_000))
+
+    def __enter__(self) -> Slack:
+        self.api.__enter__()
+        self.bot = SlackBot(self.core.commands, self.core.feedback, self.queue, SlackSettings(
+            bot_token=BOT_TOKEN, signing_secret="8f742231b10e8888abcd99yyyzzz85a5",
+            api_base_url=self.api.base_url, **self.settings))
+        self.served = ServedBot(self.bot).__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.served.__exit__(*exc)
+        self.api.__exit__(*exc)
+
+    def event(self, event: dict) -> tuple[int, str, float]:
+        return send(self.served.url, event_body(event, f"Ev{next(self.ids):04d}"), JSON)
+
+    def mention(self, text: str, ts: str, channel: str = "C0001", user: str = "UALICE") -> tuple[int, str, float]:
+        return self.event({"type": "app_mention", "user": user, "text": f"<@{BOT_USER}> {text}", "ts": ts,
+                           "channel": channel, "event_ts": ts})
+
+    def command(self, command: str, text: str, user: str, name: str) -> tuple[int, str, float]:
+        return send(self.served.url, command_body(command, text, user, self.api.response_url(name)), FORM)
+
+    def finals(self, channel: str | None = None) -> list:
+        """chat.update calls that ended an answer (not streaming edits)."""
+        return [c for c in self.api.of("chat.update") if not c.body.get("text", "").endswith(" …")
+                and (channel is None or c.body["channel"] == channel)]
+
+
+@pytest.fixture()
+def slack(core: App):
+    with Slack(core, WorkQueue(capacity=8)) as world:
+        yield world
+
+
+def actions_of(blocks: list[dict]) -> dict[str, str]:
+    found = [b for b in blocks if b["type"] == "actions"]
+    return {e["action_id"]: e["value"] for e in found[0]["elements"]} if found else {}
+
+
+def context_text(blocks: list[dict]) -> str:
+    return " ".join(e["text"] for b in blocks if b["type"] == "context" for e in b["elements"])
+
+
+def test_a_mention_is_answered_in_its_thread_with_sources_and_buttons(slack: Slack) -> None:
+    status, _, seconds = slack.mention("How much does the Team plan cost?", ts="1700000000.000100")
+    assert status == 200 and seconds < 3
+    slack.api.wait_for(lambda calls: any(c.method == "chat.update" and c.body.get("blocks") for c in calls))
+
+    placeholder = slack.api.of("chat.postMessage")[0].body
+    assert placeholder["channel"] == "C0001" and placeholder["thread_ts"] == "1700000000.000100"
+    assert placeholder["text"] == PLACEHOLDER
+    final = slack.finals()[-1].body
+    assert final["ts"] == "1800000000.000001"  # the placeholder, edited in place
+    sections = [b["text"]["text"] for b in final["blocks"] if b["type"] == "section"]
+    assert sections and all(sections) and final["text"]
+    assert context_text(final["blocks"]).startswith("Sources: [1] Plans and pricing (billing/plans.md)")
+    buttons = actions_of(final["blocks"])
+    assert set(buttons) == {kit.UP, kit.DOWN, kit.HUMAN}
+    stored = slack.core.feedback.get(buttons[kit.UP])
+    assert stored.question == "How much does the Team plan cost?" and stored.user_id == "slack:UALICE"
+    assert stored.sources[0]["source"] == "billing/plans.md" and "[1] Plans and pricing" in stored.context
+
+
+def test_a_follow_up_in_the_thread_needs_no_mention_and_other_threads_are_left_alone(slack: Slack) -> None:
+    slack.mention("How do I install Driftwood on Windows?", ts="1700000000.000200")
+    slack.api.wait_for(lambda calls: len(slack.finals()) == 1)
+    slack.event({"type": "message", "channel_type": "channel", "user": "UALICE", "text": "and on macOS?",
+                 "ts": "1700000000.000300", "thread_ts": "1700000000.000200", "channel": "C0001"})
+    slack.event({"type": "message", "channel_type": "channel", "user": "UBOB", "text": "lunch?",
+                 "ts": "1700000000.000500", "thread_ts": "1700000000.000400", "channel": "C0001"})
+    slack.api.wait_for(lambda calls: len(slack.finals()) == 2)
+    posts = slack.api.of("chat.postMessage")
+    assert [p.body["thread_ts"] for p in posts] == ["1700000000.000200", "1700000000.000200"]
+    follow_up = slack.finals()[1].body
+    assert "install-macos.md" in context_text(follow_up["blocks"])  # the thread was its memory
+
+
+def test_a_direct_message_is_answered_in_the_dm(slack: Slack) -> None:
+    slack.event({"type": "message", "channel_type": "im", "user": "UALICE", "text": "How do I get a refund?",
+                 "ts": "1700000000.000600", "channel": "D0001"})
+    slack.api.wait_for(lambda calls: len(slack.finals("D0001")) == 1)
+    assert slack.api.of("chat.postMessage")[0].body["channel"] == "D0001"
+    assert "refunds" in context_text(slack.finals("D0001")[0].body["blocks"])
+
+
+def test_ask_answers_privately_with_a_button_to_post_it(slack: Slack) -> None:
+    status, ack, seconds = slack.command("/ask", "What does error DW-1042 mean?", "UALICE", "ask1")
+    assert status == 200 and seconds < 3
+    assert json.loads(ack) == {"response_type": "ephemeral", "text": PLACEHOLDER}
+    reply = slack.api.wait_for(lambda calls: any(c.method == "response_url" for c in calls))[-1].body
+    assert reply["response_type"] == "ephemeral" and reply["replace_original"] is True
+    assert "error-codes.md" in context_text(reply["blocks"])
+    buttons = actions_of(reply["blocks"])
+    assert set(buttons) == {kit.POST, kit.UP, kit.DOWN, kit.HUMAN}
+    assert slack.api.of("chat.postMessage") == []  # nothing public yet
+
+    send(slack.served.url, action_body(kit.POST, buttons[kit.POST], "UALICE", slack.api.response_url("post")), FORM)
+    slack.api.wait_for(lambda calls: len([c for c in calls if c.method == "response_url"]) == 2)
+    posted = slack.api.of("chat.postMessage")[0].body
+    assert posted["channel"] == "C0001" and posted["blocks"][0]["text"]["text"].startswith(
+        "<@UALICE> asked: What does error DW-1042 mean?")
+    deleted = slack.api.of("response_url")[-1].body
+    assert deleted["path"] == "/response/post" and deleted["delete_original"] is True
+
+
+def test_forged_signatures_and_stale_timestamps_get_401_and_no_answer(slack: Slack) -> None:
+    body = event_body({"type": "app_mention", "user": "UEVE", "text": f"<@{BOT_USER}> hi", "ts": "1.1",
+                       "channel": "C0001"}, "EvForged")
+    assert send(slack.served.url, body, JSON, forged=True)[0] == 401
+    assert send(slack.served.url, body, JSON, timestamp=int(time.time()) - 600)[0] == 401
+    wrong_secret = command_body("/supportbot", "reindex", "UADMIN", slack.api.response_url("x"))
+    assert send(slack.served.url, wrong_secret, FORM, secret="not-the-signing-secret-at-all")[0] == 401
+    assert slack.api.calls == []
+
+
+def test_a_non_admin_reindex_is_refused_and_runs_nothing(slack: Slack) -> None:
+    runs = len(slack.core.history.runs())
+    status, ack, _ = slack.command("/supportbot", "reindex", "UGUEST", "guest")
+    assert status == 200
+    reply = slack.api.wait_for(lambda calls: any(c.method == "response_url" for c in calls))[-1].body
+    assert reply["text"] == "Sorry, /reindex is for admins only." and reply["response_type"] == "ephemeral"
+    assert len(slack.core.history.runs()) == runs
+
+
+def test_an_admin_reindex_runs_and_reports(slack: Slack) -> None:
+    runs = len(slack.core.history.runs())
+    slack.command("/supportbot", "reindex", "UADMIN", "admin")
+    reply = slack.api.wait_for(lambda calls: any(c.method == "response_url" and c.body["text"].startswith("Index v")
+                                                 for c in calls))[-1].body
+    assert reply["text"].startswith("Index v1: 20 documents, ") and reply["replace_original"] is True
+    assert len(slack.core.history.runs()) == runs + 1
+    assert slack.core.history.last().started_by == "slack:UADMIN"
+
+
+def test_admins_can_come_from_a_user_group(core: App) -> None:
+    with Slack(core, WorkQueue(), admin_group="S0ADMINS") as slack:
+        slack.api.group_members = ["UGROUPIE"]
+        slack.command("/supportbot", "status", "UGROUPIE", "status")
+        reply = slack.api.wait_for(lambda calls: any(c.method == "response_url" for c in calls))[-1].body
+        assert reply["text"].startswith("```index version: 1\n")
+        assert slack.api.of("usergroups.users.list")[0].body == {"usergroup": "S0ADMINS"}
+
+
+def test_thumbs_down_stores_feedback_and_asks_what_was_wrong(slack: Slack) -> None:
+    slack.mention("How long do you keep deleted files?", ts="1700000000.000700")
+    final = slack.api.wait_for(lambda calls: len(slack.finals()) == 1) and slack.finals()[0].body
+    answer_id = actions_of(final["blocks"])[kit.DOWN]
+    send(slack.served.url, action_body(kit.DOWN, answer_id, "UALICE", slack.api.response_url("down"),
+                                       thread_ts="1700000000.000700"), FORM)
+    opened = slack.api.wait_for(lambda calls: any(c.method == "views.open" for c in calls))
+    view = [c for c in opened if c.method == "views.open"][0].body["view"]
+    assert view["callback_id"] == kit.FEEDBACK_MODAL and view["private_metadata"].startswith(answer_id + "|")
+    assert [b["block_id"] for b in view["blocks"]] == [kit.WRONG_BLOCK]  # no correction field for non-admins
+    status, _, _ = send(slack.served.url, view_submission_body(view, "UALICE", {
+        kit.WRONG_BLOCK: {kit.WRONG_INPUT: {"type": "plain_text_input", "value": "It listed last year's prices."}}}),
+        FORM)
+    assert status == 200
+    db = slack.core.feedback._db
+    rows = db.execute("SELECT user_id, rating, comment FROM feedback WHERE answer_id = ? ORDER BY id",
+                      (answer_id,)).fetchall()
+    assert rows == [("slack:UALICE", -1, None), ("slack:UALICE", None, "It listed last year's prices.")]
+
+
+def test_talk_to_a_human_mentions_the_configured_group_in_the_thread(core: App) -> None:
+    with Slack(core, WorkQueue(), human_group="S0HUMANS") as slack:
+        send(slack.served.url, action_body(kit.HUMAN, "abc", "UALICE", slack.api.response_url("h"),
+                                           thread_ts="1700000000.000800"), FORM)
+        post = slack.api.wait_for(lambda calls: any(c.method == "chat.postMessage" for c in calls))[-1].body
+        assert post == {**post, "channel": "C0001", "thread_ts": "1700000000.000800",
+                        "text": "<!subteam^S0HUMANS>, <@UALICE> would like a person to help with this question."}
+
+
+def test_a_rate_limited_post_is_retried(slack: Slack) -> None:
+    slack.api.rate_limited["chat.postMessage"] = 1
+    slack.mention("How do I turn on two-factor authentication?", ts="1700000000.000900")
+    slack.api.wait_for(lambda calls: len(slack.finals()) == 1)
+    methods = [c.method for c in slack.api.calls if c.method.startswith("chat.postMessage")]
+    assert methods == ["chat.postMessage (429)", "chat.postMessage"]
+    assert actions_of(slack.finals()[0].body["blocks"])
+
+
+def test_a_burst_of_mentions_is_acknowledged_in_time_and_none_is_lost(core: App) -> None:
+    with Slack(core, WorkQueue(capacity=3)) as slack:
+        acks: list[tuple[int, float]] = []
+        lock = threading.Lock()
+
+        def mention(i: int) -> None:
+            status, _, seconds = slack.mention(f"How do I share a folder? (#{i})", ts=f"1700000001.{i:06d}",
+                                               channel=f"CBURST{i:02d}")
+            with lock:
+                acks.append((status, seconds))
+
+        threads = [threading.Thread(target=mention, args=(i,)) for i in range(30)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(acks) == 30 and all(status == 200 and seconds < 3 for status, seconds in acks)
+        slack.api.wait_for(lambda calls: len(slack.finals()) == 30, timeout=300)
+        outcomes = {c.body["channel"]: c.body for c in slack.finals()}
+        assert len(outcomes) == 30  # every question got exactly its own ending
+        busy = [b for b in outcomes.values() if b["text"] == BUSY_TEXT]
+        answered = [b for b in outcomes.values() if actions_of(b.get("blocks") or [])]
+        assert len(busy) + len(answered) == 30 and answered and busy
+
+
+def test_tokens_never_reach_the_logs(slack: Slack, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        slack.mention("How do I create a share link?", ts="1700000000.001000")
+        slack.api.wait_for(lambda calls: len(slack.finals()) == 1)
+    assert "slack_sdk" in caplog.text or "slack_bolt" in caplog.text  # the libraries did log
+    assert BOT_TOKEN not in caplog.text and "8f742231b10e8888abcd99yyyzzz85a5" not in caplog.text
+
+
+def test_markdown_becomes_slack_mrkdwn() -> None:
+    markdown = ("## Install\n**Bold** and *italic*, [the docs](https://docs.example.com/a) and `a<b`.\n"
+                "- one\n- two\n```\nx = 1 & 2\n```\n~~old~~ <script>")
+    assert to_mrkdwn(markdown) == (
+        "*Install*\n*Bold* and _italic_, <https://docs.example.com/a|the docs> and `a&lt;b`.\n"
+        "• one\n• two\n```x = 1 &amp; 2```\n~old~ &lt;script&gt;")
+
+
+def test_long_answers_are_split_between_sentences() -> None:
+    text = " ".join(f"Sentence number {i} explains one more step of the setup." for i in range(200))
+    pieces = kit.split_text(text, limit=3000)
+    assert len(pieces) > 1 and all(len(p) <= 3000 for p in pieces)
+    assert all(p.endswith(".") for p in pieces) and " ".join(pieces) == text
