@@ -259,10 +259,11 @@ def scheduler(obj: Context) -> None:
 @click.pass_obj
 def serve(obj: Context) -> None:
     """Run the chat platforms (Slack; per config and tokens) and the nightly re-index."""
-    from bot.serving import ServeError, run_serve
+    from bot.serving import ServeError, check_setup, run_serve
 
-    _ensure_index(obj.app, quiet=False)
     try:
+        check_setup(obj.app)
+        _ensure_index(obj.app, quiet=False)
         run_serve(obj.app)
     except ServeError as err:
         raise click.ClickException(str(err)) from None

@@ -32,10 +32,15 @@ def chosen_platforms(app: App) -> list[str]:
     return platforms
 
 
-def slack_bot(app: App):
-    """The Slack adapter wired to this app's core, queue and feedback store."""
-    from adapters.slack.bot import SlackBot, SlackSettings
+def check_setup(app: App) -> list[str]:
+    """Every platform's tokens and settings, before anything slow starts; returns the platforms."""
+    platforms = chosen_platforms(app)
+    if "slack" in platforms:
+        _slack_secrets(app)
+    return platforms
 
+
+def _slack_secrets(app: App) -> str | None:
     s, cfg = app.settings, app.settings.slack
     if not s.slack_bot_token:
         raise ServeError("Slack needs SLACK_BOT_TOKEN in the environment")
@@ -45,6 +50,15 @@ def slack_bot(app: App):
     if cfg.mode == "socket" and not s.slack_app_token:
         raise ServeError("Slack Socket Mode needs SLACK_APP_TOKEN (xapp-...) in the environment; "
                          "or set slack.mode = \"http\"")
+    return secret
+
+
+def slack_bot(app: App):
+    """The Slack adapter wired to this app's core, queue and feedback store."""
+    from adapters.slack.bot import SlackBot, SlackSettings
+
+    s, cfg = app.settings, app.settings.slack
+    secret = _slack_secrets(app)
     return SlackBot(app.commands, app.feedback, app.work_queue, SlackSettings(
         bot_token=s.slack_bot_token.get_secret_value(), signing_secret=secret if cfg.mode == "http" else None,
         api_base_url=cfg.api_base_url, admin_group=cfg.admin_group, human_group=cfg.human_group,
@@ -52,7 +66,7 @@ def slack_bot(app: App):
 
 
 def run_serve(app: App) -> None:
-    platforms = chosen_platforms(app)
+    platforms = check_setup(app)
     nightly = None
     if app.settings.reindex.in_serve and app.settings.reindex.schedule:
         nightly = app.nightly()

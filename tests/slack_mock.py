@@ -19,7 +19,11 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.wiring import App
+    from bot.work_queue import WorkQueue
 
 BOT_USER = "UBOT"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -204,6 +208,10 @@ def view_submission_body(view: dict[str, Any], user: str, values: dict[str, Any]
     return urllib.parse.urlencode({"payload": json.dumps(payload)})
 
 
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
 class ServedBot:
     """The Slack app in HTTP mode on a real uvicorn server on 127.0.0.1, on its own thread."""
 
@@ -226,3 +234,43 @@ class ServedBot:
         self.server.should_exit = True
         self.thread.join(30)
         self.sock.close()
+
+
+class SlackWorld:
+    """One test's world: the mock Web API, the bot served over HTTP, helpers to talk to it."""
+
+    def __init__(self, core: App, queue: WorkQueue, **settings) -> None:
+        self.core = core
+        self.api = MockSlackAPI()
+        self.queue = queue
+        self.settings = settings
+        self.ids = iter(range(1, 10_000))
+
+    def __enter__(self) -> SlackWorld:
+        from adapters.slack.bot import SlackBot, SlackSettings
+
+        self.api.__enter__()
+        self.bot = SlackBot(self.core.commands, self.core.feedback, self.queue, SlackSettings(
+            bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET,
+            api_base_url=self.api.base_url, **self.settings))
+        self.served = ServedBot(self.bot).__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.served.__exit__(*exc)
+        self.api.__exit__(*exc)
+
+    def event(self, event: dict) -> tuple[int, str, float]:
+        return send(self.served.url, event_body(event, f"Ev{next(self.ids):04d}"), JSON)
+
+    def mention(self, text: str, ts: str, channel: str = "C0001", user: str = "UALICE") -> tuple[int, str, float]:
+        return self.event({"type": "app_mention", "user": user, "text": f"<@{BOT_USER}> {text}", "ts": ts,
+                           "channel": channel, "event_ts": ts})
+
+    def command(self, command: str, text: str, user: str, name: str) -> tuple[int, str, float]:
+        return send(self.served.url, command_body(command, text, user, self.api.response_url(name)), FORM)
+
+    def finals(self, channel: str | None = None) -> list:
+        """chat.update calls that ended an answer (not streaming edits)."""
+        return [c for c in self.api.of("chat.update") if not c.body.get("text", "").endswith(" …")
+                and (channel is None or c.body["channel"] == channel)]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.answering import ABSTAIN_TEXT, AnswerService
+from bot.answering import ABSTAIN_TEXT, AnsweringSettings, AnswerService
 from bot.config import load_settings
 from bot.types import Question
 from bot.wiring import App, bundled_sample_docs
@@ -107,3 +107,18 @@ def test_an_overlong_question_gets_a_clear_message_not_an_error(sample_retriever
     answer = AnswerService(sample_retriever, generator).answer(Question(text="why? " * 1000))
     assert answer.abstained and answer.answer.startswith("That question is 5,000 characters long")
     assert generator.prompts == []
+
+
+def test_a_scoped_channel_answers_only_from_its_sources(tmp_path: Path, embedder: Embedder) -> None:
+    store = ChunkStore(str(tmp_path / "index"))
+    handbook = write_docs(tmp_path / "handbook", {"vacation.md": "# Vacation\n\nEveryone gets 30 days of paid vacation.\n"})
+    product = write_docs(tmp_path / "product", {"pricing.md": "# Pricing\n\nThe Team plan costs 8 dollars.\n"})
+    Indexer(store, embedder).run([DocsRoot(handbook, "handbook"), DocsRoot(product, "product")])
+    service = AnswerService(HybridRetriever(store, embedder), ScriptedGenerator("Here you go [1]."),
+                            settings=AnsweringSettings(channel_sources=(("CSUPPORT", ("product",)),)))
+    scoped = service.answer(Question(text="How many vacation days do I get?", channel_id="CSUPPORT"))
+    assert all(c.source != "vacation.md" for c in scoped.citations)  # the handbook is not this channel's
+    open_channel = service.answer(Question(text="How many vacation days do I get?", channel_id="CRANDOM"))
+    assert open_channel.citations[0].source == "vacation.md"
+    assert service.answer(Question(text="How much is the Team plan?", channel_id="CSUPPORT")).citations[0].source == (
+        "pricing.md")

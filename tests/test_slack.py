@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from adapters.slack import blocks as kit
-from adapters.slack.bot import PLACEHOLDER, SlackBot, SlackSettings
+from adapters.slack.bot import COMMANDS, EVENTS, PLACEHOLDER, SCOPES
 from adapters.slack.mrkdwn import to_mrkdwn
 from bot.config import load_settings
 from bot.work_queue import BUSY_TEXT, WorkQueue
@@ -21,8 +23,10 @@ from bot.wiring import App
 from tests.slack_mock import (
     BOT_TOKEN,
     BOT_USER,
-    MockSlackAPI,
-    ServedBot,
+    FORM,
+    JSON,
+    SIGNING_SECRET,
+    SlackWorld,
     action_body,
     command_body,
     event_body,
@@ -30,8 +34,6 @@ from tests.slack_mock import (
     view_submission_body,
 )
 
-FORM = "application/x-www-form-urlencoded"
-JSON = "application/json"
 
 
 @pytest.fixture(scope="module")
@@ -44,47 +46,9 @@ def core(tmp_path_factory: pytest.TempPathFactory, embedder, model_cache: Path) 
     return app
 
 
-class Slack:
-    """One test's world: the mock Web API, the bot served over HTTP, helpers to talk to it."""
-
-    def __init__(self, core: App, queue: WorkQueue, **settings) -> None:
-        self.core = core
-        self.api = MockSlackAPI()
-        self.queue = queue
-        self.settings = settings
-        self.ids = iter(range(1, 10_000))
-
-    def __enter__(self) -> Slack:
-        self.api.__enter__()
-        self.bot = SlackBot(self.core.commands, self.core.feedback, self.queue, SlackSettings(
-            bot_token=BOT_TOKEN, signing_secret="8f742231b10e8888abcd99yyyzzz85a5",
-            api_base_url=self.api.base_url, **self.settings))
-        self.served = ServedBot(self.bot).__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.served.__exit__(*exc)
-        self.api.__exit__(*exc)
-
-    def event(self, event: dict) -> tuple[int, str, float]:
-        return send(self.served.url, event_body(event, f"Ev{next(self.ids):04d}"), JSON)
-
-    def mention(self, text: str, ts: str, channel: str = "C0001", user: str = "UALICE") -> tuple[int, str, float]:
-        return self.event({"type": "app_mention", "user": user, "text": f"<@{BOT_USER}> {text}", "ts": ts,
-                           "channel": channel, "event_ts": ts})
-
-    def command(self, command: str, text: str, user: str, name: str) -> tuple[int, str, float]:
-        return send(self.served.url, command_body(command, text, user, self.api.response_url(name)), FORM)
-
-    def finals(self, channel: str | None = None) -> list:
-        """chat.update calls that ended an answer (not streaming edits)."""
-        return [c for c in self.api.of("chat.update") if not c.body.get("text", "").endswith(" …")
-                and (channel is None or c.body["channel"] == channel)]
-
-
 @pytest.fixture()
 def slack(core: App):
-    with Slack(core, WorkQueue(capacity=8)) as world:
+    with SlackWorld(core, WorkQueue(capacity=8)) as world:
         yield world
 
 
@@ -97,7 +61,7 @@ def context_text(blocks: list[dict]) -> str:
     return " ".join(e["text"] for b in blocks if b["type"] == "context" for e in b["elements"])
 
 
-def test_a_mention_is_answered_in_its_thread_with_sources_and_buttons(slack: Slack) -> None:
+def test_a_mention_is_answered_in_its_thread_with_sources_and_buttons(slack: SlackWorld) -> None:
     status, _, seconds = slack.mention("How much does the Team plan cost?", ts="1700000000.000100")
     assert status == 200 and seconds < 3
     slack.api.wait_for(lambda calls: any(c.method == "chat.update" and c.body.get("blocks") for c in calls))
@@ -117,7 +81,7 @@ def test_a_mention_is_answered_in_its_thread_with_sources_and_buttons(slack: Sla
     assert stored.sources[0]["source"] == "billing/plans.md" and "[1] Plans and pricing" in stored.context
 
 
-def test_a_follow_up_in_the_thread_needs_no_mention_and_other_threads_are_left_alone(slack: Slack) -> None:
+def test_a_follow_up_in_the_thread_needs_no_mention_and_other_threads_are_left_alone(slack: SlackWorld) -> None:
     slack.mention("How do I install Driftwood on Windows?", ts="1700000000.000200")
     slack.api.wait_for(lambda calls: len(slack.finals()) == 1)
     slack.event({"type": "message", "channel_type": "channel", "user": "UALICE", "text": "and on macOS?",
@@ -131,7 +95,7 @@ def test_a_follow_up_in_the_thread_needs_no_mention_and_other_threads_are_left_a
     assert "install-macos.md" in context_text(follow_up["blocks"])  # the thread was its memory
 
 
-def test_a_direct_message_is_answered_in_the_dm(slack: Slack) -> None:
+def test_a_direct_message_is_answered_in_the_dm(slack: SlackWorld) -> None:
     slack.event({"type": "message", "channel_type": "im", "user": "UALICE", "text": "How do I get a refund?",
                  "ts": "1700000000.000600", "channel": "D0001"})
     slack.api.wait_for(lambda calls: len(slack.finals("D0001")) == 1)
@@ -139,7 +103,7 @@ def test_a_direct_message_is_answered_in_the_dm(slack: Slack) -> None:
     assert "refunds" in context_text(slack.finals("D0001")[0].body["blocks"])
 
 
-def test_ask_answers_privately_with_a_button_to_post_it(slack: Slack) -> None:
+def test_ask_answers_privately_with_a_button_to_post_it(slack: SlackWorld) -> None:
     status, ack, seconds = slack.command("/ask", "What does error DW-1042 mean?", "UALICE", "ask1")
     assert status == 200 and seconds < 3
     assert json.loads(ack) == {"response_type": "ephemeral", "text": PLACEHOLDER}
@@ -159,7 +123,7 @@ def test_ask_answers_privately_with_a_button_to_post_it(slack: Slack) -> None:
     assert deleted["path"] == "/response/post" and deleted["delete_original"] is True
 
 
-def test_forged_signatures_and_stale_timestamps_get_401_and_no_answer(slack: Slack) -> None:
+def test_forged_signatures_and_stale_timestamps_get_401_and_no_answer(slack: SlackWorld) -> None:
     body = event_body({"type": "app_mention", "user": "UEVE", "text": f"<@{BOT_USER}> hi", "ts": "1.1",
                        "channel": "C0001"}, "EvForged")
     assert send(slack.served.url, body, JSON, forged=True)[0] == 401
@@ -169,7 +133,7 @@ def test_forged_signatures_and_stale_timestamps_get_401_and_no_answer(slack: Sla
     assert slack.api.calls == []
 
 
-def test_a_non_admin_reindex_is_refused_and_runs_nothing(slack: Slack) -> None:
+def test_a_non_admin_reindex_is_refused_and_runs_nothing(slack: SlackWorld) -> None:
     runs = len(slack.core.history.runs())
     status, ack, _ = slack.command("/supportbot", "reindex", "UGUEST", "guest")
     assert status == 200
@@ -178,7 +142,7 @@ def test_a_non_admin_reindex_is_refused_and_runs_nothing(slack: Slack) -> None:
     assert len(slack.core.history.runs()) == runs
 
 
-def test_an_admin_reindex_runs_and_reports(slack: Slack) -> None:
+def test_an_admin_reindex_runs_and_reports(slack: SlackWorld) -> None:
     runs = len(slack.core.history.runs())
     slack.command("/supportbot", "reindex", "UADMIN", "admin")
     reply = slack.api.wait_for(lambda calls: any(c.method == "response_url" and c.body["text"].startswith("Index v")
@@ -189,7 +153,7 @@ def test_an_admin_reindex_runs_and_reports(slack: Slack) -> None:
 
 
 def test_admins_can_come_from_a_user_group(core: App) -> None:
-    with Slack(core, WorkQueue(), admin_group="S0ADMINS") as slack:
+    with SlackWorld(core, WorkQueue(), admin_group="S0ADMINS") as slack:
         slack.api.group_members = ["UGROUPIE"]
         slack.command("/supportbot", "status", "UGROUPIE", "status")
         reply = slack.api.wait_for(lambda calls: any(c.method == "response_url" for c in calls))[-1].body
@@ -197,7 +161,7 @@ def test_admins_can_come_from_a_user_group(core: App) -> None:
         assert slack.api.of("usergroups.users.list")[0].body == {"usergroup": "S0ADMINS"}
 
 
-def test_thumbs_down_stores_feedback_and_asks_what_was_wrong(slack: Slack) -> None:
+def test_thumbs_down_stores_feedback_and_asks_what_was_wrong(slack: SlackWorld) -> None:
     slack.mention("How long do you keep deleted files?", ts="1700000000.000700")
     final = slack.api.wait_for(lambda calls: len(slack.finals()) == 1) and slack.finals()[0].body
     answer_id = actions_of(final["blocks"])[kit.DOWN]
@@ -218,7 +182,7 @@ def test_thumbs_down_stores_feedback_and_asks_what_was_wrong(slack: Slack) -> No
 
 
 def test_talk_to_a_human_mentions_the_configured_group_in_the_thread(core: App) -> None:
-    with Slack(core, WorkQueue(), human_group="S0HUMANS") as slack:
+    with SlackWorld(core, WorkQueue(), human_group="S0HUMANS") as slack:
         send(slack.served.url, action_body(kit.HUMAN, "abc", "UALICE", slack.api.response_url("h"),
                                            thread_ts="1700000000.000800"), FORM)
         post = slack.api.wait_for(lambda calls: any(c.method == "chat.postMessage" for c in calls))[-1].body
@@ -226,7 +190,7 @@ def test_talk_to_a_human_mentions_the_configured_group_in_the_thread(core: App) 
                         "text": "<!subteam^S0HUMANS>, <@UALICE> would like a person to help with this question."}
 
 
-def test_a_rate_limited_post_is_retried(slack: Slack) -> None:
+def test_a_rate_limited_post_is_retried(slack: SlackWorld) -> None:
     slack.api.rate_limited["chat.postMessage"] = 1
     slack.mention("How do I turn on two-factor authentication?", ts="1700000000.000900")
     slack.api.wait_for(lambda calls: len(slack.finals()) == 1)
@@ -236,7 +200,7 @@ def test_a_rate_limited_post_is_retried(slack: Slack) -> None:
 
 
 def test_a_burst_of_mentions_is_acknowledged_in_time_and_none_is_lost(core: App) -> None:
-    with Slack(core, WorkQueue(capacity=3)) as slack:
+    with SlackWorld(core, WorkQueue(capacity=3)) as slack:
         acks: list[tuple[int, float]] = []
         lock = threading.Lock()
 
@@ -260,12 +224,12 @@ def test_a_burst_of_mentions_is_acknowledged_in_time_and_none_is_lost(core: App)
         assert len(busy) + len(answered) == 30 and answered and busy
 
 
-def test_tokens_never_reach_the_logs(slack: Slack, caplog: pytest.LogCaptureFixture) -> None:
+def test_tokens_never_reach_the_logs(slack: SlackWorld, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
         slack.mention("How do I create a share link?", ts="1700000000.001000")
         slack.api.wait_for(lambda calls: len(slack.finals()) == 1)
     assert "slack_sdk" in caplog.text or "slack_bolt" in caplog.text  # the libraries did log
-    assert BOT_TOKEN not in caplog.text and "8f742231b10e8888abcd99yyyzzz85a5" not in caplog.text
+    assert BOT_TOKEN not in caplog.text and SIGNING_SECRET not in caplog.text
 
 
 def test_markdown_becomes_slack_mrkdwn() -> None:
@@ -281,3 +245,50 @@ def test_long_answers_are_split_between_sentences() -> None:
     pieces = kit.split_text(text, limit=3000)
     assert len(pieces) > 1 and all(len(p) <= 3000 for p in pieces)
     assert all(p.endswith(".") for p in pieces) and " ".join(pieces) == text
+
+
+def test_the_manifest_asks_for_exactly_what_the_bot_uses() -> None:
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "deploy" / "slack-manifest.yaml").read_text())
+    settings = manifest["settings"]
+    assert {c["command"] for c in manifest["features"]["slash_commands"]} == set(COMMANDS)
+    assert {e.split(".")[0] for e in settings["event_subscriptions"]["bot_events"]} == set(EVENTS)
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == SCOPES
+    assert settings["interactivity"]["is_enabled"] is True
+    urls = [c["url"] for c in manifest["features"]["slash_commands"]] + [
+        settings["event_subscriptions"]["request_url"], settings["interactivity"]["request_url"]]
+    assert all(url.endswith("/slack/events") for url in urls)  # Bolt's one path for all three
+
+
+def test_serve_says_what_is_missing_instead_of_starting_half_configured(tmp_path: Path, clean_env) -> None:
+    import subprocess
+    import sys
+
+    def serve(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bot", "--data-dir", str(tmp_path), "serve"],
+                              cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", **env}, timeout=300)
+
+    none = serve()
+    assert none.returncode == 1 and "no chat platform to serve: set SLACK_BOT_TOKEN" in none.stderr
+    socket_mode = serve(SLACK_BOT_TOKEN=BOT_TOKEN)
+    assert socket_mode.returncode == 1 and "Slack Socket Mode needs SLACK_APP_TOKEN" in socket_mode.stderr
+    http = serve(SLACK_BOT_TOKEN=BOT_TOKEN, SUPPORTBOT_SLACK__MODE="http")
+    assert http.returncode == 1 and "Slack HTTP mode needs SLACK_SIGNING_SECRET" in http.stderr
+    assert BOT_TOKEN not in none.stderr + socket_mode.stderr + http.stderr
+
+
+def test_the_log_filter_redacts_secrets_and_token_shapes() -> None:
+    import io
+
+    from bot.log_redaction import RedactSecrets
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets([SIGNING_SECRET]))
+    logger = logging.getLogger("tests.redaction")
+    logger.addHandler(handler)
+    try:
+        logger.warning("token %s and secret %s and app xapp-1-A0001-abcdef123456", BOT_TOKEN, SIGNING_SECRET)
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue() == "token [redacted] and secret [redacted] and app [redacted]\n"

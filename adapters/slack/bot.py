@@ -40,6 +40,11 @@ PLACEHOLDER = "_Looking that up in the docs…_"
 ERROR_TEXT = "Sorry, something went wrong while answering. The error was logged; please try again."
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
 _ADMIN_COMMANDS = {"reindex": "/reindex", "status": "/status", "voice": "/voice", "help": "/help"}
+COMMANDS = ("/ask", "/supportbot")
+EVENTS = ("app_mention", "message")
+# What the listeners need (deploy/slack-manifest.yaml asks for exactly these).
+SCOPES = frozenset({"app_mentions:read", "channels:history", "groups:history", "im:history", "chat:write",
+                    "commands", "usergroups:read"})
 _THREADS_KEPT = 5000  # threads the bot answered in, remembered for follow-ups without a mention
 _GROUP_TTL_S = 300
 
@@ -76,10 +81,10 @@ class SlackBot:
     # ----- listeners ------------------------------------------------------------------
     def _register(self) -> None:
         app = self.app
-        app.event("app_mention")(self._on_mention)
-        app.event("message")(self._on_message)
-        app.command("/ask")(self._on_ask)
-        app.command("/supportbot")(self._on_admin)
+        app.event(EVENTS[0])(self._on_mention)
+        app.event(EVENTS[1])(self._on_message)
+        app.command(COMMANDS[0])(self._on_ask)
+        app.command(COMMANDS[1])(self._on_admin)
         app.action(kit.UP)(self._on_thumbs_up)
         app.action(kit.DOWN)(self._on_thumbs_down)
         app.action(kit.HUMAN)(self._on_human)

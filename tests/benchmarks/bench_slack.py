@@ -1,0 +1,91 @@
+"""Slack under a burst: 30 mentions at once against the app in HTTP mode on 127.0.0.1 (real
+uvicorn, signed requests, local mock Web API), with the real core (sample docs, bundled
+embedder and generator) behind the bounded queue.
+
+Prints ack latency p50/p99 (Slack wants < 3 s), the answer latency of one uncontended
+mention as the baseline measured in this run, and answer / busy-reply latency under the burst.
+
+Run: .venv/bin/python -m tests.benchmarks.bench_slack [--burst 30] [--queue 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bot.config import load_settings  # noqa: E402
+from bot.evaluation import percentile  # noqa: E402
+from bot.work_queue import BUSY_TEXT, WorkQueue  # noqa: E402
+from bot.wiring import App  # noqa: E402
+from tests.slack_mock import SlackWorld  # noqa: E402
+
+
+def finished(world: SlackWorld, channel: str) -> float | None:
+    """When the answer (or busy reply) in `channel` was posted, on the monotonic clock."""
+    ends = [c.at for c in world.finals(channel)]
+    return ends[0] if ends else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--burst", type=int, default=30)
+    parser.add_argument("--queue", type=int, default=8, help="questions allowed to wait (serve.queue_size)")
+    args = parser.parse_args()
+    data = Path(tempfile.mkdtemp(prefix="supportbot-bench-slack-"))
+    core = App(load_settings(None, data_dir=data))
+    core.index(started_by="bench")
+    with SlackWorld(core, WorkQueue(capacity=args.queue)) as world:
+        # The first answer loads the models; it is not measured.
+        world.mention("How much does the Team plan cost?", ts="1700000000.000001", channel="CWARM")
+        world.api.wait_for(lambda calls: finished(world, "CWARM") is not None, timeout=600)
+        sent = time.monotonic()
+        world.mention("How do I install Driftwood on Windows?", ts="1700000000.000002", channel="CBASE")
+        world.api.wait_for(lambda calls: finished(world, "CBASE") is not None, timeout=600)
+        baseline = finished(world, "CBASE") - sent
+
+        acks: dict[str, float] = {}
+        starts: dict[str, float] = {}
+        lock = threading.Lock()
+
+        def mention(i: int) -> None:
+            channel = f"CBURST{i:02d}"
+            with lock:
+                starts[channel] = time.monotonic()
+            status, _, seconds = world.mention(f"How do I share a folder with my team? ({i})",
+                                               ts=f"1700000001.{i:06d}", channel=channel)
+            with lock:
+                acks[channel] = seconds if status == 200 else float("inf")
+
+        threads = [threading.Thread(target=mention, args=(i,)) for i in range(args.burst)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        world.api.wait_for(lambda calls: all(finished(world, c) is not None for c in starts), timeout=1800)
+        answered, busy = [], []
+        for channel, start in starts.items():
+            final = world.finals(channel)[0].body
+            (busy if final["text"] == BUSY_TEXT else answered).append(finished(world, channel) - start)
+
+    ack_ms = [a * 1000 for a in acks.values()]
+    print(f"burst of {args.burst} mentions, queue {args.queue} + 1 worker, {os.cpu_count()} cores")
+    print(f"ack latency ms: p50 {percentile(ack_ms, 50)}  p99 {percentile(ack_ms, 99)}  max {max(ack_ms):.1f}")
+    print(f"answer latency, one mention alone (baseline): {baseline:.2f} s")
+    if answered:
+        ms = sorted(answered)
+        print(f"answered under the burst: {len(ms)}; latency s p50 {percentile(ms, 50):.2f}  "
+              f"p95 {percentile(ms, 95):.2f}  max {ms[-1]:.2f}  (p50 = {percentile(ms, 50) / baseline:.1f}x baseline)")
+    if busy:
+        print(f"busy replies: {len(busy)}; latency s p50 {percentile(sorted(busy), 50):.2f}  max {max(busy):.2f}")
+    print(f"lost: {args.burst - len(answered) - len(busy)}")
+
+
+if __name__ == "__main__":
+    main()
