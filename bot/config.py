@@ -141,6 +141,16 @@ class SlackConfig(BaseModel):
     edit_interval_s: float = Field(1.0, ge=0.2, description="streamed answers are edited at most this often")
 
 
+class DiscordConfig(BaseModel):
+    guild_ids: list[int] = Field(default_factory=list, description=(
+        "servers to register the slash commands in (instant); empty: globally (can take an hour)"))
+    admin_role_ids: list[int] = Field(default_factory=list, description="members with these roles are admins too")
+    human_role_id: int | None = Field(None, description="role mentioned by 'Talk to a human'")
+    sharded: bool = Field(False, description="AutoShardedBot, for bots in many servers")
+    shard_count: int | None = Field(None, ge=1, description="with sharded: fixed count (default: Discord's advice)")
+    edit_interval_s: float = Field(1.0, ge=0.2, description="streamed answers are edited at most this often")
+
+
 class ConversationConfig(BaseModel):
     history_turns: int = Field(3, ge=0)
     ttl_hours: float = Field(24.0, gt=0)
@@ -188,6 +198,7 @@ class Settings(BaseSettings):
     answers: AnswersConfig = Field(default_factory=AnswersConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
+    discord: DiscordConfig = Field(default_factory=DiscordConfig)
 
     slack_bot_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_BOT_TOKEN"), exclude=True)
     slack_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"), exclude=True)

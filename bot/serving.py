@@ -13,7 +13,7 @@ from bot.wiring import App
 
 log = logging.getLogger(__name__)
 
-PLATFORMS = ("slack",)
+PLATFORMS = ("slack", "discord")
 
 
 class ServeError(RuntimeError):
@@ -22,12 +22,13 @@ class ServeError(RuntimeError):
 
 def chosen_platforms(app: App) -> list[str]:
     cfg, settings = app.settings.serve, app.settings
-    platforms = list(cfg.platforms) or [p for p, token in (("slack", settings.slack_bot_token),) if token]
+    platforms = list(cfg.platforms) or [p for p, token in (("slack", settings.slack_bot_token),
+                                                            ("discord", settings.discord_token)) if token]
     unknown = [p for p in platforms if p not in PLATFORMS]
     if unknown:
         raise ServeError(f"unknown platform(s) {unknown}; supportbot serves {', '.join(PLATFORMS)}")
     if not platforms:
-        raise ServeError("no chat platform to serve: set SLACK_BOT_TOKEN (see README, 'Slack'), "
+        raise ServeError("no chat platform to serve: set SLACK_BOT_TOKEN and/or DISCORD_TOKEN (see README), "
                          "or use `supportbot chat` for the console")
     return platforms
 
@@ -37,6 +38,8 @@ def check_setup(app: App) -> list[str]:
     platforms = chosen_platforms(app)
     if "slack" in platforms:
         _slack_secrets(app)
+    if "discord" in platforms and not app.settings.discord_token:
+        raise ServeError("Discord needs DISCORD_TOKEN in the environment")
     return platforms
 
 
@@ -63,6 +66,17 @@ def slack_bot(app: App):
         bot_token=s.slack_bot_token.get_secret_value(), signing_secret=secret if cfg.mode == "http" else None,
         api_base_url=cfg.api_base_url, admin_group=cfg.admin_group, human_group=cfg.human_group,
         edit_interval_s=cfg.edit_interval_s))
+
+
+def discord_bot(app: App):
+    """The Discord adapter wired to this app's core, queue and feedback store (build it
+    inside the running event loop)."""
+    from adapters.discord.bot import DiscordSettings, make_bot
+
+    cfg = app.settings.discord
+    return make_bot(app.commands, app.feedback, app.work_queue, DiscordSettings(
+        guild_ids=tuple(cfg.guild_ids), admin_role_ids=frozenset(cfg.admin_role_ids), human_role_id=cfg.human_role_id,
+        edit_interval_s=cfg.edit_interval_s), sharded=cfg.sharded, shard_count=cfg.shard_count)
 
 
 def run_serve(app: App) -> None:
@@ -92,6 +106,11 @@ async def _serve(app: App, platforms: list[str], nightly) -> None:
             runs.append(serve_http(bot, cfg.host, cfg.port, cfg.path))
         else:
             runs.append(serve_socket_mode(bot, app.settings.slack_app_token.get_secret_value()))
+    if "discord" in platforms:
+        discord = discord_bot(app)
+        app.notifier.register("discord", lambda channel, text: asyncio.run_coroutine_threadsafe(
+            discord.post_notice(channel, text), loop).result(timeout=60))
+        runs.append(discord.start(app.settings.discord_token.get_secret_value()))  # reconnects are discord.py's job
     if nightly is not None:
         log.info("nightly re-index scheduled; next run %s", nightly.start())
     await asyncio.gather(*runs)

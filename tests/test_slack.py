@@ -17,7 +17,6 @@ import yaml
 from adapters.slack import blocks as kit
 from adapters.slack.bot import COMMANDS, EVENTS, PLACEHOLDER, SCOPES
 from adapters.slack.mrkdwn import to_mrkdwn
-from bot.config import load_settings
 from bot.work_queue import BUSY_TEXT, WorkQueue
 from bot.wiring import App
 from tests.slack_mock import (
@@ -34,16 +33,6 @@ from tests.slack_mock import (
     view_submission_body,
 )
 
-
-
-@pytest.fixture(scope="module")
-def core(tmp_path_factory: pytest.TempPathFactory, embedder, model_cache: Path) -> App:
-    data = tmp_path_factory.mktemp("slack-data")
-    app = App(load_settings(None, data_dir=data, model_cache_dir=model_cache, admins=["slack:UADMIN"],
-                            generation={"max_new_tokens": 40}))
-    app.__dict__["embedder"] = embedder
-    app.index()
-    return app
 
 
 @pytest.fixture()
@@ -238,13 +227,6 @@ def test_markdown_becomes_slack_mrkdwn() -> None:
     assert to_mrkdwn(markdown) == (
         "*Install*\n*Bold* and _italic_, <https://docs.example.com/a|the docs> and `a&lt;b`.\n"
         "• one\n• two\n```x = 1 &amp; 2```\n~old~ &lt;script&gt;")
-
-
-def test_long_answers_are_split_between_sentences() -> None:
-    text = " ".join(f"Sentence number {i} explains one more step of the setup." for i in range(200))
-    pieces = kit.split_text(text, limit=3000)
-    assert len(pieces) > 1 and all(len(p) <= 3000 for p in pieces)
-    assert all(p.endswith(".") for p in pieces) and " ".join(pieces) == text
 
 
 def test_the_manifest_asks_for_exactly_what_the_bot_uses() -> None:

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from adapters.slack.mrkdwn import escape, to_mrkdwn
+from bot.message_split import split_message
 
 UP, DOWN, HUMAN, POST = "sb_feedback_up", "sb_feedback_down", "sb_talk_to_human", "sb_post_to_channel"
 FEEDBACK_MODAL = "sb_feedback_modal"
@@ -15,38 +15,6 @@ WRONG_BLOCK, WRONG_INPUT = "what_was_wrong", "what_was_wrong_input"
 FIX_BLOCK, FIX_INPUT = "correction", "correction_input"
 
 _SECTION_LIMIT = 3000  # characters of text per section block
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def split_text(text: str, limit: int = _SECTION_LIMIT) -> list[str]:
-    """Pieces under `limit`, cut between paragraphs, else sentences, else words."""
-    pieces: list[str] = []
-    current = ""
-    for unit in _units(text, limit):
-        joined = f"{current}{unit}" if current else unit.lstrip()
-        if len(joined) <= limit:
-            current = joined
-        else:
-            pieces.append(current.rstrip())
-            current = unit.lstrip()
-    if current.strip():
-        pieces.append(current.rstrip())
-    return pieces or [""]
-
-
-def _units(text: str, limit: int) -> list[str]:
-    units: list[str] = []
-    for paragraph in re.split(r"(\n\n+)", text):
-        if len(paragraph) <= limit:
-            units.append(paragraph)
-            continue
-        for sentence in _SENTENCE_END.split(paragraph):
-            while len(sentence) > limit:  # a "sentence" longer than a block: cut at a space
-                cut = sentence.rfind(" ", 0, limit) if " " in sentence[:limit] else limit
-                units.append(sentence[:cut])
-                sentence = sentence[cut:]
-            units.append(" " + sentence)
-    return units
 
 
 def sources_line(citations: Sequence[dict[str, Any]], abstained: bool = False) -> str:
@@ -62,7 +30,7 @@ def answer_blocks(text: str, citations: Sequence[dict[str, Any]], answer_id: str
     """`text` is the model's Markdown; `heading` is ready-made mrkdwn put before it."""
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": piece}}
-        for piece in split_text(heading + to_mrkdwn(text))
+        for piece in split_message(heading + to_mrkdwn(text), _SECTION_LIMIT)
     ]
     context = [sources_line(citations, abstained)] if citations else []
     if footer:

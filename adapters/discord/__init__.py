@@ -1,0 +1,1 @@
+"""Discord adapter (discord.py): /ask, mentions in threads, /supportbot admin commands, feedback."""

@@ -1,0 +1,334 @@
+"""Discord: /ask, mentions answered in a thread, /supportbot admin commands, feedback.
+
+A `commands.Bot` subclass with the core injected (command registry, feedback store, work
+queue). Each handler translates an interaction or message into a core call and the Reply
+back into Discord messages: defer at once (the 3-second rule), stream by editing at most about
+once a second, then the text (split under 2,000 characters between sentences), a sources
+embed and persistent buttons. Whatever happens, the user is told: answer, nothing relevant,
+error or busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from adapters.discord.ui import FeedbackButton, WhatWasWrong, feedback_view, message_pieces, sources_embed
+from bot.commands import CommandContext, CommandRegistry, Reply
+from bot.feedback import FeedbackStore, UnknownAnswer
+from bot.streaming import StreamedText
+from bot.types import Question
+from bot.work_queue import QueueFull, WorkQueue
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER = "*Looking that up in the docs…*"
+ERROR_TEXT = "Sorry, something went wrong while answering. The error was logged; please try again."
+# What the invite asks for: read and answer in channels and the threads the bot opens.
+INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, send_messages_in_threads=True,
+                                         create_public_threads=True, embed_links=True, read_message_history=True)
+_THREADS_KEPT = 5000
+
+
+def intents() -> discord.Intents:
+    """Only what the bot uses: guilds (commands, threads), guild messages and their content
+    (mentions and follow-ups; Message Content is a privileged intent to switch on)."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.message_content = True
+    return wanted
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    guild_ids: tuple[int, ...] = ()  # sync commands to these guilds (instant); empty: globally
+    admin_role_ids: frozenset[int] = field(default_factory=frozenset)
+    human_role_id: int | None = None
+    edit_interval_s: float = 1.0
+    sync_commands: bool = True
+
+
+class SupportBotCore:
+    """The behaviour; mixed into commands.Bot or commands.AutoShardedBot (see make_bot)."""
+
+    def __init__(self, registry: CommandRegistry, feedback: FeedbackStore, queue: WorkQueue,
+                 settings: DiscordSettings, **kwargs: Any) -> None:
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents(), help_command=None,
+                         **kwargs)  # type: ignore[call-arg]
+        self.registry = registry
+        self.feedback = feedback
+        self.queue = queue
+        self.settings = settings
+        self._threads: OrderedDict[int, None] = OrderedDict()
+
+    # ----- setup ----------------------------------------------------------------------
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(FeedbackButton)
+        self._add_commands()
+        self.tree.on_error = self._on_tree_error
+        if self.settings.sync_commands:
+            await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        if self.settings.guild_ids:
+            for guild_id in self.settings.guild_ids:
+                guild = discord.Object(id=guild_id)
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+        else:
+            await self.tree.sync()  # global: can take up to an hour to show everywhere
+
+    def _add_commands(self) -> None:
+        @app_commands.command(name="ask", description="Ask the docs a question")
+        @app_commands.describe(question="What do you want to know?", private="Only you see the answer")
+        async def ask(interaction: discord.Interaction, question: app_commands.Range[str, 1, 2000],
+                      private: bool = False) -> None:
+            await self.answer_interaction(interaction, question, private)
+
+        admin = app_commands.Group(name="supportbot", description="Admin commands",
+                                   default_permissions=discord.Permissions(manage_guild=True), guild_only=True)
+
+        @admin.command(name="reindex", description="Re-index the docs now")
+        async def reindex(interaction: discord.Interaction) -> None:
+            await self.admin_command(interaction, "/reindex")
+
+        @admin.command(name="status", description="Index version, freshness and models")
+        async def status(interaction: discord.Interaction) -> None:
+            await self.admin_command(interaction, "/status")
+
+        @admin.command(name="voice", description="List, activate or roll back brand voices")
+        @app_commands.describe(action="What to do", name="Voice name (for activate)")
+        async def voice(interaction: discord.Interaction, action: Literal["list", "activate", "rollback"],
+                        name: str | None = None) -> None:
+            await self.admin_command(interaction, f"/voice {action} {name or ''}".strip())
+
+        self.tree.add_command(ask)
+        self.tree.add_command(admin)
+
+    # ----- /ask -----------------------------------------------------------------------
+    async def answer_interaction(self, interaction: discord.Interaction, text: str, private: bool) -> None:
+        await interaction.response.defer(ephemeral=private, thinking=True)
+        channel = str(interaction.channel_id or "")
+        question = Question(text=text, user_id=f"discord:{interaction.user.id}", conversation_id="",
+                            channel_id=channel, platform="discord")
+
+        async def edit(content: str) -> None:
+            await interaction.edit_original_response(content=content)
+
+        async def send_more(content: str, **extra: Any) -> None:
+            await interaction.followup.send(content, ephemeral=private, **extra)
+
+        await self._answer(question, edit, send_more, on_first=lambda **extra: interaction.edit_original_response(
+            **extra))
+
+    # ----- mentions and threads -------------------------------------------------------
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or self.user is None:
+            return
+        try:
+            if message.channel.id in self._threads:
+                await self._answer_in_thread(message.channel, message, _without_mention(message, self.user.id))
+            elif self.user in message.mentions and not isinstance(message.channel, discord.Thread):
+                text = _without_mention(message, self.user.id)
+                thread = await message.create_thread(name=(text or "Question")[:90], auto_archive_duration=1440)
+                self._remember_thread(thread.id)
+                await self._answer_in_thread(thread, message, text)
+        except discord.HTTPException as err:
+            log.error("could not answer message %s: %s", message.id, err)
+
+    async def _answer_in_thread(self, thread: discord.abc.Messageable, message: discord.Message, text: str) -> None:
+        if not text:
+            await thread.send("Ask me a question about the docs, e.g. “how do I reset my password?”")
+            return
+        question = Question(text=text, user_id=f"discord:{message.author.id}", conversation_id=f"discord:{thread.id}",
+                            channel_id=str(getattr(message.channel, "parent_id", None) or message.channel.id),
+                            platform="discord")
+        placeholder = await thread.send(PLACEHOLDER)
+
+        async def edit(content: str) -> None:
+            await placeholder.edit(content=content)
+
+        async def send_more(content: str, **extra: Any) -> None:
+            await thread.send(content, **extra)
+
+        await self._answer(question, edit, send_more, on_first=lambda **extra: placeholder.edit(**extra))
+
+    def _remember_thread(self, thread_id: int) -> None:
+        self._threads[thread_id] = None
+        while len(self._threads) > _THREADS_KEPT:
+            self._threads.popitem(last=False)
+
+    # ----- answering, shared by /ask and threads --------------------------------------
+    async def _answer(self, question: Question, edit: Callable[[str], Awaitable[Any]],
+                      send_more: Callable[..., Awaitable[Any]], on_first: Callable[..., Awaitable[Any]]) -> None:
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        shown = StreamedText(self.settings.edit_interval_s)
+        edits: list[Any] = []
+
+        async def stream_edit(partial: str) -> None:
+            try:
+                await edit(message_pieces(partial + " …")[0])
+            except discord.HTTPException as err:
+                log.warning("streaming edit failed: %s", err)
+            finally:
+                shown.edited()
+
+        def on_token(piece: str) -> None:  # on the worker thread
+            partial = shown.add(piece)
+            if partial is not None:
+                edits.append(_start_in(loop, context, stream_edit(partial)))
+
+        ctx = CommandContext(user_id=question.user_id, conversation_id=question.conversation_id, platform="discord",
+                             channel_id=question.channel_id, on_token=on_token)
+        try:
+            future = self.queue.submit(lambda: self.registry.handle("/ask " + question.text, ctx))
+            reply = await asyncio.wrap_future(future)
+        except QueueFull as busy:
+            await on_first(content=str(busy))
+            return
+        except Exception:
+            log.exception("answering on Discord failed")
+            await on_first(content=ERROR_TEXT)
+            return
+        for pending in edits:
+            await asyncio.wrap_future(pending)
+        await self._send_reply(question, reply, send_more, on_first)
+
+    async def _send_reply(self, question: Question, reply: Reply, send_more: Callable[..., Awaitable[Any]],
+                          on_first: Callable[..., Awaitable[Any]]) -> None:
+        answer = reply.answer
+        if answer is None:
+            await on_first(content=message_pieces(reply.text)[0])
+            return
+        answer_id = self.feedback.record_answer(question, answer)
+        citations = [c.model_dump(mode="json") for c in answer.citations]
+        footer = f"Docs indexed {answer.indexed_at}" if answer.indexed_at else None
+        extra: dict[str, Any] = {"view": feedback_view(answer_id)}
+        embed = sources_embed(citations, answer.abstained, footer)
+        if embed is not None:
+            extra["embed"] = embed
+        pieces = message_pieces(answer.answer)
+        if len(pieces) == 1:
+            await on_first(content=pieces[0], **extra)
+            return
+        await on_first(content=pieces[0])
+        for piece in pieces[1:-1]:
+            await send_more(piece)
+        await send_more(pieces[-1], **extra)
+
+    # ----- admin commands -------------------------------------------------------------
+    def _platform_admin(self, user: discord.abc.User) -> bool:
+        roles = getattr(user, "roles", [])
+        return any(role.id in self.settings.admin_role_ids for role in roles)
+
+    async def admin_command(self, interaction: discord.Interaction, text: str) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        shown = StreamedText(self.settings.edit_interval_s)
+        pending: list[Any] = []
+
+        async def show(line: str) -> None:
+            try:
+                await interaction.edit_original_response(content=f"Re-indexing… {line}")
+            except discord.HTTPException as err:
+                log.warning("could not show progress: %s", err)
+            finally:
+                shown.edited()
+
+        def on_progress(line: str) -> None:  # on the worker thread
+            if shown.add(line) is not None:
+                pending.append(_start_in(loop, context, show(line)))
+
+        ctx = CommandContext(user_id=f"discord:{interaction.user.id}", conversation_id="", platform="discord",
+                             channel_id=str(interaction.channel_id or ""), on_progress=on_progress,
+                             platform_admin=self._platform_admin(interaction.user))
+        reply = await loop.run_in_executor(None, self.registry.handle, text, ctx)  # slow but rare: off the queue
+        for future in pending:
+            await asyncio.wrap_future(future)
+        body = reply.text if text in ("/reindex",) or not reply.ok else f"```\n{reply.text}\n```"
+        await interaction.edit_original_response(content=message_pieces(body)[0])
+
+    # ----- feedback -------------------------------------------------------------------
+    async def on_feedback(self, interaction: discord.Interaction, kind: str, answer_id: str) -> None:
+        user = f"discord:{interaction.user.id}"
+        if kind == "human":
+            role = f"<@&{self.settings.human_role_id}>" if self.settings.human_role_id else "Someone from the team"
+            await interaction.response.send_message(
+                f"{role}, {interaction.user.mention} would like a person to help with this question.",
+                allowed_mentions=discord.AllowedMentions(roles=True, users=True))
+            return
+        try:
+            self.feedback.rate(answer_id, user, +1 if kind == "up" else -1)
+        except UnknownAnswer:
+            await interaction.response.send_message("That answer is too old to rate.", ephemeral=True)
+            return
+        if kind == "up":
+            await interaction.response.send_message("Thanks! Glad it helped.", ephemeral=True)
+            return
+        admin = self.registry.is_admin(CommandContext(user_id=user, conversation_id="", platform="discord",
+                                                      platform_admin=self._platform_admin(interaction.user)))
+        await interaction.response.send_modal(WhatWasWrong(self, answer_id, admin))
+
+    async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        log.error("command %s failed: %s", interaction.command and interaction.command.qualified_name, error,
+                  exc_info=error)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(ERROR_TEXT, ephemeral=True)
+            else:
+                await interaction.response.send_message(ERROR_TEXT, ephemeral=True)
+        except discord.HTTPException:
+            pass
+
+    async def post_notice(self, channel_id: str, text: str) -> None:
+        """For the admins' channel (re-index summaries)."""
+        channel = self.get_channel(int(channel_id)) or await self.fetch_channel(int(channel_id))
+        for piece in message_pieces(text):
+            await channel.send(piece)  # type: ignore[union-attr]
+
+
+class SupportBot(SupportBotCore, commands.Bot):
+    pass
+
+
+class ShardedSupportBot(SupportBotCore, commands.AutoShardedBot):
+    """For large deployments: discord.py runs the shards Discord recommends."""
+
+
+def make_bot(registry: CommandRegistry, feedback: FeedbackStore, queue: WorkQueue, settings: DiscordSettings,
+             sharded: bool = False, shard_count: int | None = None) -> SupportBotCore:
+    if sharded:
+        return ShardedSupportBot(registry, feedback, queue, settings, shard_count=shard_count)
+    return SupportBot(registry, feedback, queue, settings)
+
+
+def _start_in(loop: asyncio.AbstractEventLoop, context: contextvars.Context,
+              coro: Awaitable[Any]) -> concurrent.futures.Future:
+    """Schedule `coro` on `loop` from a worker thread, in the handler's context (discord.py
+    keeps its webhook adapter in a ContextVar), and return a future for it."""
+    done: concurrent.futures.Future = concurrent.futures.Future()
+
+    def start() -> None:
+        task = loop.create_task(coro)  # type: ignore[arg-type]
+        task.add_done_callback(lambda t: done.cancel() if t.cancelled() else
+                               done.set_exception(t.exception()) if t.exception() else done.set_result(t.result()))
+
+    loop.call_soon_threadsafe(start, context=context)
+    return done
+
+
+def _without_mention(message: discord.Message, bot_id: int) -> str:
+    return message.content.replace(f"<@{bot_id}>", "").replace(f"<@!{bot_id}>", "").strip()
