@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -9,11 +10,13 @@ from dataclasses import dataclass
 from bot.generated_text import cited_numbers, tidy
 from bot.conversation import ConversationMemory
 from bot.prompting import build_messages, render_context, retrieval_query
-from bot.protocols import Generator, Passage, Retriever
+from bot.protocols import GenerationUnavailable, Generator, Passage, Retriever
 from bot.types import Answer, Citation, Question, Turn
 
 ABSTAIN_TEXT = "I couldn't find that in the docs."
+UNAVAILABLE_TEXT = "I can't write an answer right now: the answer engine is not available. Please try again in a few minutes."
 TokenCallback = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,14 +103,22 @@ class AnswerService:
         t0 = time.perf_counter()
         voice = dict(self.settings.channel_voices).get(question.channel_id or "")
         used_voice = voice or (self.active_voice() if self.active_voice else None)
-        if on_token is None:
-            raw = self.generator.generate(messages, voice=voice)
-        else:
-            pieces = []
-            for piece in self.generator.stream(messages, voice=voice):
-                pieces.append(piece)
-                on_token(piece)
-            raw = "".join(pieces)
+        try:
+            if on_token is None:
+                raw = self.generator.generate(messages, voice=voice)
+            else:
+                pieces = []
+                for piece in self.generator.stream(messages, voice=voice):
+                    pieces.append(piece)
+                    on_token(piece)
+                raw = "".join(pieces)
+        except GenerationUnavailable as err:
+            log.error("generation unavailable: %s", err)
+            citations = [_citation(n, p) for n, p in enumerate(relevant, 1)]
+            pages = " Meanwhile, these pages look relevant: " + "; ".join(
+                f"[{c.n}] {c.title}" for c in citations) + "." if citations else ""
+            timings["total"] = _ms(started)
+            return Answer(answer=UNAVAILABLE_TEXT + pages, abstained=True, citations=citations, timings_ms=timings)
         timings["generate"] = _ms(t0)
 
         text, numbers = cited_numbers(tidy(raw), len(relevant))

@@ -84,6 +84,19 @@ class GenerationConfig(BaseModel):
         "penalty on repeating the reply's own tokens, never the prompt's; 1.0 (off) suits the 135M model, "
         "whose loops the answer tidying trims"))
     threads: int = Field(0, ge=0)
+    backend: str = Field("local", pattern="^(local|openai)$", description=(
+        "local: the model in this process; openai: an OpenAI-compatible server (vLLM with LoRA adapters)"))
+    remote_url: str | None = Field(None, description="the server's API base, e.g. http://vllm:8000/v1")
+    remote_model: str | None = Field(None, description="served name of the base model; a voice is served "
+                                                       "as a LoRA adapter named like the voice")
+    timeout_s: float = Field(60.0, gt=0, description="remote: connect and between streamed chunks")
+    retries: int = Field(2, ge=0, description="remote: retries of a failed request before giving up")
+
+    @model_validator(mode="after")
+    def _remote_needs_url(self) -> GenerationConfig:
+        if self.backend == "openai" and not (self.remote_url and self.remote_model):
+            raise ValueError("generation.backend = 'openai' needs generation.remote_url and generation.remote_model")
+        return self
 
 
 class VoiceConfig(BaseModel):
@@ -159,6 +172,7 @@ class ConversationConfig(BaseModel):
 SECRET_FIELDS = {
     "slack_bot_token": "SLACK_BOT_TOKEN", "slack_app_token": "SLACK_APP_TOKEN",
     "slack_signing_secret": "SLACK_SIGNING_SECRET", "discord_token": "DISCORD_TOKEN",
+    "openai_api_key": "OPENAI_API_KEY",
 }
 
 
@@ -204,6 +218,7 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_APP_TOKEN"), exclude=True)
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"), exclude=True)
     discord_token: SecretStr | None = Field(None, validation_alias=AliasChoices("DISCORD_TOKEN"), exclude=True)
+    openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY"), exclude=True)
 
     @field_validator("docs", mode="before")
     @classmethod

@@ -45,6 +45,10 @@ class Retriever(Protocol):
     def search(self, query: str, k: int = 5, collections: list[str] | None = None) -> Sequence[Passage]: ...
 
 
+class GenerationUnavailable(RuntimeError):
+    """The generator cannot answer now (a remote engine down, timing out); str() says why."""
+
+
 @runtime_checkable
 class Generator(Protocol):
     """voice=None: the active brand voice; a name: that voice; "base": no voice adapter."""

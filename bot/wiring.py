@@ -128,9 +128,16 @@ class App(IndexOperations):
 
     @cached_property
     def generator(self):
+        cfg = self.settings.generation
+        if cfg.backend == "openai":
+            from adapters_lora.remote_generator import RemoteGenerator, RemoteSettings
+
+            key = self.settings.openai_api_key
+            return RemoteGenerator(RemoteSettings(
+                cfg.remote_url, cfg.remote_model, key.get_secret_value() if key else None, cfg.max_new_tokens,
+                cfg.timeout_s, cfg.retries), voices=self.voices)
         from adapters_lora.generator import GenerationSettings, TransformersGenerator
 
-        cfg = self.settings.generation
         return TransformersGenerator(
             cfg.model, self.settings.models_dir,
             GenerationSettings(cfg.max_new_tokens, cfg.repetition_penalty, threads=cfg.threads),
