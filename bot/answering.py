@@ -39,13 +39,15 @@ class AnswerService:
     def __init__(self, retriever: Retriever, generator: Generator, memory: ConversationMemory | None = None,
                  settings: AnsweringSettings | None = None,
                  indexed_at: Callable[[], str | None] | None = None,
-                 active_voice: Callable[[], str | None] | None = None) -> None:
+                 active_voice: Callable[[], str | None] | None = None,
+                 on_answered: Callable[[Question, Answer], None] | None = None) -> None:
         self.retriever = retriever
         self.generator = generator
         self.memory = memory or ConversationMemory()
         self.settings = settings or AnsweringSettings()
         self.indexed_at = indexed_at  # set: every answer says how fresh its docs are
         self.active_voice = active_voice
+        self.on_answered = on_answered  # e.g. metrics
 
     def retrieve(self, question: Question, history: Sequence[Turn] | None = None) -> list[Passage]:
         """Top passages. A follow-up is searched on its own and together with the question
@@ -80,6 +82,8 @@ class AnswerService:
         answer = self._answer(question, on_token)
         if self.indexed_at is not None and answer.citations:
             answer = answer.model_copy(update={"indexed_at": self.indexed_at()})
+        if self.on_answered is not None:
+            self.on_answered(question, answer)
         return answer
 
     def _answer(self, question: Question, on_token: TokenCallback | None) -> Answer:

@@ -140,6 +140,9 @@ class ServeConfig(BaseModel):
         "'slack' and/or 'discord'; empty: every platform whose token is set"))
     queue_size: int = Field(8, ge=1, description="questions waiting for the model; more get a 'busy' reply")
     workers: int = Field(1, ge=1, description="questions answered at once (one model on a small box: 1)")
+    health_host: str = "0.0.0.0"
+    health_port: int = Field(9090, ge=0, le=65535, description=(
+        "/healthz and /metrics (Prometheus) for any platform; 0: off (Slack HTTP mode serves them too)"))
 
 
 class SlackConfig(BaseModel):

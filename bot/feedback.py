@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,9 @@ class StoredAnswer:
 
 
 class FeedbackStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_rating: Callable[[int], None] | None = None) -> None:
         self.path = Path(path)
+        self.on_rating = on_rating  # e.g. metrics
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
@@ -88,6 +90,8 @@ class FeedbackStore:
                              (answer_id, user_id))
             self._db.execute("INSERT INTO feedback (answer_id, created_at, user_id, rating, comment) "
                              "VALUES (?, ?, ?, ?, ?)", (answer_id, time.time(), user_id, rating, comment))
+        if self.on_rating is not None:
+            self.on_rating(rating)
 
     def comment(self, answer_id: str, user_id: str, comment: str, correction: str | None = None,
                 by_admin: bool = False) -> None:

@@ -38,6 +38,7 @@ class RunRecord:
     summary: str
     version: int | None = None
     went_live: bool = False
+    rejected: bool = False  # the eval gate kept the previous version live
 
 
 class RunHistory:
@@ -62,7 +63,7 @@ class RunHistory:
             log.warning("ignoring unreadable run history %s: %s", self.path, err)
             return []
         fields = set(RunRecord.__dataclass_fields__)
-        required = fields - {"version", "went_live"}
+        required = fields - {"version", "went_live", "rejected"}
         return [RunRecord(**{k: v for k, v in row.items() if k in fields}) for _, row in rows if required <= set(row)]
 
     def last(self, trigger: str | None = None) -> RunRecord | None:
@@ -80,8 +81,10 @@ class ReindexJob:
     """Runs index work under the lock; a second caller gets AlreadyRunning (see bot.reindex_lock)."""
 
     def __init__(self, work: IndexWork, lock: ReindexLock, history: RunHistory,
-                 notifier: Notifier | None = None, admin_channel: str | None = None) -> None:
+                 notifier: Notifier | None = None, admin_channel: str | None = None,
+                 on_finished: Callable[[RunRecord], None] | None = None) -> None:
         self.work = work
+        self.on_finished = on_finished  # e.g. metrics
         self.lock = lock
         self.history = history
         self.notifier = notifier
@@ -113,7 +116,7 @@ class ReindexJob:
                 raise
             data = outcome.to_dict()
             self._finish(RunRecord(trigger, started_by, started, time.time(), True, outcome.summary(),
-                                   data.get("version"), bool(data.get("went_live"))))
+                                   data.get("version"), bool(data.get("went_live")), bool(data.get("rejected"))))
             return outcome
 
     def _finish(self, run: RunRecord) -> None:
@@ -121,6 +124,8 @@ class ReindexJob:
             self.history.record(run)
         except OSError as err:
             log.warning("could not record the re-index run: %s", err)
+        if self.on_finished is not None:
+            self.on_finished(run)
         log.info("re-index by %s (%s) %s in %.1fs", run.started_by, run.trigger,
                  "finished" if run.ok else "FAILED", run.finished_at - run.started_at)
         if run.trigger == SCHEDULE and self.notifier and self.admin_channel:

@@ -92,9 +92,26 @@ def run_serve(app: App) -> None:
         app.work_queue.shutdown()
 
 
+def ops_endpoints(app: App):
+    from bot.http_endpoints import ops_app
+
+    return ops_app(app.health, app.metrics.exposition)
+
+
+async def serve_ops(app: App, host: str, port: int) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(ops_endpoints(app), host=host, port=port, lifespan="off", log_level="warning",
+                            access_log=False)
+    log.info("health and metrics on http://%s:%d/healthz and /metrics", host, port)
+    await uvicorn.Server(config).serve()
+
+
 async def _serve(app: App, platforms: list[str], nightly) -> None:
     loop = asyncio.get_running_loop()
     runs: list[Coroutine[Any, Any, None]] = []
+    if app.settings.serve.health_port:
+        runs.append(serve_ops(app, app.settings.serve.health_host, app.settings.serve.health_port))
     if "slack" in platforms:
         from adapters.slack.server import serve_http, serve_socket_mode
 
@@ -103,7 +120,7 @@ async def _serve(app: App, platforms: list[str], nightly) -> None:
             bot.post_notice(channel, text), loop).result(timeout=60))
         cfg = app.settings.slack
         if cfg.mode == "http":
-            runs.append(serve_http(bot, cfg.host, cfg.port, cfg.path))
+            runs.append(serve_http(bot, cfg.host, cfg.port, cfg.path, others=ops_endpoints(app)))
         else:
             runs.append(serve_socket_mode(bot, app.settings.slack_app_token.get_secret_value()))
     if "discord" in platforms:

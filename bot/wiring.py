@@ -43,7 +43,7 @@ class App(IndexOperations):
         self.history = RunHistory(settings.data_dir / HISTORY_FILE)
         self.notifier = ChannelNotifier()  # chat adapters register how they post
         self.reindex_job = ReindexJob(self._build_index, self.lock, self.history, self.notifier,
-                                      settings.reindex.admin_channel)
+                                      settings.reindex.admin_channel, on_finished=self._observe_run)
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         if settings.embedding.model == "bundled" and settings.generation.model == "bundled":
             # Everything bundled ships in packages: a missing file must fail fast, not dial out.
@@ -154,11 +154,31 @@ class App(IndexOperations):
             top_k=self.settings.retrieval.top_k, channel_voices=tuple(self.settings.voice.channels.items()),
             channel_sources=scoped),
             indexed_at=self.indexed_at if self.settings.answers.show_indexed_at else None,
-            active_voice=self.active_voice)
+            active_voice=self.active_voice, on_answered=lambda q, a: self.metrics.on_answer(q, a))
 
     @cached_property
     def feedback(self) -> FeedbackStore:
-        return FeedbackStore(self.settings.data_dir / "feedback.sqlite")
+        return FeedbackStore(self.settings.data_dir / "feedback.sqlite", on_rating=lambda r: self.metrics.on_rating(r))
+
+    @cached_property
+    def metrics(self):
+        from bot.metrics import Metrics
+
+        return Metrics(queue_depth=lambda: self.work_queue.depth,
+                       index_version=lambda: (live.seq if (live := self.store.live()) else None))
+
+    def _observe_run(self, run) -> None:
+        self.metrics.on_reindex(run)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """For /healthz: serving needs a live index; the queue depth shows whether it keeps up."""
+        try:
+            live = self.store.live()
+        except Exception as err:  # e.g. object storage unreachable
+            return False, {"status": "error", "error": f"index unreadable: {err}"}
+        info = {"status": "ok" if live else "no index", "index_version": live.seq if live else None,
+                "queue_depth": self.work_queue.depth, "queue_capacity": self.work_queue.capacity}
+        return live is not None, info
 
     @cached_property
     def work_queue(self) -> WorkQueue:

@@ -215,15 +215,16 @@ JSON = "application/json"
 class ServedBot:
     """The Slack app in HTTP mode on a real uvicorn server on 127.0.0.1, on its own thread."""
 
-    def __init__(self, bot) -> None:
+    def __init__(self, bot, others: Any = None) -> None:
         from adapters.slack.server import http_server
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(256)  # requests wait in the backlog until uvicorn accepts them
-        self.server, sockets = http_server(bot, "127.0.0.1", 0, sock=self.sock)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/slack/events"
+        self.server, sockets = http_server(bot, "127.0.0.1", 0, sock=self.sock, others=others)
+        self.base = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.url = f"{self.base}/slack/events"
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=sockets)), daemon=True)
 
     def __enter__(self) -> ServedBot:
@@ -253,7 +254,9 @@ class SlackWorld:
         self.bot = SlackBot(self.core.commands, self.core.feedback, self.queue, SlackSettings(
             bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET,
             api_base_url=self.api.base_url, **self.settings))
-        self.served = ServedBot(self.bot).__enter__()
+        from bot.serving import ops_endpoints
+
+        self.served = ServedBot(self.bot, others=ops_endpoints(self.core)).__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
