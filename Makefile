@@ -25,4 +25,6 @@ test: install
 benchmarks: install
 	$(BIN)/python -m tests.benchmarks.bench_retrieval
 	$(BIN)/python -m tests.benchmarks.bench_reindex
+	$(BIN)/python -m tests.benchmarks.bench_slack
+	$(BIN)/python -m tests.benchmarks.bench_s3
 	$(BIN)/python -m tests.benchmarks.bench_voice

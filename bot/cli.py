@@ -233,26 +233,14 @@ def status(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def scheduler(obj: Context) -> None:
     """Run only the nightly re-index schedule (one per deployment; bots then set
-    reindex.in_serve = false). Stops on Ctrl-C or SIGTERM."""
-    import signal
-    import threading
-
+    reindex.in_serve = false). Serves /healthz and /metrics on serve.health_port."""
     from bot.scheduler import ScheduleError
+    from bot.serving import run_scheduler
 
     try:
-        nightly = obj.app.nightly()
+        run_scheduler(obj.app, announce=lambda line: click.echo(line, err=True))
     except (ScheduleError, ValueError) as err:
         raise click.ClickException(str(err)) from None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    next_run = nightly.start()
-    click.echo(f"Scheduler running ({obj.app.settings.reindex.schedule!r}); next re-index {next_run}.", err=True)
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    click.echo("Stopping the scheduler (a re-index in progress finishes first).", err=True)
-    nightly.shutdown(wait=True)
 
 
 @cli.command()
@@ -285,6 +273,26 @@ def feedback_export(obj: Context, voice_file: Path) -> None:
     click.echo(f"Wrote {count} voice examples to {voice_file} (from {totals['answers']} answers: "
                f"{totals['thumbs_up']} 👍, {totals['thumbs_down']} 👎). Train with: "
                f"supportbot voice train {voice_file} --name NAME")
+
+
+@cli.group(name="config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command(name="show")
+@click.pass_obj
+def config_show(obj: Context) -> None:
+    """The effective settings (secrets shown only as set / not set)."""
+    click.echo(json.dumps(obj.app.settings.public_view(), indent=2, default=str))
+
+
+@config_group.command(name="env")
+def config_env() -> None:
+    """Every environment variable supportbot reads, as an empty .env template."""
+    from bot.config import env_reference
+
+    click.echo(env_reference(), nl=False)
 
 
 def main() -> None:

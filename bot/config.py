@@ -55,35 +55,37 @@ class DocsSource(BaseModel):
 
 class IndexConfig(BaseModel):
     uri: str | None = Field(None, description="LanceDB location; default <data_dir>/index (s3:// works too)")
-    storage_options: dict[str, str] = Field(default_factory=dict)
-    chunk_max_tokens: int = Field(200, ge=16, le=512)
-    chunk_overlap_tokens: int = Field(32, ge=0)
-    max_file_mb: float = Field(20.0, gt=0)
-    encodings: list[str] = Field(default_factory=lambda: ["utf-8"])
+    storage_options: dict[str, str] = Field(default_factory=dict, description=(
+        "object store settings for an s3:// uri (aws_endpoint, aws_region, keys...), as JSON"))
+    chunk_max_tokens: int = Field(200, ge=16, le=512, description="chunk size in embedder tokens, title included")
+    chunk_overlap_tokens: int = Field(32, ge=0, description="tokens shared by neighbouring chunks")
+    max_file_mb: float = Field(20.0, gt=0, description="larger files are skipped with a reason")
+    encodings: list[str] = Field(default_factory=lambda: ["utf-8"], description="text encodings tried in order")
 
 
 class EmbeddingConfig(BaseModel):
     model: str = Field("bundled", description="'bundled' (all-MiniLM-L6-v2) or any sentence-transformers path/id")
-    batch_size: int = Field(16, ge=1)
-    dtype: str = Field("auto", pattern="^(auto|float32|bfloat16)$")
+    batch_size: int = Field(16, ge=1, description="chunks embedded at once")
+    dtype: str = Field("auto", pattern="^(auto|float32|bfloat16)$", description=(
+        "auto: bfloat16 where the CPU has AMX/AVX512-BF16"))
 
 
 class RetrievalConfig(BaseModel):
     top_k: int = Field(3, ge=1, le=20, description="documents the answer is generated from")
     candidates: int = Field(100, ge=1, description="chunks fetched by each search before fusion")
-    vector_weight: float = Field(0.6, ge=0)
-    text_weight: float = Field(0.4, ge=0)
+    vector_weight: float = Field(0.6, ge=0, description="weight of embedding similarity in the fusion")
+    text_weight: float = Field(0.4, ge=0, description="weight of full-text (BM25) relevance in the fusion")
     identifier_boost: float = Field(0.15, ge=0, description="bonus when an error code / identifier matches verbatim")
     min_similarity: float = Field(0.35, ge=-1, le=1, description="below this the bot says the docs lack the answer")
 
 
 class GenerationConfig(BaseModel):
     model: str = Field("bundled", description="'bundled' (SmolLM2-135M-Instruct) or a causal LM path/id")
-    max_new_tokens: int = Field(160, ge=1, le=4096)
+    max_new_tokens: int = Field(160, ge=1, le=4096, description="longest answer, in tokens")
     repetition_penalty: float = Field(1.0, ge=1.0, description=(
         "penalty on repeating the reply's own tokens, never the prompt's; 1.0 (off) suits the 135M model, "
         "whose loops the answer tidying trims"))
-    threads: int = Field(0, ge=0)
+    threads: int = Field(0, ge=0, description="CPU threads for generation (0: torch decides)")
     backend: str = Field("local", pattern="^(local|openai)$", description=(
         "local: the model in this process; openai: an OpenAI-compatible server (vLLM with LoRA adapters)"))
     remote_url: str | None = Field(None, description="the server's API base, e.g. http://vllm:8000/v1")
@@ -140,7 +142,7 @@ class ServeConfig(BaseModel):
         "'slack' and/or 'discord'; empty: every platform whose token is set"))
     queue_size: int = Field(8, ge=1, description="questions waiting for the model; more get a 'busy' reply")
     workers: int = Field(1, ge=1, description="questions answered at once (one model on a small box: 1)")
-    health_host: str = "0.0.0.0"
+    health_host: str = Field("0.0.0.0", description="address for /healthz and /metrics")
     health_port: int = Field(9090, ge=0, le=65535, description=(
         "/healthz and /metrics (Prometheus) for any platform; 0: off (Slack HTTP mode serves them too)"))
 
@@ -148,9 +150,9 @@ class ServeConfig(BaseModel):
 class SlackConfig(BaseModel):
     mode: str = Field("socket", pattern="^(socket|http)$", description=(
         "socket: Socket Mode (SLACK_APP_TOKEN), one box; http: Events API on host:port (SLACK_SIGNING_SECRET)"))
-    host: str = "0.0.0.0"
-    port: int = Field(3000, ge=0, le=65535)
-    path: str = "/slack/events"
+    host: str = Field("0.0.0.0", description="HTTP mode: address to listen on")
+    port: int = Field(3000, ge=0, le=65535, description="HTTP mode: port")
+    path: str = Field("/slack/events", description="HTTP mode: events, commands and interactivity path")
     api_base_url: str = Field("https://slack.com/api/", description="Slack Web API (GovSlack: https://slack-gov.com/api/)")
     admin_group: str | None = Field(None, description="user group id (S0123) whose members are admins too")
     human_group: str | None = Field(None, description="user group id mentioned by 'Talk to a human'")
@@ -168,14 +170,23 @@ class DiscordConfig(BaseModel):
 
 
 class ConversationConfig(BaseModel):
-    history_turns: int = Field(3, ge=0)
-    ttl_hours: float = Field(24.0, gt=0)
+    history_turns: int = Field(3, ge=0, description="earlier exchanges a follow-up sees")
+    ttl_hours: float = Field(24.0, gt=0, description="a conversation is forgotten after this long idle")
 
 
 SECRET_FIELDS = {
     "slack_bot_token": "SLACK_BOT_TOKEN", "slack_app_token": "SLACK_APP_TOKEN",
     "slack_signing_secret": "SLACK_SIGNING_SECRET", "discord_token": "DISCORD_TOKEN",
     "openai_api_key": "OPENAI_API_KEY",
+}
+
+
+SECRET_HELP = {
+    "SLACK_BOT_TOKEN": "Slack bot token (xoxb-...): OAuth & Permissions -> Bot User OAuth Token",
+    "SLACK_APP_TOKEN": "Slack app-level token (xapp-..., scope connections:write) for Socket Mode",
+    "SLACK_SIGNING_SECRET": "Slack signing secret (Basic Information) for HTTP mode",
+    "DISCORD_TOKEN": "Discord bot token (Developer Portal -> Bot)",
+    "OPENAI_API_KEY": "API key of the OpenAI-compatible generation server, if it wants one",
 }
 
 
@@ -201,8 +212,9 @@ class Settings(BaseSettings):
         env_prefix="SUPPORTBOT_", env_nested_delimiter="__", extra="forbid", populate_by_name=True,
     )
 
-    data_dir: Path = Field(default_factory=default_data_dir)
-    model_cache_dir: Path | None = None
+    data_dir: Path = Field(default_factory=default_data_dir, description=(
+        "index, model cache, voices, feedback, schedule (default ~/.local/share/supportbot)"))
+    model_cache_dir: Path | None = Field(None, description="converted base model (default <data_dir>/models)")
     docs: list[DocsSource] = Field(default_factory=list, description="empty: the bundled sample docs")
     admins: list[str] = Field(default_factory=list, description="platform-prefixed user ids, e.g. slack:U123")
     index: IndexConfig = Field(default_factory=IndexConfig)
@@ -287,3 +299,32 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         if gate is not None and not gate.is_absolute():
             settings.reindex.gate_qa_file = base / gate
     return settings
+
+
+def env_reference() -> str:
+    """Every environment variable supportbot reads, one commented, empty line each (.env.example)."""
+    lines = ["# supportbot environment. Secrets come only from here; every other setting may also",
+             "# live in the TOML file. Lists and tables are JSON, e.g. SUPPORTBOT_ADMINS='[\"slack:U123\"]'.",
+             "", "# ----- secrets (never in the config file, never logged) -----"]
+    for variable in SECRET_FIELDS.values():
+        lines += [f"# {SECRET_HELP[variable]}", f"{variable}=", ""]
+    lines += ["# ----- where things are -----",
+              "# TOML config file (default ./supportbot.toml when present)", "SUPPORTBOT_CONFIG=", ""]
+    for name, field in Settings.model_fields.items():
+        if name in SECRET_FIELDS:
+            continue
+        section = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) \
+            else None
+        if section is None:
+            lines += [f"# {_help(field)}", f"SUPPORTBOT_{name.upper()}=", ""]
+            continue
+        lines.append(f"# ----- [{name}] -----")
+        for sub, subfield in section.model_fields.items():
+            lines += [f"# {_help(subfield)}", f"SUPPORTBOT_{name.upper()}__{sub.upper()}=", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _help(field: Any) -> str:
+    default = None if field.default_factory is default_data_dir else field.get_default(call_default_factory=True)
+    shown = "" if default in (None, "", [], {}) else f" (default: {default})"
+    return (field.description or "see README, Configuration") + shown

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bot.wiring import App
@@ -81,6 +81,7 @@ def discord_bot(app: App):
 
 def run_serve(app: App) -> None:
     platforms = check_setup(app)
+    _exit_on_sigterm()
     nightly = None
     if app.settings.reindex.in_serve and app.settings.reindex.schedule:
         nightly = app.nightly()
@@ -130,4 +131,44 @@ async def _serve(app: App, platforms: list[str], nightly) -> None:
         runs.append(discord.start(app.settings.discord_token.get_secret_value()))  # reconnects are discord.py's job
     if nightly is not None:
         log.info("nightly re-index scheduled; next run %s", nightly.start())
-    await asyncio.gather(*runs)
+    tasks = [asyncio.create_task(run) for run in runs]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:  # one part stopped (SIGTERM, a fatal error): stop the others too
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        task.result()
+
+
+def run_scheduler(app: App, announce: Callable[[str], None] = log.info) -> None:
+    """`supportbot scheduler`: the nightly re-index alone (one per deployment), with
+    /healthz and /metrics (re-index runs are counted here) when serve.health_port is set.
+    Stops on Ctrl-C or SIGTERM; a re-index in progress finishes first."""
+    nightly = app.nightly()
+    _exit_on_sigterm()
+    announce(f"Scheduler running ({app.settings.reindex.schedule!r}); next re-index {nightly.start()}.")
+    try:
+        asyncio.run(_wait_for_stop(app))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        announce("Stopping the scheduler (a re-index in progress finishes first).")
+        nightly.shutdown(wait=True)
+
+
+async def _wait_for_stop(app: App) -> None:
+    port = app.settings.serve.health_port
+    if port:
+        await serve_ops(app, app.settings.serve.health_host, port)  # returns on SIGTERM / Ctrl-C
+    await asyncio.Event().wait()  # until SIGTERM (SystemExit) or Ctrl-C
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (docker stop, systemctl stop) unwinds like Ctrl-C, so shutdown code runs.
+    uvicorn restores this handler and re-raises the signal after its own graceful stop."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)

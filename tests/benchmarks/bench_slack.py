@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -34,6 +35,7 @@ def finished(world: SlackWorld, channel: str) -> float | None:
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # figures show as they come, even into a file
     parser = argparse.ArgumentParser()
     parser.add_argument("--burst", type=int, default=30)
     parser.add_argument("--queue", type=int, default=8, help="questions allowed to wait (serve.queue_size)")
