@@ -246,7 +246,7 @@ def scheduler(obj: Context) -> None:
 @cli.command()
 @click.pass_obj
 def serve(obj: Context) -> None:
-    """Run the chat platforms (Slack; per config and tokens) and the nightly re-index."""
+    """Run the chat platforms (Slack and/or Discord, per tokens and config) and the nightly re-index."""
     from bot.serving import ServeError, check_setup, run_serve
 
     try:
@@ -255,6 +255,11 @@ def serve(obj: Context) -> None:
         run_serve(obj.app)
     except ServeError as err:
         raise click.ClickException(str(err)) from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:  # e.g. a rejected Discord token, a port already in use
+        logging.getLogger(__name__).debug("serve stopped", exc_info=True)
+        raise click.ClickException(f"serve stopped: {type(err).__name__}: {err} (run with -vv for details)") from None
 
 
 @cli.group()
