@@ -278,3 +278,24 @@ def test_the_bot_can_be_sharded_by_config(core, sharded: bool) -> None:
         assert bot.intents.message_content and not bot.intents.members  # never started: nothing to close
 
     run(scenario())
+
+
+def test_after_a_restart_follow_ups_in_its_threads_still_need_no_mention(core) -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+        bot = await online(core.commands, core.feedback, recorder)  # a fresh process: no threads in memory
+        thread_id = 940000000000000001
+        feed(bot, "THREAD_CREATE", {  # the gateway tells every process about active threads
+            "id": str(thread_id), "type": 11, "guild_id": str(GUILD_ID), "parent_id": str(CHANNEL_ID),
+            "owner_id": str(BOT_ID), "name": "How do I get a refund?", "message_count": 2, "member_count": 2,
+            "rate_limit_per_user": 0, "flags": 0, "last_message_id": None, "newly_created": False,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
+                                "archive_timestamp": "2026-11-21T08:00:00+00:00"}})
+        alice = user(930000000000000001, "alice")
+        feed(bot, "MESSAGE_CREATE", message("and for annual plans?", thread_id, alice, guild_id=str(GUILD_ID)))
+        sent = await recorder.wait_for(lambda s: any(x.payload.get("components") for x in s))
+        answered = [s for s in sent if s.payload.get("components")][-1]
+        assert f"/channels/{thread_id}/" in answered.url and answered.payload["embeds"]
+        await bot.close()
+
+    run(scenario())

@@ -137,7 +137,7 @@ class SupportBotCore:
         if message.author.bot or self.user is None:
             return
         try:
-            if message.channel.id in self._threads:
+            if message.channel.id in self._threads or _opened_by(message.channel, self.user.id):
                 await self._answer_in_thread(message.channel, message, _without_mention(message, self.user.id))
             elif self.user in message.mentions and not isinstance(message.channel, discord.Thread):
                 text = _without_mention(message, self.user.id)
@@ -328,6 +328,11 @@ def _start_in(loop: asyncio.AbstractEventLoop, context: contextvars.Context,
 
     loop.call_soon_threadsafe(start, context=context)
     return done
+
+
+def _opened_by(channel: object, bot_id: int) -> bool:
+    """A thread the bot opened (known from the gateway's thread cache, so after a restart too)."""
+    return isinstance(channel, discord.Thread) and channel.owner_id == bot_id
 
 
 def _without_mention(message: discord.Message, bot_id: int) -> str:
