@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_answer ON feedback(answer_id);
 """
+_MIGRATIONS = {  # columns added after the first release of a table
+    ("answers", "conversation"): "ALTER TABLE answers ADD COLUMN conversation TEXT",
+}
 
 
 class UnknownAnswer(KeyError):
@@ -60,16 +63,29 @@ class FeedbackStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        for (table, column), ddl in _MIGRATIONS.items():
+            if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(ddl)
+        self._db.execute("CREATE INDEX IF NOT EXISTS answers_conversation ON answers(conversation)")
 
     def record_answer(self, question: Question, answer: Answer) -> str:
         answer_id = uuid.uuid4().hex[:16]
         sources = [c.model_dump(mode="json") for c in answer.citations]
         with self._lock, self._db:
             self._db.execute(
-                "INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO answers (id, created_at, platform, channel, user_id, question, answer, abstained, "
+                "sources, context, voice, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (answer_id, time.time(), question.platform, question.channel_id, question.user_id, question.text,
-                 answer.answer, int(answer.abstained), json.dumps(sources), answer.context, answer.voice))
+                 answer.answer, int(answer.abstained), json.dumps(sources), answer.context, answer.voice,
+                 question.conversation_id or None))
         return answer_id
+
+    def knows_conversation(self, conversation_id: str) -> bool:
+        """Whether the bot answered in this thread before (so a follow-up needs no mention,
+        also after a restart)."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM answers WHERE conversation = ? LIMIT 1",
+                                    (conversation_id,)).fetchone() is not None
 
     def get(self, answer_id: str) -> StoredAnswer:
         with self._lock:

@@ -84,6 +84,17 @@ def test_a_follow_up_in_the_thread_needs_no_mention_and_other_threads_are_left_a
     assert "install-macos.md" in context_text(follow_up["blocks"])  # the thread was its memory
 
 
+def test_after_a_restart_follow_ups_in_answered_threads_still_need_no_mention(core) -> None:
+    with SlackWorld(core, WorkQueue()) as before:
+        before.mention("How do I get a refund?", ts="1700000000.000250", channel="CRESTART")
+        before.api.wait_for(lambda calls: len(before.finals()) == 1)
+    with SlackWorld(core, WorkQueue()) as after:  # a new process: nothing in memory, same data dir
+        after.event({"type": "message", "channel_type": "channel", "user": "UALICE", "text": "and for annual plans?",
+                     "ts": "1700000000.000260", "thread_ts": "1700000000.000250", "channel": "CRESTART"})
+        after.api.wait_for(lambda calls: len(after.finals()) == 1)
+        assert after.api.of("chat.postMessage")[0].body["thread_ts"] == "1700000000.000250"
+
+
 def test_a_direct_message_is_answered_in_the_dm(slack: SlackWorld) -> None:
     slack.event({"type": "message", "channel_type": "im", "user": "UALICE", "text": "How do I get a refund?",
                  "ts": "1700000000.000600", "channel": "D0001"})

@@ -137,7 +137,8 @@ class SupportBotCore:
         if message.author.bot or self.user is None:
             return
         try:
-            if message.channel.id in self._threads or _opened_by(message.channel, self.user.id):
+            if (message.channel.id in self._threads or _opened_by(message.channel, self.user.id)
+                    or self.feedback.knows_conversation(f"discord:{message.channel.id}")):
                 await self._answer_in_thread(message.channel, message, _without_mention(message, self.user.id))
             elif self.user in message.mentions and not isinstance(message.channel, discord.Thread):
                 text = _without_mention(message, self.user.id)

@@ -108,7 +108,7 @@ class SlackBot:
         channel = event["channel"]
         if event.get("channel_type") == "im":
             await self._answer_in_thread(event["user"], text.strip(), channel, event.get("thread_ts"))
-        elif event.get("thread_ts") and (channel, event["thread_ts"]) in self._threads:
+        elif event.get("thread_ts") and self._answered_in(channel, event["thread_ts"]):
             await self._answer_in_thread(event["user"], text.strip(), channel, event["thread_ts"])
 
     async def _on_ask(self, ack: Callable[..., Awaitable], command: dict, respond: Callable[..., Awaitable]) -> None:
@@ -176,7 +176,7 @@ class SlackBot:
     # ----- answering ------------------------------------------------------------------
     async def _answer_in_thread(self, user: str, text: str, channel: str, thread_ts: str | None) -> None:
         """Placeholder, streamed edits, then the answer with sources and buttons; never silence."""
-        conversation = f"slack:{channel}:{thread_ts or 'dm'}"
+        conversation = _conversation(channel, thread_ts)
         question = Question(text=text, user_id=f"slack:{user}", conversation_id=conversation, channel_id=channel,
                             platform="slack")
         if not text:
@@ -326,6 +326,15 @@ class SlackBot:
         """For the admins' channel (re-index summaries)."""
         await self._post(channel, None, text)
 
+    def _answered_in(self, channel: str, thread_ts: str) -> bool:
+        """Threads answered by this process, or by any before it (recorded with the answers)."""
+        if (channel, thread_ts) in self._threads:
+            return True
+        if self.feedback.knows_conversation(_conversation(channel, thread_ts)):
+            self._remember_thread(channel, thread_ts)
+            return True
+        return False
+
     def _remember_thread(self, channel: str, thread_ts: str) -> None:
         self._threads[(channel, thread_ts)] = time.time()
         self._threads.move_to_end((channel, thread_ts))
@@ -345,6 +354,10 @@ class SlackBot:
             except SlackApiError as err:
                 log.warning("could not read admin group %s: %s", group, err.response.get("error"))
         return user in members
+
+
+def _conversation(channel: str, thread_ts: str | None) -> str:
+    return f"slack:{channel}:{thread_ts or 'dm'}"
 
 
 def _where(body: dict) -> tuple[str | None, str | None]:
