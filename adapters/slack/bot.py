@@ -162,7 +162,12 @@ class SlackBot:
             reply = Reply(ERROR_TEXT, ok=False)
         for future in pending:
             await asyncio.wrap_future(future)
-        body = reply.text if name in ("/reindex", "/help") or not reply.ok else f"```{reply.text}```"
+        if name == "/help":  # the registry's names are the console's; say how Slack spells them
+            body = ("Mention me or DM me a question, or use `/ask <question>` (only you see the answer). "
+                    "Admins: `/supportbot reindex`, `/supportbot status`, "
+                    "`/supportbot voice [list | activate NAME | rollback]`.")
+        else:
+            body = reply.text if name == "/reindex" or not reply.ok else f"```{reply.text}```"
         await respond(response_type="ephemeral", replace_original=True, text=body)
 
     async def _progress(self, respond: Callable[..., Awaitable], shown: StreamedText, text: str) -> None:
