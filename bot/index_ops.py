@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class IndexOperations:
-    """Needs from the host: settings, store, indexer, reindex_job, docs_roots(), _retriever_over()."""
+    """Needs from the host: settings, store, indexer, retriever, reindex_job, docs_roots(), _retriever_over()."""
 
     settings: Settings
     store: ChunkStore
@@ -84,7 +84,7 @@ class IndexOperations:
             return GateVerdict(False, f"the eval gate cannot read its QA file ({err})")
         new = retrieval_metrics(self._retriever_over(self.store.view(staged)), items)["hit@5"]
         comparable = live is not None and live.settings == staged.settings  # else: other embedding model
-        old = retrieval_metrics(self._retriever_over(self.store.view(live)), items)["hit@5"] if comparable else None
+        old = retrieval_metrics(self._live_retriever(live), items)["hit@5"] if comparable else None
         figures = {"hit@5": new, "live_hit@5": old, "questions": len(items)}
         if new < cfg.gate_min_hit_at_5:
             return GateVerdict(False, f"hit@5 {new:.2f} on {len(items)} gate questions is below the required "
@@ -95,6 +95,11 @@ class IndexOperations:
         compared = (f"live v{live.seq} {old:.2f}" if live and old is not None
                     else "no comparable live index" if live else "no live index to compare")
         return GateVerdict(True, f"hit@5 {new:.2f} on {len(items)} questions ({compared})", figures)
+
+    def _live_retriever(self, live: LiveIndex):
+        """The serving retriever when `live` is what it serves (its vectors are in memory
+        already, or will be needed for answers anyway), else one pinned to `live`."""
+        return self.retriever if self.store.live() == live else self._retriever_over(self.store.view(live))
 
     def rollback(self, version: int | None, started_by: str = "cli") -> RollbackOutcome:
         """Make an earlier index version live again (default: the one before the live one)."""

@@ -223,17 +223,19 @@ class App(IndexOperations):
     def status(self) -> dict[str, Any]:
         """What an admin checks: what is live, how fresh, what the schedule does next."""
         from knowledge.indexer import pending_changes
+        from knowledge.store import collection_counts
 
         live = self.store.live(refresh=True)
         roots = self.docs_roots()
-        changes = pending_changes(self.store, roots) if live else None
+        indexed = self.store.indexed_documents(live) if live else {}  # read once for both figures below
+        changes = pending_changes(indexed, roots) if live else None
         info: dict[str, Any] = {
             "index_version": live.seq if live else None,
             "index_built_at": local_time(live.built_at) if live else None,
             "documents": live.documents if live else 0,
             "chunks": live.chunks if live else 0,
             "sources": {name: f"{c['documents']} documents, {c['chunks']} chunks"
-                        for name, c in self.store.collection_counts(live).items()} if live else {},
+                        for name, c in collection_counts(indexed.values()).items()},
             "changed_since_build": (", ".join(f"{n} {kind}" for kind, n in changes.items())
                                     if changes else "no index yet"),
             "last_reindex": describe_run(self.history.last()),

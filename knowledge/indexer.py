@@ -13,7 +13,7 @@ from knowledge.documents import Chunk, DocsRoot, Document, SkippedFile
 from knowledge.embedding import Embedder
 from knowledge.loaders import LOADERS, LOADERS_VERSION, LoadError, load_file
 from knowledge.sources import iter_source_files, source_url
-from knowledge.store import ChunkStore, LiveIndex
+from knowledge.store import ChunkStore, IndexedDocument, LiveIndex
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -212,10 +212,9 @@ class Indexer:
                 progress("written", start + len(batch), len(chunks))
 
 
-def pending_changes(store: ChunkStore, roots: list[DocsRoot]) -> dict[str, int]:
-    """Source files added, modified or deleted since the live version was built.
-    A file whose modification time matches the index is not read at all."""
-    previous = store.indexed_documents()
+def pending_changes(previous: dict[tuple[str, str], IndexedDocument], roots: list[DocsRoot]) -> dict[str, int]:
+    """Source files added, modified or deleted since `previous` (the live version's
+    `ChunkStore.indexed_documents()`). A file whose modification time matches is not read."""
     counts = {"added": 0, "modified": 0, "deleted": 0}
     seen: set[tuple[str, str]] = set()
     for root in roots:

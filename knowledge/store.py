@@ -76,6 +76,16 @@ class RollbackError(ValueError):
     pass
 
 
+def collection_counts(indexed: Iterable[IndexedDocument]) -> dict[str, dict[str, int]]:
+    """Documents and chunks per collection (docs source), from `ChunkStore.indexed_documents()`."""
+    counts: dict[str, dict[str, int]] = {}
+    for doc in indexed:
+        entry = counts.setdefault(doc.collection, {"documents": 0, "chunks": 0})
+        entry["documents"] += 1
+        entry["chunks"] += doc.chunks
+    return counts
+
+
 class ChunkStore:
     def __init__(self, uri: str, storage_options: dict[str, str] | None = None,
                  refresh_seconds: float = 2.0, pinned: LiveIndex | None = None) -> None:
@@ -155,15 +165,6 @@ class ChunkStore:
             docs[key] = IndexedDocument(row["collection"], row["source"], row["content_hash"], row["mtime"],
                                         (seen.chunks if seen else 0) + 1)
         return docs
-
-    def collection_counts(self, live: LiveIndex | None = None) -> dict[str, dict[str, int]]:
-        """Documents and chunks per collection (docs source) in the live version."""
-        counts: dict[str, dict[str, int]] = {}
-        for doc in self.indexed_documents(live).values():
-            entry = counts.setdefault(doc.collection, {"documents": 0, "chunks": 0})
-            entry["documents"] += 1
-            entry["chunks"] += doc.chunks
-        return counts
 
     def candidates(self, vector: np.ndarray, text: str, limit: int,
                    collections: list[str] | None = None) -> list[dict[str, Any]]:
