@@ -1,4 +1,5 @@
-"""Plain-text rendering of an answer's numbered sources, shared by the CLI and the console."""
+"""Rendering pieces every front end shares: plain-text sources (CLI, console) and the
+freshness line (also under Slack's and Discord's sources)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,9 @@ def plain_sources(answer: Answer) -> str:
     if answer.indexed_at:
         lines.append(f"(docs indexed {answer.indexed_at})")
     return "\n".join(lines)
+
+
+def freshness_line(answer: Answer) -> str | None:
+    """The footer under a chat platform's sources when answers carry their freshness
+    (answers.show_indexed_at)."""
+    return f"Docs indexed {answer.indexed_at}" if answer.indexed_at else None

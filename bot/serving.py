@@ -117,8 +117,7 @@ async def _serve(app: App, platforms: list[str], nightly) -> None:
         from adapters.slack.server import serve_http, serve_socket_mode
 
         bot = slack_bot(app)
-        app.notifier.register("slack", lambda channel, text: asyncio.run_coroutine_threadsafe(
-            bot.post_notice(channel, text), loop).result(timeout=60))
+        app.notifier.register("slack", _poster(bot, loop))
         cfg = app.settings.slack
         if cfg.mode == "http":
             runs.append(serve_http(bot, cfg.host, cfg.port, cfg.path, others=ops_endpoints(app)))
@@ -126,8 +125,7 @@ async def _serve(app: App, platforms: list[str], nightly) -> None:
             runs.append(serve_socket_mode(bot, app.settings.slack_app_token.get_secret_value()))
     if "discord" in platforms:
         discord = discord_bot(app)
-        app.notifier.register("discord", lambda channel, text: asyncio.run_coroutine_threadsafe(
-            discord.post_notice(channel, text), loop).result(timeout=60))
+        app.notifier.register("discord", _poster(discord, loop))
         runs.append(discord.start(app.settings.discord_token.get_secret_value()))  # reconnects are discord.py's job
     if nightly is not None:
         log.info("nightly re-index scheduled; next run %s", nightly.start())
@@ -138,6 +136,14 @@ async def _serve(app: App, platforms: list[str], nightly) -> None:
     await asyncio.gather(*pending, return_exceptions=True)
     for task in done:
         task.result()
+
+
+def _poster(bot: Any, loop: asyncio.AbstractEventLoop) -> Callable[[str, str], None]:
+    """A platform's `post_notice` for the scheduler thread: runs on the bot's loop, waits for it."""
+    def post(channel: str, text: str) -> None:
+        asyncio.run_coroutine_threadsafe(bot.post_notice(channel, text), loop).result(timeout=60)
+
+    return post
 
 
 def run_scheduler(app: App, announce: Callable[[str], None] = log.info) -> None:

@@ -11,8 +11,6 @@ error or busy.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextvars
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -26,7 +24,8 @@ from discord.ext import commands
 from adapters.discord.ui import FeedbackButton, WhatWasWrong, feedback_view, message_pieces, sources_embed
 from bot.commands import CommandContext, CommandRegistry, Reply
 from bot.feedback import FeedbackStore, UnknownAnswer
-from bot.streaming import StreamedText
+from bot.rendering import freshness_line
+from bot.streaming import LiveMessage
 from bot.types import Question
 from bot.work_queue import QueueFull, WorkQueue
 
@@ -123,14 +122,10 @@ class SupportBotCore:
         question = Question(text=text, user_id=f"discord:{interaction.user.id}", conversation_id="",
                             channel_id=channel, platform="discord")
 
-        async def edit(content: str) -> None:
-            await interaction.edit_original_response(content=content)
-
         async def send_more(content: str, **extra: Any) -> None:
             await interaction.followup.send(content, ephemeral=private, **extra)
 
-        await self._answer(question, edit, send_more, on_first=lambda **extra: interaction.edit_original_response(
-            **extra))
+        await self._answer(question, send_more, first=lambda **fields: interaction.edit_original_response(**fields))
 
     # ----- mentions and threads -------------------------------------------------------
     async def on_message(self, message: discord.Message) -> None:
@@ -157,13 +152,10 @@ class SupportBotCore:
                             platform="discord")
         placeholder = await thread.send(PLACEHOLDER)
 
-        async def edit(content: str) -> None:
-            await placeholder.edit(content=content)
-
         async def send_more(content: str, **extra: Any) -> None:
             await thread.send(content, **extra)
 
-        await self._answer(question, edit, send_more, on_first=lambda **extra: placeholder.edit(**extra))
+        await self._answer(question, send_more, first=lambda **fields: placeholder.edit(**fields))
 
     def _remember_thread(self, thread_id: int) -> None:
         self._threads[thread_id] = None
@@ -171,60 +163,45 @@ class SupportBotCore:
             self._threads.popitem(last=False)
 
     # ----- answering, shared by /ask and threads --------------------------------------
-    async def _answer(self, question: Question, edit: Callable[[str], Awaitable[Any]],
-                      send_more: Callable[..., Awaitable[Any]], on_first: Callable[..., Awaitable[Any]]) -> None:
-        loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()
-        shown = StreamedText(self.settings.edit_interval_s)
-        edits: list[Any] = []
-
-        async def stream_edit(partial: str) -> None:
-            try:
-                await edit(message_pieces(partial + " …")[0])
-            except discord.HTTPException as err:
-                log.warning("streaming edit failed: %s", err)
-            finally:
-                shown.edited()
-
-        def on_token(piece: str) -> None:  # on the worker thread
-            partial = shown.add(piece)
-            if partial is not None:
-                edits.append(_start_in(loop, context, stream_edit(partial)))
-
+    async def _answer(self, question: Question, send_more: Callable[..., Awaitable[Any]],
+                      first: Callable[..., Awaitable[Any]]) -> None:
+        """`first(**fields)` edits the message that says "working on it" (the deferred reply or
+        the placeholder); `send_more` adds messages after it."""
+        live = LiveMessage(lambda text: first(content=text), self.settings.edit_interval_s,
+                           render=lambda so_far, _: message_pieces(so_far + " …")[0])
         ctx = CommandContext(user_id=question.user_id, conversation_id=question.conversation_id, platform="discord",
-                             channel_id=question.channel_id, on_token=on_token)
+                             channel_id=question.channel_id, on_token=live.add)
         try:
             future = self.queue.submit(lambda: self.registry.handle("/ask " + question.text, ctx))
             reply = await asyncio.wrap_future(future)
         except QueueFull as busy:
-            await on_first(content=str(busy))
+            await first(content=str(busy))
             return
         except Exception:
             log.exception("answering on Discord failed")
-            await on_first(content=ERROR_TEXT)
+            await first(content=ERROR_TEXT)
             return
-        for pending in edits:
-            await asyncio.wrap_future(pending)
-        await self._send_reply(question, reply, send_more, on_first)
+        await live.settle()
+        await self._send_reply(question, reply, send_more, first)
 
     async def _send_reply(self, question: Question, reply: Reply, send_more: Callable[..., Awaitable[Any]],
-                          on_first: Callable[..., Awaitable[Any]]) -> None:
+                          first: Callable[..., Awaitable[Any]]) -> None:
         answer = reply.answer
         if answer is None:
-            await on_first(content=message_pieces(reply.text)[0])
+            await first(content=message_pieces(reply.text)[0])
             return
         answer_id = self.feedback.record_answer(question, answer)
         citations = [c.model_dump(mode="json") for c in answer.citations]
-        footer = f"Docs indexed {answer.indexed_at}" if answer.indexed_at else None
+        footer = freshness_line(answer)
         extra: dict[str, Any] = {"view": feedback_view(answer_id)}
         embed = sources_embed(citations, answer.abstained, footer)
         if embed is not None:
             extra["embed"] = embed
         pieces = message_pieces(answer.answer)
         if len(pieces) == 1:
-            await on_first(content=pieces[0], **extra)
+            await first(content=pieces[0], **extra)
             return
-        await on_first(content=pieces[0])
+        await first(content=pieces[0])
         for piece in pieces[1:-1]:
             await send_more(piece)
         await send_more(pieces[-1], **extra)
@@ -236,29 +213,14 @@ class SupportBotCore:
 
     async def admin_command(self, interaction: discord.Interaction, text: str) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()
-        shown = StreamedText(self.settings.edit_interval_s)
-        pending: list[Any] = []
-
-        async def show(line: str) -> None:
-            try:
-                await interaction.edit_original_response(content=f"Re-indexing… {line}")
-            except discord.HTTPException as err:
-                log.warning("could not show progress: %s", err)
-            finally:
-                shown.edited()
-
-        def on_progress(line: str) -> None:  # on the worker thread
-            if shown.add(line) is not None:
-                pending.append(_start_in(loop, context, show(line)))
-
+        progress = LiveMessage(lambda line: interaction.edit_original_response(content=line),
+                               self.settings.edit_interval_s, render=lambda _, line: f"Re-indexing… {line}")
         ctx = CommandContext(user_id=f"discord:{interaction.user.id}", conversation_id="", platform="discord",
-                             channel_id=str(interaction.channel_id or ""), on_progress=on_progress,
+                             channel_id=str(interaction.channel_id or ""), on_progress=progress.add,
                              platform_admin=self._platform_admin(interaction.user))
+        loop = asyncio.get_running_loop()
         reply = await loop.run_in_executor(None, self.registry.handle, text, ctx)  # slow but rare: off the queue
-        for future in pending:
-            await asyncio.wrap_future(future)
+        await progress.settle()
         body = reply.text if text in ("/reindex",) or not reply.ok else f"```\n{reply.text}\n```"
         await interaction.edit_original_response(content=message_pieces(body)[0])
 
@@ -314,21 +276,6 @@ def make_bot(registry: CommandRegistry, feedback: FeedbackStore, queue: WorkQueu
     if sharded:
         return ShardedSupportBot(registry, feedback, queue, settings, shard_count=shard_count)
     return SupportBot(registry, feedback, queue, settings)
-
-
-def _start_in(loop: asyncio.AbstractEventLoop, context: contextvars.Context,
-              coro: Awaitable[Any]) -> concurrent.futures.Future:
-    """Schedule `coro` on `loop` from a worker thread, in the handler's context (discord.py
-    keeps its webhook adapter in a ContextVar), and return a future for it."""
-    done: concurrent.futures.Future = concurrent.futures.Future()
-
-    def start() -> None:
-        task = loop.create_task(coro)  # type: ignore[arg-type]
-        task.add_done_callback(lambda t: done.cancel() if t.cancelled() else
-                               done.set_exception(t.exception()) if t.exception() else done.set_result(t.result()))
-
-    loop.call_soon_threadsafe(start, context=context)
-    return done
 
 
 def _opened_by(channel: object, bot_id: int) -> bool:

@@ -30,7 +30,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import blocks as kit
 from bot.commands import CommandContext, CommandRegistry, Reply
 from bot.feedback import FeedbackStore, UnknownAnswer
-from bot.streaming import StreamedText
+from bot.rendering import freshness_line
+from bot.streaming import LiveMessage
 from bot.types import Question
 from bot.work_queue import QueueFull, WorkQueue
 
@@ -95,7 +96,7 @@ class SlackBot:
     async def _on_error(self, error: Exception, body: dict) -> None:
         log.error("Slack listener failed on a %s request: %s", body.get("type", "?"), error, exc_info=error)
 
-    async def _on_mention(self, event: dict, context: Any) -> None:
+    async def _on_mention(self, event: dict) -> None:
         channel, thread_ts = event["channel"], event.get("thread_ts") or event["ts"]
         await self._answer_in_thread(event["user"], _MENTION.sub("", event.get("text", "")).strip(), channel, thread_ts)
 
@@ -141,27 +142,18 @@ class SlackBot:
             return
         await ack(response_type="ephemeral", text="Working on it…")
         user = command["user_id"]
-        loop = asyncio.get_running_loop()
-        shown = StreamedText(self.settings.edit_interval_s)
-        pending: list[asyncio.Future] = []
-
-        def on_progress(line: str) -> None:  # on the worker thread
-            text = shown.add(line + "\n")
-            if text is not None:
-                pending.append(asyncio.run_coroutine_threadsafe(
-                    self._progress(respond, shown, f"Re-indexing… {line}"), loop))
-
+        progress = LiveMessage(lambda line: respond(response_type="ephemeral", replace_original=True, text=line),
+                               self.settings.edit_interval_s, render=lambda _, line: f"Re-indexing… {line}")
         ctx = CommandContext(user_id=f"slack:{user}", conversation_id="", platform="slack",
-                             channel_id=command.get("channel_id"), on_progress=on_progress,
+                             channel_id=command.get("channel_id"), on_progress=progress.add,
                              platform_admin=await self._in_admin_group(user))
         text = " ".join([name, *words[1:]])
         try:  # admin commands are slow (re-index) but rare: not on the answer queue
-            reply = await loop.run_in_executor(None, self.commands.handle, text, ctx)
+            reply = await asyncio.get_running_loop().run_in_executor(None, self.commands.handle, text, ctx)
         except Exception:
             log.exception("/supportbot %s failed", text)
             reply = Reply(ERROR_TEXT, ok=False)
-        for future in pending:
-            await asyncio.wrap_future(future)
+        await progress.settle()
         if name == "/help":  # the registry's names are the console's; say how Slack spells them
             body = ("Mention me or DM me a question, or use `/ask <question>` (only you see the answer). "
                     "Admins: `/supportbot reindex`, `/supportbot status`, "
@@ -169,14 +161,6 @@ class SlackBot:
         else:
             body = reply.text if name == "/reindex" or not reply.ok else f"```{reply.text}```"
         await respond(response_type="ephemeral", replace_original=True, text=body)
-
-    async def _progress(self, respond: Callable[..., Awaitable], shown: StreamedText, text: str) -> None:
-        try:
-            await respond(response_type="ephemeral", replace_original=True, text=text)
-        except Exception as err:  # progress is best effort; the final reply still comes
-            log.warning("could not show re-index progress: %s", err)
-        finally:
-            shown.edited()
 
     # ----- answering ------------------------------------------------------------------
     async def _answer_in_thread(self, user: str, text: str, channel: str, thread_ts: str | None) -> None:
@@ -192,17 +176,10 @@ class SlackBot:
             self._remember_thread(channel, thread_ts)
         if ts is None:
             return  # could not even post: logged by _post
-        loop = asyncio.get_running_loop()
-        shown = StreamedText(self.settings.edit_interval_s)
-        edits: list[asyncio.Future] = []
-
-        def on_token(piece: str) -> None:  # on the worker thread
-            partial = shown.add(piece)
-            if partial is not None:
-                edits.append(asyncio.run_coroutine_threadsafe(self._edit_stream(channel, ts, partial, shown), loop))
-
+        live = LiveMessage(lambda text: self.client.chat_update(channel=channel, ts=ts, text=text),
+                           self.settings.edit_interval_s, render=lambda so_far, _: so_far + " …")
         try:
-            reply = await self._run_answer(question, on_token)
+            reply = await self._run_answer(question, live.add)
         except QueueFull as busy:
             await self._update(channel, ts, str(busy))
             return
@@ -210,8 +187,7 @@ class SlackBot:
             log.exception("answering in %s failed", channel)
             await self._update(channel, ts, ERROR_TEXT)
             return
-        for edit in edits:  # the final text must not be overwritten by a late partial edit
-            await asyncio.wrap_future(edit)
+        await live.settle()  # the final text must not be overwritten by a late partial edit
         fallback, blocks = self._reply_blocks(question, reply)
         await self._update(channel, ts, fallback, blocks)
 
@@ -227,17 +203,9 @@ class SlackBot:
             return reply.text, None
         answer_id = self.feedback.record_answer(question, answer)
         citations = [c.model_dump(mode="json") for c in answer.citations]
-        footer = f"Docs indexed {answer.indexed_at}" if answer.indexed_at else None
+        footer = freshness_line(answer)
         return answer.answer, kit.answer_blocks(answer.answer, citations, answer_id, answer.abstained,
                                                 can_post=can_post, footer=footer)
-
-    async def _edit_stream(self, channel: str, ts: str, text: str, shown: StreamedText) -> None:
-        try:
-            await self.client.chat_update(channel=channel, ts=ts, text=text + " …")
-        except SlackApiError as err:
-            log.warning("streaming edit failed: %s", err.response.get("error"))
-        finally:
-            shown.edited()
 
     # ----- buttons and the feedback modal ---------------------------------------------
     async def _on_thumbs_up(self, ack: Callable[..., Awaitable], body: dict, action: dict,
@@ -261,8 +229,7 @@ class SlackBot:
             await respond(response_type="ephemeral", replace_original=False, text="That answer is too old to rate.")
             return
         channel, thread_ts = _where(body)
-        admin = self.commands.is_admin(CommandContext(user_id=f"slack:{user}", conversation_id="", platform="slack",
-                                                      platform_admin=await self._in_admin_group(user)))
+        admin = await self._is_admin(user)
         try:
             await self.client.views_open(trigger_id=body["trigger_id"],
                                          view=kit.feedback_modal(action["value"], channel, thread_ts, admin))
@@ -276,8 +243,7 @@ class SlackBot:
         values = view.get("state", {}).get("values", {})
         wrong = (values.get(kit.WRONG_BLOCK, {}).get(kit.WRONG_INPUT, {}).get("value") or "").strip()
         fix = (values.get(kit.FIX_BLOCK, {}).get(kit.FIX_INPUT, {}).get("value") or "").strip()
-        admin = self.commands.is_admin(CommandContext(user_id=f"slack:{user}", conversation_id="", platform="slack",
-                                                      platform_admin=await self._in_admin_group(user)))
+        admin = await self._is_admin(user)
         if not (wrong or fix):
             return
         try:
@@ -345,6 +311,10 @@ class SlackBot:
         self._threads.move_to_end((channel, thread_ts))
         while len(self._threads) > _THREADS_KEPT:
             self._threads.popitem(last=False)
+
+    async def _is_admin(self, user: str) -> bool:
+        return self.commands.is_admin(CommandContext(user_id=f"slack:{user}", conversation_id="", platform="slack",
+                                                     platform_admin=await self._in_admin_group(user)))
 
     async def _in_admin_group(self, user: str) -> bool:
         group = self.settings.admin_group
