@@ -7,15 +7,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.generated_text import cited_numbers, tidy
+from bot.composer import Composer
 from bot.conversation import ConversationMemory
+from bot.framing import LEAD_TOKENS, SIGN_OFF_TOKENS, acceptable_framing, first_line, sign_off_messages
+from bot.generated_text import cited_numbers, renumber
+from bot.grounding import is_noise, missing_identifiers
 from bot.prompting import build_messages, render_context, retrieval_query
 from bot.protocols import GenerationUnavailable, Generator, Passage, Retriever
-from bot.types import Answer, Citation, Question, Turn
+from bot.types import Answer, ChatMessage, Citation, Question, Turn
+from bot.verified_stream import VerifiedStream
 
 ABSTAIN_TEXT = "I couldn't find that in the docs."
 UNAVAILABLE_TEXT = "I can't write an answer right now: the answer engine is not available. Please try again in a few minutes."
 TokenCallback = Callable[[str], None]
+COMPOSED, FREE = "composed", "free"
 log = logging.getLogger(__name__)
 
 
@@ -29,10 +34,14 @@ class AnsweringSettings:
     context_weight: float = 0.5  # how much a follow-up's retrieval leans on the previous question
     channel_voices: tuple[tuple[str, str], ...] = ()  # (channel id, voice name); others use the active voice
     channel_sources: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (channel id, docs sources it answers from)
+    mode: str = COMPOSED  # composed: facts quoted from passages, model frames; free: model writes, then verified
+    frame: bool = True  # composed answers: the model (voice) writes a lead-in and sign-off
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
             raise ValueError("answering top_k must be >= 1")
+        if self.mode not in (COMPOSED, FREE):
+            raise ValueError(f"answering mode must be {COMPOSED!r} or {FREE!r}, not {self.mode!r}")
 
 
 class AnswerService:
@@ -40,8 +49,10 @@ class AnswerService:
                  settings: AnsweringSettings | None = None,
                  indexed_at: Callable[[], str | None] | None = None,
                  active_voice: Callable[[], str | None] | None = None,
-                 on_answered: Callable[[Question, Answer], None] | None = None) -> None:
+                 on_answered: Callable[[Question, Answer], None] | None = None,
+                 composer: Composer | None = None) -> None:
         self.retriever = retriever
+        self.composer = composer or Composer()
         self.generator = generator
         self.memory = memory or ConversationMemory()
         self.settings = settings or AnsweringSettings()
@@ -94,6 +105,8 @@ class AnswerService:
         if len(question.text) > self.settings.max_question_chars:
             return Answer(answer=f"That question is {len(question.text):,} characters long; please shorten it to "
                                  f"under {self.settings.max_question_chars:,} and ask again.", abstained=True)
+        if is_noise(question.text):
+            return Answer(answer=ABSTAIN_TEXT, abstained=True, timings_ms={"total": _ms(started)})
         history = self.memory.history(question.conversation_id)
         passages = self.retrieve(question, history)
         timings["retrieve"] = _ms(started)
@@ -104,18 +117,14 @@ class AnswerService:
             return answer.model_copy(update={"timings_ms": timings})
 
         messages = build_messages(question.text, relevant, history, self.settings.max_passage_chars)
-        t0 = time.perf_counter()
         voice = dict(self.settings.channel_voices).get(question.channel_id or "")
         used_voice = voice or (self.active_voice() if self.active_voice else None)
+        emit = on_token or (lambda _piece: None)
         try:
-            if on_token is None:
-                raw = self.generator.generate(messages, voice=voice)
+            if self.settings.mode == FREE:
+                text, numbers = self._free(messages, relevant, voice, emit, timings)
             else:
-                pieces = []
-                for piece in self.generator.stream(messages, voice=voice):
-                    pieces.append(piece)
-                    on_token(piece)
-                raw = "".join(pieces)
+                text, numbers = self._composed(question.text, messages, relevant, voice, used_voice, emit, timings)
         except GenerationUnavailable as err:
             log.error("generation unavailable: %s", err)
             citations = [_citation(n, p) for n, p in enumerate(relevant, 1)]
@@ -123,16 +132,14 @@ class AnswerService:
                 f"[{c.n}] {c.title}" for c in citations) + "." if citations else ""
             timings["total"] = _ms(started)
             return Answer(answer=UNAVAILABLE_TEXT + pages, abstained=True, citations=citations, timings_ms=timings)
-        timings["generate"] = _ms(t0)
 
-        text, numbers = cited_numbers(tidy(raw), len(relevant))
         if not text:
             answer = self._abstain(passages)
         else:
-            if not numbers:  # the model answered from the passages but named none: list what it read
-                numbers = list(range(1, min(self.settings.fallback_citations, len(relevant)) + 1))
-            citations = [_citation(n, relevant[n - 1]) for n in numbers]
-            context = render_context(relevant, self.settings.max_passage_chars)
+            text, order = renumber(text, numbers)
+            cited = [relevant[n - 1] for n in order]
+            citations = [_citation(i, p) for i, p in enumerate(cited, 1)]
+            context = render_context(cited, self.settings.max_passage_chars)
             answer = Answer(answer=text, abstained=False, citations=citations, voice=used_voice, context=context)
         self.memory.remember(
             question.conversation_id,
@@ -140,6 +147,61 @@ class AnswerService:
         )
         timings["total"] = _ms(started)
         return answer.model_copy(update={"timings_ms": timings})
+
+    def _composed(self, question: str, messages: list[ChatMessage], passages: Sequence[Passage], voice: str | None,
+                  used_voice: str | None, emit: TokenCallback, timings: dict[str, float]) -> tuple[str, list[int]]:
+        """Facts quoted from the passages; the model (in its voice) adds only the lead-in and
+        the sign-off, each kept only if it states nothing. Streams lead-in, facts, sign-off."""
+        t0 = time.perf_counter()
+        composition = self.composer.compose(question, passages)
+        timings["compose"] = _ms(t0)
+        if composition is None:
+            return "", []
+        body = composition.body
+        if composition.yes_no:
+            body = f"{composition.yes_no}.\n\n{body}"
+        texts = [p.text for p in passages]
+        if any(missing_identifiers(piece, [texts[n - 1]]) for n, piece in composition.pieces):
+            log.error("a composed piece failed verification against its passage; abstaining")  # a bug if ever seen
+            return "", []
+        lead = sign_off = ""
+        t1 = time.perf_counter()
+        if self.settings.frame:
+            lead = first_line(self.generator.generate(messages, max_new_tokens=LEAD_TOKENS, voice=voice))
+            if not acceptable_framing(lead, question) or missing_identifiers(lead, texts):
+                lead = ""
+        if lead:
+            emit(lead + "\n\n")
+        emit(body)
+        if self.settings.frame and used_voice:  # a base model has no sign-off of its own: it would go on answering
+            so_far = f"{lead}\n\n{body}" if lead else body
+            sign_off = first_line(self.generator.generate(sign_off_messages(messages, so_far),
+                                                          max_new_tokens=SIGN_OFF_TOKENS, voice=voice))
+            if not acceptable_framing(sign_off, question, free_words=8) or sign_off.endswith(":") \
+                    or missing_identifiers(sign_off, texts):
+                sign_off = ""
+        if sign_off:
+            emit("\n\n" + sign_off)
+        timings["generate"] = _ms(t1)
+        return "\n\n".join(part for part in (lead, body, sign_off) if part), composition.cited
+
+    def _free(self, messages: list[ChatMessage], passages: Sequence[Passage], voice: str | None,
+              emit: TokenCallback, timings: dict[str, float]) -> tuple[str, list[int]]:
+        """The model writes the whole answer; only sentences its passages support get out."""
+        t0 = time.perf_counter()
+        verified = VerifiedStream([p.text for p in passages])
+        for piece in self.generator.stream(messages, voice=voice):
+            shown = verified.feed(piece)
+            if shown:
+                emit(shown)
+        shown = verified.finish()
+        if shown:
+            emit(shown)
+        if verified.dropped:
+            log.info("dropped %d unsupported sentence(s) from a free answer", len(verified.dropped))
+        timings["generate"] = _ms(t0)
+        text, numbers = cited_numbers(verified.text, len(passages))
+        return text, numbers
 
     def _abstain(self, passages: Sequence[Passage]) -> Answer:
         closest = list(passages)[: self.settings.closest_pages]

@@ -133,6 +133,11 @@ class AnswersConfig(BaseModel):
     show_indexed_at: bool = Field(False, description="end answers with 'docs indexed <when>'")
     channel_sources: dict[str, list[str]] = Field(default_factory=dict, description=(
         "channel id -> docs source names it may answer from; other channels use every source"))
+    mode: str = Field("auto", pattern="^(auto|composed|free)$", description=(
+        "composed: facts quoted from the passages, the model writes only a lead-in and sign-off; free: the "
+        "model writes the answer, unsupported sentences are dropped; auto: composed for the local backend, "
+        "free for an OpenAI-compatible engine"))
+    frame: bool = Field(True, description="composed answers: the model (in the active voice) writes a lead-in and sign-off")
 
 
 class ServeConfig(BaseModel):

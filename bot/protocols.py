@@ -45,6 +45,13 @@ class Retriever(Protocol):
     def search(self, query: str, k: int = 5, collections: list[str] | None = None) -> Sequence[Passage]: ...
 
 
+@runtime_checkable
+class TextSimilarity(Protocol):
+    """How close in meaning each text is to a query (cosine of sentence embeddings)."""
+
+    def similarities(self, query: str, texts: Sequence[str]) -> list[float]: ...
+
+
 class GenerationUnavailable(RuntimeError):
     """The generator cannot answer now (a remote engine down, timing out); str() says why."""
 

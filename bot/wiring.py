@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from bot.acl import AccessPolicy
 from bot.answering import AnsweringSettings, AnswerService
 from bot.commands import CommandRegistry, build_registry
+from bot.composer import Composer
 from bot.config import Settings
 from bot.conversation import ConversationMemory
 from bot.feedback import FeedbackStore
@@ -150,11 +151,14 @@ class App(IndexOperations):
         conv = self.settings.conversation
         memory = ConversationMemory(max_turns=conv.history_turns, ttl_seconds=conv.ttl_hours * 3600)
         scoped = tuple((channel, tuple(names)) for channel, names in self.settings.answers.channel_sources.items())
+        cfg = self.settings.answers
+        mode = cfg.mode if cfg.mode != "auto" else ("free" if self.settings.generation.backend == "openai" else "composed")
         return AnswerService(self.retriever, self.generator, memory, AnsweringSettings(
             top_k=self.settings.retrieval.top_k, channel_voices=tuple(self.settings.voice.channels.items()),
-            channel_sources=scoped),
+            channel_sources=scoped, mode=mode, frame=cfg.frame),
             indexed_at=self.indexed_at if self.settings.answers.show_indexed_at else None,
-            active_voice=self.active_voice, on_answered=lambda q, a: self.metrics.on_answer(q, a))
+            active_voice=self.active_voice, on_answered=lambda q, a: self.metrics.on_answer(q, a),
+            composer=Composer(self.embedder))
 
     @cached_property
     def feedback(self) -> FeedbackStore:

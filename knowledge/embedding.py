@@ -151,6 +151,20 @@ class Embedder:
             self._query_cache.popitem(last=False)
         return vector
 
+    def similarities(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Cosine of each text to the query, on the query thread (short texts, one batch)."""
+        if not texts:
+            return []
+        vector = self.embed_query(query)
+        assert self._query_pool is not None
+        vectors = self._query_pool.submit(self._encode_texts, list(texts)).result()
+        return [float(v) for v in vectors @ vector]
+
+    def _encode_texts(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.query_model.encode(
+            texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        ), dtype=np.float32)
+
     def _encode_query(self, text: str) -> np.ndarray:
         return np.asarray(self.query_model.encode(
             [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False

@@ -30,6 +30,7 @@ class RetrievalSettings:
     identifier_boost: float = 0.15  # added when a query identifier (error code, version) appears verbatim
     chunks_per_document: int = 2  # a passage may join a document's best chunks ...
     companion_ratio: float = 0.85  # ... when the next one scores at least this share of the best
+    section_neighbours: tuple[int, ...] = (-1, 1)  # chunks of the best one's section read with it
 
     def __post_init__(self) -> None:
         if self.candidates < 1:
@@ -108,10 +109,31 @@ class HybridRetriever:
         best = scored[0][0]
         chosen = [row for score, row in scored[: self.settings.chunks_per_document]
                   if score >= self.settings.companion_ratio * best]
+        positions = {row["position"] for row in chosen}
+        chosen += [row for row in self.store.neighbours(scored[0][1], self.settings.section_neighbours)
+                   if row["position"] not in positions]
         chosen.sort(key=lambda row: row["position"])
-        parts = []
+        parts: list[str] = []
+        previous: dict | None = None
         for row in chosen:
+            if previous is not None and row["position"] == previous["position"] + 1 and row["heading"] == previous["heading"]:
+                parts[-1] = _join_overlapping(parts[-1], row["text"])
+                previous = row
+                continue
+            previous = row
             heading_tail = row["heading"].rsplit(" > ", 1)[-1]
             show_heading = row is not scored[0][1] and heading_tail and heading_tail != scored[0][1]["heading"].rsplit(" > ", 1)[-1]
             parts.append(f"{heading_tail}:\n{row['text']}" if show_heading else row["text"])
         return "\n\n".join(parts)
+
+
+def _join_overlapping(first: str, second: str) -> str:
+    """Adjacent chunks repeat a small tail of the previous one: join them without the repeat."""
+    for size in range(min(len(first), len(second), 1200), 15, -1):
+        if first.endswith(second[:size]):
+            return first + second[size:]
+    head = second[:40]
+    cut = first.rfind(head) if len(head) >= 20 else -1
+    if cut > 0:
+        return first[:cut] + second
+    return first + "\n\n" + second

@@ -187,6 +187,21 @@ class ChunkStore:
                 rows[index] = snapshot.row(index, float(sims[index]), bm25)
         return list(rows.values())
 
+    def neighbours(self, row: dict[str, Any], offsets: Iterable[int] = (-1, 1)) -> list[dict[str, Any]]:
+        """The chunks just before and after `row` in its document that belong to the same
+        section (a section cut into chunks is read whole around its best chunk)."""
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return []
+        found = []
+        for offset in offsets:
+            index = snapshot.position_of.get((row["collection"], row["source"], row["position"] + offset))
+            if index is not None:
+                other = snapshot.row(index, 0.0, 0.0)
+                if other["heading"] == row["heading"]:
+                    found.append(other)
+        return found
+
     def _text_hits(self, text: str, limit: int, collections: list[str] | None) -> list[tuple[str, float]]:
         table = self._live_table()
         if table is None or not text.strip():
@@ -318,6 +333,9 @@ class _Snapshot:
         self.columns = {name: table.column(name).combine_chunks() for name in CHUNK_COLUMNS}
         self.collections = np.asarray(self.columns["collection"].to_pylist(), dtype=object)
         self.index_of = {chunk_id: i for i, chunk_id in enumerate(self.columns["chunk_id"].to_pylist())}
+        self.position_of = {key: i for i, key in enumerate(zip(
+            self.columns["collection"].to_pylist(), self.columns["source"].to_pylist(),
+            self.columns["position"].to_pylist()))}
 
     def similarities(self, vector: np.ndarray, collections: list[str] | None) -> np.ndarray:
         sims = self.vectors @ np.asarray(vector, dtype=np.float32)

@@ -1,0 +1,213 @@
+"""The grounded answer composer: picks what answers the question out of the retrieved
+passages - whole sentences, list items, code blocks, table rows - and lays them out in the
+document's order, each group tagged with the number of the passage it comes from.
+
+Nothing here writes a fact. The best-matching piece (the anchor) is found by meaning
+(sentence embeddings) and by the question's rarer words; the answer grows around it in
+reading order, because the sentence after a match usually finishes what it started, and a
+list, table or code block is quoted with its introduction. No parameter depends on a corpus:
+scores are compared only within one question's passages.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.grounding import content_terms
+from bot.passage_units import CODE, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, Unit, split_units
+from bot.protocols import PromptPassage, TextSimilarity
+
+_YES_NO_OPENERS = frozenset("""is are am was were can could does do did will would should shall has have had may
+might must isn't aren't can't doesn't don't won't""".split())
+_NEGATION = re.compile(r"\b(?:not|no|never|cannot|can't|can\u2019t|doesn't|don't|isn't|aren't|won't|wasn't|weren't|"
+                       r"hasn't|haven't|didn't|shouldn't|couldn't|unsupported|unavailable|neither|nor)\b|n't\b",
+                       re.IGNORECASE)
+_ANSWERABLE = (SENTENCE, ITEM, ROW, LABEL, PRE)
+
+
+@dataclass(frozen=True)
+class ComposerSettings:
+    budget_words: int = 70  # the answer grows around its anchor up to about this many words
+    max_block_words: int = 160  # a list, table or code block is quoted whole up to this size
+    lexical_weight: float = 0.5  # meaning (cosine) + this much of the question's rare words found
+    min_lexical: float = 0.0  # an anchor must hold more than this share of the question's words ...
+    min_similarity: float = 0.3  # ... or be at least this close in meaning
+    rank_penalty: float = 0.1  # retrieval's order counts: each passage further down needs this much more
+
+    def __post_init__(self) -> None:
+        if self.budget_words < 10:
+            raise ValueError("composer budget_words must be at least 10")
+
+
+@dataclass(frozen=True)
+class Composition:
+    body: str  # Markdown with [n] markers
+    pieces: list[tuple[int, str]]  # (passage number, verbatim text) in the order they appear
+    cited: list[int]  # passage numbers in first-cited order
+    yes_no: str | None  # "Yes" / "No" when the question asks one and the anchor states it
+
+
+class Composer:
+    def __init__(self, similarity: TextSimilarity | None = None, settings: ComposerSettings | None = None) -> None:
+        self.similarity = similarity
+        self.settings = settings or ComposerSettings()
+
+    def compose(self, question: str, passages: Sequence[PromptPassage]) -> Composition | None:
+        """None when no piece of the passages is close enough to the question to quote."""
+        units = [u for n, p in enumerate(passages, 1) for u in split_units(p.text, n)]
+        candidates = [u for u in units if u.kind in _ANSWERABLE]
+        if not candidates:
+            return None
+        scores, lexical, sims = self._score(question, candidates)
+        best = max(range(len(candidates)), key=lambda i: scores[i])
+        if lexical[best] <= self.settings.min_lexical and sims[best] < self.settings.min_similarity:
+            return None
+        anchor = candidates[best]
+        chosen = self._grow(anchor, [u for u in units if u.passage == anchor.passage])
+        yes_no = _yes_no(question, anchor) if is_yes_no_question(question) else None
+        return _render(chosen, yes_no)
+
+    def _score(self, question: str, units: list[Unit]) -> tuple[list[float], list[float], list[float]]:
+        texts = [_plain(u.text) for u in units]
+        sims = list(self.similarity.similarities(question, texts)) if self.similarity else [0.0] * len(units)
+        unit_terms = [content_terms(t) for t in texts]
+        df: dict[str, int] = {}
+        for terms in unit_terms:
+            for term in terms:
+                df[term] = df.get(term, 0) + 1
+        weights = {t: math.log(1 + len(units) / df[t]) for t in content_terms(question) if t in df}
+        total = sum(weights.values())
+        lexical = [sum(w for t, w in weights.items() if t in terms) / total if total else 0.0 for terms in unit_terms]
+        scores = [s + self.settings.lexical_weight * lex - self.settings.rank_penalty * (u.passage - 1)
+                  for s, lex, u in zip(sims, lexical, units)]
+        return scores, lexical, sims
+
+    def _grow(self, anchor: Unit, units: list[Unit]) -> list[Unit]:
+        """The anchor with what it needs (a list's intro and items, a table's header, the code
+        a sentence introduces), then its neighbours in reading order up to the word budget."""
+        chosen: dict[int, Unit] = {}
+        by_index = {u.index: u for u in units}
+
+        def take(unit: Unit) -> None:
+            for u in _with_attachments(unit, units, self.settings.max_block_words):
+                chosen[u.index] = u
+
+        take(anchor)
+        after, before = anchor.index + 1, anchor.index - 1
+        while _words(chosen) < self.settings.budget_words and (after in by_index or before >= 0):
+            while after in chosen:
+                after += 1
+            if after in by_index:
+                unit = by_index[after]
+                if unit.block != anchor.block and _words(chosen) + _block_words(unit, units) > 1.3 * self.settings.budget_words:
+                    break
+                take(unit)
+                after += 1
+                continue
+            while before in chosen:
+                before -= 1
+            if before < 0 or by_index[before].kind in (CODE, HEADER):
+                break
+            take(by_index[before])
+            before -= 1
+        return [chosen[i] for i in sorted(chosen)]
+
+
+def _with_attachments(unit: Unit, units: list[Unit], max_words: int) -> list[Unit]:
+    same_block = [u for u in units if u.block == unit.block]
+    out = [unit]
+    if unit.kind == ROW:
+        out += [u for u in same_block if u.kind == HEADER]
+    elif unit.kind == ITEM:
+        intro = _intro_of(unit.block, units)
+        items = [u for u in same_block if u.kind == ITEM]
+        if sum(u.words for u in items) <= max_words:
+            out += items
+        out += [intro] if intro else []
+    elif unit.ends_with_colon or unit.kind == LABEL:
+        following = [u for u in units if u.block == unit.block + 1]
+        if following and sum(u.words for u in following) <= max_words:
+            out += following
+    return out
+
+
+def _intro_of(block: int, units: list[Unit]) -> Unit | None:
+    previous = [u for u in units if u.block == block - 1]
+    return previous[-1] if previous and previous[-1].kind in (SENTENCE, LABEL) and previous[-1].ends_with_colon else None
+
+
+def _block_words(unit: Unit, units: list[Unit]) -> int:
+    return sum(u.words for u in units if u.block == unit.block) if unit.kind != SENTENCE else unit.words
+
+
+def _words(chosen: dict[int, Unit]) -> int:
+    return sum(u.words for u in chosen.values())
+
+
+def _plain(text: str) -> str:
+    return re.sub(r"[*`|#]+", " ", text).strip()
+
+
+def is_yes_no_question(question: str) -> bool:
+    words = question.strip().lower().split()
+    return bool(words) and words[0] in _YES_NO_OPENERS and question.strip().endswith("?") or (
+        bool(words) and words[0] in _YES_NO_OPENERS and len(words) > 2)
+
+
+def _yes_no(question: str, anchor: Unit) -> str:
+    """The anchor states the answer; a negation in it (and not in the question) means No."""
+    negated = bool(_NEGATION.search(anchor.text))
+    asked_negatively = bool(_NEGATION.search(question))
+    return "No" if negated != asked_negatively else "Yes"
+
+
+def _render(units: list[Unit], yes_no: str | None) -> Composition:
+    """Groups units by block: prose joined into a paragraph with its [n] at the end, list
+    items one per line, tables under their header, code blocks fenced."""
+    parts: list[str] = []
+    pieces: list[tuple[int, str]] = []
+    cited: list[int] = []
+    groups: list[list[Unit]] = []
+    for unit in units:
+        if groups and groups[-1][-1].block == unit.block and groups[-1][-1].passage == unit.passage:
+            groups[-1].append(unit)
+        else:
+            groups.append([unit])
+    for g, group in enumerate(groups):
+        n = group[0].passage
+        if n not in cited:
+            cited.append(n)
+        kind = group[0].kind
+        pieces.extend((n, u.text) for u in group)
+        if kind in (SENTENCE, LABEL):
+            parts.append(_cite(" ".join(u.text for u in group), n))
+        elif kind == ITEM:
+            lines = [u.text for u in group]
+            introduced = g > 0 and groups[g - 1][-1].ends_with_colon and groups[g - 1][-1].passage == n
+            if not introduced:
+                lines[-1] = _cite(lines[-1], n)
+            parts.append("\n".join(lines))
+        elif kind in (ROW, HEADER):
+            rows = [u.text for u in group if u.kind == HEADER] + [u.text for u in group if u.kind == ROW]
+            parts.append(_introduced(groups, g, n, "\n".join(rows)))
+        else:  # CODE, PRE
+            parts.append(_introduced(groups, g, n, "\n".join(u.text for u in group)))
+    body = "\n\n".join(parts)
+    return Composition(body=body, pieces=pieces, cited=cited, yes_no=yes_no)
+
+
+def _introduced(groups: list[list[Unit]], g: int, n: int, text: str) -> str:
+    """A block quoted right after prose from its own passage is cited by that prose."""
+    if g > 0 and groups[g - 1][-1].passage == n and groups[g - 1][-1].kind in (SENTENCE, LABEL, ITEM):
+        return text
+    return f"From [{n}]:\n{text}"
+
+
+def _cite(text: str, n: int) -> str:
+    match = re.search(r"([.!?:])(\*\*|[\"')])?$", text)
+    if match:
+        return f"{text[:match.start()]} [{n}]{text[match.start():]}"
+    return f"{text} [{n}]"

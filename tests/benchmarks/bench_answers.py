@@ -1,0 +1,229 @@
+"""Answer benchmark: three answerers side by side on the same index, in one run.
+
+- composed: the product's answer path (facts quoted from the passages, the model frames);
+- generated: the model writes the whole answer from the passages (the path before composing,
+  i.e. `answers.mode = "free"` without the verification);
+- quote40: the first 40 words of the top relevant passage.
+
+Corpora: the sample docs with user-style questions (tests/benchmarks/data, written for this)
+plus off-topic questions, and aws-docs-qa (Answer_True, Yes_No_True) when ../shared has it.
+Every figure is printed per half (odd rows / even rows): settings were chosen looking at the
+odd half of each set only, so the even half is the honest figure.
+
+Run: .venv/bin/python -m tests.benchmarks.bench_answers [--aws-limit N] [--answerers composed,quote40]
+     [--data-dir DIR --voice NAME]   (a trained voice: share of answers with its greeting and sign-off)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bot.answer_metrics import garbled, invented_identifiers, recall, word_count, yes_no_of  # noqa: E402
+from bot.config import load_settings  # noqa: E402
+from bot.evaluation import percentile  # noqa: E402
+from bot.generated_text import cited_numbers, tidy  # noqa: E402
+from bot.prompting import build_messages  # noqa: E402
+from bot.types import Question  # noqa: E402
+from bot.wiring import App, bundled_sample_docs  # noqa: E402
+from tests.benchmarks.aws_docs_qa import DATASET, docs_root  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+@dataclass
+class Item:
+    question: str
+    answer: str | None  # None: off-topic, must abstain
+    sources: list[str]
+    yes_no: str | None = None
+
+
+@dataclass
+class Result:
+    text: str
+    abstained: bool
+    cited: list[str]
+    passages: list[str]
+    ms: float
+
+
+@dataclass
+class Tally:
+    rows: list[dict] = field(default_factory=list)
+
+    def add(self, item: Item, result: Result) -> None:
+        row = {"abstained": result.abstained, "ms": result.ms, "off_topic": item.answer is None}
+        if item.answer is not None and not result.abstained:
+            row.update(recall=recall(result.text, item.answer), words=word_count(result.text),
+                       invented=bool(invented_identifiers(result.text, result.passages)),
+                       garbled=garbled(result.text) is not None,
+                       cited_hit=any(s in item.sources for s in result.cited))
+        elif item.answer is not None:
+            row.update(recall=0.0, words=word_count(result.text), invented=False, garbled=False, cited_hit=False)
+        if item.yes_no:
+            row["yes_no_ok"] = yes_no_of(result.text) == item.yes_no
+        self.rows.append(row)
+
+    def summary(self) -> dict[str, float]:
+        inscope = [r for r in self.rows if not r["off_topic"]]
+        off = [r for r in self.rows if r["off_topic"]]
+        answered = [r for r in inscope if not r["abstained"]]
+        yn = [r["yes_no_ok"] for r in self.rows if "yes_no_ok" in r]
+
+        def mean(values) -> float:
+            values = list(values)
+            return round(statistics.fmean(values), 3) if values else float("nan")
+
+        return {
+            "recall": mean(r["recall"] for r in inscope), "words": mean(r["words"] for r in answered),
+            "invented": mean(r["invented"] for r in answered), "garbled": mean(r["garbled"] for r in answered),
+            "cited_hit": mean(r["cited_hit"] for r in answered), "yes_no": mean(yn),
+            "answered": mean(not r["abstained"] for r in inscope),
+            "off_abstain": mean(r["abstained"] for r in off),
+            "p50_ms": round(percentile([r["ms"] for r in self.rows], 50)),
+            "p95_ms": round(percentile([r["ms"] for r in self.rows], 95)),
+        }
+
+
+def composed(app: App) -> Callable[[str], Result]:
+    def run(question: str) -> Result:
+        t0 = time.perf_counter()
+        answer = app.answers.answer(Question(text=question))
+        ms = (time.perf_counter() - t0) * 1000
+        passages = [p.text for p in app.answers.retrieve(Question(text=question), []) if p.relevant]
+        return Result(answer.answer, answer.abstained, [c.source for c in answer.citations], passages, ms)
+    return run
+
+
+def generated(app: App) -> Callable[[str], Result]:
+    """The whole answer written by the model, unchecked (the path the composer replaced)."""
+    def run(question: str) -> Result:
+        t0 = time.perf_counter()
+        relevant = [p for p in app.answers.retrieve(Question(text=question), []) if p.relevant]
+        if not relevant:
+            return Result("", True, [], [], (time.perf_counter() - t0) * 1000)
+        raw = app.generator.generate(build_messages(question, relevant, []), voice="base")
+        text, numbers = cited_numbers(tidy(raw), len(relevant))
+        cited = [relevant[n - 1].source for n in (numbers or [1])]
+        return Result(text, not text, cited, [p.text for p in relevant], (time.perf_counter() - t0) * 1000)
+    return run
+
+
+def quote40(app: App) -> Callable[[str], Result]:
+    def run(question: str) -> Result:
+        t0 = time.perf_counter()
+        relevant = [p for p in app.answers.retrieve(Question(text=question), []) if p.relevant]
+        if not relevant:
+            return Result("", True, [], [], (time.perf_counter() - t0) * 1000)
+        text = " ".join(relevant[0].text.split()[:40])
+        return Result(text, False, [relevant[0].source], [p.text for p in relevant], (time.perf_counter() - t0) * 1000)
+    return run
+
+
+ANSWERERS = {"composed": composed, "generated": generated, "quote40": quote40}
+
+
+def sample_items() -> list[Item]:
+    items = [Item(r["question"], r["answer"], r["sources"], r.get("yes_no")) for r in _jsonl(DATA / "driftwood_user_questions.jsonl")]
+    return items + [Item(r["question"], None, []) for r in _jsonl(DATA / "off_topic_questions.jsonl")]
+
+
+def aws_items(limit: int | None) -> list[Item]:
+    items = []
+    with open(DATASET / "QA_true.csv", encoding="utf-8-sig", newline="") as handle:
+        for row in csv.DictReader(handle):
+            guide, _, page = row["Document_True"].strip().partition("/")
+            label = row["Yes_No_True"].strip()
+            items.append(Item(row["Question"].strip(), row["Answer_True"].strip(), [f"{guide}/doc_source/{page}"],
+                              label if label in ("Yes", "No") else None))
+    return items[:limit] if limit else items
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def run_corpus(name: str, app: App, items: list[Item], answerers: list[str]) -> None:
+    print(f"\n== {name}: {sum(i.answer is not None for i in items)} in-scope, "
+          f"{sum(i.answer is None for i in items)} off-topic questions")
+    cols = ["recall", "words", "invented", "garbled", "cited_hit", "yes_no", "answered", "off_abstain", "p50_ms", "p95_ms"]
+    print(f"{'answerer':<12}{'half':<6}" + "".join(f"{c:>12}" for c in cols))
+    for answerer in answerers:
+        ask = ANSWERERS[answerer](app)
+        halves = {"odd": Tally(), "even": Tally()}
+        for i, item in enumerate(items, 1):
+            halves["odd" if i % 2 else "even"].add(item, ask(item.question))
+        for half, tally in halves.items():
+            s = tally.summary()
+            print(f"{answerer:<12}{half:<6}" + "".join(f"{s[c]:>12}" for c in cols), flush=True)
+
+
+def voice_check(app: App, voice: str, items: list[Item]) -> None:
+    """With a voice active: how often its greeting and sign-off (as its examples write them) frame the answer."""
+    app.activate_voice(voice)
+    framed = total = 0
+    recalls = []
+    for item in [i for i in items if i.answer is not None]:
+        answer = app.answers.answer(Question(text=item.question))
+        if answer.abstained:
+            continue
+        total += 1
+        paragraphs = [p for p in answer.answer.split("\n\n") if p.strip()]
+        lead, last = paragraphs[0], paragraphs[-1]
+        framed += len(paragraphs) >= 3 and "[" not in lead and "[" not in last
+        recalls.append(recall(answer.answer, item.answer))
+    print(f"voice {voice}: greeting and sign-off around {framed}/{total} answers; "
+          f"recall {statistics.fmean(recalls):.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--answerers", default="composed,generated,quote40")
+    parser.add_argument("--aws-limit", type=int, default=None, help="first N aws-docs-qa questions (default all)")
+    parser.add_argument("--no-aws", action="store_true", help="the sample docs only")
+    parser.add_argument("--no-sample", action="store_true", help="aws-docs-qa only")
+    parser.add_argument("--aws-index", type=Path, help="a data dir already indexed on aws-docs-qa (reused)")
+    parser.add_argument("--data-dir", type=Path, help="data dir for the sample index (default: a temp dir)")
+    parser.add_argument("--voice", action="append", default=[], help="a trained voice in --data-dir to check")
+    args = parser.parse_args()
+    answerers = args.answerers.split(",")
+
+    data = args.data_dir or Path(tempfile.mkdtemp(prefix="supportbot-answers-"))
+    app = App(load_settings(None, data_dir=data, docs=[str(bundled_sample_docs())]))
+    app.index()
+    if not args.no_sample:
+        run_corpus("sample docs (user-style questions)", app, sample_items(), answerers)
+    for voice in args.voice:
+        voice_check(app, voice, sample_items())
+    if args.voice:
+        app.rollback_voice()
+
+    if args.no_aws:
+        return
+    if (DATASET / "documents").is_dir():
+        aws_data = args.aws_index or Path(tempfile.mkdtemp(prefix="supportbot-answers-aws-"))
+        aws = App(load_settings(None, data_dir=aws_data, docs=[str(docs_root())]))
+        aws.__dict__["embedder"] = app.embedder
+        aws.__dict__["generator"] = app.generator
+        if not aws.store.live():
+            aws.index()
+        run_corpus("aws-docs-qa", aws, aws_items(args.aws_limit), answerers)
+    else:
+        print(f"\nSKIP aws-docs-qa: not found at {DATASET}")
+
+
+if __name__ == "__main__":
+    main()
