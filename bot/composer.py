@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.grounding import content_terms
+from bot.grounding import GENERIC_WORDS, STOPWORDS, content_terms
 from bot.passage_units import CODE, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, Unit, split_units
 from bot.protocols import PromptPassage, TextSimilarity
 
@@ -35,6 +35,7 @@ class ComposerSettings:
     lexical_weight: float = 0.5  # meaning (cosine) + this much of the question's rare words found
     min_lexical: float = 0.0  # an anchor must hold more than this share of the question's words ...
     min_similarity: float = 0.3  # ... or be at least this close in meaning
+    subject_similarity: float = 0.8  # the question without its unknown words must stay this close to itself
     rank_penalty: float = 0.1  # retrieval's order counts: each passage further down needs this much more
 
     def __post_init__(self) -> None:
@@ -66,9 +67,35 @@ class Composer:
         if lexical[best] <= self.settings.min_lexical and sims[best] < self.settings.min_similarity:
             return None
         anchor = candidates[best]
+        if self._about_something_else(question, anchor, passages):
+            return None
         chosen = self._grow(anchor, [u for u in units if u.passage == anchor.passage])
         yes_no = _yes_no(question, anchor) if is_yes_no_question(question) else None
         return _render(chosen, yes_no)
+
+    def _about_something_else(self, question: str, anchor: Unit, passages: Sequence[PromptPassage]) -> bool:
+        """The question's own subject is missing from the passages ("cancel my gym membership"
+        against a page on cancelling a plan): the words the passages never use carry much of
+        the question's meaning (the question without them reads differently), and dropping
+        them brings the question closer to the best piece found - so that piece answers a
+        different question."""
+        if self.similarity is None:
+            return False
+        known = set().union(*(content_terms(f"{p.location} {p.text}") for p in passages))
+        kept, unknown = [], []
+        for token in question.split():
+            word = re.sub(r"[^A-Za-z'-]", "", token).lower().replace("'", "")
+            if word and word not in STOPWORDS and word not in GENERIC_WORDS and len(word) > 2 \
+                    and not (content_terms(word) & known):
+                unknown.append(word)
+            else:
+                kept.append(token)
+        if not unknown or not kept:
+            return False
+        reduced = " ".join(kept)
+        to_reduced, to_anchor = self.similarity.similarities(question, [reduced, _plain(anchor.text)])
+        reduced_to_anchor = self.similarity.similarities(reduced, [_plain(anchor.text)])[0]
+        return to_reduced < self.settings.subject_similarity and reduced_to_anchor > to_anchor
 
     def _score(self, question: str, units: list[Unit]) -> tuple[list[float], list[float], list[float]]:
         texts = [_plain(u.text) for u in units]
@@ -102,6 +129,8 @@ class Composer:
                 after += 1
             if after in by_index:
                 unit = by_index[after]
+                if unit.kind == LABEL:
+                    break  # the next section begins: it answers something else
                 if unit.block != anchor.block and _words(chosen) + _block_words(unit, units) > 1.3 * self.settings.budget_words:
                     break
                 take(unit)
@@ -109,7 +138,8 @@ class Composer:
                 continue
             while before in chosen:
                 before -= 1
-            if before < 0 or by_index[before].kind in (CODE, HEADER):
+            if before < 0 or by_index[before].kind in (CODE, HEADER) or (
+                    by_index[before].kind == LABEL and by_index[before].block + 1 != min(chosen.values(), key=lambda u: u.index).block):
                 break
             take(by_index[before])
             before -= 1

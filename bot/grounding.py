@@ -32,6 +32,18 @@ other our ours out over own same she should so some such than that the their the
 this those through to too under until up very was we were what when where which while who whom why will with
 would you your yours yourself please thanks thank hi hello hey get got want need know tell use using way
 """.split())
+# Everyday words that carry no subject: a question's subject is what remains without them.
+GENERIC_WORDS = frozenset("""
+able actually add added again ago already always another anyone anything anyway around ask asked away back bad
+best better big bit come comes day days does doesnt dont done either else even ever every everything fine first
+going gone good got great guy guys hang happen happened happens help here hour hours just keep kind last later
+least left let like little long look looking lose lot make makes many maybe mean means might mine minute minutes
+mistake much must never new next nothing now often old one ones other over own part pick put quick quickly quite
+real really right run running said same saw say says see seems set show showed since so some someone something
+sometimes soon still stuff sure take takes thing things think though time times today told tried try trying two
+under unless until used usually very wait want wanted week weeks went while work works working yet yesterday
+im ive id cant wont isnt arent didnt whats hows wheres theres its
+""".split())
 
 
 def identifiers(text: str) -> set[str]:

@@ -16,6 +16,7 @@ SENTENCE, ITEM, CODE, ROW, HEADER, PRE, LABEL = "sentence", "item", "code", "row
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*+\u2022])\s+\S")
 _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}")
+_INDENTED = re.compile(r"^(?: {4,}|\t)\S")  # plain-text docs indent commands and examples
 _PRE_LINE = re.compile(r"\S {2,}\S.* {2,}\S|^\s*-{4,}\s+-{4,}")
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "approx.", "incl.", "no.", "Mr.", "Dr.", "St.")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[`*])")
@@ -91,10 +92,11 @@ def split_units(text: str, passage: int) -> list[Unit]:
                 units.append(Unit(passage, len(units), HEADER, rows[0] + "\n" + rows[1], block, 0))
             block += 1
             continue
-        if _PRE_LINE.search(line):
+        if _PRE_LINE.search(line) or (not paragraph and _INDENTED.match(line) and not _ITEM.match(line)):
             flush_paragraph()
             rows = []
-            while i < len(lines) and lines[i].strip() and (_PRE_LINE.search(lines[i]) or lines[i].startswith("  ")):
+            while i < len(lines) and lines[i].strip() and (_PRE_LINE.search(lines[i]) or lines[i].startswith("  ")) \
+                    and not _ITEM.match(lines[i]):
                 rows.append(lines[i])
                 i += 1
             add(PRE, "```\n" + textwrap.dedent("\n".join(rows)) + "\n```")
