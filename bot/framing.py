@@ -17,9 +17,9 @@ LEAD_TOKENS = 24
 SIGN_OFF_TOKENS = 20
 _DEBRIS = re.compile(r"^\s*(?:#|\||```|>|\d+[.)]|[-*+]\s)|\[\d+\]|\*\*|`|https?://|\bQuestion\b|\bAnswer\b|\bDocumentation\b",
                      re.IGNORECASE)
-_STATEMENT_WORDS = re.compile(r"\b(?:yes|no|not|never|cannot|can't|don't|doesn't|isn't|won't|only|always|must|"
-                              r"free|paid|cost|costs|price|limit|maximum|minimum|one|two|three|four|five|six|seven|eight|nine|ten|twice|once)\b"
-                              r"|n't\b", re.IGNORECASE)
+_STATEMENT_WORDS = re.compile(r"(?<![\w-])(?:yes|no|not|never|cannot|can't|don't|doesn't|isn't|won't|only|always|must|"
+                              r"free|paid|cost|costs|price|limit|maximum|minimum|one|two|three|four|five|six|seven|"
+                              r"eight|nine|ten|twice|once)(?![\w-])|n't\b", re.IGNORECASE)
 _FRAMING_VOCABULARY = content_terms("""here how what steps step follow following below answer question docs documentation
 page pages guide section help helps glad happy great good news short sure thing quick look looks let take
 hope hoping luck best regards cheers thanks thank welcome aboard hello there team crew folks friend you're

@@ -54,7 +54,7 @@ def identifiers(text: str) -> set[str]:
     for pattern in (_CODE, _URL, _QUOTED, _BOLD):
         for match in pattern.finditer(rest):
             value = next((g for g in match.groups() if g), None) if match.groups() else match.group(0)
-            found.add((value or match.group(0)).strip())
+            found.add((value or match.group(0)).strip().rstrip(".,;:") if pattern is _URL else (value or match.group(0)).strip())
         rest = pattern.sub(" ", rest)
     for pattern in (_PATH, _FILE, _FLAG, _MIXED):
         found.update(m.group(0).rstrip(".") for m in pattern.finditer(rest))
@@ -70,22 +70,25 @@ def _squash(text: str) -> str:
 
 
 def missing_identifiers(text: str, sources: Iterable[str]) -> set[str]:
-    """Identifiers of `text` that appear in none of `sources`."""
+    """Identifiers of `text` that appear in none of `sources`. A number must appear as a whole
+    number (with its unit when it has one, "5GB" matching "5 GB"), not inside another."""
     haystack = " ".join(_squash(s) for s in sources)
-    digits_in_sources = set(re.findall(r"\d[\d,.]*\d|\d", haystack))
     missing = set()
     for ident in identifiers(text):
         needle = _squash(ident)
-        if needle in haystack:
-            continue
-        number = re.fullmatch(r"\$?(\d[\d,.]*\d|\d)%?(?:\s?\S+)?", needle)
-        if number and number.group(1) in digits_in_sources and not re.search(r"[a-z]", needle.split()[0]):
-            # "5 GB" written as "5GB", or a number whose unit the passage spells out differently
-            unit = needle[number.end(1):].strip(" %")
-            if not unit or unit in haystack:
+        number = _NUMBER_WITH_UNIT.fullmatch(needle)
+        if number:
+            value, unit = number.group(1), number.group(2)
+            forms = [f"{value} {unit}", f"{value}{unit}"] if unit else [value]
+            if any(re.search(r"(?<![\d.,])" + re.escape(form) + r"(?![\d])", haystack) for form in forms):
                 continue
+        elif needle in haystack:
+            continue
         missing.add(ident)
     return missing
+
+
+_NUMBER_WITH_UNIT = re.compile(r"\$?(\d[\d,.]*\d|\d)%?\s?([a-z/]+)?")
 
 
 def stem(word: str) -> str:

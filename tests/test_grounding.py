@@ -1,0 +1,123 @@
+"""The pieces behind grounded answers, without models: how passages split into quotable
+units, which spans count as identifiers, what framing may say, how free answers are checked."""
+
+from __future__ import annotations
+
+from bot.answer_metrics import garbled, recall, yes_no_of
+from bot.composer import Composer, is_yes_no_question
+from bot.framing import acceptable_framing
+from bot.grounding import identifiers, is_noise, missing_identifiers, supports
+from bot.passage_units import CODE, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, split_sentences, split_units
+from bot.verified_stream import VerifiedStream
+
+PAGE = """Install the CLI:
+The `drift` tool ships separately, e.g. on build machines. The current release is 4.2.0. Install it with:
+
+```bash
+brew install driftwood-cli
+```
+
+1. Open **Settings > Sync**.
+2. Click **Pause**.
+
+| Plan | Price |
+|---|---|
+| Team | $8 |
+| Business | $15 |
+
+  Plan        Trash retention     Version history
+  ----------  ------------------  ------------------
+  Free        7 days              7 days
+
+    drift doctor --network
+"""
+
+
+def test_a_passage_splits_into_whole_sentences_items_code_rows_and_blocks() -> None:
+    units = split_units(PAGE, 1)
+    assert [u.kind for u in units] == [LABEL, SENTENCE, SENTENCE, SENTENCE, CODE, ITEM, ITEM, ROW, ROW, HEADER, PRE, PRE]
+    assert units[1].text == "The `drift` tool ships separately, e.g. on build machines."
+    assert units[4].text == "```bash\nbrew install driftwood-cli\n```"
+    assert units[5].text == "1. Open **Settings > Sync**." and units[5].block == units[6].block
+    assert units[9].text == "| Plan | Price |\n|---|---|"
+    assert units[10].text.startswith("```\nPlan        Trash retention     Version history") and units[11].text == "```\ndrift doctor --network\n```"
+
+
+def test_sentences_break_at_stops_but_not_inside_abbreviations_versions_or_code() -> None:
+    assert split_sentences("Use v4.2.0 now. Then run `a. B` here! Done, i.e. Finished.") == [
+        "Use v4.2.0 now.", "Then run `a. B` here!", "Done, i.e. Finished."]
+
+
+def test_identifiers_are_the_spans_a_user_would_copy() -> None:
+    found = identifiers('Run `drift sync --watch` or msiexec /qn, open "Link settings" and **Pause**; '
+                        "see https://x.example/a, ~/.config/driftwood/config.toml, error DW-1042, 5 GB, $8.")
+    assert {"drift sync --watch", "Link settings", "Pause", "https://x.example/a", "~/.config/driftwood/config.toml",
+            "DW-1042", "5 GB", "$8"} <= found
+
+
+def test_missing_identifiers_are_checked_verbatim_up_to_case_and_spacing() -> None:
+    passage = "The maximum file size is **5 GB per file**. Run `drift doctor --network`."
+    assert missing_identifiers("The limit is 5GB; run `drift doctor --network`.", [passage]) == set()
+    assert missing_identifiers("The limit is 3221225472 bytes.", [passage]) == {"3221225472"}
+    assert missing_identifiers("Run `drift nuke --all`.", [passage]) == {"drift nuke --all"}
+
+
+def test_support_needs_the_identifiers_and_the_meaning() -> None:
+    passage = "Access tokens expire after 1 hour. Refresh tokens are valid for 60 days."
+    assert supports("Access tokens expire after 1 hour [1].", passage)
+    assert not supports("Access tokens expire after 2 hours.", passage)
+    assert not supports("Bananas are a good source of potassium.", passage)
+
+
+def test_framing_may_greet_and_sign_off_but_never_state_a_fact() -> None:
+    question = "How do I turn on two-factor authentication?"
+    assert acceptable_framing("Ahoy!", question)
+    assert acceptable_framing("Smooth sailing! — the Driftwood crew", question, free_words=8)
+    assert acceptable_framing("Here's how to turn on two-factor authentication:", question)
+    for bad in ("The maximum file size is 3 GB.", "Use the `drift` command-line tool.", "No, you can't.",
+                "### 2.", "1. Open Settings", "To restore a deleted file, use the delete_file_on_demand function.",
+                "How do I turn on two-factor authentication?", "It takes two steps:"):
+        assert not acceptable_framing(bad, question), bad
+
+
+def test_noise_is_told_from_questions_that_quote_commands() -> None:
+    for noise in ("$(cat /etc/passwd) ... echo $SLACK_BOT_TOKEN", "'; DROP TABLE users; --", "### ``` 1. 2. ###", "", "?!?!"):
+        assert is_noise(noise), noise
+    for question in ("Why does `drift sync --watch` exit?", "DW-1042?", "2fa setup", "max upload size?",
+                     "what does error DW-3117 mean", "How do I use ~/.config/driftwood/config.toml?"):
+        assert not is_noise(question), question
+
+
+class _Passage:
+    def __init__(self, text: str, location: str = "Page") -> None:
+        self.text, self.location = text, location
+
+
+def test_the_composer_quotes_the_matching_sentence_with_its_citation_and_a_yes_no_lead() -> None:
+    passages = [_Passage("Monthly payments are not refundable. You can cancel at any time."),
+                _Passage("Annual plans get a full refund within 14 days of the first payment.")]
+    composition = Composer().compose("Can I get a refund on an annual plan?", passages)
+    assert composition is not None and composition.yes_no == "Yes"
+    assert "Annual plans get a full refund within 14 days of the first payment [2]." in composition.body
+    assert is_yes_no_question("Does it run on Linux?") and not is_yes_no_question("How do I install it?")
+
+
+def test_a_free_answer_keeps_only_supported_sentences_as_it_streams() -> None:
+    stream = VerifiedStream(["Sessions expire 24 hours after they are created.",
+                             "Run `drift doctor --network` to test the connection."])
+    shown = stream.feed("Run `drift nuke --all` to reset everything [2]. Sessions expire 24 ")
+    assert shown == ""  # nothing is shown before its line is complete and checked
+    shown += stream.feed("hours after they are created [1].\nTest the connection: run `drift doctor --network`.\n")
+    shown += stream.finish()
+    assert "drift nuke" not in shown and "Sessions expire 24 hours after they are created [1]." in shown
+    assert "run `drift doctor --network` [2]." in shown
+    assert stream.dropped == ["Run `drift nuke --all` to reset everything [2]."]
+
+
+def test_answer_metrics_spot_cut_offs_debris_and_yes_no() -> None:
+    assert garbled("The Team plan costs $8 [1].") is None
+    assert garbled("Steps:\n\n1.") == "list or heading debris"
+    assert garbled("Run this:\n```bash\ndrift sync") == "unclosed code block"
+    assert garbled("The Team plan costs **$8 per user and then the model went on writing more words") is not None
+    assert yes_no_of("Ahoy!\n\nNo.\n\nMonthly payments are not refundable.") == "No"
+    assert recall("Access tokens expire after 1 hour.", "Tokens expire after one hour") == 3 / 4  # "one" is not "1"
