@@ -36,6 +36,7 @@ class ComposerSettings:
     min_lexical: float = 0.0  # an anchor must hold more than this share of the question's words ...
     min_similarity: float = 0.3  # ... or be at least this close in meaning
     subject_similarity: float = 0.8  # the question without its unknown words must stay this close to itself
+    runner_up_ratio: float = 0.85  # another block of the same page scoring this share of the best joins it
     rank_penalty: float = 0.1  # retrieval's order counts: each passage further down needs this much more
 
     def __post_init__(self) -> None:
@@ -69,8 +70,15 @@ class Composer:
         anchor = candidates[best]
         if self._about_something_else(question, anchor, passages):
             return None
-        chosen = self._grow(anchor, [u for u in units if u.passage == anchor.passage])
-        yes_no = _yes_no(question, anchor) if is_yes_no_question(question) else None
+        # a second piece of the same page that matches almost as well is quoted too (the best
+        # match is sometimes a side remark next to the sentence that answers)
+        runner_up = max((i for i, u in enumerate(candidates) if u.passage == anchor.passage and u.block != anchor.block),
+                        key=lambda i: scores[i], default=None)
+        seconds = [candidates[runner_up]] if runner_up is not None and scores[runner_up] >= self.settings.runner_up_ratio * scores[best] else []
+        chosen = self._grow(anchor, [u for u in units if u.passage == anchor.passage], seconds)
+        evidence = max((u for u in chosen if u.block == anchor.block or u in seconds),
+                       key=lambda u: (lexical[candidates.index(u)] if u in candidates else -1.0, u is anchor))
+        yes_no = _yes_no(question, evidence) if is_yes_no_question(question) else None
         return _render(chosen, yes_no)
 
     def _about_something_else(self, question: str, anchor: Unit, passages: Sequence[PromptPassage]) -> bool:
@@ -112,7 +120,7 @@ class Composer:
                   for s, lex, u in zip(sims, lexical, units)]
         return scores, lexical, sims
 
-    def _grow(self, anchor: Unit, units: list[Unit]) -> list[Unit]:
+    def _grow(self, anchor: Unit, units: list[Unit], seconds: list[Unit]) -> list[Unit]:
         """The anchor with what it needs (a list's intro and items, a table's header, the code
         a sentence introduces), then its neighbours in reading order up to the word budget."""
         chosen: dict[int, Unit] = {}
@@ -123,13 +131,18 @@ class Composer:
                 chosen[u.index] = u
 
         take(anchor)
+        for second in seconds:
+            take(second)
+            following = by_index.get(second.index + 1)
+            if following is not None and following.block == second.block:
+                take(following)
         after, before = anchor.index + 1, anchor.index - 1
         while _words(chosen) < self.settings.budget_words and (after in by_index or before >= 0):
             while after in chosen:
                 after += 1
             if after in by_index:
                 unit = by_index[after]
-                if unit.kind == LABEL:
+                if unit.kind == LABEL and _words(chosen) >= self.settings.budget_words // 2:
                     break  # the next section begins: it answers something else
                 if unit.block != anchor.block and _words(chosen) + _block_words(unit, units) > 1.3 * self.settings.budget_words:
                     break

@@ -92,12 +92,14 @@ _NUMBER_WITH_UNIT = re.compile(r"\$?(\d[\d,.]*\d|\d)%?\s?([a-z/]+)?")
 
 
 def stem(word: str) -> str:
-    """A crude stem (plural, -ing, -ed) so "restoring files" meets "restore a file"."""
-    for suffix in ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "s"):
+    """A crude stem (plural, -ing, -ed, -ly, then the first six letters) so "restoring files"
+    meets "restore a file" and "refundable" meets "refund"."""
+    word = word.split("'")[0]  # here's, you're, driftwood's
+    for suffix in ("ations", "ation", "ings", "ing", "ies", "ied", "ly", "es", "ed", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             word = word[: -len(suffix)]
             break
-    return word.rstrip("e")
+    return word.rstrip("e")[:6]
 
 
 def content_terms(text: str) -> set[str]:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 
 from bot.generated_text import tidy
-from bot.grounding import supports
+from bot.grounding import content_terms, identifiers, supports
 from bot.passage_units import split_sentences
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
@@ -72,8 +72,8 @@ class VerifiedStream:
         cited = [int(n) for group in _MARKER.findall(sentence) for n in group.split(",")]
         cited = [n for n in cited if 1 <= n <= len(self.passages)]
         plain = _MARKER.sub("", sentence).strip()
-        if not re.search(r"[A-Za-z0-9]", plain):
-            return None
+        if len(content_terms(plain)) < 2 and not identifiers(plain):
+            return None  # "Also see [9]." says nothing a passage could back
         candidates = cited or range(1, len(self.passages) + 1)
         backing = next((n for n in candidates if supports(plain, self.passages[n - 1])), None)
         if backing is None:

@@ -110,8 +110,11 @@ class HybridRetriever:
         chosen = [row for score, row in scored[: self.settings.chunks_per_document]
                   if score >= self.settings.companion_ratio * best]
         positions = {row["position"] for row in chosen}
-        chosen += [row for row in self.store.neighbours(scored[0][1], self.settings.section_neighbours)
-                   if row["position"] not in positions]
+        for row in list(chosen):
+            for other in self.store.neighbours(row, self.settings.section_neighbours):
+                if other["position"] not in positions:
+                    positions.add(other["position"])
+                    chosen.append(other)
         chosen.sort(key=lambda row: row["position"])
         parts: list[str] = []
         previous: dict | None = None

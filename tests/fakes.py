@@ -29,6 +29,19 @@ class ScriptedGenerator:
             yield word + " "
 
 
+class FramingGenerator(ScriptedGenerator):
+    """A voice that writes `lead` when asked for a reply and `sign_off` when continuing one."""
+
+    def __init__(self, lead: str, sign_off: str) -> None:
+        super().__init__(lead)
+        self.lead, self.sign_off = lead, sign_off
+
+    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None,
+                 voice: str | None = None) -> str:
+        super().generate(messages, max_new_tokens, voice)
+        return self.sign_off if messages[-1].role == "assistant" else self.lead + "\n\nSome invented steps follow."
+
+
 class ObedientGenerator(ScriptedGenerator):
     """The worst-case model: does whatever the prompt says, i.e. prints the whole prompt back."""
 
