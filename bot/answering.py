@@ -21,6 +21,7 @@ ABSTAIN_TEXT = "I couldn't find that in the docs."
 UNAVAILABLE_TEXT = "I can't write an answer right now: the answer engine is not available. Please try again in a few minutes."
 TokenCallback = Callable[[str], None]
 COMPOSED, FREE = "composed", "free"
+CONTEXT_CHARS = 6000
 log = logging.getLogger(__name__)
 
 
@@ -139,7 +140,7 @@ class AnswerService:
             text, order = renumber(text, numbers)
             cited = [relevant[n - 1] for n in order]
             citations = [_citation(i, p) for i, p in enumerate(cited, 1)]
-            context = render_context(cited, self.settings.max_passage_chars)
+            context = render_context(cited, CONTEXT_CHARS)  # what the answer was checked against, whole
             answer = Answer(answer=text, abstained=False, citations=citations, voice=used_voice, context=context)
         self.memory.remember(
             question.conversation_id,

@@ -215,7 +215,12 @@ def evaluate(obj: Context, qa_file: Path, as_json: bool, no_generate: bool, limi
     click.echo(f"Latency ms: p50 {report['latency_ms']['p50']}  p95 {report['latency_ms']['p95']}  "
                f"mean {report['mean_latency_ms']}" + ("" if report["generated"] else " (retrieval only)"))
     if "answers" in report:
-        click.echo(f"Answers citing an expected source: {report['answers']['cited_expected_source']:.1%}")
+        a = report["answers"]
+        click.echo(f"Answers citing an expected source: {a['cited_expected_source']:.1%}")
+        click.echo(f"Answers: mean {a['mean_words']} words, invented identifiers {a['invented_identifiers']:.1%}, "
+                   f"garbled {a['garbled']:.1%}"
+                   + (f", reference recall {a['recall']:.3f}" if a["recall"] is not None else "")
+                   + (f", yes/no accuracy {a['yes_no_accuracy']:.1%}" if a["yes_no_accuracy"] is not None else ""))
 
 
 @cli.command()

@@ -151,7 +151,7 @@ class Composer:
                 continue
             while before in chosen:
                 before -= 1
-            if before < 0 or by_index[before].kind in (CODE, HEADER) or (
+            if before < 0 or by_index[before].kind in (CODE, HEADER, ITEM) or (
                     by_index[before].kind == LABEL and by_index[before].block + 1 != min(chosen.values(), key=lambda u: u.index).block):
                 break
             take(by_index[before])

@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.answer_metrics import garbled, invented_identifiers, recall, word_count, yes_no_of
 from bot.answering import AnswerService
 from bot.jsonl import UnreadableFile, read_objects
 from bot.protocols import Retriever
-from bot.types import Question
+from bot.types import Answer, Question
 
 KS = (1, 5, 10)
 
@@ -25,6 +26,7 @@ class QAItem:
     question: str
     answer: str
     sources: tuple[str, ...]
+    yes_no: str | None = None  # "Yes" / "No" when the question is one and the docs settle it
 
 
 class QAFileError(ValueError):
@@ -47,7 +49,11 @@ def load_qa(path: Path) -> list[QAItem]:
         if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
             errors.append(f"line {number}: 'sources' must be a non-empty list of paths")
             continue
-        items.append(QAItem(question, str(row.get("answer", "")), tuple(sources)))
+        yes_no = row.get("yes_no")
+        if yes_no not in (None, "Yes", "No"):
+            errors.append(f"line {number}: 'yes_no' must be \"Yes\", \"No\" or null")
+            continue
+        items.append(QAItem(question, str(row.get("answer", "")), tuple(sources), yes_no))
     if errors:
         errors.sort(key=lambda e: int(e.split(":", 1)[0].removeprefix("line ")))
         raise QAFileError(f"{path}: " + "; ".join(errors[:10]) + (" ..." if len(errors) > 10 else ""))
@@ -104,6 +110,7 @@ def evaluate(service: AnswerService, items: Sequence[QAItem], generate: bool = T
     latencies: list[float] = []
     abstained = 0
     cited_expected = answered = 0
+    quality = AnswerQuality()
     for i, item in enumerate(items, 1):
         relevant = set(item.sources)
         t0 = time.perf_counter()
@@ -121,6 +128,7 @@ def evaluate(service: AnswerService, items: Sequence[QAItem], generate: bool = T
             else:
                 answered += 1
                 cited_expected += any(c.source in relevant for c in answer.citations)
+            quality.add(item, answer)
         else:
             latencies.append(retrieval_ms)
             top = passages[: service.settings.top_k]
@@ -136,7 +144,8 @@ def evaluate(service: AnswerService, items: Sequence[QAItem], generate: bool = T
         "generated": generate,
     }
     if generate:
-        report["answers"] = {"cited_expected_source": round(cited_expected / answered, 4) if answered else 0.0}
+        report["answers"] = {"cited_expected_source": round(cited_expected / answered, 4) if answered else 0.0,
+                             **quality.report()}
     return report
 
 
@@ -144,3 +153,38 @@ def _match_name(collection: str, source: str, relevant: set[str]) -> str:
     """Sources may be given relative to the docs root, or prefixed with the collection name."""
     prefixed = f"{collection}/{source}"
     return prefixed if prefixed in relevant and source not in relevant else source
+
+
+class AnswerQuality:
+    """Answer metrics over an eval run: reference recall (items with an answer), mean words,
+    invented identifiers and garbled endings (answered items), yes/no accuracy (labelled items)."""
+
+    def __init__(self) -> None:
+        self.recalls: list[float] = []
+        self.words: list[int] = []
+        self.invented = self.garbled = self.answered = 0
+        self.yes_no: list[bool] = []
+
+    def add(self, item: QAItem, answer: Answer) -> None:
+        if item.answer.strip():
+            self.recalls.append(0.0 if answer.abstained else recall(answer.answer, item.answer))
+        if item.yes_no:
+            self.yes_no.append(not answer.abstained and yes_no_of(answer.answer) == item.yes_no)
+        if answer.abstained:
+            return
+        self.answered += 1
+        self.words.append(word_count(answer.answer))
+        self.invented += bool(invented_identifiers(answer.answer, [answer.context]))
+        self.garbled += garbled(answer.answer) is not None
+
+    def report(self) -> dict[str, float | None]:
+        def share(count: int) -> float:
+            return round(count / self.answered, 4) if self.answered else 0.0
+
+        return {
+            "recall": round(sum(self.recalls) / len(self.recalls), 4) if self.recalls else None,
+            "mean_words": round(sum(self.words) / len(self.words), 1) if self.words else 0.0,
+            "invented_identifiers": share(self.invented),
+            "garbled": share(self.garbled),
+            "yes_no_accuracy": round(sum(self.yes_no) / len(self.yes_no), 4) if self.yes_no else None,
+        }

@@ -79,6 +79,30 @@ def test_index_reports_and_an_unchanged_rerun_embeds_nothing(env: dict[str, str]
     assert status["documents"] == report["documents"] and status["index_version"] == report["version"]
 
 
+def test_ask_json_quotes_the_silent_install_command_from_the_cited_page(env: dict[str, str]) -> None:
+    answer = json.loads(supportbot(env, "ask", "--json", "How do I do a silent install on Windows?").stdout)
+    assert set(answer) == ANSWER_KEYS and answer["abstained"] is False
+    assert "```powershell\nmsiexec /i DriftwoodSetup.msi /qn\n```" in answer["answer"]
+    assert answer["citations"][0] == {**answer["citations"][0], "n": 1, "source": "setup/install-windows.md",
+                                      "title": "Install Driftwood on Windows"}
+    assert {"retrieve", "compose", "generate", "total"} <= set(answer["timings_ms"])
+
+
+def test_eval_json_reports_answer_quality(env: dict[str, str], tmp_path: Path) -> None:
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps(row) + "\n" for row in [
+        {"question": "Can I get a refund for a monthly plan?", "answer": "No. Monthly payments are not refundable.",
+         "sources": ["billing/refunds.html"], "yes_no": "No"},
+        {"question": "How long do access tokens last?", "answer": "Access tokens expire after 1 hour.",
+         "sources": ["api/authentication.md"]},
+    ]))
+    report = json.loads(supportbot(env, "eval", "--qa", str(qa), "--json").stdout)
+    answers = report["answers"]
+    assert answers["yes_no_accuracy"] == 1.0 and answers["recall"] == 1.0
+    assert answers["invented_identifiers"] == 0.0 and answers["garbled"] == 0.0
+    assert answers["cited_expected_source"] == 1.0 and 5 < answers["mean_words"] <= 120
+
+
 def test_eval_json_keeps_the_contract(env: dict[str, str], tmp_path: Path) -> None:
     qa = tmp_path / "qa.jsonl"
     qa.write_text(
