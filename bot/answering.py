@@ -125,7 +125,7 @@ class AnswerService:
             if self.settings.mode == FREE:
                 text, numbers = self._free(messages, relevant, voice, emit, timings)
             else:
-                text, numbers = self._composed(question.text, messages, relevant, voice, used_voice, emit, timings)
+                text, numbers = self._composed(question.text, history, relevant, voice, used_voice, emit, timings)
         except GenerationUnavailable as err:
             log.error("generation unavailable: %s", err)
             citations = [_citation(n, p) for n, p in enumerate(relevant, 1)]
@@ -149,7 +149,7 @@ class AnswerService:
         timings["total"] = _ms(started)
         return answer.model_copy(update={"timings_ms": timings})
 
-    def _composed(self, question: str, messages: list[ChatMessage], passages: Sequence[Passage], voice: str | None,
+    def _composed(self, question: str, history: Sequence[Turn], passages: Sequence[Passage], voice: str | None,
                   used_voice: str | None, emit: TokenCallback, timings: dict[str, float]) -> tuple[str, list[int]]:
         """Facts quoted from the passages; the model (in its voice) adds only the lead-in and
         the sign-off, each kept only if it states nothing. Streams lead-in, facts, sign-off."""
@@ -167,6 +167,9 @@ class AnswerService:
             return "", []
         lead = sign_off = ""
         t1 = time.perf_counter()
+        # The model frames what will be said: it reads the quoted facts, not the whole passages
+        # (the same prompt format its voice was trained on, a fraction of the tokens).
+        messages = build_messages(question, [QuotedFacts(body)], history, len(body))
         if self.settings.frame:
             lead = first_line(self.generator.generate(messages, max_new_tokens=LEAD_TOKENS, voice=voice))
             if not acceptable_framing(lead, question) or missing_identifiers(lead, texts):
@@ -211,6 +214,14 @@ class AnswerService:
         if citations:
             text += " The closest pages I have are: " + "; ".join(f"[{c.n}] {c.title}" for c in citations) + "."
         return Answer(answer=text, abstained=True, citations=citations)
+
+
+@dataclass(frozen=True)
+class QuotedFacts:
+    """The composed body as the one passage the framing prompt shows."""
+
+    text: str
+    location: str = "Answer"
 
 
 def _citation(n: int, passage: Passage) -> Citation:
