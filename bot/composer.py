@@ -37,7 +37,7 @@ class ComposerSettings:
     min_similarity: float = 0.3  # ... or be at least this close in meaning
     subject_similarity: float = 0.8  # the question without its unknown words must stay this close to itself
     runner_up_ratio: float = 0.85  # another block of the same page scoring this share of the best joins it
-    rank_penalty: float = 0.1  # retrieval's order counts: each passage further down needs this much more
+    rank_penalty: float = 0.25  # retrieval ranks pages on more than one sentence: a lower page must win clearly
 
     def __post_init__(self) -> None:
         if self.budget_words < 10:

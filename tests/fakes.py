@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from bot.types import ChatMessage
+from bot.answering import AnswerService
+from bot.types import Answer, ChatMessage, Citation, Question
 
 
 class ScriptedGenerator:
@@ -73,3 +74,18 @@ class _Outcome:
 class StaticStatus:
     def status(self) -> dict:
         return {"index_version": 2, "documents": 3}
+
+
+class FixedAnswers(AnswerService):
+    """The core's answering service replying with one fixed text citing one page, streamed in
+    a single piece: for adapter tests about how an answer is delivered, not what it says."""
+
+    def __init__(self, retriever, text: str, source: str) -> None:
+        super().__init__(retriever, ScriptedGenerator())
+        self.text, self.source = text, source
+
+    def answer(self, question: Question, on_token=None) -> Answer:
+        if on_token is not None:
+            on_token(self.text)
+        return Answer(answer=self.text, abstained=False,
+                      citations=[Citation(n=1, source=self.source, title=self.source, score=1.0)])

@@ -34,7 +34,7 @@ from tests.discord_fakes import (
     start_offline,
     user,
 )
-from tests.fakes import ScriptedGenerator
+from tests.fakes import FixedAnswers, ScriptedGenerator
 
 
 def run(scenario) -> Any:
@@ -156,7 +156,7 @@ def long_answer() -> str:
 
 def test_a_long_answer_is_split_at_sentences_under_the_limits(core) -> None:
     long_text = long_answer()
-    answers = AnswerService(core.retriever, ScriptedGenerator(long_text))
+    answers = FixedAnswers(core.retriever, long_text, "legal/data-retention.txt")
     registry = build_registry(AccessPolicy(), answers, core, core)
 
     async def scenario() -> None:
@@ -206,6 +206,8 @@ def test_an_exception_in_the_core_becomes_an_error_reply_and_the_bot_keeps_going
     class Broken(ScriptedGenerator):
         def stream(self, messages, max_new_tokens=None, voice=None):
             raise RuntimeError("model file vanished")
+
+        generate = stream
 
     registry = build_registry(AccessPolicy(), AnswerService(core.retriever, Broken()), core, core)
 
