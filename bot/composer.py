@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.grounding import GENERIC_WORDS, STOPWORDS, content_terms
 from bot.passage_units import CODE, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, Unit, split_units
@@ -70,16 +70,24 @@ class Composer:
         anchor = candidates[best]
         if self._about_something_else(question, anchor, passages):
             return None
-        # a second piece of the same page that matches almost as well is quoted too (the best
-        # match is sometimes a side remark next to the sentence that answers)
-        runner_up = max((i for i, u in enumerate(candidates) if u.passage == anchor.passage and u.block != anchor.block),
-                        key=lambda i: scores[i], default=None)
-        seconds = [candidates[runner_up]] if runner_up is not None and scores[runner_up] >= self.settings.runner_up_ratio * scores[best] else []
+        seconds = self._runner_up(candidates, scores, best)
         chosen = self._grow(anchor, [u for u in units if u.passage == anchor.passage], seconds)
-        evidence = max((u for u in chosen if u.block == anchor.block or u in seconds),
-                       key=lambda u: (lexical[candidates.index(u)] if u in candidates else -1.0, u is anchor))
-        yes_no = _yes_no(question, evidence) if is_yes_no_question(question) else None
+        yes_no = None
+        if is_yes_no_question(question):  # the closest-worded sentence of the matched text states it
+            evidence = max((u for u in chosen if u.block == anchor.block or u in seconds),
+                           key=lambda u: (lexical[candidates.index(u)] if u in candidates else -1.0, u is anchor))
+            yes_no = _yes_no(question, evidence)
         return _render(chosen, yes_no)
+
+    def _runner_up(self, candidates: list[Unit], scores: list[float], best: int) -> list[Unit]:
+        """Another block of the anchor's page that matches almost as well is quoted too: the
+        best match is sometimes a side remark next to the sentence that answers."""
+        anchor = candidates[best]
+        others = [i for i, u in enumerate(candidates) if u.passage == anchor.passage and u.block != anchor.block]
+        if not others:
+            return []
+        second = max(others, key=lambda i: scores[i])
+        return [candidates[second]] if scores[second] >= self.settings.runner_up_ratio * scores[best] else []
 
     def _about_something_else(self, question: str, anchor: Unit, passages: Sequence[PromptPassage]) -> bool:
         """The question's own subject is missing from the passages ("cancel my gym membership"
@@ -210,6 +218,7 @@ def _yes_no(question: str, anchor: Unit) -> str:
 def _render(units: list[Unit], yes_no: str | None) -> Composition:
     """Groups units by block: prose joined into a paragraph with its [n] at the end, list
     items one per line, tables under their header, code blocks fenced."""
+    units = [_balanced(u) for u in units]
     parts: list[str] = []
     pieces: list[tuple[int, str]] = []
     cited: list[int] = []
@@ -240,6 +249,13 @@ def _render(units: list[Unit], yes_no: str | None) -> Composition:
             parts.append(_introduced(groups, g, n, "\n".join(u.text for u in group)))
     body = "\n\n".join(parts)
     return Composition(body=body, pieces=pieces, cited=cited, yes_no=yes_no)
+
+
+def _balanced(unit: Unit) -> Unit:
+    """A literal "**" in the docs (a glob, say) would open bold that never closes: escape it."""
+    if unit.kind in (CODE, PRE) or unit.text.count("**") % 2 == 0:
+        return unit
+    return replace(unit, text=unit.text.replace("**", "\\*\\*"))
 
 
 def _introduced(groups: list[list[Unit]], g: int, n: int, text: str) -> str:

@@ -80,7 +80,7 @@ def missing_identifiers(text: str, sources: Iterable[str]) -> set[str]:
         if number:
             value, unit = number.group(1), number.group(2)
             forms = [f"{value} {unit}", f"{value}{unit}"] if unit else [value]
-            if any(re.search(r"(?<![\d.,])" + re.escape(form) + r"(?![\d])", haystack) for form in forms):
+            if any(re.search(r"(?<!\d)(?<!\d[.,])" + re.escape(form) + r"(?![\d])", haystack) for form in forms):
                 continue
         elif needle in haystack:
             continue
