@@ -98,10 +98,8 @@ class TransformersGenerator:
     def _inputs(self, messages: Sequence[ChatMessage]) -> dict[str, Any]:
         self.load()
         chat = [{"role": m.role, "content": m.content} for m in messages]
-        continuing = chat[-1]["role"] == "assistant"  # a reply begun by the caller: carry it on
         inputs = self._tokenizer.apply_chat_template(
-            chat, add_generation_prompt=not continuing, continue_final_message=continuing,
-            return_tensors="pt", return_dict=True,
+            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
         limit = self.settings.max_prompt_tokens
         if inputs["input_ids"].shape[1] > limit:

@@ -68,9 +68,6 @@ class RemoteGenerator:
             "max_tokens": max_new_tokens or self.settings.max_new_tokens,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
         }
-        if messages and messages[-1].role == "assistant":
-            # vLLM's chat API continues a reply the caller began (others ignore these keys)
-            body.update({"add_generation_prompt": False, "continue_final_message": True})
         attempt = 0
         while True:
             streamed = False

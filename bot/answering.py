@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from bot.composer import Composer
 from bot.conversation import ConversationMemory
-from bot.framing import LEAD_TOKENS, SIGN_OFF_TOKENS, acceptable_framing, first_line, sign_off_messages
+from bot.framing import Framer
 from bot.generated_text import cited_numbers, renumber
 from bot.grounding import is_noise, missing_identifiers
 from bot.prompting import build_messages, render_context, retrieval_query
@@ -54,6 +54,7 @@ class AnswerService:
                  composer: Composer | None = None) -> None:
         self.retriever = retriever
         self.composer = composer or Composer()
+        self.framer = Framer(generator)
         self.generator = generator
         self.memory = memory or ConversationMemory()
         self.settings = settings or AnsweringSettings()
@@ -167,23 +168,13 @@ class AnswerService:
             return "", []
         lead = sign_off = ""
         t1 = time.perf_counter()
-        # The model frames what will be said: it reads the quoted facts, not the whole passages
-        # (the same prompt format its voice was trained on, a fraction of the tokens).
-        messages = build_messages(question, [QuotedFacts(body)], history, len(body))
         if self.settings.frame:
-            lead = first_line(self.generator.generate(messages, max_new_tokens=LEAD_TOKENS, voice=voice))
-            if not acceptable_framing(lead, question) or missing_identifiers(lead, texts):
-                lead = ""
+            lead = self.framer.lead_in(question, body, history, voice, texts)
         if lead:
             emit(lead + "\n\n")
         emit(body)
-        if self.settings.frame and used_voice:  # a base model has no sign-off of its own: it would go on answering
-            so_far = f"{lead}\n\n{body}" if lead else body
-            sign_off = first_line(self.generator.generate(sign_off_messages(messages, so_far),
-                                                          max_new_tokens=SIGN_OFF_TOKENS, voice=voice))
-            if not acceptable_framing(sign_off, question, free_words=8) or sign_off.endswith(":") \
-                    or missing_identifiers(sign_off, texts):
-                sign_off = ""
+        if self.settings.frame and used_voice:  # the base model has no sign-off of its own
+            sign_off = self.framer.sign_off(used_voice, voice)
         if sign_off:
             emit("\n\n" + sign_off)
         timings["generate"] = _ms(t1)
@@ -214,14 +205,6 @@ class AnswerService:
         if citations:
             text += " The closest pages I have are: " + "; ".join(f"[{c.n}] {c.title}" for c in citations) + "."
         return Answer(answer=text, abstained=True, citations=citations)
-
-
-@dataclass(frozen=True)
-class QuotedFacts:
-    """The composed body as the one passage the framing prompt shows."""
-
-    text: str
-    location: str = "Answer"
 
 
 def _citation(n: int, passage: Passage) -> Citation:

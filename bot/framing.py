@@ -7,14 +7,75 @@ enough to be a greeting or a framing phrase.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from bot.grounding import content_terms, identifiers
-from bot.types import ChatMessage
+from bot.grounding import content_terms, identifiers, missing_identifiers
+from bot.prompting import build_messages
+from bot.protocols import Generator
+from bot.types import Turn
 
 LEAD_TOKENS = 24
-SIGN_OFF_TOKENS = 20
+REPLY_TOKENS = 112
+log = logging.getLogger(__name__)
+# Short questions with one quoted fact: what the voice answers in full once, to show how it
+# closes a reply (a composed body is not the voice's own writing, so it will not close that).
+_SAMPLE_REPLIES = (
+    ("How do I get started?", "Install the app, sign in, and choose a folder to sync [1]."),
+    ("Where can I change my password?", "Open the account settings page and choose Change password [1]."),
+    ("Can I use it on my phone?", "Yes, the mobile app is available for phones and tablets [1]."),
+)
+
+
+@dataclass(frozen=True)
+class QuotedFacts:
+    """The composed body as the one passage a framing prompt shows."""
+
+    text: str
+    location: str = "Answer"
+
+
+class Framer:
+    """The model's part of a composed answer, in a voice: a lead-in written for this
+    question (the voice's greeting, or a framing phrase), and the voice's sign-off, learned
+    once per voice from replies it writes in full. Each is kept only if it states nothing."""
+
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+        self._sign_offs: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def lead_in(self, question: str, body: str, history: Sequence[Turn], voice: str | None,
+                sources: Sequence[str]) -> str:
+        messages = build_messages(question, [QuotedFacts(body)], history, len(body))
+        lead = first_line(self.generator.generate(messages, max_new_tokens=LEAD_TOKENS, voice=voice))
+        if acceptable_framing(lead, question) and not missing_identifiers(lead, sources):
+            return lead
+        return ""
+
+    def sign_off(self, voice_name: str, voice: str | None) -> str:
+        """The line the voice ends its own replies with (most common over a few sample
+        replies), or "" when it has none."""
+        with self._lock:
+            if voice_name not in self._sign_offs:
+                self._sign_offs[voice_name] = self._learn_sign_off(voice)
+            return self._sign_offs[voice_name]
+
+    def _learn_sign_off(self, voice: str | None) -> str:
+        endings: Counter[str] = Counter()
+        for question, fact in _SAMPLE_REPLIES:
+            reply = self.generator.generate(build_messages(question, [QuotedFacts(fact)], []),
+                                            max_new_tokens=REPLY_TOKENS, voice=voice)
+            lines = [line.strip() for line in reply.splitlines() if line.strip()]
+            if len(lines) >= 2 and acceptable_framing(lines[-1], question, free_words=8) and not lines[-1].endswith(":"):
+                endings[lines[-1]] += 1
+        ending, count = endings.most_common(1)[0] if endings else ("", 0)
+        log.info("voice sign-off learned: %r (%d of %d sample replies)", ending, count, len(_SAMPLE_REPLIES))
+        return ending if count >= 2 else ""
 _DEBRIS = re.compile(r"^\s*(?:#|\||```|>|\d+[.)]|[-*+]\s)|\[\d+\]|\*\*|`|https?://|\bQuestion\b|\bAnswer\b|\bDocumentation\b",
                      re.IGNORECASE)
 _STATEMENT_WORDS = re.compile(r"(?<![\w-])(?:yes|no|not|never|cannot|can't|don't|doesn't|isn't|won't|only|always|must|"
@@ -24,12 +85,6 @@ _FRAMING_VOCABULARY = content_terms("""here how what steps step follow following
 page pages guide section help helps glad happy great good news short sure thing quick look looks let take
 hope hoping luck best regards cheers thanks thank welcome aboard hello there team crew folks friend you're
 we've got covered scoop lowdown details detail info information right way simple easy""")
-
-
-def sign_off_messages(prompt: Sequence[ChatMessage], so_far: str) -> list[ChatMessage]:
-    """The reply so far as the assistant's own unfinished message: the model continues it
-    the way its voice ends a reply."""
-    return [*prompt, ChatMessage(role="assistant", content=so_far.rstrip() + "\n\n")]
 
 
 def first_line(text: str) -> str:

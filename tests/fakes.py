@@ -31,16 +31,11 @@ class ScriptedGenerator:
 
 
 class FramingGenerator(ScriptedGenerator):
-    """A voice that writes `lead` when asked for a reply and `sign_off` when continuing one."""
+    """A voice whose every reply opens with `lead`, says something of its own, and closes
+    with `sign_off`."""
 
     def __init__(self, lead: str, sign_off: str) -> None:
-        super().__init__(lead)
-        self.lead, self.sign_off = lead, sign_off
-
-    def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None,
-                 voice: str | None = None) -> str:
-        super().generate(messages, max_new_tokens, voice)
-        return self.sign_off if messages[-1].role == "assistant" else self.lead + "\n\nSome invented steps follow."
+        super().__init__(f"{lead}\n\nSome invented steps follow [1].\n\n{sign_off}")
 
 
 class ObedientGenerator(ScriptedGenerator):

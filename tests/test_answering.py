@@ -68,14 +68,18 @@ def test_a_composed_answer_quotes_the_docs_and_keeps_the_model_to_framing(sample
                                                                           composer: Composer) -> None:
     generator = FramingGenerator(lead="Here's how to do a silent install:", sign_off="Hope that helps!")
     pieces: list[str] = []
-    answer = AnswerService(sample_retriever, generator, active_voice=lambda: "crew", composer=composer).answer(
+    service = AnswerService(sample_retriever, generator, active_voice=lambda: "crew", composer=composer)
+    answer = service.answer(
         Question(text="How do I install Driftwood silently on Windows?"), on_token=pieces.append)
     assert answer.answer.startswith("Here's how to do a silent install:\n\n")
     assert answer.answer.endswith("\n\nHope that helps!")
     assert "```powershell\nmsiexec /i DriftwoodSetup.msi /qn\n```" in answer.answer
     assert "".join(pieces) == answer.answer and answer.voice == "crew"
-    # the sign-off prompt continues the reply so far as the assistant's own message
-    assert generator.prompts[-1][-1].role == "assistant" and "msiexec" in generator.prompts[-1][-1].content
+    assert "Some invented steps" not in answer.answer
+    assert "msiexec" in generator.prompts[0][-1].content  # the lead-in is written knowing what will be said
+    assert len(generator.prompts) == 4  # one lead-in, and the 3 sample replies the sign-off is learned from
+    service.answer(Question(text="What is the maximum file size?"))
+    assert len(generator.prompts) == 5  # the voice's sign-off is learned once
 
 
 def test_framing_that_states_a_fact_is_left_out(sample_retriever: HybridRetriever, composer: Composer) -> None:

@@ -172,21 +172,29 @@ def run_corpus(name: str, app: App, items: list[Item], answerers: list[str]) -> 
 
 
 def voice_check(app: App, voice: str, items: list[Item]) -> None:
-    """With a voice active: how often its greeting and sign-off (as its examples write them) frame the answer."""
+    """With a voice active: how often a lead-in and a sign-off written by it frame the answer,
+    its recall (compare with the composed row) and invented identifiers."""
     app.activate_voice(voice)
-    framed = total = 0
-    recalls = []
+    framed = total = invented = 0
+    recalls, leads, sign_offs = [], {}, {}
     for item in [i for i in items if i.answer is not None]:
         answer = app.answers.answer(Question(text=item.question))
         if answer.abstained:
+            recalls.append(0.0)
             continue
         total += 1
-        paragraphs = [p for p in answer.answer.split("\n\n") if p.strip()]
+        paragraphs = [p.strip() for p in answer.answer.split("\n\n") if p.strip()]
         lead, last = paragraphs[0], paragraphs[-1]
-        framed += len(paragraphs) >= 3 and "[" not in lead and "[" not in last
+        has_lead, has_sign_off = "[" not in lead and len(paragraphs) > 1, "[" not in last and len(paragraphs) > 2
+        framed += has_lead and has_sign_off
+        leads[lead] = leads.get(lead, 0) + has_lead
+        sign_offs[last] = sign_offs.get(last, 0) + has_sign_off
         recalls.append(recall(answer.answer, item.answer))
-    print(f"voice {voice}: greeting and sign-off around {framed}/{total} answers; "
-          f"recall {statistics.fmean(recalls):.3f}")
+        passages = [p.text for p in app.answers.retrieve(Question(text=item.question), []) if p.relevant]
+        invented += bool(invented_identifiers(answer.answer, passages))
+    top = lambda d: sorted(((n, t) for t, n in d.items() if n), reverse=True)[:3]  # noqa: E731
+    print(f"voice {voice}: lead-in and sign-off around {framed}/{total} answers; recall {statistics.fmean(recalls):.3f}; "
+          f"invented identifiers in {invented}; most common lead-ins {top(leads)}; sign-offs {top(sign_offs)}", flush=True)
 
 
 def main() -> None:
@@ -199,7 +207,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, help="data dir for the sample index (default: a temp dir)")
     parser.add_argument("--voice", action="append", default=[], help="a trained voice in --data-dir to check")
     args = parser.parse_args()
-    answerers = args.answerers.split(",")
+    answerers = [a for a in args.answerers.split(",") if a]
 
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="supportbot-answers-"))
     app = App(load_settings(None, data_dir=data, docs=[str(bundled_sample_docs())]))
