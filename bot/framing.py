@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.generated_text import tidy
 from bot.grounding import content_terms, identifiers, missing_identifiers
 from bot.prompting import build_messages
 from bot.protocols import Generator
@@ -70,9 +71,11 @@ class Framer:
         for question, fact in _SAMPLE_REPLIES:
             reply = self.generator.generate(build_messages(question, [QuotedFacts(fact)], []),
                                             max_new_tokens=REPLY_TOKENS, voice=voice)
-            lines = [line.strip() for line in reply.splitlines() if line.strip()]
-            if len(lines) >= 2 and acceptable_framing(lines[-1], question, free_words=8) and not lines[-1].endswith(":"):
-                endings[lines[-1]] += 1
+            lines = [line.strip() for line in tidy(reply).splitlines() if line.strip()]
+            # a small model may loop or stop mid-line: every closing-like line after the
+            # greeting gets one vote per reply, and a line the replies share wins
+            endings.update({line for line in lines[1:] if line != lines[0] and not line.endswith(":")
+                            and acceptable_framing(line, question, free_words=8)})
         ending, count = endings.most_common(1)[0] if endings else ("", 0)
         log.info("voice sign-off learned: %r (%d of %d sample replies)", ending, count, len(_SAMPLE_REPLIES))
         return ending if count >= 2 else ""

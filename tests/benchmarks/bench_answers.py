@@ -20,6 +20,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -172,29 +173,35 @@ def run_corpus(name: str, app: App, items: list[Item], answerers: list[str]) -> 
 
 
 def voice_check(app: App, voice: str, items: list[Item]) -> None:
-    """With a voice active: how often a lead-in and a sign-off written by it frame the answer,
-    its recall (compare with the composed row) and invented identifiers."""
+    """With a voice active: how often a lead-in (a first paragraph quoting nothing) and the
+    voice's sign-off frame the answer, its recall (compare with the composed row) and
+    invented identifiers."""
     app.activate_voice(voice)
-    framed = total = invented = 0
-    recalls, leads, sign_offs = [], {}, {}
+    framed = leads = signed = total = invented = 0
+    recalls: list[float] = []
+    seen_leads: dict[str, int] = {}
     for item in [i for i in items if i.answer is not None]:
         answer = app.answers.answer(Question(text=item.question))
         if answer.abstained:
             recalls.append(0.0)
             continue
         total += 1
+        sign_off = app.answers.framer.sign_off(voice, None)
         paragraphs = [p.strip() for p in answer.answer.split("\n\n") if p.strip()]
-        lead, last = paragraphs[0], paragraphs[-1]
-        has_lead, has_sign_off = "[" not in lead and len(paragraphs) > 1, "[" not in last and len(paragraphs) > 2
+        has_lead = len(paragraphs) > 1 and not re.search(r"\[\d+\]|```|^\s*[-|]|^\s*\d+\.", paragraphs[0])
+        has_sign_off = bool(sign_off) and paragraphs[-1] == sign_off
+        leads += has_lead
+        signed += has_sign_off
         framed += has_lead and has_sign_off
-        leads[lead] = leads.get(lead, 0) + has_lead
-        sign_offs[last] = sign_offs.get(last, 0) + has_sign_off
+        if has_lead:
+            seen_leads[paragraphs[0]] = seen_leads.get(paragraphs[0], 0) + 1
         recalls.append(recall(answer.answer, item.answer))
         passages = [p.text for p in app.answers.retrieve(Question(text=item.question), []) if p.relevant]
         invented += bool(invented_identifiers(answer.answer, passages))
-    top = lambda d: sorted(((n, t) for t, n in d.items() if n), reverse=True)[:3]  # noqa: E731
-    print(f"voice {voice}: lead-in and sign-off around {framed}/{total} answers; recall {statistics.fmean(recalls):.3f}; "
-          f"invented identifiers in {invented}; most common lead-ins {top(leads)}; sign-offs {top(sign_offs)}", flush=True)
+    common = sorted(((n, t) for t, n in seen_leads.items()), reverse=True)[:3]
+    print(f"voice {voice}: lead-in {leads}/{total}, sign-off {signed}/{total} ({sign_off!r}), both {framed}/{total}; "
+          f"recall {statistics.fmean(recalls):.3f}; answers with invented identifiers {invented}; "
+          f"most common lead-ins {common}", flush=True)
 
 
 def main() -> None:
