@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from bot.composer import Composer
 from bot.conversation import ConversationMemory
 from bot.framing import Framer
-from bot.generated_text import cited_numbers, renumber
+from bot.generated_text import cited_numbers
 from bot.grounding import is_noise, missing_identifiers
 from bot.prompting import build_messages, render_context, retrieval_query
 from bot.protocols import GenerationUnavailable, Generator, Passage, Retriever
@@ -138,10 +138,10 @@ class AnswerService:
         if not text:
             answer = self._abstain(passages)
         else:
-            text, order = renumber(text, numbers)
-            cited = [relevant[n - 1] for n in order]
-            citations = [_citation(i, p) for i, p in enumerate(cited, 1)]
-            context = render_context(cited, CONTEXT_CHARS)  # what the answer was checked against, whole
+            # markers keep the numbers they streamed with: what was shown is never renumbered
+            cited = sorted(set(numbers))
+            citations = [_citation(n, relevant[n - 1]) for n in cited]
+            context = render_context(relevant[: max(cited)], CONTEXT_CHARS)  # numbered as the answer cites them
             answer = Answer(answer=text, abstained=False, citations=citations, voice=used_voice, context=context)
         self.memory.remember(
             question.conversation_id,

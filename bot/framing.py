@@ -74,8 +74,9 @@ class Framer:
             lines = [line.strip() for line in tidy(reply).splitlines() if line.strip()]
             # a small model may loop or stop mid-line: every closing-like line after the
             # greeting gets one vote per reply, and a line the replies share wins
-            endings.update({line for line in lines[1:] if line != lines[0] and not line.endswith(":")
-                            and acceptable_framing(line, question, free_words=8)})
+            closing = {line for line in lines[1:] if line != lines[0] and not line.endswith(":")
+                       and acceptable_framing(line, question, free_words=8)}
+            endings.update(line for line in closing if not any(o != line and o.startswith(line) for o in closing))
         ending, count = endings.most_common(1)[0] if endings else ("", 0)
         log.info("voice sign-off learned: %r (%d of %d sample replies)", ending, count, len(_SAMPLE_REPLIES))
         return ending if count >= 2 else ""

@@ -81,14 +81,3 @@ def cited_numbers(text: str, available: int) -> tuple[str, list[int]]:
     cleaned = re.sub(r"[ \t]{2,}", " ", cleaned)
     return cleaned.strip(), order
 
-
-def renumber(text: str, order: list[int]) -> tuple[str, list[int]]:
-    """Markers renumbered 1, 2, ... in first-cited order, so citation n is the nth source
-    listed; returns the text and the original numbers in their new order."""
-    order = list(order)
-    for match in _MARKER.finditer(text):
-        for n in (int(x) for x in match.group(1).split(",")):
-            if n not in order:
-                order.append(n)
-    new = {old: i for i, old in enumerate(order, 1)}
-    return _MARKER.sub(lambda m: "".join(f"[{new[int(x)]}]" for x in m.group(1).split(",")), text), order

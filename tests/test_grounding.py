@@ -121,3 +121,15 @@ def test_answer_metrics_spot_cut_offs_debris_and_yes_no() -> None:
     assert garbled("The Team plan costs **$8 per user and then the model went on writing more words") is not None
     assert yes_no_of("Ahoy!\n\nNo.\n\nMonthly payments are not refundable.") == "No"
     assert recall("Access tokens expire after 1 hour.", "Tokens expire after one hour") == 3 / 4  # "one" is not "1"
+
+
+def test_the_voice_sign_off_is_learned_once_from_its_own_replies_even_when_it_loops() -> None:
+    from bot.framing import Framer
+    from tests.fakes import ScriptedGenerator
+
+    looping = ScriptedGenerator("Ahoy!\n\nSmooth sailing!\n\nSmooth sailing!\n\nSmooth sailing!\n\nSmooth")
+    framer = Framer(looping)
+    assert framer.sign_off("crew", None) == "Smooth sailing!"
+    assert framer.sign_off("crew", None) == "Smooth sailing!" and len(looping.prompts) == 3  # learned once
+    facts = Framer(ScriptedGenerator("Hello!\n\nRun `drift reset --hard` now.\n\nThe limit is 5 GB."))
+    assert facts.sign_off("formal", None) == ""  # closing lines that state facts are never used
