@@ -204,8 +204,7 @@ def _plain(text: str) -> str:
 
 def is_yes_no_question(question: str) -> bool:
     words = question.strip().lower().split()
-    return bool(words) and words[0] in _YES_NO_OPENERS and question.strip().endswith("?") or (
-        bool(words) and words[0] in _YES_NO_OPENERS and len(words) > 2)
+    return bool(words) and words[0] in _YES_NO_OPENERS and (question.strip().endswith("?") or len(words) > 2)
 
 
 def _yes_no(question: str, anchor: Unit) -> str:

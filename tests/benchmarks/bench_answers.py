@@ -109,29 +109,27 @@ def composed(app: App) -> Callable[[str], Result]:
     return run
 
 
-def generated(app: App) -> Callable[[str], Result]:
-    """The whole answer written by the model, unchecked (the path the composer replaced)."""
+def _from_passages(app: App, write: Callable[[str, list], tuple[str, list[str]]]) -> Callable[[str], Result]:
+    """An answerer that writes from the same relevant passages the product retrieves."""
     def run(question: str) -> Result:
         t0 = time.perf_counter()
         relevant = [p for p in app.answers.retrieve(Question(text=question), []) if p.relevant]
-        if not relevant:
-            return Result("", True, [], [], (time.perf_counter() - t0) * 1000)
-        raw = app.generator.generate(build_messages(question, relevant, []), voice="base")
-        text, numbers = cited_numbers(tidy(raw), len(relevant))
-        cited = [relevant[n - 1].source for n in (numbers or [1])]
+        text, cited = write(question, relevant) if relevant else ("", [])
         return Result(text, not text, cited, [p.text for p in relevant], (time.perf_counter() - t0) * 1000)
     return run
 
 
+def generated(app: App) -> Callable[[str], Result]:
+    """The whole answer written by the model, unchecked (the path the composer replaced)."""
+    def write(question: str, relevant: list) -> tuple[str, list[str]]:
+        raw = app.generator.generate(build_messages(question, relevant, []), voice="base")
+        text, numbers = cited_numbers(tidy(raw), len(relevant))
+        return text, [relevant[n - 1].source for n in (numbers or [1])]
+    return _from_passages(app, write)
+
+
 def quote40(app: App) -> Callable[[str], Result]:
-    def run(question: str) -> Result:
-        t0 = time.perf_counter()
-        relevant = [p for p in app.answers.retrieve(Question(text=question), []) if p.relevant]
-        if not relevant:
-            return Result("", True, [], [], (time.perf_counter() - t0) * 1000)
-        text = " ".join(relevant[0].text.split()[:40])
-        return Result(text, False, [relevant[0].source], [p.text for p in relevant], (time.perf_counter() - t0) * 1000)
-    return run
+    return _from_passages(app, lambda question, relevant: (" ".join(relevant[0].text.split()[:40]), [relevant[0].source]))
 
 
 ANSWERERS = {"composed": composed, "generated": generated, "quote40": quote40}
