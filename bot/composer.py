@@ -36,6 +36,7 @@ class ComposerSettings:
     min_lexical: float = 0.0  # an anchor must hold more than this share of the question's words ...
     min_similarity: float = 0.3  # ... or be at least this close in meaning
     subject_similarity: float = 0.8  # the question without its unknown words must stay this close to itself
+    max_candidates: int = 120  # pieces scored per question, in retrieval order (bounds the embedding time)
     runner_up_ratio: float = 0.85  # another block of the same page scoring this share of the best joins it
     rank_penalty: float = 0.25  # retrieval ranks pages on more than one sentence: a lower page must win clearly
 
@@ -60,7 +61,7 @@ class Composer:
     def compose(self, question: str, passages: Sequence[PromptPassage]) -> Composition | None:
         """None when no piece of the passages is close enough to the question to quote."""
         units = [u for n, p in enumerate(passages, 1) for u in split_units(p.text, n)]
-        candidates = [u for u in units if u.kind in _ANSWERABLE]
+        candidates = [u for u in units if u.kind in _ANSWERABLE][: self.settings.max_candidates]
         if not candidates:
             return None
         scores, lexical, sims = self._score(question, candidates)

@@ -152,18 +152,16 @@ class Embedder:
         return vector
 
     def similarities(self, query: str, texts: Sequence[str]) -> list[float]:
-        """Cosine of each text to the query, on the query thread (short texts, one batch)."""
+        """Cosine of each text to the query. The texts (an answer's candidate sentences, tens
+        of them) are a batch: encoded on the calling thread with every core, not on the
+        one-thread query pool that suits a single short query."""
         if not texts:
             return []
         vector = self.embed_query(query)
-        assert self._query_pool is not None
-        vectors = self._query_pool.submit(self._encode_texts, list(texts)).result()
-        return [float(v) for v in vectors @ vector]
-
-    def _encode_texts(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.query_model.encode(
-            texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        vectors = np.asarray(self.query_model.encode(
+            list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         ), dtype=np.float32)
+        return [float(v) for v in vectors @ vector]
 
     def _encode_query(self, text: str) -> np.ndarray:
         return np.asarray(self.query_model.encode(
