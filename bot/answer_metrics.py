@@ -48,11 +48,11 @@ def garbled(answer: str) -> str | None:
         return "ends on a heading"
     if len(lines) != len(set(lines)) and len(lines) - len(set(lines)) >= 2:
         return "repeated lines"
-    if not _ENDING.search(_MARKERS.sub("", text)) and not re.search(r"[A-Za-z]\s*$", lines[-1] if lines else ""):
-        return "cut off"
     last = _MARKERS.sub("", lines[-1]) if lines else ""
-    if len(last.split()) > 8 and not _ENDING.search(last):
-        return "cut off"
+    if re.match(r"(?:[-*+|]|\d+[.)])\s", last) or _ENDING.search(last):
+        return None  # a list item or table row may end without a stop
+    if len(last.split()) > 8 or not re.search(r"[A-Za-z]$", last):
+        return "cut off"  # a sentence may not; a short closing line (a sign-off) may end on a word
     return None
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from bot.grounding import GENERIC_WORDS, STOPWORDS, content_terms
-from bot.passage_units import CODE, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, Unit, split_units
+from bot.passage_units import CODE, FRAGMENT, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, Unit, split_units
 from bot.protocols import PromptPassage, TextSimilarity
 
 _YES_NO_OPENERS = frozenset("""is are am was were can could does do did will would should shall has have had may
@@ -151,7 +151,7 @@ class Composer:
                 after += 1
             if after in by_index:
                 unit = by_index[after]
-                if unit.kind == LABEL and _words(chosen) >= self.settings.budget_words // 2:
+                if unit.kind == FRAGMENT or (unit.kind == LABEL and _words(chosen) >= self.settings.budget_words // 2):
                     break  # the next section begins: it answers something else
                 if unit.block != anchor.block and _words(chosen) + _block_words(unit, units) > 1.3 * self.settings.budget_words:
                     break
@@ -160,7 +160,7 @@ class Composer:
                 continue
             while before in chosen:
                 before -= 1
-            if before < 0 or by_index[before].kind in (CODE, HEADER, ITEM) or (
+            if before < 0 or by_index[before].kind in (CODE, HEADER, ITEM, FRAGMENT) or (
                     by_index[before].kind == LABEL and by_index[before].block + 1 != min(chosen.values(), key=lambda u: u.index).block):
                 break
             take(by_index[before])

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SENTENCE, ITEM, CODE, ROW, HEADER, PRE, LABEL = "sentence", "item", "code", "row", "header", "pre", "label"
+FRAGMENT = "fragment"  # a sentence cut where the chunk was cut: never quoted
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*+\u2022])\s+\S")
@@ -57,8 +58,9 @@ def split_units(text: str, passage: int) -> list[Unit]:
             if len(sentences) == 1 and joined.endswith(":") and len(joined.split()) <= 12:
                 add(LABEL, joined)
             else:
-                for sentence in sentences:
-                    add(SENTENCE, sentence)
+                for n, sentence in enumerate(sentences):
+                    # a paragraph opening mid-sentence ("isteners per ...") begins where a chunk was cut
+                    add(FRAGMENT if n == 0 and re.match(r"[a-z]{2,}[ ,;]", sentence) else SENTENCE, sentence)
             paragraph.clear()
             block += 1
 
@@ -69,12 +71,13 @@ def split_units(text: str, passage: int) -> list[Unit]:
             fence = _FENCE.match(line).group(1)
             body = [line]
             i += 1
-            while i < len(lines):
+            closed = False
+            while i < len(lines) and not closed:
                 body.append(lines[i])
                 i += 1
-                if lines[i - 1].strip().startswith(fence):
-                    break
-            add(CODE, body[0].strip() + "\n" + textwrap.dedent("\n".join(body[1:])))
+                closed = lines[i - 1].strip().startswith(fence)
+            if closed:  # a block the chunk cut in half is left out, not quoted open
+                add(CODE, body[0].strip() + "\n" + textwrap.dedent("\n".join(body[1:])))
             block += 1
             continue
         if line.lstrip().startswith("|"):
@@ -130,6 +133,14 @@ def split_units(text: str, passage: int) -> list[Unit]:
             paragraph.append(line)
         i += 1
     flush_paragraph()
+    return _mark_cut_ends(units)
+
+
+def _mark_cut_ends(units: list[Unit]) -> list[Unit]:
+    """A passage ends where a chunk was cut: a last sentence with no closing punctuation is
+    a fragment."""
+    if units and units[-1].kind == SENTENCE and not re.search(r"[.!?:)\]\"'`*]$", units[-1].text):
+        units[-1] = replace(units[-1], kind=FRAGMENT)
     return units
 
 

@@ -7,7 +7,7 @@ from bot.answer_metrics import garbled, recall, yes_no_of
 from bot.composer import Composer, is_yes_no_question
 from bot.framing import acceptable_framing
 from bot.grounding import identifiers, is_noise, missing_identifiers, supports
-from bot.passage_units import CODE, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, split_sentences, split_units
+from bot.passage_units import CODE, FRAGMENT, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, split_sentences, split_units
 from bot.verified_stream import VerifiedStream
 
 PAGE = """Install the CLI:
@@ -133,3 +133,10 @@ def test_the_voice_sign_off_is_learned_once_from_its_own_replies_even_when_it_lo
     assert framer.sign_off("crew", None) == "Smooth sailing!" and len(looping.prompts) == 3  # learned once
     facts = Framer(ScriptedGenerator("Hello!\n\nRun `drift reset --hard` now.\n\nThe limit is 5 GB."))
     assert facts.sign_off("formal", None) == ""  # closing lines that state facts are never used
+
+
+def test_where_a_chunk_was_cut_nothing_is_quoted() -> None:
+    units = split_units("and then it syncs. The limit is 5 GB.\n\n```json\n{\"a\": 1,\n\nmore", 1)
+    assert [u.kind for u in units] == [FRAGMENT, SENTENCE]  # the code block cut open is left out
+    assert split_units("Use the API. It returns the", 1)[-1].kind == FRAGMENT
+    assert garbled("Regions:\n\n+ US East (Ohio), us-east-2\n+ EU (Ireland), eu-west-1 with a long tail of words [1]") is None
