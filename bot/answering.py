@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 class AnsweringSettings:
     top_k: int = 3
     closest_pages: int = 3
-    fallback_citations: int = 2
     max_passage_chars: int = 1200
     max_question_chars: int = 2000  # keeps every prompt inside the generator's token budget
     context_weight: float = 0.5  # how much a follow-up's retrieval leans on the previous question

@@ -80,4 +80,3 @@ def cited_numbers(text: str, available: int) -> tuple[str, list[int]]:
     cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
     cleaned = re.sub(r"[ \t]{2,}", " ", cleaned)
     return cleaned.strip(), order
-

@@ -30,7 +30,7 @@ class RetrievalSettings:
     identifier_boost: float = 0.15  # added when a query identifier (error code, version) appears verbatim
     chunks_per_document: int = 2  # a passage may join a document's best chunks ...
     companion_ratio: float = 0.85  # ... when the next one scores at least this share of the best
-    section_neighbours: tuple[int, ...] = (-1, 1)  # chunks of the best one's section read with it
+    section_neighbours: tuple[int, ...] = (-1, 1)  # each chosen chunk is read with these neighbours of its section
 
     def __post_init__(self) -> None:
         if self.candidates < 1:
