@@ -88,6 +88,7 @@ _STATEMENT_WORDS = re.compile(r"(?<![\w-])(?:yes|no|not|never|cannot|can't|don't
 _FRAMING_VOCABULARY = content_terms("""here how what steps step follow following below answer question docs documentation
 page pages guide section help helps glad happy great good news short sure thing quick look looks let take
 hope hoping luck best regards cheers thanks thank welcome aboard hello there team crew folks friend you're
+contact contacting reaching out support customer dear day asking writing
 we've got covered scoop lowdown details detail info information right way simple easy""")
 
 

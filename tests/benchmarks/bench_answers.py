@@ -186,7 +186,7 @@ def voice_check(app: App, voice: str, items: list[Item]) -> None:
         total += 1
         sign_off = app.answers.framer.sign_off(voice, None)
         paragraphs = [p.strip() for p in answer.answer.split("\n\n") if p.strip()]
-        has_lead = len(paragraphs) > 1 and not re.search(r"\[\d+\]|```|^\s*[-|]|^\s*\d+\.", paragraphs[0])
+        has_lead = len(paragraphs) > 1 and not re.search(r"\[\d+\]|```|^\s*[-|]|^\s*\d+\.|^(?:Yes|No)\.$", paragraphs[0])
         has_sign_off = bool(sign_off) and paragraphs[-1] == sign_off
         leads += has_lead
         signed += has_sign_off
