@@ -168,7 +168,7 @@ class AnswerService:
         lead = sign_off = ""
         t1 = time.perf_counter()
         if self.settings.frame:
-            lead = self.framer.lead_in(question, body, history, voice, texts)
+            lead = self.framer.lead_in(question, body, history, voice, texts, voice_name=used_voice)
         if lead:
             emit(lead + "\n\n")
         emit(body)

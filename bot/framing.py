@@ -47,39 +47,50 @@ class Framer:
 
     def __init__(self, generator: Generator) -> None:
         self.generator = generator
-        self._sign_offs: dict[str, str] = {}
+        self._sign_offs: dict[str, tuple[str, str]] = {}  # voice -> (greeting, sign-off)
         self._lock = threading.Lock()
 
     def lead_in(self, question: str, body: str, history: Sequence[Turn], voice: str | None,
-                sources: Sequence[str]) -> str:
+                sources: Sequence[str], voice_name: str | None = None) -> str:
+        """This question's lead-in; when what the model wrote states a fact and a voice is
+        active, the greeting that voice opens its own replies with."""
         messages = build_messages(question, [QuotedFacts(body)], history, len(body))
         lead = first_line(self.generator.generate(messages, max_new_tokens=LEAD_TOKENS, voice=voice))
         if acceptable_framing(lead, question) and not missing_identifiers(lead, sources):
             return lead
-        return ""
+        return self._learned(voice_name, voice)[0] if voice_name else ""
 
     def sign_off(self, voice_name: str, voice: str | None) -> str:
         """The line the voice ends its own replies with (most common over a few sample
         replies), or "" when it has none."""
+        return self._learned(voice_name, voice)[1]
+
+    def _learned(self, voice_name: str, voice: str | None) -> tuple[str, str]:
         with self._lock:
             if voice_name not in self._sign_offs:
-                self._sign_offs[voice_name] = self._learn_sign_off(voice)
+                self._sign_offs[voice_name] = self._learn_frame(voice)
             return self._sign_offs[voice_name]
 
-    def _learn_sign_off(self, voice: str | None) -> str:
+    def _learn_frame(self, voice: str | None) -> tuple[str, str]:
+        """(greeting, sign-off) the voice's own sample replies agree on; "" where they don't."""
+        greetings: Counter[str] = Counter()
         endings: Counter[str] = Counter()
         for question, fact in _SAMPLE_REPLIES:
             reply = self.generator.generate(build_messages(question, [QuotedFacts(fact)], []),
                                             max_new_tokens=REPLY_TOKENS, voice=voice)
             lines = [line.strip() for line in tidy(reply).splitlines() if line.strip()]
+            if lines and acceptable_framing(lines[0], question):
+                greetings[lines[0]] += 1
             # a small model may loop or stop mid-line: every closing-like line after the
             # greeting gets one vote per reply, and a line the replies share wins
             closing = {line for line in lines[1:] if line != lines[0] and not line.endswith(":")
                        and acceptable_framing(line, question, free_words=8)}
             endings.update(line for line in closing if not any(o != line and o.startswith(line) for o in closing))
+        greeting, greeted = greetings.most_common(1)[0] if greetings else ("", 0)
         ending, count = endings.most_common(1)[0] if endings else ("", 0)
-        log.info("voice sign-off learned: %r (%d of %d sample replies)", ending, count, len(_SAMPLE_REPLIES))
-        return ending if count >= 2 else ""
+        log.info("voice frame learned: greeting %r, sign-off %r (of %d sample replies)", greeting, ending,
+                 len(_SAMPLE_REPLIES))
+        return (greeting if greeted >= 2 else "", ending if count >= 2 else "")
 _DEBRIS = re.compile(r"^\s*(?:#|\||```|>|\d+[.)]|[-*+]\s)|\[\d+\]|\*\*|`|https?://|\bQuestion\b|\bAnswer\b|\bDocumentation\b",
                      re.IGNORECASE)
 _STATEMENT_WORDS = re.compile(r"(?<![\w-])(?:yes|no|not|never|cannot|can't|don't|doesn't|isn't|won't|only|always|must|"
