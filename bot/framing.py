@@ -86,11 +86,12 @@ class Framer:
             closing = {line for line in lines[1:] if line != lines[0] and not line.endswith(":")
                        and acceptable_framing(line, question, free_words=8)}
             endings.update(line for line in closing if not any(o != line and o.startswith(line) for o in closing))
-        greeting, greeted = greetings.most_common(1)[0] if greetings else ("", 0)
         ending, count = endings.most_common(1)[0] if endings else ("", 0)
+        openers = [(n, line) for line, n in greetings.items() if not (ending and ending.startswith(line.rstrip(",.!")))]
+        greeting = max(openers)[1] if openers else ""  # a reply that opened with its sign-off is no greeting
         log.info("voice frame learned: greeting %r, sign-off %r (of %d sample replies)", greeting, ending,
                  len(_SAMPLE_REPLIES))
-        return (greeting if greeted >= 2 else "", ending if count >= 2 else "")
+        return (greeting, ending if count >= 2 else "")  # greetings vary by design; a closing line must agree
 _DEBRIS = re.compile(r"^\s*(?:#|\||```|>|\d+[.)]|[-*+]\s)|\[\d+\]|\*\*|`|https?://|\bQuestion\b|\bAnswer\b|\bDocumentation\b",
                      re.IGNORECASE)
 _STATEMENT_WORDS = re.compile(r"(?<![\w-])(?:yes|no|not|never|cannot|can't|don't|doesn't|isn't|won't|only|always|must|"
