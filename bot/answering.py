@@ -117,12 +117,12 @@ class AnswerService:
             timings["total"] = _ms(started)
             return answer.model_copy(update={"timings_ms": timings})
 
-        messages = build_messages(question.text, relevant, history, self.settings.max_passage_chars)
         voice = dict(self.settings.channel_voices).get(question.channel_id or "")
         used_voice = voice or (self.active_voice() if self.active_voice else None)
         emit = on_token or (lambda _piece: None)
         try:
             if self.settings.mode == FREE:
+                messages = build_messages(question.text, relevant, history, self.settings.max_passage_chars)
                 text, numbers = self._free(messages, relevant, voice, emit, timings)
             else:
                 text, numbers = self._composed(question.text, history, relevant, voice, used_voice, emit, timings)

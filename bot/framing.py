@@ -47,7 +47,7 @@ class Framer:
 
     def __init__(self, generator: Generator) -> None:
         self.generator = generator
-        self._sign_offs: dict[str, tuple[str, str]] = {}  # voice -> (greeting, sign-off)
+        self._frames: dict[str, tuple[str, str]] = {}  # voice -> (greeting, sign-off)
         self._lock = threading.Lock()
 
     def lead_in(self, question: str, body: str, history: Sequence[Turn], voice: str | None,
@@ -67,9 +67,9 @@ class Framer:
 
     def _learned(self, voice_name: str, voice: str | None) -> tuple[str, str]:
         with self._lock:
-            if voice_name not in self._sign_offs:
-                self._sign_offs[voice_name] = self._learn_frame(voice)
-            return self._sign_offs[voice_name]
+            if voice_name not in self._frames:
+                self._frames[voice_name] = self._learn_frame(voice)
+            return self._frames[voice_name]
 
     def _learn_frame(self, voice: str | None) -> tuple[str, str]:
         """(greeting, sign-off) the voice's own sample replies agree on; "" where they don't."""
