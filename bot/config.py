@@ -61,6 +61,10 @@ class IndexConfig(BaseModel):
     chunk_overlap_tokens: int = Field(32, ge=0, description="tokens shared by neighbouring chunks")
     max_file_mb: float = Field(20.0, gt=0, description="larger files are skipped with a reason")
     encodings: list[str] = Field(default_factory=lambda: ["utf-8"], description="text encodings tried in order")
+    vector_index_min_chunks: int = Field(100_000, ge=1, description=(
+        "from this many chunks on, vectors are searched through an IVF-PQ index instead of exactly in memory"))
+    vector_index_nprobes: int = Field(24, ge=1, description="IVF lists scanned per query (recall vs speed)")
+    vector_index_refine_factor: int = Field(10, ge=1, description="candidates re-scored on raw vectors, x limit")
 
 
 class EmbeddingConfig(BaseModel):
@@ -73,8 +77,10 @@ class EmbeddingConfig(BaseModel):
 class RetrievalConfig(BaseModel):
     top_k: int = Field(3, ge=1, le=20, description="documents the answer is generated from")
     candidates: int = Field(100, ge=1, description="chunks fetched by each search before fusion")
-    vector_weight: float = Field(0.6, ge=0, description="weight of embedding similarity in the fusion")
-    text_weight: float = Field(0.4, ge=0, description="weight of full-text (BM25) relevance in the fusion")
+    text_weight: float = Field(0.4, ge=0, le=1, description=(
+        "BM25's share of the fusion when the best full-text hits hold every content word of the question; "
+        "scaled down per question by how many they hold (the rest is embedding similarity)"))
+    page_weight: float = Field(0.1, ge=0, description="share of the page's opening-chunk similarity added to each chunk")
     identifier_boost: float = Field(0.15, ge=0, description="bonus when an error code / identifier matches verbatim")
     min_similarity: float = Field(0.35, ge=-1, le=1, description="below this the bot says the docs lack the answer")
 

@@ -54,12 +54,15 @@ class App(IndexOperations):
     # ----- knowledge ------------------------------------------------------------------
     @cached_property
     def store(self) -> ChunkStore:
-        from knowledge.store import ChunkStore
+        from knowledge.store import ChunkStore, VectorIndexSettings
 
         uri = self.settings.index_uri
         if "://" not in uri:
             Path(uri).mkdir(parents=True, exist_ok=True)
-        return ChunkStore(uri, storage_options=self.settings.index.storage_options)
+        cfg = self.settings.index
+        return ChunkStore(uri, storage_options=cfg.storage_options, vector_index=VectorIndexSettings(
+            min_rows=cfg.vector_index_min_chunks, nprobes=cfg.vector_index_nprobes,
+            refine_factor=cfg.vector_index_refine_factor))
 
     @cached_property
     def embedder(self):
@@ -89,7 +92,7 @@ class App(IndexOperations):
 
         cfg = self.settings.retrieval
         return HybridRetriever(store, self.embedder, RetrievalSettings(
-            candidates=cfg.candidates, vector_weight=cfg.vector_weight, text_weight=cfg.text_weight,
+            candidates=cfg.candidates, text_weight=cfg.text_weight, page_weight=cfg.page_weight,
             min_similarity=cfg.min_similarity, identifier_boost=cfg.identifier_boost))
 
     def docs_roots(self, override: list[Path] | None = None) -> list[DocsRoot]:

@@ -1,9 +1,14 @@
 """Hybrid retrieval: vector search + BM25 full-text search, fused per document.
 
 Both searches return chunk candidates; every candidate gets an exact cosine score (FTS hits
-carry their vectors) and a BM25 score normalised by the query's best BM25 hit. A chunk's
-fused score is a weighted sum; a document's score is its best chunk's. One passage per
-document comes back, so the top k are k different pages.
+carry their vectors) and a BM25 score normalised by the query's best BM25 hit. No weight is
+fixed per corpus: BM25's share adapts to each question by how much of it the best lexical
+hits actually contain. A question asked in the docs' own words (every content word found)
+trusts BM25 up to `text_weight`; a paraphrase or a symptom ("my files vanished") whose words
+the docs do not use leans on meaning, where BM25 only matches its common words. Each chunk
+also inherits a small share of its page's opening chunk similarity (what the page as a whole
+is about), which keeps a short section from outranking the page it belongs to. A document's
+score is its best chunk's; one passage per document comes back, so the top k are k pages.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 
+from bot.grounding import content_terms
 from knowledge.documents import heading_location
 from knowledge.embedding import Embedder
 from knowledge.store import ChunkStore
@@ -24,8 +30,9 @@ _IDENTIFIER = re.compile(r"\b(?=[\w.-]*\d)(?=[\w.-]*[A-Za-z])[A-Za-z0-9][\w.-]*[
 @dataclass(frozen=True)
 class RetrievalSettings:
     candidates: int = 100
-    vector_weight: float = 0.6
-    text_weight: float = 0.4
+    text_weight: float = 0.4  # BM25's share when a top lexical hit holds every content word of the question
+    page_weight: float = 0.1  # share of the page's opening-chunk similarity every chunk of the page gets
+    coverage_hits: int = 3  # the best BM25 hits read to measure how much of the question they hold
     min_similarity: float = 0.35
     identifier_boost: float = 0.15  # added when a query identifier (error code, version) appears verbatim
     chunks_per_document: int = 2  # a passage may join a document's best chunks ...
@@ -35,8 +42,10 @@ class RetrievalSettings:
     def __post_init__(self) -> None:
         if self.candidates < 1:
             raise ValueError("retrieval candidates must be >= 1")
-        if self.vector_weight < 0 or self.text_weight < 0 or self.vector_weight + self.text_weight == 0:
-            raise ValueError("retrieval weights must be >= 0 and not both 0")
+        if not 0 <= self.text_weight <= 1:
+            raise ValueError("retrieval text_weight must be between 0 and 1")
+        if self.page_weight < 0:
+            raise ValueError("retrieval page_weight must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -78,14 +87,15 @@ class HybridRetriever:
 
     def _fuse(self, query: str, rows: list[dict], k: int) -> list[RetrievedPassage]:
         top_bm25 = max(r["bm25"] for r in rows) or 1.0
-        wv, wt = self.settings.vector_weight, self.settings.text_weight
+        wt = self.settings.text_weight * lexical_coverage(query, rows, self.settings.coverage_hits)
+        wv, wp = 1.0 - wt, self.settings.page_weight
         identifiers = {m.group(0).lower().strip(".-") for m in _IDENTIFIER.finditer(query)}
         identifiers = {i for i in identifiers if len(i) >= 3}
         per_doc: dict[tuple[str, str], list[tuple[float, dict]]] = {}
         for row in rows:
             haystack = (row["title"] + " " + row["heading"] + " " + row["text"]).lower()
             row["exact"] = any(i in haystack for i in identifiers)
-            score = wv * row["similarity"] + wt * (row["bm25"] / top_bm25)
+            score = wv * row["similarity"] + wt * (row["bm25"] / top_bm25) + wp * row["page_similarity"]
             score += self.settings.identifier_boost if row["exact"] else 0.0
             per_doc.setdefault((row["collection"], row["source"]), []).append((score, row))
         for scored in per_doc.values():
@@ -128,6 +138,17 @@ class HybridRetriever:
             show_heading = row is not scored[0][1] and heading_tail and heading_tail != scored[0][1]["heading"].rsplit(" > ", 1)[-1]
             parts.append(f"{heading_tail}:\n{row['text']}" if show_heading else row["text"])
         return "\n\n".join(parts)
+
+
+def lexical_coverage(query: str, rows: list[dict], hits: int) -> float:
+    """Share of the question's content words found in one of its best BM25 hits (title,
+    heading path and text): 1.0 when the docs' own words were used, low for a paraphrase."""
+    terms = content_terms(query)
+    if not terms:
+        return 0.0
+    lexical = sorted((r for r in rows if r["bm25"] > 0), key=lambda r: r["bm25"], reverse=True)[:hits]
+    return max((len(terms & content_terms(f"{r['title']} {r['heading']} {r['text']}")) / len(terms)
+                for r in lexical), default=0.0)
 
 
 def _join_overlapping(first: str, second: str) -> str:

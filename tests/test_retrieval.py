@@ -43,7 +43,7 @@ def test_exact_error_code_is_found_by_hybrid_but_missed_by_vector_search_alone(
     store: ChunkStore, embedder: Embedder
 ) -> None:
     query = "What does error QX-7731 mean?"
-    vector_only = HybridRetriever(store, embedder, RetrievalSettings(vector_weight=1.0, text_weight=0.0))
+    vector_only = HybridRetriever(store, embedder, RetrievalSettings(text_weight=0.0, page_weight=0.0))
     hybrid = HybridRetriever(store, embedder)
     assert vector_only.search(query, k=1)[0].source != "release-notes/4.2.1.md"
     top = hybrid.search(query, k=1)[0]
