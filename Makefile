@@ -24,6 +24,7 @@ test: install
 
 benchmarks: install
 	$(BIN)/python -m tests.benchmarks.bench_retrieval
+	$(BIN)/python -m tests.benchmarks.bench_scale
 	$(BIN)/python -m tests.benchmarks.bench_reindex
 	$(BIN)/python -m tests.benchmarks.bench_slack
 	$(BIN)/python -m tests.benchmarks.bench_s3

@@ -82,7 +82,7 @@ class RetrievalConfig(BaseModel):
         "scaled down per question by how many they hold (the rest is embedding similarity)"))
     page_weight: float = Field(0.1, ge=0, description="share of the page's opening-chunk similarity added to each chunk")
     identifier_boost: float = Field(0.15, ge=0, description="bonus when an error code / identifier matches verbatim")
-    min_similarity: float = Field(0.35, ge=-1, le=1, description="below this the bot says the docs lack the answer")
+    min_similarity: float = Field(0.40, ge=-1, le=1, description="below this the bot says the docs lack the answer")
 
 
 class GenerationConfig(BaseModel):

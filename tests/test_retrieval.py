@@ -9,7 +9,7 @@ import pytest
 from knowledge.documents import DocsRoot
 from knowledge.embedding import Embedder
 from knowledge.indexer import Indexer
-from knowledge.retrieval import HybridRetriever, RetrievalSettings
+from knowledge.retrieval import HybridRetriever, RetrievalSettings, lexical_coverage
 from knowledge.store import ChunkStore
 from tests.helpers import write_docs
 
@@ -67,3 +67,41 @@ def test_empty_query_and_empty_index_return_nothing(tmp_path: Path, embedder: Em
     empty = ChunkStore(str(tmp_path / "none"))
     assert HybridRetriever(empty, embedder).search("anything", k=3) == []
     assert HybridRetriever(empty, embedder).search("   ", k=3) == []
+
+
+def test_bm25_share_follows_how_much_of_the_question_the_best_lexical_hits_hold() -> None:
+    rows = [
+        {"title": "Restore deleted files", "heading": "Trash", "text": "Deleted files stay in the trash for 30 days.",
+         "bm25": 7.0},
+        {"title": "Folders", "heading": "", "text": "Pick the folders that sync.", "bm25": 2.0},
+        {"title": "Plans", "heading": "", "text": "Team costs 8 dollars.", "bm25": 0.0},
+    ]
+    # "restore", "deleted", "files": all three in the first hit.
+    assert lexical_coverage("How do I restore deleted files?", rows, hits=3) == 1.0
+    # "emptied", "bin", "photos", "back": none is in a text hit; "plans" is not a text hit at all.
+    assert lexical_coverage("emptied the bin, can I get my photos back?", rows, hits=3) == 0.0
+    # "folders" (hit 2) and "trash" (hit 1), but never both in one hit: the best single hit counts.
+    assert lexical_coverage("trash folders", rows, hits=3) == 0.5
+    assert lexical_coverage("trash folders", rows, hits=1) == 0.5
+    assert lexical_coverage("the and of", rows, hits=3) == 0.0  # nothing to measure: meaning decides
+
+
+def test_a_paraphrase_finds_its_page_where_bm25_alone_is_pulled_to_the_shared_words(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    docs = write_docs(tmp_path / "docs", {
+        "files/restore.md": "# Restore deleted files\n\nDeleted items stay in the trash for 30 days. Open the web "
+                            "app, choose Trash and select Restore to put an item back where it was.\n",
+        "files/folders.md": "# Choose which folders sync\n\nSelective sync lets you pick the folders that sync to "
+                            "this computer. Folders you skip are removed from this computer only; the files "
+                            "in those folders stay in your account and you can get them back by syncing the "
+                            "folders again.\n",
+        "billing/plans.md": "# Plans\n\nTeam costs 8 dollars per user per month; Business costs 15.\n",
+    })
+    store = ChunkStore(str(tmp_path / "index"))
+    Indexer(store, embedder).run([DocsRoot(docs)])
+    question = "I threw some files away by mistake, how do I get them back"
+    candidates = store.candidates(embedder.embed_query(question), question, 100)
+    assert max(candidates, key=lambda row: row["bm25"])["source"] == "files/folders.md"  # "files", "get", "them", "back"
+    assert lexical_coverage(question, candidates, 3) < 0.5  # so BM25 gets under half its usual share
+    assert HybridRetriever(store, embedder).search(question, k=1)[0].source == "files/restore.md"

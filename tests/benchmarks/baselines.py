@@ -1,6 +1,8 @@
 """Naive retrieval baselines for the benchmark: fixed 200-word chunks with no structure,
 searched by vector alone or by BM25 alone and ranked chunk by chunk. They live in a LanceDB
-table of their own, apart from the product's store."""
+table of their own, apart from the product's store. The words are the text the product's own
+loaders extract (so an HTML page is its prose, not its markup): the baseline differs in
+chunking and search only."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pyarrow as pa
 
 from knowledge.documents import DocsRoot
 from knowledge.embedding import Embedder
+from knowledge.loaders import LoadError, load_file
 from knowledge.sources import iter_source_files
 from knowledge.store import ChunkStore
 
@@ -39,15 +42,23 @@ class FixedChunkIndex:
         return [r["source"] for r in query.limit(k).select(["source"]).to_list()]
 
 
-def build_fixed_chunks(folder: Path, docs: Path, embedder: Embedder) -> FixedChunkIndex:
+def build_fixed_chunks(folder: Path, docs: Path, embedder: Embedder, reuse: bool = False) -> FixedChunkIndex:
+    """Chunk and embed `docs` into `folder`; with `reuse`, a table already there is kept."""
+    db = lancedb.connect(str(folder))
+    if reuse and "fixed" in getattr(db.list_tables(), "tables", []):
+        table = db.open_table("fixed")
+        return FixedChunkIndex(table, embedder, table.count_rows())
     sources, texts = [], []
     for source, path in iter_source_files(DocsRoot(docs)):
-        words = path.read_text(encoding="utf-8", errors="replace").split()
+        try:
+            loaded, _ = load_file(path, source, ["utf-8"], 50_000_000)
+        except LoadError:
+            continue
+        words = " ".join([loaded.title] + [s.text for s in loaded.sections]).split()
         for start in range(0, len(words), WORDS):
             sources.append(source)
             texts.append(" ".join(words[start:start + WORDS]))
     vectors = embedder.embed_documents(texts)
-    db = lancedb.connect(str(folder))
     dims = vectors.shape[1]
     data = pa.table({
         "source": sources, "text": texts,
