@@ -62,7 +62,7 @@ class App(IndexOperations):
         cfg = self.settings.index
         return ChunkStore(uri, storage_options=cfg.storage_options, vector_index=VectorIndexSettings(
             min_rows=cfg.vector_index_min_chunks, nprobes=cfg.vector_index_nprobes,
-            refine_factor=cfg.vector_index_refine_factor))
+            rescored=cfg.vector_index_rescored))
 
     @cached_property
     def embedder(self):

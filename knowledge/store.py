@@ -10,7 +10,9 @@ in the same single manifest commit.
 from __future__ import annotations
 
 import json
+import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -60,25 +62,26 @@ class VectorIndexSettings:
 
     Below `min_rows` chunks an exact scan over vectors held in memory is both faster and
     exact (43k chunks: ~5 ms, 66 MB). Past it the table is given LanceDB's IVF-PQ index:
-    `partitions` inverted lists (default ~sqrt(rows)) of 48-byte product-quantised codes
-    (384 dims / 8 per sub-vector), so serving holds ~50 MB per million chunks instead of
-    1.5 GB of raw vectors. A query scans the `nprobes` nearest lists and re-scores the best
-    `limit x refine_factor` codes against the raw vectors read from disk, which keeps
-    recall@10 against exact search >= 0.95 (tests/benchmarks/bench_scale.py measures it).
+    inverted lists (`partitions`; default LanceDB's own, ~8k rows each) of 48-byte product-
+    quantised codes (384 dims / 8 per sub-vector), so serving holds ~50 MB per million chunks
+    instead of 1.5 GB of raw vectors. A query scans the `nprobes` nearest lists and re-scores
+    the `rescored` best codes (at least the number asked for) against the raw vectors read
+    from disk, which keeps recall@10 against exact search >= 0.95
+    (tests/benchmarks/bench_scale.py measures it).
     New rows are searchable at once (unindexed fragments are scanned exactly) and are folded
     into the index by the next re-index's optimise step; a changed model or chunking builds a
     new table with a freshly trained index.
     """
 
     min_rows: int = 100_000
-    partitions: int = 0  # 0: ~sqrt(rows), LanceDB's own choice
+    partitions: int = 0  # 0: LanceDB's own choice (~8k rows per list)
     sub_vectors: int = 0  # 0: dims / 8
     nprobes: int = 24
-    refine_factor: int = 10
+    rescored: int = 100
 
     def __post_init__(self) -> None:
-        if self.min_rows < 1 or self.nprobes < 1 or self.refine_factor < 1:
-            raise ValueError("vector index min_rows, nprobes and refine_factor must be >= 1")
+        if self.min_rows < 1 or self.nprobes < 1 or self.rescored < 1:
+            raise ValueError("vector index min_rows, nprobes and rescored must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ class ChunkStore:
         self._reader = None
         self._reader_cache: tuple[int, _Snapshot | _IndexedReader] | None = None
         self.vector_index = vector_index or VectorIndexSettings()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chunk-store")
         self._checked_at = 0.0
 
     # ----- manifest -------------------------------------------------------------------
@@ -209,8 +213,9 @@ class ChunkStore:
         if reader is None:
             return []
         vector = np.asarray(vector, dtype=np.float32)
-        hits = self._text_hits(text, limit, collections, reader.text_hit_columns)
-        return reader.candidates(vector, hits, limit, collections)
+        # The full-text search runs beside the vector search (both release the GIL).
+        text_hits = self._pool.submit(self._text_hits, text, limit, collections, reader.text_hit_columns)
+        return reader.candidates(vector, text_hits, limit, collections)
 
     def neighbours(self, row: dict[str, Any], offsets: Iterable[int] = (-1, 1)) -> list[dict[str, Any]]:
         """The chunks just before and after `row` in its document that belong to the same
@@ -389,12 +394,13 @@ class _Snapshot:
         self.page_of = np.asarray([self.position_of.get((c, src, 0), i) for i, (c, src) in enumerate(zip(
             self.columns["collection"].to_pylist(), self.columns["source"].to_pylist()))], dtype=np.int64)
 
-    def candidates(self, vector: np.ndarray, hits: pa.Table, limit: int,
+    def candidates(self, vector: np.ndarray, text_hits: Future[pa.Table], limit: int,
                    collections: list[str] | None) -> list[dict[str, Any]]:
         sims = self.similarities(vector, collections)
         rows: dict[int, dict[str, Any]] = {}
         for index in self.top(sims, limit):
             rows[index] = self.row(index, float(sims[index]), 0.0)
+        hits = text_hits.result()
         for chunk_id, bm25 in zip(hits.column("chunk_id").to_pylist(), hits.column("_score").to_pylist()):
             index = self.index_of.get(chunk_id)
             if index is None:
@@ -446,20 +452,21 @@ class _IndexedReader:
         self.table = table
         self.settings = settings
 
-    def candidates(self, vector: np.ndarray, hits: pa.Table, limit: int,
+    def candidates(self, vector: np.ndarray, text_hits: Future[pa.Table], limit: int,
                    collections: list[str] | None) -> list[dict[str, Any]]:
+        refine = max(1, math.ceil(self.settings.rescored / limit))
         query = (self.table.search(vector, vector_column_name="vector").distance_type("cosine")
-                 .nprobes(self.settings.nprobes).refine_factor(self.settings.refine_factor).limit(limit))
+                 .nprobes(self.settings.nprobes).refine_factor(refine).limit(limit))
         if collections:
             query = query.where(_in("collection", collections), prefilter=True)
         rows: dict[str, dict[str, Any]] = {}
-        for row in query.select(CHUNK_COLUMNS + ["vector"]).to_arrow().to_pylist():
-            rows[row["chunk_id"]] = self._row(row, vector, 0.0)
-        for row in hits.to_pylist():
+        for row in _scored_rows(query.select(CHUNK_COLUMNS + ["vector"]).to_arrow(), vector):
+            rows[row["chunk_id"]] = row
+        for row in _scored_rows(text_hits.result(), vector):
             if row["chunk_id"] in rows:
-                rows[row["chunk_id"]]["bm25"] = row["_score"]
+                rows[row["chunk_id"]]["bm25"] = row["bm25"]
             else:
-                rows[row["chunk_id"]] = self._row(row, vector, row["_score"])
+                rows[row["chunk_id"]] = row
         self._add_page_similarities(vector, list(rows.values()))
         return list(rows.values())
 
@@ -469,8 +476,8 @@ class _IndexedReader:
         if sources:
             found = (self.table.search().where(f"position = 0 AND {_in('source', sources)}")
                      .select(["collection", "source", "vector"]).limit(len(sources) * 4).to_arrow())
-            for page in found.to_pylist():
-                pages[(page["collection"], page["source"])] = float(np.dot(page["vector"], vector))
+            for page in _scored_rows(found, vector):
+                pages[(page["collection"], page["source"])] = page["similarity"]
         for row in rows:
             row["page_similarity"] = pages.get((row["collection"], row["source"]), row["similarity"])
 
@@ -483,13 +490,19 @@ class _IndexedReader:
         by_position = {r["position"]: r for r in found.to_pylist()}
         return [{**by_position[p], "similarity": 0.0, "bm25": 0.0} for p in positions if p in by_position]
 
-    @staticmethod
-    def _row(row: dict[str, Any], vector: np.ndarray, bm25: float) -> dict[str, Any]:
-        similarity = float(np.dot(np.asarray(row.pop("vector"), dtype=np.float32), vector))
-        row.pop("_score", None)
-        row.pop("_distance", None)
-        row["similarity"], row["bm25"] = similarity, bm25
-        return row
+
+def _scored_rows(found: pa.Table, vector: np.ndarray) -> list[dict[str, Any]]:
+    """Rows of a LanceDB result with their exact cosine to `vector` (from the raw vectors, in
+    one matrix product) and their BM25 `_score` when it is a full-text result."""
+    if not len(found):
+        return []
+    vectors = found.column("vector").combine_chunks()
+    sims = np.asarray(vectors.flatten(), dtype=np.float32).reshape(len(found), -1) @ vector
+    scores = found.column("_score").to_pylist() if "_score" in found.column_names else [0.0] * len(found)
+    rows = found.drop_columns([c for c in ("vector", "_score", "_distance") if c in found.column_names]).to_pylist()
+    for row, similarity, bm25 in zip(rows, sims, scores):
+        row["similarity"], row["bm25"] = float(similarity), bm25
+    return rows
 
 
 class IndexWriter:
@@ -547,16 +560,16 @@ class IndexWriter:
             if rows > 0:
                 self.table.create_fts_index("search_text", replace=True)
             if rows >= self.store.vector_index.min_rows and not _has_vector_index(self.table):
-                self._create_vector_index(rows)
+                self._create_vector_index()
         # Compacts, and folds rows added since the vector index was trained into it.
         self.table.optimize(cleanup_older_than=timedelta(days=30))
         return self.store._staged(self.table, self.settings)
 
-    def _create_vector_index(self, rows: int) -> None:
+    def _create_vector_index(self) -> None:
         settings = self.store.vector_index
         dims = self.table.schema.field("vector").type.list_size
         self.table.create_index("vector", config=IvfPq(
-            distance_type="cosine", num_partitions=settings.partitions or max(1, int(rows ** 0.5)),
+            distance_type="cosine", num_partitions=settings.partitions or None,
             num_sub_vectors=settings.sub_vectors or max(1, dims // 8)))
         # Page and neighbour look-ups filter on these; without an index each one scans the table.
         self.table.create_index("source", config=BTree())
