@@ -12,7 +12,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,12 +33,23 @@ DEFAULT_CONFIG_FILE = "supportbot.toml"
 _SOURCE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
+class ConfigError(ValueError):
+    """A configuration that cannot be used, said in one line: where, and what is wrong
+    (never the value, which may be a secret)."""
+
+
+class _Section(BaseModel):
+    """A [table] of the config file: a misspelt or retired key is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "supportbot"
 
 
-class DocsSource(BaseModel):
+class DocsSource(_Section):
     """A named docs source: a local folder, or a git repository pulled before each re-index.
     Channel scoping refers to sources by `name`."""
 
@@ -53,7 +73,7 @@ class DocsSource(BaseModel):
         return self
 
 
-class IndexConfig(BaseModel):
+class IndexConfig(_Section):
     uri: str | None = Field(None, description="LanceDB location; default <data_dir>/index (s3:// works too)")
     storage_options: dict[str, str] = Field(default_factory=dict, description=(
         "object store settings for an s3:// uri (aws_endpoint, aws_region, keys...), as JSON"))
@@ -68,14 +88,14 @@ class IndexConfig(BaseModel):
         "nearest candidates by compressed code re-scored on their raw vectors (at least the number asked for)"))
 
 
-class EmbeddingConfig(BaseModel):
+class EmbeddingConfig(_Section):
     model: str = Field("bundled", description="'bundled' (all-MiniLM-L6-v2) or any sentence-transformers path/id")
     batch_size: int = Field(16, ge=1, description="chunks embedded at once")
     dtype: str = Field("auto", pattern="^(auto|float32|bfloat16)$", description=(
         "auto: bfloat16 where the CPU has AMX/AVX512-BF16"))
 
 
-class RetrievalConfig(BaseModel):
+class RetrievalConfig(_Section):
     top_k: int = Field(3, ge=1, le=20, description="documents the answer is generated from")
     candidates: int = Field(100, ge=1, description="chunks fetched by each search before fusion")
     text_weight: float = Field(0.4, ge=0, le=1, description=(
@@ -86,7 +106,7 @@ class RetrievalConfig(BaseModel):
     min_similarity: float = Field(0.40, ge=-1, le=1, description="below this the bot says the docs lack the answer")
 
 
-class GenerationConfig(BaseModel):
+class GenerationConfig(_Section):
     model: str = Field("bundled", description="'bundled' (SmolLM2-135M-Instruct) or a causal LM path/id")
     max_new_tokens: int = Field(160, ge=1, le=4096, description="longest answer, in tokens")
     repetition_penalty: float = Field(1.0, ge=1.0, description=(
@@ -108,12 +128,12 @@ class GenerationConfig(BaseModel):
         return self
 
 
-class VoiceConfig(BaseModel):
+class VoiceConfig(_Section):
     channels: dict[str, str] = Field(default_factory=dict, description="channel id -> voice name")
     merge: bool = Field(True, description="merge the voice in use into the weights (no speed cost)")
 
 
-class ReindexConfig(BaseModel):
+class ReindexConfig(_Section):
     """The nightly re-index and its eval gate."""
 
     schedule: str = Field("0 3 * * *", description="crontab line (minute hour day month weekday); '' = never")
@@ -136,7 +156,7 @@ class ReindexConfig(BaseModel):
         return value.strip()
 
 
-class AnswersConfig(BaseModel):
+class AnswersConfig(_Section):
     show_indexed_at: bool = Field(False, description="end answers with 'docs indexed <when>'")
     channel_sources: dict[str, list[str]] = Field(default_factory=dict, description=(
         "channel id -> docs source names it may answer from; other channels use every source"))
@@ -147,7 +167,7 @@ class AnswersConfig(BaseModel):
     frame: bool = Field(True, description="composed answers: the model (in the active voice) writes a lead-in and sign-off")
 
 
-class ServeConfig(BaseModel):
+class ServeConfig(_Section):
     """What `supportbot serve` runs and how much it takes on at once."""
 
     platforms: list[str] = Field(default_factory=list, description=(
@@ -159,7 +179,7 @@ class ServeConfig(BaseModel):
         "/healthz and /metrics (Prometheus) for any platform; 0: off (Slack HTTP mode serves them too)"))
 
 
-class SlackConfig(BaseModel):
+class SlackConfig(_Section):
     mode: str = Field("socket", pattern="^(socket|http)$", description=(
         "socket: Socket Mode (SLACK_APP_TOKEN), one box; http: Events API on host:port (SLACK_SIGNING_SECRET)"))
     host: str = Field("0.0.0.0", description="HTTP mode: address to listen on")
@@ -171,7 +191,7 @@ class SlackConfig(BaseModel):
     edit_interval_s: float = Field(1.0, ge=0.2, description="streamed answers are edited at most this often")
 
 
-class DiscordConfig(BaseModel):
+class DiscordConfig(_Section):
     guild_ids: list[int] = Field(default_factory=list, description=(
         "servers to register the slash commands in (instant); empty: globally (can take an hour)"))
     admin_role_ids: list[int] = Field(default_factory=list, description="members with these roles are admins too")
@@ -181,7 +201,7 @@ class DiscordConfig(BaseModel):
     edit_interval_s: float = Field(1.0, ge=0.2, description="streamed answers are edited at most this often")
 
 
-class ConversationConfig(BaseModel):
+class ConversationConfig(_Section):
     history_turns: int = Field(3, ge=0, description="earlier exchanges a follow-up sees")
     ttl_hours: float = Field(24.0, gt=0, description="a conversation is forgotten after this long idle")
 
@@ -290,6 +310,15 @@ class Settings(BaseSettings):
         return view
 
 
+def describe_errors(err: ValidationError) -> str:
+    """One line for every problem: `retrieval.vector_weight: unknown setting; ...`."""
+    problems = []
+    for error in err.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "config"
+        problems.append(f"{where}: {'unknown setting' if error['type'] == 'extra_forbidden' else error['msg']}")
+    return "; ".join(problems)
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Read the TOML file (explicit, $SUPPORTBOT_CONFIG, or ./supportbot.toml if present)."""
     path = config_file or (Path(os.environ["SUPPORTBOT_CONFIG"]) if os.environ.get("SUPPORTBOT_CONFIG") else None)
@@ -301,7 +330,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         "model_config": {**Settings.model_config, "toml_file": path},
         "__module__": __name__,
     })
-    settings = bound(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = bound(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as err:
+        raise ConfigError(describe_errors(err)) from None
     if path is not None:  # relative paths in a config file are relative to that file
         base = Path(path).resolve().parent
         for source in settings.docs:

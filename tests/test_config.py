@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import SecretInConfigFile, load_settings
+from bot.config import ConfigError, SecretInConfigFile, load_settings
 
 
 def test_toml_then_env_then_explicit_overrides(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
@@ -51,3 +51,18 @@ def test_invalid_values_and_missing_file_are_reported(tmp_path: Path, clean_env:
     clean_env.setenv("SUPPORTBOT_EMBEDDING__DTYPE", "float8")
     with pytest.raises(Exception, match="dtype"):
         load_settings(data_dir=tmp_path)
+
+
+def test_a_misspelt_or_retired_key_is_refused_in_one_line_without_its_value(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "supportbot.toml"
+    config.write_text('[retrieval]\nvector_weight = 0.6\ntopk = 5\n[generation]\nbackend = "hal9000"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert str(caught.value) == ("retrieval.vector_weight: unknown setting; retrieval.topk: unknown setting; "
+                                 "generation.backend: String should match pattern '^(local|openai)$'")
+    assert "hal9000" not in str(caught.value) and "0.6" not in str(caught.value)
+    config.write_text('[retreival]\ntop_k = 5\n')
+    with pytest.raises(ConfigError, match=r"^retreival: unknown setting$"):
+        load_settings(config)
