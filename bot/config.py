@@ -7,6 +7,7 @@ their own well-known variables only and are SecretStr: they never print, log or 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -226,8 +227,15 @@ class SecretInConfigFile(ValueError):
     pass
 
 
+# Values shaped like platform credentials: Slack bot/user/app tokens, OpenAI-style keys,
+# Discord bot tokens (three base64url parts), PEM private keys.
+_SECRET_VALUE = re.compile(
+    r"^(xox[abposr]-|xapp-|sk-[A-Za-z0-9_-]{16,}|-----BEGIN [A-Z ]*PRIVATE KEY)"
+    r"|^[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}$")
+
+
 class _TomlWithoutSecrets(TomlConfigSettingsSource):
-    """The TOML file may hold every setting but the platform secrets."""
+    """The TOML file may hold every setting but the platform secrets, under any key."""
 
     def __call__(self) -> dict[str, Any]:
         data = super().__call__()
@@ -236,7 +244,20 @@ class _TomlWithoutSecrets(TomlConfigSettingsSource):
                 raise SecretInConfigFile(
                     f"{field} must not be in the config file: set the {variable} environment variable instead"
                 )
+        for where, value in _leaves(data):
+            if isinstance(value, str) and _SECRET_VALUE.search(value.strip()):
+                raise SecretInConfigFile(
+                    f"{where} holds what looks like a token or key: secrets never go in the config file; "
+                    f"set {', '.join(SECRET_FIELDS.values())} in the environment instead")
         return data
+
+
+def _leaves(data: Any, where: str = "") -> list[tuple[str, Any]]:
+    if isinstance(data, dict):
+        return [leaf for key, value in data.items() for leaf in _leaves(value, f"{where}.{key}" if where else key)]
+    if isinstance(data, list):
+        return [leaf for i, value in enumerate(data) for leaf in _leaves(value, f"{where}[{i}]")]
+    return [(where, data)]
 
 
 class Settings(BaseSettings):
@@ -310,13 +331,39 @@ class Settings(BaseSettings):
         return view
 
 
+# Settings that existed once: why they went, so an old config file is easy to fix.
+_RETIRED = {
+    "retrieval.vector_weight": "no longer a setting (remove it): BM25's share now adapts to each question, "
+                               "up to retrieval.text_weight, and the embedding has the rest",
+}
+
+
 def describe_errors(err: ValidationError) -> str:
     """One line for every problem: `retrieval.vector_weight: unknown setting; ...`."""
     problems = []
     for error in err.errors(include_input=False, include_url=False):
         where = ".".join(str(part) for part in error["loc"]) or "config"
-        problems.append(f"{where}: {'unknown setting' if error['type'] == 'extra_forbidden' else error['msg']}")
+        if error["type"] == "extra_forbidden" and where in _RETIRED:
+            problems.append(f"{where}: {_RETIRED[where]}")
+        elif error["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(error["loc"][-1]), _keys_at(error["loc"][:-1]), n=1)
+            problems.append(f"{where}: unknown setting" + (f" (did you mean {close[0]}?)" if close else ""))
+        else:
+            problems.append(f"{where}: {error['msg']}")
     return "; ".join(problems)
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The valid keys of the table at `loc` (`()` is the file's top level)."""
+    model: Any = Settings
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None) if field else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif part == loc[-1] or isinstance(part, int):
+            return []
+    return [name for name in model.model_fields if name not in SECRET_FIELDS]
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -60,9 +60,26 @@ def test_a_misspelt_or_retired_key_is_refused_in_one_line_without_its_value(
     config.write_text('[retrieval]\nvector_weight = 0.6\ntopk = 5\n[generation]\nbackend = "hal9000"\n')
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
-    assert str(caught.value) == ("retrieval.vector_weight: unknown setting; retrieval.topk: unknown setting; "
-                                 "generation.backend: String should match pattern '^(local|openai)$'")
+    assert str(caught.value) == (
+        "retrieval.vector_weight: no longer a setting (remove it): BM25's share now adapts to each question, up "
+        "to retrieval.text_weight, and the embedding has the rest; retrieval.topk: unknown setting (did you mean "
+        "top_k?); generation.backend: String should match pattern '^(local|openai)$'")
     assert "hal9000" not in str(caught.value) and "0.6" not in str(caught.value)
-    config.write_text('[retreival]\ntop_k = 5\n')
-    with pytest.raises(ConfigError, match=r"^retreival: unknown setting$"):
+    config.write_text('[retreival]\ntop_k = 5\n[index]\nchunk_max_tokenz = 5\n')
+    with pytest.raises(ConfigError) as caught:
         load_settings(config)
+    assert str(caught.value) == ("index.chunk_max_tokenz: unknown setting (did you mean chunk_max_tokens?); "
+                                 "retreival: unknown setting (did you mean retrieval?)")
+
+
+@pytest.mark.parametrize("line", ['slack_token = "xoxb-leak-typo-444"', '[slack]\nbot_token = "xoxb-1-2-abc"',
+                                  '[generation]\nremote_model = "sk-proj-0123456789abcdefghij"'])
+def test_a_secret_looking_value_under_any_key_is_refused_without_echoing_it(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch, line: str
+) -> None:
+    config = tmp_path / "supportbot.toml"
+    config.write_text(line + "\n")
+    with pytest.raises(SecretInConfigFile, match="holds what looks like a token or key") as caught:
+        load_settings(config)
+    value = line.split('"')[1]
+    assert value not in str(caught.value) and "\n" not in str(caught.value)
