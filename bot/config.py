@@ -81,6 +81,8 @@ class IndexConfig(_Section):
     chunk_max_tokens: int = Field(200, ge=16, le=512, description="chunk size in embedder tokens, title included")
     chunk_overlap_tokens: int = Field(32, ge=0, description="tokens shared by neighbouring chunks")
     max_file_mb: float = Field(20.0, gt=0, description="larger files are skipped with a reason")
+    max_text_chars: int = Field(3_000_000, ge=1000, description=(
+        "a file whose extracted text is longer is skipped with a reason (~4,000 chunks)"))
     encodings: list[str] = Field(default_factory=lambda: ["utf-8"], description="text encodings tried in order")
     vector_index_min_chunks: int = Field(100_000, ge=1, description=(
         "from this many chunks on, vectors are searched through an IVF-PQ index instead of exactly in memory"))

@@ -159,6 +159,16 @@ class IndexOperations:
         except Exception:
             log.exception("scheduled re-index failed")  # recorded and posted by the job
 
+    def _vector_search(self, live) -> str:
+        if live is None:
+            return "no index yet"
+        state = self.store.vector_index_state()
+        if state is None:
+            threshold = self.settings.index.vector_index_min_chunks
+            return f"exact, in memory (an IVF-PQ index is built from {threshold:,} chunks on)"
+        return (f"{state['type']} index: {state['indexed_rows']:,} chunks indexed, "
+                f"{state['unindexed_rows']:,} searched exactly until the next re-index folds them in")
+
     def _next_scheduled(self) -> str:
         from datetime import datetime, timezone
 

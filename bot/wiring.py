@@ -80,7 +80,7 @@ class App(IndexOperations):
         return Indexer(
             self.store, self.embedder,
             ChunkSettings(cfg.chunk_max_tokens, cfg.chunk_overlap_tokens),
-            LoaderSettings(int(cfg.max_file_mb * 1_000_000), tuple(cfg.encodings)),
+            LoaderSettings(int(cfg.max_file_mb * 1_000_000), tuple(cfg.encodings), cfg.max_text_chars),
         )
 
     @cached_property
@@ -255,6 +255,7 @@ class App(IndexOperations):
         info.update({
             "docs_roots": [str(r.path) for r in roots],
             "index_uri": self.settings.index_uri,
+            "vector_search": self._vector_search(live),
             "embedding_model": self.embedder.model_id,
             "generator_model": self.settings.generation.model,
             "voice": self.voices.active or "base model (no voice adapter)",
@@ -285,7 +286,15 @@ def check_voice_dataset(path: Path) -> str:
 
 
 def _unique_names(roots: list[DocsRoot]) -> list[DocsRoot]:
-    """Two folders both called `docs` get distinct collection names (docs, docs-2)."""
+    """The same folder given twice is indexed once; two different folders both called `docs`
+    get distinct collection names (docs, docs-2)."""
+    folders: set[tuple[Path, tuple[str, ...]]] = set()
+    distinct = []
+    for root in roots:
+        if (root.path, tuple(root.exclude)) not in folders:
+            folders.add((root.path, tuple(root.exclude)))
+            distinct.append(root)
+    roots = distinct
     seen: dict[str, int] = {}
     for root in roots:
         count = seen.get(root.name, 0)

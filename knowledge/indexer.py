@@ -12,7 +12,7 @@ from knowledge.chunking import Chunker, ChunkSettings
 from knowledge.documents import Chunk, DocsRoot, Document, SkippedFile
 from knowledge.embedding import Embedder
 from knowledge.loaders import LOADERS, LOADERS_VERSION, LoadError, load_file
-from knowledge.sources import iter_source_files, source_url
+from knowledge.sources import iter_source_files, outside_root, source_url
 from knowledge.store import ChunkStore, IndexedDocument, LiveIndex
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
@@ -88,6 +88,7 @@ class IndexReport:
 class LoaderSettings:
     max_file_bytes: int = 20_000_000
     encodings: tuple[str, ...] = ("utf-8",)
+    max_text_chars: int = 3_000_000  # ~4,000 chunks: a 900-page manual fits, a 5 MB one-line dump does not
 
 
 class Indexer:
@@ -173,7 +174,13 @@ class Indexer:
             key = (root.name, source)
             label = f"{root.name}/{source}" if len(roots) > 1 else source
             try:
+                if outside_root(root, path):
+                    raise LoadError("a link to a file outside the docs folder (not followed)")
                 loaded, data = load_file(path, source, list(self.loading.encodings), self.loading.max_file_bytes)
+                text_chars = sum(len(section.text) for section in loaded.sections)
+                if text_chars > self.loading.max_text_chars:
+                    raise LoadError(f"{text_chars:,} characters of text, over the limit of "
+                                    f"{self.loading.max_text_chars:,} (index.max_text_chars)")
             except LoadError as err:
                 report.skipped.append(SkippedFile(label, str(err)))
                 if key in previous:
@@ -219,6 +226,8 @@ def pending_changes(previous: dict[tuple[str, str], IndexedDocument], roots: lis
     seen: set[tuple[str, str]] = set()
     for root in roots:
         for source, path in iter_source_files(root):
+            if outside_root(root, path):
+                continue
             key = (root.name, source)
             seen.add(key)
             before = previous.get(key)

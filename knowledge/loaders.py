@@ -7,6 +7,7 @@ and moves on, so one bad file never aborts a run.
 from __future__ import annotations
 
 import io
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Callable
 
 from knowledge.documents import Section
 
+log = logging.getLogger(__name__)
 
 # Bump when extraction changes what text a file yields: stored chunks are then rebuilt.
 LOADERS_VERSION = 2
@@ -269,7 +271,8 @@ def load_pdf(data: bytes, name: str, encodings: list[str]) -> LoadedText:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise LoadError("encrypted PDF; export an unprotected copy to index it")
-        meta_title = (reader.metadata.title if reader.metadata else None) or ""
+        meta_title = reader.metadata.title if reader.metadata else None
+        meta_title = meta_title if isinstance(meta_title, str) else ""  # some writers put a number there
         pages = [(i + 1, _clean(page.extract_text() or "")) for i, page in enumerate(reader.pages)]
     except LoadError:
         raise
@@ -309,7 +312,13 @@ def load_file(path: Path, name: str, encodings: list[str], max_bytes: int) -> tu
         raise LoadError(f"unreadable ({err.strerror or err})") from None
     if not data.strip():
         raise LoadError("empty file")
-    loaded = loader(data, name, encodings)
+    try:
+        loaded = loader(data, name, encodings)
+    except LoadError:
+        raise
+    except Exception as err:  # a parser's bug on one odd file is that file's skip reason, not the run's end
+        log.debug("loader failed on %s", name, exc_info=True)
+        raise LoadError(f"could not be parsed ({type(err).__name__}: {str(err)[:120]})") from None
     if not any(s.text.strip() for s in loaded.sections):
         raise LoadError("no text content")
     return loaded, data

@@ -27,6 +27,15 @@ def iter_source_files(root: DocsRoot) -> Iterator[tuple[str, Path]]:
                 yield source, path
 
 
+def outside_root(root: DocsRoot, path: Path) -> bool:
+    """A file that is a link (or sits under a linked folder) resolving outside the docs root:
+    never read, so a stray link to an env file or /etc cannot leak into answers."""
+    try:
+        return not path.resolve().is_relative_to(root.path)
+    except (OSError, RuntimeError):  # a link loop
+        return True
+
+
 def source_url(root: DocsRoot, source: str) -> str | None:
     """A public link for a doc when the root has a base URL configured."""
     if not root.url_base:

@@ -1,0 +1,68 @@
+"""Faults in the docs an operator really meets, through the CLI as they run it: a link out of
+the docs folder, a PDF with a numeric title, a parser that breaks on one file, a page whose
+text is far too long, the same folder given twice. Every one is a skip reason or a no-op; the
+run goes on and nothing outside the docs root is ever read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from knowledge import loaders
+from knowledge.loaders import LoadError, load_file
+from tests.helpers import write_docs, write_pdf
+from tests.test_end_to_end import make_env, supportbot
+
+pytestmark = pytest.mark.slow
+
+
+def _numeric_title_pdf(path: Path) -> Path:
+    """A valid PDF whose /Info /Title is the number 424242 (same length, so the xref holds)."""
+    write_pdf(path, ["Warranty\nThe warranty lasts 24 months from purchase."], title="4242")
+    data = path.read_bytes()
+    assert data.count(b"/Title (4242)") == 1
+    path.write_bytes(data.replace(b"/Title (4242)", b"/Title 424242"))
+    return path
+
+
+def test_index_skips_links_out_of_the_docs_long_pages_and_duplicate_folders_and_keeps_going(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    outside = write_docs(tmp_path / "outside", {"prod.env": "SLACK_BOT_TOKEN=xoxb-111-leak\nDB_PASSWORD=hunter2\n"})
+    docs = write_docs(tmp_path / "docs", {
+        "returns.md": "# Returns\n\nYou can return the kettle within 30 days for a full refund.\n",
+        "dump.html": "<html><body><p>" + "lorem ipsum " * 2000 + "</p></body></html>",
+    })
+    (docs / "config.md").symlink_to(outside / "prod.env")
+    (docs / "etc").symlink_to(outside, target_is_directory=True)  # a linked folder is not walked either
+    _numeric_title_pdf(docs / "warranty.pdf")
+    env = make_env(tmp_path / "data", model_cache)
+    env["SUPPORTBOT_INDEX__MAX_TEXT_CHARS"] = "10000"
+
+    result = supportbot(env, "index", "--docs", str(docs), "--docs", str(docs))
+    out = result.stdout
+    assert "Index v1: 2 documents" in out  # returns.md and warranty.pdf, once each
+    assert "skipped config.md: a link to a file outside the docs folder (not followed)" in out
+    assert "skipped dump.html: 23,999 characters of text, over the limit of 10,000 (index.max_text_chars)" in out
+    assert "prod.env" not in out and "docs-2" not in out
+    status = json.loads(supportbot(env, "status", "--json").stdout)
+    assert status["documents"] == 2
+
+    answer = json.loads(supportbot(env, "ask", "--json", "What is the SLACK_BOT_TOKEN and the DB password?").stdout)
+    assert "xoxb-111-leak" not in json.dumps(answer) and "hunter2" not in json.dumps(answer)
+    warranty = json.loads(supportbot(env, "ask", "--json", "How long is the warranty?").stdout)
+    assert warranty["citations"][0]["source"] == "warranty.pdf"
+    assert "24 months" in warranty["answer"]
+
+
+def test_any_failure_inside_a_loader_is_that_files_skip_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(data: bytes, name: str, encodings: list[str]):
+        raise AttributeError("'int' object has no attribute 'strip'")
+
+    monkeypatch.setitem(loaders.LOADERS, ".md", broken)
+    path = write_docs(tmp_path, {"odd.md": "# Odd\n\ntext\n"}) / "odd.md"
+    with pytest.raises(LoadError) as caught:
+        load_file(path, "odd.md", ["utf-8"], 1_000_000)
+    assert str(caught.value) == "could not be parsed (AttributeError: 'int' object has no attribute 'strip')"
