@@ -56,6 +56,12 @@ def cli(ctx: click.Context, config_file: Path | None, data_dir: Path | None, ver
     level = logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # Library chatter (Lance's Rust log, pypdf's repairs) only at -vv; the user's output and
+    # our own one-line messages stay readable, and --json output stays the only stdout.
+    if verbose < 2:
+        os.environ.setdefault("LANCEDB_LOG", "error")
+        os.environ.setdefault("LANCE_LOG", "error")
+        logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         settings = load_settings(config_file, data_dir=data_dir)
     except Exception as err:  # a bad config file is a usage error, not a crash
@@ -309,7 +315,15 @@ def main() -> None:
     import bot.cli_voice  # noqa: F401  (registers `supportbot voice ...`)
 
     try:
-        cli(standalone_mode=True)
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Abort as abort:  # click turns Ctrl-C (and EOF at a prompt) into Abort
+        interrupted = isinstance(abort.__cause__, KeyboardInterrupt) or abort.__cause__ is None
+        click.echo("\nInterrupted." if interrupted else "\nAborted.", err=True)
+        sys.exit(130 if interrupted else 1)
     except KeyboardInterrupt:
         click.echo("\nInterrupted.", err=True)
         sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

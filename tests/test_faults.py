@@ -6,6 +6,10 @@ run goes on and nothing outside the docs root is ever read."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,3 +70,30 @@ def test_any_failure_inside_a_loader_is_that_files_skip_reason(tmp_path: Path, m
     with pytest.raises(LoadError) as caught:
         load_file(path, "odd.md", ["utf-8"], 1_000_000)
     assert str(caught.value) == "could not be parsed (AttributeError: 'int' object has no attribute 'strip')"
+
+
+def test_ctrl_c_during_voice_training_exits_130_and_leaves_the_voices_as_they_were(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    env = make_env(tmp_path / "data", model_cache)
+    process = subprocess.Popen([sys.executable, "-m", "bot", "voice", "train", "--name", "halfway"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # loading the base model or already training: either way the user's Ctrl-C
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert err.rstrip().endswith("Interrupted.") and "Traceback" not in err
+    listed = supportbot(env, "voice", "list").stdout
+    assert "halfway" not in listed
+
+
+def test_json_runs_keep_library_chatter_off_stderr_unless_asked_with_vv(tmp_path: Path, model_cache: Path) -> None:
+    docs = write_docs(tmp_path / "docs", {"a.md": "# A\n\nThe kettle holds 1.7 litres.\n",
+                                          "broken.pdf": b"%PDF-1.4\nthis is not really a pdf"})
+    env = make_env(tmp_path / "data", model_cache)
+    result = supportbot(env, "index", "--json", "--docs", str(docs))
+    report = json.loads(result.stdout)
+    assert [s["source"] for s in report["skipped"]] == ["broken.pdf"]
+    assert result.stderr == ""  # no Lance "No existing dataset" WARN, no pypdf "EOF marker not found"
+    loud = supportbot(make_env(tmp_path / "data-2", model_cache), "-vv", "index", "--json", "--docs", str(docs))
+    assert "No existing dataset" in loud.stderr
