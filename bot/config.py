@@ -86,8 +86,8 @@ class IndexConfig(_Section):
     encodings: list[str] = Field(default_factory=lambda: ["utf-8"], description="text encodings tried in order")
     vector_index_min_chunks: int = Field(100_000, ge=1, description=(
         "from this many chunks on, vectors are searched through an IVF-PQ index instead of exactly in memory"))
-    vector_index_nprobes: int = Field(24, ge=1, description="IVF lists scanned per query (recall vs speed)")
-    vector_index_rescored: int = Field(100, ge=1, description=(
+    vector_index_nprobes: int = Field(48, ge=1, description="IVF lists scanned per query (recall vs speed)")
+    vector_index_rescored: int = Field(200, ge=1, description=(
         "nearest candidates by compressed code re-scored on their raw vectors (at least the number asked for)"))
 
 

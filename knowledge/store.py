@@ -76,8 +76,8 @@ class VectorIndexSettings:
     min_rows: int = 100_000
     partitions: int = 0  # 0: LanceDB's own choice (~8k rows per list)
     sub_vectors: int = 0  # 0: dims / 8
-    nprobes: int = 24
-    rescored: int = 100
+    nprobes: int = 48
+    rescored: int = 200
 
     def __post_init__(self) -> None:
         if self.min_rows < 1 or self.nprobes < 1 or self.rescored < 1:
