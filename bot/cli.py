@@ -284,8 +284,13 @@ def feedback() -> None:
 @click.pass_obj
 def feedback_export(obj: Context, voice_file: Path) -> None:
     """Export approved answers for `supportbot voice train`."""
-    count = obj.app.feedback.export_voice(voice_file)
-    totals = obj.app.feedback.counts()
+    from bot.feedback import FeedbackUnavailable
+
+    try:
+        count = obj.app.feedback.export_voice(voice_file)
+        totals = obj.app.feedback.counts()
+    except FeedbackUnavailable as err:
+        raise click.ClickException(str(err)) from None
     click.echo(f"Wrote {count} voice examples to {voice_file} (from {totals['answers']} answers: "
                f"{totals['thumbs_up']} 👍, {totals['thumbs_down']} 👎). Train with: "
                f"supportbot voice train {voice_file} --name NAME")

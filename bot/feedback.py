@@ -9,11 +9,13 @@ approved.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +38,19 @@ _MIGRATIONS = {  # columns added after the first release of a table
 }
 
 
+log = logging.getLogger(__name__)
+
+
 class UnknownAnswer(KeyError):
     pass
+
+
+FEEDBACK_DOWN_TEXT = "Thanks - but feedback can't be recorded right now; the admins can see why in the bot's log."
+
+
+class FeedbackUnavailable(RuntimeError):
+    """The feedback database cannot be used (damaged, unreadable): said in one line with the
+    file and what to do. Answering never depends on it."""
 
 
 @dataclass(frozen=True)
@@ -58,19 +71,46 @@ class FeedbackStore:
     def __init__(self, path: Path, on_rating: Callable[[int], None] | None = None) -> None:
         self.path = Path(path)
         self.on_rating = on_rating  # e.g. metrics
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        for (table, column), ddl in _MIGRATIONS.items():
-            if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
-                self._db.execute(ddl)
-        self._db.execute("CREATE INDEX IF NOT EXISTS answers_conversation ON answers(conversation)")
+        self._connection: sqlite3.Connection | None = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """Opened on first use, so a damaged file costs feedback, never the bot's start."""
+        if self._connection is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+                for (table, column), ddl in _MIGRATIONS.items():
+                    if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                        db.execute(ddl)
+                db.execute("CREATE INDEX IF NOT EXISTS answers_conversation ON answers(conversation)")
+            except (sqlite3.Error, OSError) as err:
+                raise self._unavailable(err) from None
+            self._connection = db
+        return self._connection
+
+    def _unavailable(self, err: Exception) -> FeedbackUnavailable:
+        return FeedbackUnavailable(
+            f"the feedback database {self.path} cannot be used ({err}); move it aside "
+            f"(mv {self.path} {self.path}.damaged) and a fresh one is started on the next answer")
 
     def record_answer(self, question: Question, answer: Answer) -> str:
+        """Keep what was answered so its buttons can be rated later. A feedback database that
+        fails is logged loudly and the answer goes out all the same (unrateable)."""
         answer_id = uuid.uuid4().hex[:16]
         sources = [c.model_dump(mode="json") for c in answer.citations]
+        try:
+            self._insert_answer(answer_id, question, answer, sources)
+        except FeedbackUnavailable as err:
+            log.error("answer %s not recorded: %s", answer_id, err)
+        except sqlite3.Error as err:
+            log.error("answer %s not recorded: %s", answer_id, self._unavailable(err))
+        return answer_id
+
+    def _insert_answer(self, answer_id: str, question: Question, answer: Answer, sources: list[dict]) -> None:
         with self._lock, self._db:
             self._db.execute(
                 "INSERT INTO answers (id, created_at, platform, channel, user_id, question, answer, abstained, "
@@ -78,17 +118,20 @@ class FeedbackStore:
                 (answer_id, time.time(), question.platform, question.channel_id, question.user_id, question.text,
                  answer.answer, int(answer.abstained), json.dumps(sources), answer.context, answer.voice,
                  question.conversation_id or None))
-        return answer_id
 
     def knows_conversation(self, conversation_id: str) -> bool:
         """Whether the bot answered in this thread before (so a follow-up needs no mention,
-        also after a restart)."""
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM answers WHERE conversation = ? LIMIT 1",
-                                    (conversation_id,)).fetchone() is not None
+        also after a restart). Unknown when the database fails: then only mentions count."""
+        try:
+            with self._lock:
+                return self._db.execute("SELECT 1 FROM answers WHERE conversation = ? LIMIT 1",
+                                        (conversation_id,)).fetchone() is not None
+        except (FeedbackUnavailable, sqlite3.Error) as err:
+            log.error("thread memory unavailable: %s", err)
+            return False
 
     def get(self, answer_id: str) -> StoredAnswer:
-        with self._lock:
+        with self._lock, self._failing_as_unavailable():
             row = self._db.execute("SELECT id, platform, channel, user_id, question, answer, abstained, sources, "
                                    "context, voice FROM answers WHERE id = ?", (answer_id,)).fetchone()
         if row is None:
@@ -101,7 +144,7 @@ class FeedbackStore:
         if rating not in (1, -1):
             raise ValueError("rating must be +1 or -1")
         self.get(answer_id)
-        with self._lock, self._db:
+        with self._lock, self._failing_as_unavailable(), self._db:
             self._db.execute("DELETE FROM feedback WHERE answer_id = ? AND user_id = ? AND rating IS NOT NULL",
                              (answer_id, user_id))
             self._db.execute("INSERT INTO feedback (answer_id, created_at, user_id, rating, comment) "
@@ -113,14 +156,14 @@ class FeedbackStore:
                 by_admin: bool = False) -> None:
         """What was wrong, and (from an admin) what the answer should have been."""
         self.get(answer_id)
-        with self._lock, self._db:
+        with self._lock, self._failing_as_unavailable(), self._db:
             self._db.execute(
                 "INSERT INTO feedback (answer_id, created_at, user_id, comment, correction, by_admin) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (answer_id, time.time(), user_id, comment or None, correction or None, int(by_admin)))
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
+        with self._lock, self._failing_as_unavailable():
             up, down = self._db.execute(
                 "SELECT COALESCE(SUM(rating = 1), 0), COALESCE(SUM(rating = -1), 0) FROM feedback").fetchone()
             answers = self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
@@ -129,7 +172,7 @@ class FeedbackStore:
     def voice_examples(self) -> list[dict]:
         """👍-rated answers as given, and answers an admin corrected with the correction
         (the latest one wins); never an answer rated 👎 and not corrected."""
-        with self._lock:
+        with self._lock, self._failing_as_unavailable():
             rows = self._db.execute("""
                 SELECT a.id, a.question, a.answer, a.context,
                        (SELECT f.correction FROM feedback f WHERE f.answer_id = a.id AND f.by_admin = 1
@@ -154,6 +197,23 @@ class FeedbackStore:
         Path(path).write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples), encoding="utf-8")
         return len(examples)
 
+    @contextmanager
+    def _failing_as_unavailable(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as err:
+            raise self._unavailable(err) from None
+
+    def check(self) -> str | None:
+        """What is wrong with the feedback database, or None when it is healthy."""
+        try:
+            with self._lock, self._failing_as_unavailable():
+                problem = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        except FeedbackUnavailable as err:
+            return str(err)
+        return None if problem == "ok" else str(self._unavailable(RuntimeError(problem)))
+
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._connection is not None:
+                self._connection.close()

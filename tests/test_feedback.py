@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters_lora.dataset import load_examples
-from bot.feedback import FeedbackStore, UnknownAnswer
+from bot.feedback import FeedbackStore, FeedbackUnavailable, UnknownAnswer
 from bot.types import Answer, Citation, Question
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,3 +66,32 @@ def test_liked_answers_are_exported_once(tmp_path: Path) -> None:
     store.rate(again, "slack:UBOB", +1)
     assert store.export_voice(tmp_path / "voice.jsonl") == 1
     assert len(load_examples(tmp_path / "voice.jsonl")) == 1
+
+
+def test_a_damaged_feedback_database_costs_feedback_only_and_says_which_file_and_what_to_do(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    damaged = data / "feedback.sqlite"
+    damaged.write_bytes(b"this was a database until the disk filled up" * 100)
+    store = FeedbackStore(damaged)  # opening never fails: the bot starts and answers
+    with caplog.at_level("ERROR", logger="bot.feedback"):
+        answer_id = answered(store, "How much is Team?", "Team is $8 per user per month [1].")
+    assert len(answer_id) == 16  # the answer still goes out, with its buttons
+    assert f"not recorded: the feedback database {damaged} cannot be used (file is not a database)" in caplog.text
+    assert store.knows_conversation("slack:C1:1") is False
+    with pytest.raises(FeedbackUnavailable, match=r"mv .*feedback.sqlite .*feedback.sqlite.damaged"):
+        store.rate(answer_id, "slack:UALICE", +1)
+    assert "file is not a database" in store.check()
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "bot", "--data-dir", str(data), "feedback", "export", "--voice",
+                          str(tmp_path / "voice.jsonl")], cwd=REPO, capture_output=True, text=True, env=env)
+    assert run.returncode == 1
+    assert run.stderr.strip() == (f"Error: the feedback database {damaged} cannot be used (file is not a database); "
+                                  f"move it aside (mv {damaged} {damaged}.damaged) and a fresh one is started on "
+                                  f"the next answer")
+    assert not (tmp_path / "voice.jsonl").exists()
+    healthy = FeedbackStore(tmp_path / "fresh.sqlite")
+    assert healthy.check() is None

@@ -23,7 +23,7 @@ from discord.ext import commands
 
 from adapters.discord.ui import FeedbackButton, WhatWasWrong, feedback_view, message_pieces, sources_embed
 from bot.commands import CommandContext, CommandRegistry, Reply
-from bot.feedback import FeedbackStore, UnknownAnswer
+from bot.feedback import FEEDBACK_DOWN_TEXT, FeedbackStore, FeedbackUnavailable, UnknownAnswer
 from bot.rendering import freshness_line
 from bot.streaming import LiveMessage
 from bot.types import Question
@@ -237,6 +237,10 @@ class SupportBotCore:
             self.feedback.rate(answer_id, user, +1 if kind == "up" else -1)
         except UnknownAnswer:
             await interaction.response.send_message("That answer is too old to rate.", ephemeral=True)
+            return
+        except FeedbackUnavailable as err:
+            log.error("rating not recorded: %s", err)
+            await interaction.response.send_message(FEEDBACK_DOWN_TEXT, ephemeral=True)
             return
         if kind == "up":
             await interaction.response.send_message("Thanks! Glad it helped.", ephemeral=True)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.feedback import FEEDBACK_DOWN_TEXT, FeedbackUnavailable, UnknownAnswer
 from bot.message_split import split_message
 
 if TYPE_CHECKING:
@@ -99,6 +100,11 @@ class WhatWasWrong(discord.ui.Modal, title="Thanks for the feedback"):
         wrong = (self.wrong.value or "").strip()
         fix = (self.fix.value or "").strip() if self.fix is not None else ""
         if wrong or fix:
-            self.core.feedback.comment(self.answer_id, f"discord:{interaction.user.id}", wrong, fix or None,
-                                       by_admin=self.admin)
+            try:
+                self.core.feedback.comment(self.answer_id, f"discord:{interaction.user.id}", wrong, fix or None,
+                                           by_admin=self.admin)
+            except (UnknownAnswer, FeedbackUnavailable) as err:
+                log.error("comment not recorded: %s", err)
+                await interaction.response.send_message(FEEDBACK_DOWN_TEXT, ephemeral=True)
+                return
         await interaction.response.send_message("Thanks, noted.", ephemeral=True)

@@ -29,7 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks as kit
 from bot.commands import CommandContext, CommandRegistry, Reply
-from bot.feedback import FeedbackStore, UnknownAnswer
+from bot.feedback import FEEDBACK_DOWN_TEXT, FeedbackStore, FeedbackUnavailable, UnknownAnswer
 from bot.rendering import freshness_line
 from bot.streaming import LiveMessage
 from bot.types import Question
@@ -212,10 +212,7 @@ class SlackBot:
                             respond: Callable[..., Awaitable]) -> None:
         await ack()
         user = body["user"]["id"]
-        try:
-            self.feedback.rate(action["value"], f"slack:{user}", +1)
-        except UnknownAnswer:
-            await respond(response_type="ephemeral", replace_original=False, text="That answer is too old to rate.")
+        if not await self._rate(action["value"], user, +1, respond):
             return
         await respond(response_type="ephemeral", replace_original=False, text="Thanks! Glad it helped.")
 
@@ -223,10 +220,7 @@ class SlackBot:
                               respond: Callable[..., Awaitable]) -> None:
         await ack()
         user = body["user"]["id"]
-        try:
-            self.feedback.rate(action["value"], f"slack:{user}", -1)
-        except UnknownAnswer:
-            await respond(response_type="ephemeral", replace_original=False, text="That answer is too old to rate.")
+        if not await self._rate(action["value"], user, -1, respond):
             return
         channel, thread_ts = _where(body)
         admin = await self._is_admin(user)
@@ -235,6 +229,18 @@ class SlackBot:
                                          view=kit.feedback_modal(action["value"], channel, thread_ts, admin))
         except SlackApiError as err:  # the 👎 itself is stored; the optional comment form is a bonus
             log.warning("could not open the feedback form: %s", err.response.get("error"))
+
+    async def _rate(self, answer_id: str, user: str, rating: int, respond: Callable[..., Awaitable]) -> bool:
+        try:
+            self.feedback.rate(answer_id, f"slack:{user}", rating)
+        except UnknownAnswer:
+            await respond(response_type="ephemeral", replace_original=False, text="That answer is too old to rate.")
+            return False
+        except FeedbackUnavailable as err:
+            log.error("rating not recorded: %s", err)
+            await respond(response_type="ephemeral", replace_original=False, text=FEEDBACK_DOWN_TEXT)
+            return False
+        return True
 
     async def _on_feedback_modal(self, ack: Callable[..., Awaitable], body: dict, view: dict) -> None:
         await ack()
@@ -250,6 +256,8 @@ class SlackBot:
             self.feedback.comment(answer_id, f"slack:{user}", wrong, fix if admin else None, by_admin=admin)
         except UnknownAnswer:
             log.warning("feedback for unknown answer %s", answer_id)
+        except FeedbackUnavailable as err:
+            log.error("comment not recorded: %s", err)
 
     async def _on_human(self, ack: Callable[..., Awaitable], body: dict, action: dict) -> None:
         await ack()
@@ -269,6 +277,10 @@ class SlackBot:
             stored = self.feedback.get(action["value"])
         except UnknownAnswer:
             await respond(response_type="ephemeral", replace_original=False, text="That answer is too old to post.")
+            return
+        except FeedbackUnavailable as err:
+            log.error("answer not found for posting: %s", err)
+            await respond(response_type="ephemeral", replace_original=False, text=FEEDBACK_DOWN_TEXT)
             return
         heading = f"<@{user}> asked: {kit.escape(stored.question)}\n\n"
         posted = await self._post(channel, None, stored.answer, kit.answer_blocks(
