@@ -8,6 +8,7 @@ and the history behind it (for rollback) live in one small JSON file replaced at
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -21,6 +22,8 @@ from typing import Any
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 VOICE_FILE = "voice.json"
 STATE_FILE = "state.json"
+BACKUP_SUFFIX = ".bak"  # a second copy of the last good state, written after every change
+log = logging.getLogger(__name__)
 
 
 class RegistryError(ValueError):
@@ -39,16 +42,28 @@ class VoiceRegistry:
         self.root = Path(root)
 
     def _state(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.root / STATE_FILE).read_text())
-        except (OSError, json.JSONDecodeError):
+        """Which voice is active and the history behind it. A damaged file is never taken for
+        "no voice": the last good copy beside it is restored, or the action is refused."""
+        path = self.root / STATE_FILE
+        if not path.exists():
             return {"active": None, "history": []}
+        problem = _state_problem(path)
+        if problem is None:
+            return json.loads(path.read_text(encoding="utf-8"))
+        backup = path.with_name(STATE_FILE + BACKUP_SUFFIX)
+        if backup.exists() and _state_problem(backup) is None:
+            log.warning("%s was damaged (%s); restored the last good state from %s", path, problem, backup)
+            shutil.copyfile(backup, path)
+            return json.loads(path.read_text(encoding="utf-8"))
+        raise RegistryError(f"{path} is damaged ({problem}) and has no good backup: fix it, or delete it to start "
+                            f"with no active voice (the trained voices themselves are untouched)")
 
     def _write_state(self, state: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{STATE_FILE}.{uuid.uuid4().hex}"
-        tmp.write_text(json.dumps(state, indent=2))
-        os.replace(tmp, self.root / STATE_FILE)
+        for target in (STATE_FILE, STATE_FILE + BACKUP_SUFFIX):  # the file, then its last good copy
+            tmp = self.root / f".{target}.{uuid.uuid4().hex}"
+            tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+            os.replace(tmp, self.root / target)
 
     @staticmethod
     def check_name(name: str) -> str:
@@ -63,6 +78,7 @@ class VoiceRegistry:
         if not (path / VOICE_FILE).is_file():
             known = ", ".join(v.name for v in self.list()) or "none yet"
             raise RegistryError(f"no voice named {name!r} (known: {known})")
+        _read_meta(path / VOICE_FILE)  # a damaged voice is refused by name, not loaded half-way
         return path
 
     def list(self) -> list[VoiceInfo]:
@@ -73,15 +89,30 @@ class VoiceRegistry:
             meta_file = folder / VOICE_FILE
             if folder.is_dir() and not folder.name.startswith(".") and meta_file.is_file():
                 try:
-                    voices.append(VoiceInfo(folder.name, folder, json.loads(meta_file.read_text())))
-                except json.JSONDecodeError:
-                    continue
+                    voices.append(VoiceInfo(folder.name, folder, _read_meta(meta_file)))
+                except RegistryError as err:
+                    log.warning("%s", err)
         return voices
 
     @property
     def active(self) -> str | None:
-        name = self._state().get("active")
+        """The active voice; answers go on with the base model (and an error in the log) while
+        the state is damaged beyond its backup, but voice commands are refused until fixed."""
+        try:
+            name = self._state().get("active")
+        except RegistryError as err:
+            log.error("answering with the base model: %s", err)
+            return None
         return name if name and (self.root / name / VOICE_FILE).is_file() else None
+
+    def problem(self) -> str | None:
+        """What is wrong with the voice state, or None (a damaged file with a good backup is
+        restored, so it is not a problem)."""
+        try:
+            self._state()
+        except RegistryError as err:
+            return str(err)
+        return None
 
     def activate(self, name: str) -> str | None:
         """Make `name` active; returns the voice it replaced (kept for rollback)."""
@@ -133,3 +164,32 @@ class VoiceRegistry:
             os.replace(staging, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _state_problem(path: Path) -> str | None:
+    """What is wrong with a state file, or None: {"active": name or null, "history": [names]}."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        return f"unreadable: {err.__class__.__name__}"
+    except json.JSONDecodeError as err:
+        return f"not JSON: {err.msg} at line {err.lineno}"
+    if not isinstance(state, dict):
+        return f"expected an object with 'active' and 'history', found a JSON {type(state).__name__}"
+    active, history = state.get("active"), state.get("history", [])
+    if active is not None and not isinstance(active, str):
+        return "'active' must be a voice name or null"
+    if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+        return "'history' must be a list of voice names"
+    return None
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RegistryError(f"{path} is damaged ({err.__class__.__name__}); retrain this voice or restore the file")
+    if not isinstance(meta, dict):
+        raise RegistryError(f"{path} is damaged (expected a JSON object, found a {type(meta).__name__}); "
+                            f"retrain this voice or restore the file")
+    return meta

@@ -258,7 +258,7 @@ class App(IndexOperations):
             "vector_search": self._vector_search(live),
             "embedding_model": self.embedder.model_id,
             "generator_model": self.settings.generation.model,
-            "voice": self.voices.active or "base model (no voice adapter)",
+            "voice": self.voices.problem() or self.voices.active or "base model (no voice adapter)",
             "data_dir": str(self.settings.data_dir),
             "host": platform.node(),
         })
