@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from adapters_lora.dataset import VoiceExample, dataset_hash, load_examples, split_held_out
+from adapters_lora.dataset import VoiceExample, dataset_hash, load_examples, require_enough, split_held_out
 from adapters_lora.encoding import IGNORE_INDEX, EncodedExample, encode_example
 from adapters_lora.registry import VOICE_FILE, VoiceRegistry
 
@@ -95,6 +95,7 @@ def train_voice(dataset: Path, name: str, registry: VoiceRegistry, base_model: s
     say = log or (lambda msg: print(msg, file=sys.stderr))
     registry.check_name(name)
     examples = load_examples(dataset)
+    require_enough(dataset, examples)
     train_set, held_set = split_held_out(examples, config.held_out_fraction, config.seed)
 
     started = time.perf_counter()

@@ -14,14 +14,17 @@ def read_objects(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     """(line number, object) for every non-blank line that is a JSON object, and a
     "line N: ..." problem for every line that is not."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise UnreadableFile(f"not UTF-8 text (byte offset {err.start})") from None
+        data = Path(path).read_bytes()
     except OSError as err:
         raise UnreadableFile(f"cannot read: {err.strerror or err}") from None
     rows: list[tuple[int, dict]] = []
     problems: list[str] = []
-    for number, raw in enumerate(lines, 1):
+    for number, encoded in enumerate(data.split(b"\n"), 1):
+        try:  # line by line, so one bad byte names its line and hides no other problem
+            raw = encoded.decode("utf-8")
+        except UnicodeDecodeError as err:
+            problems.append(f"line {number}: not UTF-8 text (byte {encoded[err.start]:#04x} at column {err.start + 1})")
+            continue
         if not raw.strip():
             continue
         try:

@@ -276,9 +276,10 @@ def voice_errors() -> tuple[type[Exception], ...]:
 
 
 def check_voice_dataset(path: Path) -> str:
-    from adapters_lora.dataset import load_examples, split_held_out
+    from adapters_lora.dataset import load_examples, require_enough, split_held_out
 
     examples = load_examples(path)
+    require_enough(path, examples)
     with_context = sum(1 for e in examples if e.context)
     train, held = split_held_out(examples, 0.1, 1234)
     return (f"{path}: {len(examples)} examples OK ({with_context} with context); "

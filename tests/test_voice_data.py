@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters_lora.dataset import DatasetError, load_examples, parse_context, split_held_out
+from adapters_lora.dataset import DatasetError, load_examples, parse_context, require_enough, split_held_out
 from adapters_lora.encoding import IGNORE_INDEX, encode_example
 from adapters_lora.registry import RegistryError, VoiceRegistry
 from bot.wiring import bundled_voice_dataset
@@ -101,3 +101,26 @@ def test_registry_names_activation_and_rollback(tmp_path: Path) -> None:
     assert registry.rollback() is None and registry.active is None
     with pytest.raises(RegistryError, match="nothing to roll back to"):
         registry.rollback()
+
+
+def test_a_bad_byte_names_its_line_and_hides_no_other_problem(tmp_path: Path) -> None:
+    path = tmp_path / "voice.jsonl"
+    good = '{"question": "How much is Team?", "answer": "Team is $8 per user per month."}\n'
+    path.write_bytes(good.encode() + b'{"question": "Caf\xe9?", "answer": "Yes."}\n' + b'{"question": ""}\n')
+    with pytest.raises(DatasetError) as caught:
+        load_examples(path)
+    assert caught.value.problems == ["line 2: not UTF-8 text (byte 0xe9 at column 18)",
+                                     "line 3: missing or empty 'question' and 'answer'"]
+
+
+def test_too_few_examples_to_make_a_voice_are_refused_with_the_reason(tmp_path: Path) -> None:
+    lines = bundled_voice_dataset().read_text(encoding="utf-8").splitlines()
+    few = tmp_path / "few.jsonl"
+    few.write_text("\n".join(lines[:3]) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as caught:
+        require_enough(few, load_examples(few))
+    assert caught.value.problems == [
+        "3 example(s); a voice needs at least 30 (3 held out to stop training before it memorises, the rest to "
+        "learn the tone; the bundled sample voice has 227)"]
+    assert len(load_examples(bundled_voice_dataset())) == 227
+    require_enough(few, load_examples(bundled_voice_dataset()))
