@@ -48,6 +48,11 @@ def resolve_base_model(model: str, cache_dir: Path, log=None) -> str:
     return str(target)
 
 
+def converted_model_present(cache_dir: Path) -> bool:
+    """Whether the bundled model was converted into `cache_dir` completely."""
+    return (Path(cache_dir) / _CACHE_NAME / _COMPLETE_MARKER).exists()
+
+
 def convert_gguf(gguf: Path, target: Path, log=None) -> None:
     """De-quantize a GGUF once and save it as a regular transformers folder."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

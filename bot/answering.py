@@ -13,11 +13,13 @@ from bot.framing import Framer
 from bot.generated_text import cited_numbers
 from bot.grounding import is_noise, missing_identifiers
 from bot.prompting import build_messages, render_context, retrieval_query
-from bot.protocols import GenerationUnavailable, Generator, Passage, Retriever
+from bot.protocols import GenerationUnavailable, Generator, Passage, RetrievalUnavailable, Retriever
 from bot.types import Answer, ChatMessage, Citation, Question, Turn
 from bot.verified_stream import VerifiedStream
 
 ABSTAIN_TEXT = "I couldn't find that in the docs."
+INDEX_UNAVAILABLE_TEXT = ("I can't search the docs right now: the docs index needs repair. The admins have been told "
+                          "in the bot's log; please try again later.")
 UNAVAILABLE_TEXT = "I can't write an answer right now: the answer engine is not available. Please try again in a few minutes."
 TokenCallback = Callable[[str], None]
 COMPOSED, FREE = "composed", "free"
@@ -109,7 +111,11 @@ class AnswerService:
         if is_noise(question.text):
             return Answer(answer=ABSTAIN_TEXT, abstained=True, timings_ms={"total": _ms(started)})
         history = self.memory.history(question.conversation_id)
-        passages = self.retrieve(question, history)
+        try:
+            passages = self.retrieve(question, history)
+        except RetrievalUnavailable as err:
+            log.error("retrieval unavailable: %s", err)
+            return Answer(answer=INDEX_UNAVAILABLE_TEXT, abstained=True, timings_ms={"total": _ms(started)})
         timings["retrieve"] = _ms(started)
         relevant = [p for p in passages if p.relevant]
         if not relevant:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 import click
 
 from bot.config import Settings, load_settings
+from bot.protocols import RetrievalUnavailable
 from bot.rendering import plain_sources
 
 EXIT_USAGE = 2
@@ -242,6 +244,17 @@ def status(obj: Context, as_json: bool) -> None:
 
 @cli.command()
 @click.pass_obj
+def doctor(obj: Context) -> None:
+    """Check the data dir: index readable and consistent, feedback database, voices, model cache."""
+    checks = obj.app.doctor()
+    for what, problem in checks:
+        click.echo(f"{'ok  ' if problem is None else 'FIX '} {what}" + (f": {problem}" if problem else ""))
+    if any(problem for _, problem in checks):
+        click.get_current_context().exit(1)
+
+
+@cli.command()
+@click.pass_obj
 def scheduler(obj: Context) -> None:
     """Run only the nightly re-index schedule (one per deployment; bots then set
     reindex.in_serve = false). Serves /healthz and /metrics on serve.health_port."""
@@ -331,4 +344,28 @@ def main() -> None:
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
+    except (RetrievalUnavailable, OSError, RuntimeError) as err:
+        message = _one_line(err)
+        if message is None:
+            raise
+        logging.getLogger("supportbot").debug("%s", message, exc_info=True)  # the traceback, at -vv
+        click.echo(f"Error: {message}", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(err: BaseException) -> str | None:
+    """What an operator can act on for the faults of the machine itself (a damaged index, a
+    read-only or full disk); None for anything else, which is a bug and keeps its traceback."""
+    if isinstance(err, RetrievalUnavailable):
+        return str(err)
+    errno_ = getattr(err, "errno", None)
+    text = str(err)
+    if errno_ == errno.ENOSPC or "No space left on device" in text:
+        where = f" at {err.filename}" if getattr(err, "filename", None) else ""
+        return f"the disk is full{where}; free some space and run it again (the live index is untouched)"
+    if errno_ in (errno.EROFS, errno.EACCES, errno.EPERM) or "Read-only file system" in text or "Permission denied" in text:
+        where = getattr(err, "filename", None) or "the data dir"
+        return (f"cannot write to {where} ({getattr(err, 'strerror', None) or 'read-only or not permitted'}); "
+                f"make it writable for this user, or point --data-dir / SUPPORTBOT_DATA_DIR elsewhere")
+    return None

@@ -52,6 +52,10 @@ class TextSimilarity(Protocol):
     def similarities(self, query: str, texts: Sequence[str]) -> list[float]: ...
 
 
+class RetrievalUnavailable(RuntimeError):
+    """The docs index cannot be read now (damaged, missing); str() says what and what to do."""
+
+
 class GenerationUnavailable(RuntimeError):
     """The generator cannot answer now (a remote engine down, timing out); str() says why."""
 

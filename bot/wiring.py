@@ -18,6 +18,7 @@ from bot.composer import Composer
 from bot.config import Settings
 from bot.conversation import ConversationMemory
 from bot.feedback import FeedbackStore
+from bot.protocols import RetrievalUnavailable
 from bot.index_ops import IndexOperations, local_time
 from bot.notify import ChannelNotifier
 from bot.reindex_job import HISTORY_FILE, SCHEDULE, ReindexJob, RunHistory, describe_run
@@ -105,7 +106,10 @@ class App(IndexOperations):
         if self.settings.docs:
             return _unique_names([DocsRoot(self._source_folder(d), d.name, d.url_base, list(d.exclude))
                                   for d in self.settings.docs])
-        live = self.store.live(refresh=True)
+        try:
+            live = self.store.live(refresh=True)
+        except RetrievalUnavailable:
+            live = None  # a damaged manifest: index what is configured, else the sample docs
         if live and live.report.get("roots"):
             return [DocsRoot(Path(r["path"]), r["name"], r.get("url_base"), r.get("exclude", []))
                     for r in live.report["roots"]]
@@ -227,14 +231,48 @@ class App(IndexOperations):
 
         return evaluate_voice(self.generator, self.voices, name, self.embedder.embed_documents, log=log)
 
+    def doctor(self) -> list[tuple[str, str | None]]:
+        """Every part of the data dir, checked: (what, None if healthy else what is wrong and
+        what to do). Reads the whole live index, so it is for an operator, not a probe."""
+        checks: list[tuple[str, str | None]] = []
+        try:
+            live = self.store.live(refresh=True)
+            if live is None:
+                checks.append(("index", "no index yet: run `supportbot index`"))
+            else:
+                self.store.read_columns(["chunk_id", "text", "vector"], live)  # every data file, read whole
+                problem = self.store.unavailable_reason(live, self.indexer.settings_fingerprint())
+                checks.append((f"index v{live.seq} ({live.chunks:,} chunks)",
+                               f"{problem}: run `supportbot index`" if problem else None))
+        except RetrievalUnavailable as err:
+            checks.append(("index", str(err)))
+        checks.append((f"feedback database {self.settings.data_dir / 'feedback.sqlite'}", self.feedback.check()))
+        checks.append((f"voice state {self.settings.voices_dir}", self.voices.problem()))
+        for voice in self.voices.list():
+            missing = [f for f in ("adapter_config.json", "adapter_model.safetensors") if not (voice.path / f).exists()]
+            checks.append((f"voice {voice.name}", f"{voice.path} lacks {', '.join(missing)}: retrain it" if missing
+                           else None))
+        if self.settings.generation.backend == "local" and self.settings.generation.model == "bundled":
+            from adapters_lora.base_model import converted_model_present
+
+            ready = converted_model_present(self.settings.models_dir)
+            checks.append((f"model cache {self.settings.models_dir}" + ("" if ready else " (the bundled model is "
+                           "converted there by the first answer, in about a minute)"), None))
+        return checks
+
     def status(self) -> dict[str, Any]:
         """What an admin checks: what is live, how fresh, what the schedule does next."""
         from knowledge.indexer import pending_changes
         from knowledge.store import collection_counts
 
-        live = self.store.live(refresh=True)
+        try:
+            live = self.store.live(refresh=True)
+            indexed = self.store.indexed_documents(live) if live else {}  # read once for both figures below
+        except RetrievalUnavailable as err:
+            return {"index": f"DAMAGED: {err}", "docs_roots": [str(r.path) for r in self.docs_roots()],
+                    "index_uri": self.settings.index_uri, "data_dir": str(self.settings.data_dir),
+                    "host": platform.node()}
         roots = self.docs_roots()
-        indexed = self.store.indexed_documents(live) if live else {}  # read once for both figures below
         changes = pending_changes(indexed, roots) if live else None
         info: dict[str, Any] = {
             "index_version": live.seq if live else None,

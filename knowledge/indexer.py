@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -13,8 +14,9 @@ from knowledge.documents import Chunk, DocsRoot, Document, SkippedFile
 from knowledge.embedding import Embedder
 from knowledge.loaders import LOADERS, LOADERS_VERSION, LoadError, load_file
 from knowledge.sources import iter_source_files, outside_root, source_url
-from knowledge.store import ChunkStore, IndexedDocument, LiveIndex
+from knowledge.store import ChunkStore, IndexDamaged, IndexedDocument, LiveIndex
 
+log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -117,8 +119,15 @@ class Indexer:
         names = [r.name for r in roots]
         if len(set(names)) != len(names):
             raise ValueError(f"docs roots need distinct names, got {names}")
-        writer, report.full_rebuild = self.store.begin(self.settings_fingerprint(), self.embedder.dimensions)
-        previous = {} if report.full_rebuild else self.store.indexed_documents(writer.base)
+        try:
+            writer, report.full_rebuild = self.store.begin(self.settings_fingerprint(), self.embedder.dimensions)
+            previous = {} if report.full_rebuild else self.store.indexed_documents(writer.base)
+        except IndexDamaged as damaged:
+            log.info("%s", damaged)  # the report says it: "the index was damaged (...); rebuilt from the docs"
+            self.store.reset_damaged()
+            writer, _ = self.store.begin(self.settings_fingerprint(), self.embedder.dimensions)
+            report.full_rebuild = f"the index was damaged ({damaged.reason}); rebuilt from the docs"
+            previous = {}
 
         changed_docs, seen = self._scan(roots, previous, report, progress)
         report.timings_ms["scan"] = (time.perf_counter() - started) * 1000

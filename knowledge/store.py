@@ -9,23 +9,29 @@ in the same single manifest commit.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import math
+import shutil
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import lancedb
 import numpy as np
 from lancedb.index import BTree, IvfPq
 import pyarrow as pa
 
+from bot.protocols import RetrievalUnavailable
 from knowledge.documents import Chunk
 
+T = TypeVar("T")
 MANIFEST_TABLE = "index_manifest"
 CHUNK_COLUMNS = ["chunk_id", "collection", "source", "title", "heading", "text", "url", "position"]
 _DELETE_BATCH = 400
@@ -111,6 +117,32 @@ class RollbackError(ValueError):
     pass
 
 
+class IndexDamaged(RetrievalUnavailable):
+    """The index's files cannot be read (deleted, truncated, garbled). Only a rebuild from the
+    docs heals it: `supportbot index` does that by itself on a local index."""
+
+    def __init__(self, uri: str, reason: str) -> None:
+        self.uri, self.reason = uri, reason
+        super().__init__(f"the index at {uri} is damaged ({reason}); run `supportbot index` to rebuild it from the docs")
+
+
+def _reading(method: Callable[..., T]) -> Callable[..., T]:
+    """Any failure of LanceDB to read the index's own files becomes one IndexDamaged."""
+
+    @functools.wraps(method)
+    def guarded(self: ChunkStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except IndexDamaged:
+            raise
+        except (OSError, RuntimeError, ValueError, KeyError, pa.ArrowException) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            reason = re.sub(r",?\s*/rustc/\S+", "", reason)  # where in Rust's library it surfaced: noise here
+            raise IndexDamaged(self.uri, reason[:200]) from err
+
+    return guarded
+
+
 def collection_counts(indexed: Iterable[IndexedDocument]) -> dict[str, dict[str, int]]:
     """Documents and chunks per collection (docs source), from `ChunkStore.indexed_documents()`."""
     counts: dict[str, dict[str, int]] = {}
@@ -132,7 +164,7 @@ class ChunkStore:
         self._pinned = pinned
         self._live: LiveIndex | None = None
         self._reader = None
-        self._reader_cache: tuple[int, _Snapshot | _IndexedReader] | None = None
+        self._reader_cache: tuple[tuple[str, int], _Snapshot | _IndexedReader] | None = None
         self.vector_index = vector_index or VectorIndexSettings()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chunk-store")
         self._checked_at = 0.0
@@ -143,6 +175,7 @@ class ChunkStore:
         names = getattr(result, "tables", result)
         return list(names)
 
+    @_reading
     def manifests(self) -> list[LiveIndex]:
         """Every committed index version, oldest first."""
         if MANIFEST_TABLE not in self._table_names():
@@ -182,6 +215,7 @@ class ChunkStore:
         return self._reader
 
     # ----- reading --------------------------------------------------------------------
+    @_reading
     def read_columns(self, columns: list[str], live: LiveIndex | None = None) -> pa.Table:
         """Columns of every row of the live (or given) version; vectors only if asked for."""
         live = live or self.live(refresh=True)
@@ -191,6 +225,7 @@ class ChunkStore:
         table.checkout(live.version)
         return table.to_lance().to_table(columns=columns)
 
+    @_reading
     def indexed_documents(self, live: LiveIndex | None = None) -> dict[tuple[str, str], IndexedDocument]:
         live = live or self.live(refresh=True)
         if live is None:
@@ -204,6 +239,7 @@ class ChunkStore:
                                         (seen.chunks if seen else 0) + 1)
         return docs
 
+    @_reading
     def candidates(self, vector: np.ndarray, text: str, limit: int,
                    collections: list[str] | None = None) -> list[dict[str, Any]]:
         """The top `limit` chunks by cosine and the top `limit` by BM25, merged; every row
@@ -217,6 +253,7 @@ class ChunkStore:
         text_hits = self._pool.submit(self._text_hits, text, limit, collections, reader.text_hit_columns)
         return reader.candidates(vector, text_hits, limit, collections)
 
+    @_reading
     def neighbours(self, row: dict[str, Any], offsets: Iterable[int] = (-1, 1)) -> list[dict[str, Any]]:
         """The chunks just before and after `row` in its document that belong to the same
         section (a section cut into chunks is read whole around its best chunk)."""
@@ -226,6 +263,7 @@ class ChunkStore:
         return [other for other in reader.neighbours(row, [row["position"] + o for o in offsets])
                 if other["heading"] == row["heading"]]
 
+    @_reading
     def vector_index_state(self) -> dict[str, Any] | None:
         """The live version's vector index (type, rows in it, rows not yet folded in), or None."""
         table = self._live_table()
@@ -264,16 +302,17 @@ class ChunkStore:
         live = self.live()
         if live is None:
             return None
-        if self._reader_cache is None or self._reader_cache[0] != live.seq:
+        if self._reader_cache is None or self._reader_cache[0] != (live.table, live.version):
             table = self._live_table()
             if live.chunks >= self.vector_index.min_rows and _has_vector_index(table):
                 reader: _Snapshot | _IndexedReader = _IndexedReader(table, self.vector_index)
             else:
                 reader = _Snapshot(self.read_columns(CHUNK_COLUMNS + ["vector"], live))
-            self._reader_cache = (live.seq, reader)
+            self._reader_cache = ((live.table, live.version), reader)
         return self._reader_cache[1]
 
     # ----- writing --------------------------------------------------------------------
+    @_reading
     def begin(self, settings: dict[str, Any], dims: int) -> tuple[IndexWriter, str | None]:
         """Open a writer on top of the live version; returns it and the reason for a full rebuild."""
         live = self.live(refresh=True)
@@ -355,6 +394,18 @@ class ChunkStore:
         if version.version not in {v["version"] for v in table.list_versions()}:
             return "its data was compacted away (versions are kept for 30 days)"
         return None
+
+    def reset_damaged(self) -> None:
+        """Remove every table of a damaged local index so the next run rebuilds it from the
+        docs. Never on an object store, where a read failure may be the network's."""
+        if "://" in self.uri:
+            raise IndexDamaged(self.uri, "on object storage it is never removed automatically; check the bucket, "
+                                         "or delete the index prefix to rebuild")
+        root = Path(self.uri)
+        for folder in root.glob("*.lance"):
+            shutil.rmtree(folder)
+        self._live, self._reader, self._reader_cache = None, None, None
+        self._db = lancedb.connect(self.uri, storage_options=self.storage_options)
 
     def _append_manifest(self, row: dict[str, Any]) -> None:
         if MANIFEST_TABLE in self._table_names():

@@ -6,6 +6,7 @@ run goes on and nothing outside the docs root is ever read."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.answering import INDEX_UNAVAILABLE_TEXT
 from knowledge import loaders
 from knowledge.loaders import LoadError, load_file
 from tests.helpers import write_docs, write_pdf
@@ -97,3 +99,47 @@ def test_json_runs_keep_library_chatter_off_stderr_unless_asked_with_vv(tmp_path
     assert result.stderr == ""  # no Lance "No existing dataset" WARN, no pypdf "EOF marker not found"
     loud = supportbot(make_env(tmp_path / "data-2", model_cache), "-vv", "index", "--json", "--docs", str(docs))
     assert "No existing dataset" in loud.stderr
+
+
+def _damage(index: Path, kind: str) -> None:
+    table = next(index.glob("chunks_*.lance"))
+    if kind == "chunk data truncated":
+        for data in (table / "data").glob("*.lance"):
+            data.write_bytes(data.read_bytes()[:100])
+    elif kind == "manifest truncated":
+        for data in (index / "index_manifest.lance" / "data").glob("*.lance"):
+            data.write_bytes(data.read_bytes()[:10])
+    else:  # "chunk table deleted"
+        shutil.rmtree(table)
+
+
+@pytest.mark.parametrize("kind", ["chunk data truncated", "manifest truncated", "chunk table deleted"])
+def test_a_damaged_index_is_named_in_one_line_and_the_next_index_run_rebuilds_it(
+    tmp_path: Path, model_cache: Path, kind: str
+) -> None:
+    docs = write_docs(tmp_path / "docs", {"returns.md": "# Returns\n\nReturn the kettle within 30 days for a refund.\n",
+                                          "warranty.md": "# Warranty\n\nThe warranty lasts 24 months.\n"})
+    env = make_env(tmp_path / "data", model_cache)
+    supportbot(env, "index", "--docs", str(docs))
+    _damage(tmp_path / "data" / "index", kind)
+
+    asked = supportbot(env, "ask", "--json", "How long is the warranty?", check=False)
+    assert "Traceback" not in asked.stderr
+    if asked.returncode == 0:  # the manifest reads: the chat path answers that the index needs repair
+        assert json.loads(asked.stdout)["answer"] == INDEX_UNAVAILABLE_TEXT
+    else:
+        assert asked.returncode == 1 and asked.stderr.strip().startswith(f"Error: the index at {tmp_path / 'data'}")
+    doctor = supportbot(env, "doctor", check=False)
+    assert doctor.returncode == 1
+    assert f"FIX  index: the index at {tmp_path / 'data' / 'index'} is damaged (" in doctor.stdout
+    assert "run `supportbot index` to rebuild it from the docs" in doctor.stdout and "/rustc/" not in doctor.stdout
+    status = supportbot(env, "status", "--json").stdout
+    assert json.loads(status)["index"].startswith("DAMAGED: the index at")
+
+    rebuilt = supportbot(env, "index", "--docs", str(docs))
+    assert "Full rebuild: the index was damaged (" in rebuilt.stdout and "rebuilt from the docs." in rebuilt.stdout
+    assert "Index v1: 2 documents" in rebuilt.stdout
+    assert supportbot(env, "doctor").stdout.startswith("ok   index v1 (2 chunks)")
+    if kind == "chunk table deleted":  # (once is enough: the rebuilt index is a fresh one like any other)
+        answer = json.loads(supportbot(env, "ask", "--json", "How long is the warranty?").stdout)
+        assert answer["citations"][0]["source"] == "warranty.md" and "24 months" in answer["answer"]
