@@ -109,7 +109,7 @@ class ReindexLock:
                 return self._job
         if not self._lock_path.exists():
             return None
-        fd = os.open(self._lock_path, os.O_RDWR)
+        fd = os.open(self._lock_path, os.O_RDONLY)  # a shared probe needs no write access (read-only data dirs)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,37 @@ def test_a_damaged_index_is_named_in_one_line_and_the_next_index_run_rebuilds_it
     if kind == "chunk table deleted":  # (once is enough: the rebuilt index is a fresh one like any other)
         answer = json.loads(supportbot(env, "ask", "--json", "How long is the warranty?").stdout)
         assert answer["citations"][0]["source"] == "warranty.md" and "24 months" in answer["answer"]
+
+
+@pytest.fixture()
+def read_only_data(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(a writable folder, the same folder mounted read-only): a real read-only file system,
+    which root cannot write through either (a chmod would not stop root)."""
+    source, mounted = tmp_path / "data", tmp_path / "read-only"
+    source.mkdir()
+    mounted.mkdir()
+    bind = subprocess.run(["mount", "--bind", str(source), str(mounted)], capture_output=True)
+    if bind.returncode != 0:
+        pytest.skip("this machine does not allow bind mounts")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(mounted)], check=True, capture_output=True)
+        yield source, mounted
+    finally:
+        subprocess.run(["umount", str(mounted)], capture_output=True)
+
+
+def test_a_read_only_data_dir_still_answers_and_index_says_which_path_in_one_line(
+    read_only_data: tuple[Path, Path], tmp_path: Path, model_cache: Path
+) -> None:
+    source, mounted = read_only_data
+    docs = write_docs(tmp_path / "docs", {"warranty.md": "# Warranty\n\nThe warranty lasts 24 months.\n"})
+    supportbot(make_env(source, model_cache), "index", "--docs", str(docs))
+    env = make_env(mounted, model_cache)
+    answer = json.loads(supportbot(env, "ask", "--json", "How long is the warranty?").stdout)
+    assert answer["citations"][0]["source"] == "warranty.md"  # serving needs no write
+    refused = supportbot(env, "index", check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (f"Error: cannot write to {mounted / 'reindex.lock'} (Read-only file system); "
+                                      f"make it writable for this user, or point --data-dir / SUPPORTBOT_DATA_DIR "
+                                      f"elsewhere")
+    assert json.loads(supportbot(env, "status", "--json").stdout)["documents"] == 1  # v1 still live
