@@ -71,7 +71,7 @@ def main() -> None:
     print(f"embedding dtype: {embedder.dtype}  cpu threads: {os.cpu_count()}")
 
     corpora = _corpora(work, args.git_docs)
-    header = (f"{'corpus / half':<34} {'retriever':<22} {'hit@1':>6} {'hit@5':>6} {'hit@10':>6} {'MRR@10':>7} "
+    header = (f"{'corpus / half':<46} {'retriever':<22} {'hit@1':>6} {'hit@5':>6} {'hit@10':>6} {'MRR@10':>7} "
               f"{'nDCG@10':>8}")
     results: list[str] = []
     for corpus in corpora:
@@ -102,11 +102,11 @@ def main() -> None:
         for half, rows in (("tune (odd rows)", slice(0, None, 2)), ("report (even rows)", slice(1, None, 2))):
             for label, lists in by_retriever.items():
                 m = rank_metrics(lists[rows], expected[rows])
-                results.append(f"{corpus.name + ' / ' + half:<34} {label:<22} {m['hit@1']:>6.2f} {m['hit@5']:>6.2f} "
+                results.append(f"{corpus.name + ' / ' + half:<46} {label:<22} {m['hit@1']:>6.2f} {m['hit@5']:>6.2f} "
                                f"{m['hit@10']:>6.2f} {m['mrr@10']:>7.3f} {m['ndcg@10']:>8.3f}")
         answered = sum(any(p.relevant for p in ps[:TOP_K]) for ps in ranked) / len(ranked)
         abstained = sum(not any(p.relevant for p in ps) for ps in off) / max(1, len(off))
-        results.append(f"{corpus.name:<34} supportbot: p50 {percentile(latencies, 50):.1f} ms, "
+        results.append(f"{corpus.name:<46} supportbot: p50 {percentile(latencies, 50):.1f} ms, "
                        f"p95 {percentile(latencies, 95):.1f} ms over {len(latencies)} questions; in-scope answered "
                        f"{answered:.2f} ({len(ranked)}), off-topic abstained {abstained:.2f} ({len(off)})")
         results.append("")
