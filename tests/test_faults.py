@@ -178,3 +178,41 @@ def test_a_read_only_data_dir_still_answers_and_index_says_which_path_in_one_lin
                                       f"make it writable for this user, or point --data-dir / SUPPORTBOT_DATA_DIR "
                                       f"elsewhere")
     assert json.loads(supportbot(env, "status", "--json").stdout)["documents"] == 1  # v1 still live
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 4 MB file system (tmpfs) to fill up."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_the_live_index_stays_and_the_next_run_completes(
+    small_disk: Path, tmp_path: Path, model_cache: Path
+) -> None:
+    docs = write_docs(tmp_path / "docs", {"warranty.md": "# Warranty\n\nThe warranty lasts 24 months.\n"})
+    env = make_env(small_disk / "data", model_cache)
+    supportbot(env, "index", "--docs", str(docs))
+    filler = small_disk / "filler"
+    with open(filler, "wb", buffering=0) as out:  # fill every byte left
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+        except OSError:
+            pass
+    write_docs(docs, {"returns.md": "# Returns\n\nReturn the kettle within 30 days.\n"})
+    full = supportbot(env, "index", "--docs", str(docs), check=False)
+    assert full.returncode == 1 and "Traceback" not in full.stderr
+    assert full.stderr.strip().endswith("Error: the disk is full; free some space and run it again "
+                                        "(the live index is untouched)")
+    status = json.loads(supportbot(env, "status", "--json").stdout)
+    assert (status["index_version"], status["documents"]) == (1, 1)
+    filler.unlink()
+    again = supportbot(env, "index", "--docs", str(docs))
+    assert "Index v2: 2 documents" in again.stdout
