@@ -90,8 +90,8 @@ class VoiceRegistry:
             if folder.is_dir() and not folder.name.startswith(".") and meta_file.is_file():
                 try:
                     voices.append(VoiceInfo(folder.name, folder, _read_meta(meta_file)))
-                except RegistryError as err:
-                    log.warning("%s", err)
+                except RegistryError as err:  # named where it is used (activate, doctor), not on every listing
+                    log.info("%s", err)
         return voices
 
     @property
@@ -104,6 +104,17 @@ class VoiceRegistry:
             log.error("answering with the base model: %s", err)
             return None
         return name if name and (self.root / name / VOICE_FILE).is_file() else None
+
+    def damaged_voices(self) -> list[str]:
+        """What is wrong with each voice folder whose voice.json cannot be read."""
+        found = []
+        for folder in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if folder.is_dir() and not folder.name.startswith(".") and (folder / VOICE_FILE).is_file():
+                try:
+                    _read_meta(folder / VOICE_FILE)
+                except RegistryError as err:
+                    found.append(str(err))
+        return found
 
     def problem(self) -> str | None:
         """What is wrong with the voice state, or None (a damaged file with a good backup is

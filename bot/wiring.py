@@ -248,6 +248,7 @@ class App(IndexOperations):
             checks.append(("index", str(err)))
         checks.append((f"feedback database {self.settings.data_dir / 'feedback.sqlite'}", self.feedback.check()))
         checks.append((f"voice state {self.settings.voices_dir}", self.voices.problem()))
+        checks += [("voice", damaged) for damaged in self.voices.damaged_voices()]
         for voice in self.voices.list():
             missing = [f for f in ("adapter_config.json", "adapter_model.safetensors") if not (voice.path / f).exists()]
             checks.append((f"voice {voice.name}", f"{voice.path} lacks {', '.join(missing)}: retrain it" if missing

@@ -216,3 +216,44 @@ def test_a_full_disk_is_one_line_the_live_index_stays_and_the_next_run_completes
     filler.unlink()
     again = supportbot(env, "index", "--docs", str(docs))
     assert "Index v2: 2 documents" in again.stdout
+
+
+def test_config_and_voice_faults_through_the_cli_are_one_line_each_without_values(
+    tmp_path: Path, model_cache: Path
+) -> None:
+    env = make_env(tmp_path / "data", model_cache)
+    config = tmp_path / "supportbot.toml"
+    config.write_text('slack_token = "xoxb-leak-typo-444"\n')
+    leaked = supportbot(env, "--config", str(config), "status", check=False)
+    assert leaked.returncode == 1 and "xoxb-leak-typo-444" not in leaked.stderr
+    assert leaked.stderr.strip().startswith("Error: invalid configuration: slack_token holds what looks like a token")
+    config.write_text("[retrieval]\ntop_kk = 4\n[index]\nchunk_max_tokenz = 5\n")
+    typo = supportbot(env, "--config", str(config), "status", check=False)
+    assert typo.returncode == 1 and typo.stderr.strip() == (
+        "Error: invalid configuration: index.chunk_max_tokenz: unknown setting (did you mean chunk_max_tokens?); "
+        "retrieval.top_kk: unknown setting (did you mean top_k?)")
+
+    sample = (Path(__file__).parents[1] / "adapters_lora" / "sample_voice" / "driftwood_voice.jsonl").read_bytes()
+    few = tmp_path / "few.jsonl"
+    few.write_bytes(b"\n".join(sample.splitlines()[:3]) + b"\n")
+    refused = supportbot(env, "voice", "check", str(few), check=False)
+    assert refused.returncode == 1 and "3 example(s); a voice needs at least 30" in refused.stderr
+    bad_byte = tmp_path / "bad-byte.jsonl"
+    lines = sample.splitlines()[:40]
+    lines[6] = lines[6].replace(b'"question": "', b'"question": "\xff', 1)
+    lines[9] = b'{"question": ""}'
+    bad_byte.write_bytes(b"\n".join(lines) + b"\n")
+    named = supportbot(env, "voice", "check", str(bad_byte), check=False)
+    assert named.returncode == 1
+    assert "line 7: not UTF-8 text (byte 0xff at column" in named.stderr
+    assert "line 10: missing or empty 'question' and 'answer'" in named.stderr and "Traceback" not in named.stderr
+
+    broken = tmp_path / "data" / "voices" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "voice.json").write_text("[1, 2]")
+    activated = supportbot(env, "voice", "activate", "broken", check=False)
+    assert activated.returncode == 1 and activated.stderr.strip() == (
+        f"Error: {broken / 'voice.json'} is damaged (expected a JSON object, found a list); retrain this voice or "
+        f"restore the file")
+    doctor = supportbot(env, "doctor", check=False)
+    assert doctor.returncode == 1 and f"FIX  voice: {broken / 'voice.json'} is damaged" in doctor.stdout
