@@ -30,6 +30,15 @@ _SAMPLE_REPLIES = (
     ("Where can I change my password?", "Open the account settings page and choose Change password [1]."),
     ("Can I use it on my phone?", "Yes, the mobile app is available for phones and tablets [1]."),
 )
+# More questions the voice opens a reply to (a lead-in each, no full reply): a voice whose
+# replies often open straight with the facts still shows its greeting in a few of these.
+_SAMPLE_LEADS = _SAMPLE_REPLIES + (
+    ("How do I invite a colleague?", "Open Team settings and choose Invite [1]."),
+    ("Why is my upload slow?", "Uploads pause while the computer is on a metered connection [1]."),
+    ("What happens to deleted files?", "Deleted files stay in the trash for 30 days [1]."),
+    ("Do you have a status page?", "Service status is published at the status page [1]."),
+    ("Can I get an invoice?", "Invoices are in Billing settings [1]."),
+)
 
 
 @dataclass(frozen=True)
@@ -86,11 +95,17 @@ class Framer:
             closing = {line for line in lines[1:] if line != lines[0] and not line.endswith(":")
                        and acceptable_framing(line, question, free_words=8)}
             endings.update(line for line in closing if not any(o != line and o.startswith(line) for o in closing))
+        for question, fact in _SAMPLE_LEADS:
+            lead = first_line(self.generator.generate(build_messages(question, [QuotedFacts(fact)], [], len(fact)),
+                                                      max_new_tokens=LEAD_TOKENS, voice=voice))
+            if acceptable_framing(lead, question):
+                greetings[lead] += 1
         ending, count = endings.most_common(1)[0] if endings else ("", 0)
-        openers = [(n, line) for line, n in greetings.items() if not (ending and ending.startswith(line.rstrip(",.!")))]
-        greeting = max(openers)[1] if openers else ""  # a reply that opened with its sign-off is no greeting
-        log.info("voice frame learned: greeting %r, sign-off %r (of %d sample replies)", greeting, ending,
-                 len(_SAMPLE_REPLIES))
+        openers = [line for line, _ in greetings.most_common()  # most common first, then first seen
+                   if not (ending and ending.startswith(line.rstrip(",.!")))]
+        greeting = openers[0] if openers else ""  # a reply that opened with its sign-off is no greeting
+        log.info("voice frame learned: greeting %r, sign-off %r (of %d sample replies and %d lead-ins)", greeting,
+                 ending, len(_SAMPLE_REPLIES), len(_SAMPLE_LEADS))
         return (greeting, ending if count >= 2 else "")  # greetings vary by design; a closing line must agree
 _DEBRIS = re.compile(r"^\s*(?:#|\||```|>|\d+[.)]|[-*+]\s)|\[\d+\]|\*\*|`|https?://|\bQuestion\b|\bAnswer\b|\bDocumentation\b",
                      re.IGNORECASE)

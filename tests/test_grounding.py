@@ -130,9 +130,30 @@ def test_the_voice_sign_off_is_learned_once_from_its_own_replies_even_when_it_lo
     looping = ScriptedGenerator("Ahoy!\n\nSmooth sailing!\n\nSmooth sailing!\n\nSmooth sailing!\n\nSmooth")
     framer = Framer(looping)
     assert framer.sign_off("crew", None) == "Smooth sailing!"
-    assert framer.sign_off("crew", None) == "Smooth sailing!" and len(looping.prompts) == 3  # learned once
+    assert framer.sign_off("crew", None) == "Smooth sailing!" and len(looping.prompts) == 3 + 8  # learned once
     facts = Framer(ScriptedGenerator("Hello!\n\nRun `drift reset --hard` now.\n\nThe limit is 5 GB."))
     assert facts.sign_off("formal", None) == ""  # closing lines that state facts are never used
+
+
+def test_a_voice_that_mostly_opens_with_facts_still_greets_with_the_line_it_greets_with_elsewhere() -> None:
+    from bot.framing import Framer
+    from tests.fakes import ScriptedGenerator
+
+    class FormalVoice(ScriptedGenerator):
+        """Opens most replies with the facts, greets only on some questions, signs off always."""
+
+        def generate(self, messages, max_new_tokens=None, voice=None) -> str:
+            self.prompts.append(list(messages))
+            asked = messages[-1].content
+            if "status page" in asked or "invoice" in asked:
+                return "Good day,\n\nThe page is published [1].\n\nBest regards, Support"
+            return "1. Open the settings [1].\n\nBest regards, Support"
+
+    framer = Framer(FormalVoice(""))
+    lead = framer.lead_in("How do I export my files?", "Choose Export in the web app [1].", [], None,
+                          ["Choose Export in the web app."], voice_name="formal")
+    assert lead == "Good day,"  # the model's own lead-in quoted a step: the voice's greeting instead
+    assert framer.sign_off("formal", None) == "Best regards, Support"
 
 
 def test_where_a_chunk_was_cut_nothing_is_quoted() -> None:
