@@ -38,6 +38,7 @@ class AnsweringSettings:
     channel_sources: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (channel id, docs sources it answers from)
     mode: str = COMPOSED  # composed: facts quoted from passages, model frames; free: model writes, then verified
     frame: bool = True  # composed answers: the model (voice) writes a lead-in and sign-off
+    close_ratio: float = 0.95  # once a question is in scope, a page retrieval scored this close to the best one is read too
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -118,6 +119,9 @@ class AnswerService:
             return Answer(answer=INDEX_UNAVAILABLE_TEXT, abstained=True, timings_ms={"total": _ms(started)})
         timings["retrieve"] = _ms(started)
         relevant = [p for p in passages if p.relevant]
+        if relevant:  # the gate says "in scope"; which pages to read is the ranking's call
+            bar = self.settings.close_ratio * max(p.score for p in relevant)
+            relevant = [p for p in passages if p.relevant or p.score >= bar]
         if not relevant:
             answer = self._abstain(passages)
             timings["total"] = _ms(started)

@@ -107,6 +107,8 @@ class RetrievalConfig(_Section):
     page_weight: float = Field(0.1, ge=0, description="share of the page's opening-chunk similarity added to each chunk")
     identifier_boost: float = Field(0.15, ge=0, description="bonus when an error code / identifier matches verbatim")
     min_similarity: float = Field(0.40, ge=-1, le=1, description="below this the bot says the docs lack the answer")
+    min_covered_similarity: float = Field(0.25, ge=-1, le=1, description=(
+        "...unless the passage holds every content word of the question and is at least this close"))
 
 
 class GenerationConfig(_Section):

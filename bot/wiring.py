@@ -94,7 +94,8 @@ class App(IndexOperations):
         cfg = self.settings.retrieval
         return HybridRetriever(store, self.embedder, RetrievalSettings(
             candidates=cfg.candidates, text_weight=cfg.text_weight, page_weight=cfg.page_weight,
-            min_similarity=cfg.min_similarity, identifier_boost=cfg.identifier_boost))
+            min_similarity=cfg.min_similarity, min_covered_similarity=cfg.min_covered_similarity,
+            identifier_boost=cfg.identifier_boost))
 
     def docs_roots(self, override: list[Path] | None = None) -> list[DocsRoot]:
         """Explicit folders, else configured sources (git ones at their checkout), else those

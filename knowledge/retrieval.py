@@ -34,6 +34,7 @@ class RetrievalSettings:
     page_weight: float = 0.1  # share of the page's opening-chunk similarity every chunk of the page gets
     coverage_hits: int = 3  # the best BM25 hits read to measure how much of the question they hold
     min_similarity: float = 0.40  # calibrated on in-scope vs off-topic sets of three corpora (bench_retrieval)
+    min_covered_similarity: float = 0.25  # ... or this, when the chunk holds every content word of the question
     identifier_boost: float = 0.15  # added when a query identifier (error code, version) appears verbatim
     chunks_per_document: int = 2  # a passage may join a document's best chunks ...
     companion_ratio: float = 0.85  # ... when the next one scores at least this share of the best
@@ -91,6 +92,7 @@ class HybridRetriever:
         wv, wp = 1.0 - wt, self.settings.page_weight
         identifiers = {m.group(0).lower().strip(".-") for m in _IDENTIFIER.finditer(query)}
         identifiers = {i for i in identifiers if len(i) >= 3}
+        terms = content_terms(query)
         per_doc: dict[tuple[str, str], list[tuple[float, dict]]] = {}
         for row in rows:
             haystack = (row["title"] + " " + row["heading"] + " " + row["text"]).lower()
@@ -109,9 +111,18 @@ class HybridRetriever:
                 collection=row["collection"], source=row["source"], title=row["title"],
                 heading=row["heading"], text=self._passage_text(scored), url=row["url"], score=round(score, 4),
                 similarity=round(row["similarity"], 4), text_score=round(row["bm25"], 4),
-                exact_match=exact, relevant=exact or row["similarity"] >= self.settings.min_similarity,
+                exact_match=exact, relevant=exact or self._relevant(row, terms),
             ))
         return passages
+
+    def _relevant(self, row: dict, terms: set[str]) -> bool:
+        """Close enough in meaning, or nearly so and saying it in every one of the question's
+        own words ("restore a deleted file" on a page that restores deleted files in other
+        sentences than the question's shape)."""
+        if row["similarity"] >= self.settings.min_similarity:
+            return True
+        return (bool(terms) and row["similarity"] >= self.settings.min_covered_similarity
+                and terms <= content_terms(f"{row['title']} {row['heading']} {row['text']}"))
 
     def _passage_text(self, scored: list[tuple[float, dict]]) -> str:
         """The best chunk, plus close runners-up from the same page in reading order (the

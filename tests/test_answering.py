@@ -77,9 +77,10 @@ def test_a_composed_answer_quotes_the_docs_and_keeps_the_model_to_framing(sample
     assert "".join(pieces) == answer.answer and answer.voice == "crew"
     assert "Some invented steps" not in answer.answer
     assert "msiexec" in generator.prompts[0][-1].content  # the lead-in is written knowing what will be said
-    assert len(generator.prompts) == 4  # one lead-in, and the 3 sample replies the sign-off is learned from
+    # one lead-in, and the 3 sample replies and 8 sample lead-ins the voice's frame is learned from
+    assert len(generator.prompts) == 1 + 3 + 8
     service.answer(Question(text="What is the maximum file size?"))
-    assert len(generator.prompts) == 5  # the voice's sign-off is learned once
+    assert len(generator.prompts) == 1 + 3 + 8 + 1  # the voice's frame is learned once
 
 
 def test_framing_that_states_a_fact_is_left_out(sample_retriever: HybridRetriever, composer: Composer) -> None:
@@ -168,3 +169,17 @@ def test_a_scoped_channel_answers_only_from_its_sources(tmp_path: Path, embedder
     assert open_channel.citations[0].source == "vacation.md"
     assert service.answer(Question(text="How much is the Team plan?", channel_id="CSUPPORT")).citations[0].source == (
         "pricing.md")
+
+
+def test_once_a_question_is_in_scope_a_page_scored_as_close_as_the_best_is_read_too(
+    sample_retriever: HybridRetriever, composer: Composer
+) -> None:
+    question = "How long do access tokens last?"
+    passages = {p.source: p for p in sample_retriever.search(question, k=3)}
+    auth, limits = passages["api/authentication.md"], passages["api/rate-limits.md"]
+    # Retrieval all but ties the two pages; only the rate-limits page clears the relevance gate.
+    assert limits.relevant and not auth.relevant and auth.score >= 0.95 * limits.score
+    answer = AnswerService(sample_retriever, ScriptedGenerator(""), composer=composer,
+                           settings=AnsweringSettings(frame=False)).answer(Question(text=question))
+    assert answer.answer.startswith("Access tokens expire after 1 hour.")
+    assert [c.source for c in answer.citations] == ["api/authentication.md"]
