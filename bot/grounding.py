@@ -103,8 +103,15 @@ def stem(word: str) -> str:
 
 
 def content_terms(text: str) -> set[str]:
-    """Stemmed words that carry meaning (no stopwords)."""
-    return {stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
+    """Stemmed words that carry meaning (no stopwords; "where's" is "where")."""
+    return {stem(w) for w in _WORD.findall(text.lower()) if w.split("'")[0] not in STOPWORDS and len(w) > 1}
+
+
+def subject_terms(text: str) -> set[str]:
+    """The content words that say what a question is about: without everyday words like
+    "still", "last week" or "back", which any page may or may not happen to use."""
+    return {stem(w) for w in _WORD.findall(text.lower())
+            if w.split("'")[0] not in STOPWORDS and w.split("'")[0] not in GENERIC_WORDS and len(w) > 1}
 
 
 def supports(sentence: str, passage: str, min_overlap: float = 0.6) -> bool:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 
-from bot.grounding import content_terms
+from bot.grounding import content_terms, subject_terms
 from knowledge.documents import heading_location
 from knowledge.embedding import Embedder
 from knowledge.store import ChunkStore
@@ -92,7 +92,7 @@ class HybridRetriever:
         wv, wp = 1.0 - wt, self.settings.page_weight
         identifiers = {m.group(0).lower().strip(".-") for m in _IDENTIFIER.finditer(query)}
         identifiers = {i for i in identifiers if len(i) >= 3}
-        terms = content_terms(query)
+        terms = subject_terms(query)
         per_doc: dict[tuple[str, str], list[tuple[float, dict]]] = {}
         for row in rows:
             haystack = (row["title"] + " " + row["heading"] + " " + row["text"]).lower()
@@ -116,9 +116,8 @@ class HybridRetriever:
         return passages
 
     def _relevant(self, row: dict, terms: set[str]) -> bool:
-        """Close enough in meaning, or nearly so and saying it in every one of the question's
-        own words ("restore a deleted file" on a page that restores deleted files in other
-        sentences than the question's shape)."""
+        """Close enough in meaning, or nearly so and holding every word of the question's
+        subject ("where's the config file on windows": config, file, windows)."""
         if row["similarity"] >= self.settings.min_similarity:
             return True
         return (bool(terms) and row["similarity"] >= self.settings.min_covered_similarity
