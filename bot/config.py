@@ -108,7 +108,7 @@ class RetrievalConfig(_Section):
     identifier_boost: float = Field(0.15, ge=0, description="bonus when an error code / identifier matches verbatim")
     min_similarity: float = Field(0.40, ge=-1, le=1, description="below this the bot says the docs lack the answer")
     min_covered_similarity: float = Field(0.25, ge=-1, le=1, description=(
-        "...unless the passage holds every content word of the question and is at least this close"))
+        "...unless the passage holds every subject word of the question and is at least this close"))
 
 
 class GenerationConfig(_Section):

@@ -34,7 +34,7 @@ class RetrievalSettings:
     page_weight: float = 0.1  # share of the page's opening-chunk similarity every chunk of the page gets
     coverage_hits: int = 3  # the best BM25 hits read to measure how much of the question they hold
     min_similarity: float = 0.40  # calibrated on in-scope vs off-topic sets of three corpora (bench_retrieval)
-    min_covered_similarity: float = 0.25  # ... or this, when the chunk holds every content word of the question
+    min_covered_similarity: float = 0.25  # ... or this, when the chunk holds every subject word of the question
     identifier_boost: float = 0.15  # added when a query identifier (error code, version) appears verbatim
     chunks_per_document: int = 2  # a passage may join a document's best chunks ...
     companion_ratio: float = 0.85  # ... when the next one scores at least this share of the best
