@@ -9,15 +9,16 @@ in the same single manifest commit.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
-import re
 import math
+import re
 import shutil
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,8 +26,8 @@ from typing import Any, TypeVar
 
 import lancedb
 import numpy as np
-from lancedb.index import BTree, IvfPq
 import pyarrow as pa
+from lancedb.index import BTree, IvfPq
 
 from bot.protocols import RetrievalUnavailable
 from knowledge.documents import Chunk
@@ -126,6 +127,9 @@ class IndexDamaged(RetrievalUnavailable):
         super().__init__(f"the index at {uri} is damaged ({reason}); run `supportbot index` to rebuild it from the docs")
 
 
+_NOT_DAMAGE = re.compile(r"No space left on device|Read-only file system|Permission denied")
+
+
 def _reading(method: Callable[..., T]) -> Callable[..., T]:
     """Any failure of LanceDB to read the index's own files becomes one IndexDamaged."""
 
@@ -136,6 +140,8 @@ def _reading(method: Callable[..., T]) -> Callable[..., T]:
         except IndexDamaged:
             raise
         except (OSError, RuntimeError, ValueError, KeyError, pa.ArrowException) as err:
+            if _NOT_DAMAGE.search(str(err)) or getattr(err, "errno", None) in (errno.ENOSPC, errno.EROFS, errno.EACCES):
+                raise  # the machine's fault (full, read-only, not permitted), not the index's: never "healed"
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             reason = re.sub(r",?\s*/rustc/\S+", "", reason)  # where in Rust's library it surfaced: noise here
             raise IndexDamaged(self.uri, reason[:200]) from err
