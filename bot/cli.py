@@ -366,6 +366,6 @@ def _one_line(err: BaseException) -> str | None:
         return f"the disk is full{where}; free some space and run it again (the live index is untouched)"
     if errno_ in (errno.EROFS, errno.EACCES, errno.EPERM) or "Read-only file system" in text or "Permission denied" in text:
         where = getattr(err, "filename", None) or "the data dir"
-        return (f"cannot write to {where} ({getattr(err, 'strerror', None) or 'read-only or not permitted'}); "
-                f"make it writable for this user, or point --data-dir / SUPPORTBOT_DATA_DIR elsewhere")
+        return (f"cannot use {where} ({getattr(err, 'strerror', None) or 'read-only or not permitted'}); "
+                f"make it readable and writable for this user, or point --data-dir / SUPPORTBOT_DATA_DIR elsewhere")
     return None

@@ -174,9 +174,9 @@ def test_a_read_only_data_dir_still_answers_and_index_says_which_path_in_one_lin
     assert answer["citations"][0]["source"] == "warranty.md"  # serving needs no write
     refused = supportbot(env, "index", check=False)
     assert refused.returncode == 1
-    assert refused.stderr.strip() == (f"Error: cannot write to {mounted / 'reindex.lock'} (Read-only file system); "
-                                      f"make it writable for this user, or point --data-dir / SUPPORTBOT_DATA_DIR "
-                                      f"elsewhere")
+    assert refused.stderr.strip() == (f"Error: cannot use {mounted / 'reindex.lock'} (Read-only file system); "
+                                      f"make it readable and writable for this user, or point --data-dir / "
+                                      f"SUPPORTBOT_DATA_DIR elsewhere")
     assert json.loads(supportbot(env, "status", "--json").stdout)["documents"] == 1  # v1 still live
 
 
