@@ -13,7 +13,7 @@ from knowledge.chunking import Chunker, ChunkSettings
 from knowledge.documents import Chunk, DocsRoot, Document, SkippedFile
 from knowledge.embedding import Embedder
 from knowledge.loaders import LOADERS, LOADERS_VERSION, LoadError, load_file
-from knowledge.sources import iter_source_files, outside_root, source_url
+from knowledge.sources import iter_source_files, source_url
 from knowledge.store import ChunkStore, IndexDamaged, IndexedDocument, LiveIndex
 
 log = logging.getLogger(__name__)
@@ -178,13 +178,16 @@ class Indexer:
               progress: ProgressCallback | None) -> tuple[list[Document], set[tuple[str, str]]]:
         changed: list[Document] = []
         seen: set[tuple[str, str]] = set()
-        files = [(root, source, path) for root in roots for source, path in iter_source_files(root)]
+        files = []
+        for root in roots:
+            outside: list[tuple[str, str]] = []  # links out of the root: never read, never kept from a past run
+            files += [(root, source, path) for source, path in iter_source_files(root, outside)]
+            report.skipped += [SkippedFile(f"{root.name}/{source}" if len(roots) > 1 else source, reason)
+                               for source, reason in outside]
         for done, (root, source, path) in enumerate(files, 1):
             key = (root.name, source)
             label = f"{root.name}/{source}" if len(roots) > 1 else source
             try:
-                if outside_root(root, path):
-                    raise LoadError("a link to a file outside the docs folder (not followed)")
                 loaded, data = load_file(path, source, list(self.loading.encodings), self.loading.max_file_bytes)
                 text_chars = sum(len(section.text) for section in loaded.sections)
                 if text_chars > self.loading.max_text_chars:
@@ -235,8 +238,6 @@ def pending_changes(previous: dict[tuple[str, str], IndexedDocument], roots: lis
     seen: set[tuple[str, str]] = set()
     for root in roots:
         for source, path in iter_source_files(root):
-            if outside_root(root, path):
-                continue
             key = (root.name, source)
             seen.add(key)
             before = previous.get(key)

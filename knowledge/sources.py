@@ -10,8 +10,13 @@ from pathlib import Path
 from knowledge.documents import DocsRoot
 
 
-def iter_source_files(root: DocsRoot) -> Iterator[tuple[str, Path]]:
-    """Yield (source, path) in a stable order; hidden files and folders are ignored."""
+LINK_OUT = "a link to a file outside the docs folder (not followed)"
+
+
+def iter_source_files(root: DocsRoot, skipped: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, Path]]:
+    """Yield (source, path) in a stable order; hidden files and folders are ignored. A file
+    that is a link resolving outside the root is never yielded (a stray link to an env file
+    or /etc cannot leak into answers); it goes to `skipped` as (source, reason) if given."""
     if not root.path.is_dir():
         return
     for dirpath, dirnames, filenames in os.walk(root.path, followlinks=False):
@@ -23,13 +28,15 @@ def iter_source_files(root: DocsRoot) -> Iterator[tuple[str, Path]]:
             source = path.relative_to(root.path).as_posix()
             if any(fnmatch.fnmatch(source, pattern) for pattern in root.exclude):
                 continue
+            if _outside(root, path):
+                if skipped is not None:
+                    skipped.append((source, LINK_OUT))
+                continue
             if path.is_file():
                 yield source, path
 
 
-def outside_root(root: DocsRoot, path: Path) -> bool:
-    """A file that is a link (or sits under a linked folder) resolving outside the docs root:
-    never read, so a stray link to an env file or /etc cannot leak into answers."""
+def _outside(root: DocsRoot, path: Path) -> bool:
     try:
         return not path.resolve().is_relative_to(root.path)
     except (OSError, RuntimeError):  # a link loop

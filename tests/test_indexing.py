@@ -152,3 +152,18 @@ def test_two_roots_keep_separate_collections(tmp_path: Path, docs: Path, embedde
     retriever = HybridRetriever(store, embedder)
     scoped = retriever.search("install", k=5, collections=["handbook"])
     assert [p.collection for p in scoped] == ["handbook"]
+
+
+def test_a_doc_replaced_by_a_link_out_of_the_docs_folder_is_dropped_not_kept(tmp_path: Path, embedder: Embedder) -> None:
+    docs = write_docs(tmp_path / "docs", {"a.md": "# A\n\nThe kettle holds 1.7 litres.\n",
+                                          "b.md": "# B\n\nThe warranty lasts 24 months.\n"})
+    outside = write_docs(tmp_path / "outside", {"secret.md": "# Secret\n\nDB_PASSWORD=hunter2\n"})
+    indexer, store = make_indexer(tmp_path, embedder)
+    indexer.run([DocsRoot(docs)])
+    (docs / "b.md").unlink()
+    (docs / "b.md").symlink_to(outside / "secret.md")
+    report = indexer.run([DocsRoot(docs)])
+    assert [(s.source, s.reason) for s in report.skipped] == [
+        ("b.md", "a link to a file outside the docs folder (not followed)")]
+    assert report.deleted == ["b.md"] and report.kept_previous == []  # unlike an unreadable file, never kept
+    assert set(store.indexed_documents()) == {("docs", "a.md")}
