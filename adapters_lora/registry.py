@@ -82,17 +82,28 @@ class VoiceRegistry:
         return path
 
     def list(self) -> list[VoiceInfo]:
-        if not self.root.is_dir():
-            return []
         voices = []
-        for folder in sorted(self.root.iterdir()):
-            meta_file = folder / VOICE_FILE
-            if folder.is_dir() and not folder.name.startswith(".") and meta_file.is_file():
-                try:
-                    voices.append(VoiceInfo(folder.name, folder, _read_meta(meta_file)))
-                except RegistryError as err:  # named where it is used (activate, doctor), not on every listing
-                    log.info("%s", err)
+        for folder, meta in self._voice_folders():
+            if isinstance(meta, RegistryError):  # named where it is used (activate, doctor), not on every listing
+                log.info("%s", meta)
+            else:
+                voices.append(VoiceInfo(folder.name, folder, meta))
         return voices
+
+    def damaged_voices(self) -> list[str]:
+        """What is wrong with each voice folder whose voice.json cannot be read."""
+        return [str(meta) for _, meta in self._voice_folders() if isinstance(meta, RegistryError)]
+
+    def _voice_folders(self) -> Iterator[tuple[Path, dict[str, Any] | RegistryError]]:
+        """Each voice folder with its voice.json, or what is wrong with that file."""
+        if not self.root.is_dir():
+            return
+        for folder in sorted(self.root.iterdir()):
+            if folder.is_dir() and not folder.name.startswith(".") and (folder / VOICE_FILE).is_file():
+                try:
+                    yield folder, _read_meta(folder / VOICE_FILE)
+                except RegistryError as err:
+                    yield folder, err
 
     @property
     def active(self) -> str | None:
@@ -104,17 +115,6 @@ class VoiceRegistry:
             log.error("answering with the base model: %s", err)
             return None
         return name if name and (self.root / name / VOICE_FILE).is_file() else None
-
-    def damaged_voices(self) -> list[str]:
-        """What is wrong with each voice folder whose voice.json cannot be read."""
-        found = []
-        for folder in sorted(self.root.iterdir()) if self.root.is_dir() else []:
-            if folder.is_dir() and not folder.name.startswith(".") and (folder / VOICE_FILE).is_file():
-                try:
-                    _read_meta(folder / VOICE_FILE)
-                except RegistryError as err:
-                    found.append(str(err))
-        return found
 
     def problem(self) -> str | None:
         """What is wrong with the voice state, or None (a damaged file with a good backup is

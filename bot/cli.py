@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -12,7 +11,7 @@ from pathlib import Path
 import click
 
 from bot.config import Settings, load_settings
-from bot.protocols import RetrievalUnavailable
+from bot.protocols import RetrievalUnavailable, disk_fault
 from bot.rendering import plain_sources
 
 EXIT_USAGE = 2
@@ -359,12 +358,11 @@ def _one_line(err: BaseException) -> str | None:
     read-only or full disk); None for anything else, which is a bug and keeps its traceback."""
     if isinstance(err, RetrievalUnavailable):
         return str(err)
-    errno_ = getattr(err, "errno", None)
-    text = str(err)
-    if errno_ == errno.ENOSPC or "No space left on device" in text:
+    fault = disk_fault(err)
+    if fault == "full":
         where = f" at {err.filename}" if getattr(err, "filename", None) else ""
         return f"the disk is full{where}; free some space and run it again (the live index is untouched)"
-    if errno_ in (errno.EROFS, errno.EACCES, errno.EPERM) or "Read-only file system" in text or "Permission denied" in text:
+    if fault:
         where = getattr(err, "filename", None) or "the data dir"
         return (f"cannot use {where} ({getattr(err, 'strerror', None) or 'read-only or not permitted'}); "
                 f"make it readable and writable for this user, or point --data-dir / SUPPORTBOT_DATA_DIR elsewhere")

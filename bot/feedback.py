@@ -103,30 +103,25 @@ class FeedbackStore:
         answer_id = uuid.uuid4().hex[:16]
         sources = [c.model_dump(mode="json") for c in answer.citations]
         try:
-            self._insert_answer(answer_id, question, answer, sources)
+            with self._lock, self._failing_as_unavailable(), self._db:
+                self._db.execute(
+                    "INSERT INTO answers (id, created_at, platform, channel, user_id, question, answer, abstained, "
+                    "sources, context, voice, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (answer_id, time.time(), question.platform, question.channel_id, question.user_id, question.text,
+                     answer.answer, int(answer.abstained), json.dumps(sources), answer.context, answer.voice,
+                     question.conversation_id or None))
         except FeedbackUnavailable as err:
             log.error("answer %s not recorded: %s", answer_id, err)
-        except sqlite3.Error as err:
-            log.error("answer %s not recorded: %s", answer_id, self._unavailable(err))
         return answer_id
-
-    def _insert_answer(self, answer_id: str, question: Question, answer: Answer, sources: list[dict]) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO answers (id, created_at, platform, channel, user_id, question, answer, abstained, "
-                "sources, context, voice, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (answer_id, time.time(), question.platform, question.channel_id, question.user_id, question.text,
-                 answer.answer, int(answer.abstained), json.dumps(sources), answer.context, answer.voice,
-                 question.conversation_id or None))
 
     def knows_conversation(self, conversation_id: str) -> bool:
         """Whether the bot answered in this thread before (so a follow-up needs no mention,
         also after a restart). Unknown when the database fails: then only mentions count."""
         try:
-            with self._lock:
+            with self._lock, self._failing_as_unavailable():
                 return self._db.execute("SELECT 1 FROM answers WHERE conversation = ? LIMIT 1",
                                         (conversation_id,)).fetchone() is not None
-        except (FeedbackUnavailable, sqlite3.Error) as err:
+        except FeedbackUnavailable as err:
             log.error("thread memory unavailable: %s", err)
             return False
 

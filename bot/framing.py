@@ -63,11 +63,15 @@ class Framer:
                 sources: Sequence[str], voice_name: str | None = None) -> str:
         """This question's lead-in; when what the model wrote states a fact and a voice is
         active, the greeting that voice opens its own replies with."""
-        messages = build_messages(question, [QuotedFacts(body)], history, len(body))
-        lead = first_line(self.generator.generate(messages, max_new_tokens=LEAD_TOKENS, voice=voice))
+        lead = self._write_lead(question, body, history, voice)
         if acceptable_framing(lead, question) and not missing_identifiers(lead, sources):
             return lead
         return self._learned(voice_name, voice)[0] if voice_name else ""
+
+    def _write_lead(self, question: str, body: str, history: Sequence[Turn], voice: str | None) -> str:
+        """The first line the voice writes above `body` (the facts it will be followed by)."""
+        messages = build_messages(question, [QuotedFacts(body)], history, len(body))
+        return first_line(self.generator.generate(messages, max_new_tokens=LEAD_TOKENS, voice=voice))
 
     def sign_off(self, voice_name: str, voice: str | None) -> str:
         """The line the voice ends its own replies with (most common over a few sample
@@ -96,8 +100,7 @@ class Framer:
                        and acceptable_framing(line, question, free_words=8)}
             endings.update(line for line in closing if not any(o != line and o.startswith(line) for o in closing))
         for question, fact in _SAMPLE_LEADS:
-            lead = first_line(self.generator.generate(build_messages(question, [QuotedFacts(fact)], [], len(fact)),
-                                                      max_new_tokens=LEAD_TOKENS, voice=voice))
+            lead = self._write_lead(question, fact, [], voice)
             if acceptable_framing(lead, question):
                 greetings[lead] += 1
         ending, count = endings.most_common(1)[0] if endings else ("", 0)
@@ -107,6 +110,8 @@ class Framer:
         log.info("voice frame learned: greeting %r, sign-off %r (of %d sample replies and %d lead-ins)", greeting,
                  ending, len(_SAMPLE_REPLIES), len(_SAMPLE_LEADS))
         return (greeting, ending if count >= 2 else "")  # greetings vary by design; a closing line must agree
+
+
 _DEBRIS = re.compile(r"^\s*(?:#|\||```|>|\d+[.)]|[-*+]\s)|\[\d+\]|\*\*|`|https?://|\bQuestion\b|\bAnswer\b|\bDocumentation\b",
                      re.IGNORECASE)
 _STATEMENT_WORDS = re.compile(r"(?<![\w-])(?:yes|no|not|never|cannot|can't|don't|doesn't|isn't|won't|only|always|must|"

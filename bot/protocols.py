@@ -6,6 +6,7 @@ in objects that happen to fit these shapes, and tests may hand in real subclasse
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -50,6 +51,17 @@ class TextSimilarity(Protocol):
     """How close in meaning each text is to a query (cosine of sentence embeddings)."""
 
     def similarities(self, query: str, texts: Sequence[str]) -> list[float]: ...
+
+
+def disk_fault(err: BaseException) -> str | None:
+    """"full" or "not writable" when an error is the machine's disk (full, read-only, not
+    permitted), whatever library raised it; None for anything else."""
+    code, text = getattr(err, "errno", None), str(err)
+    if code == errno.ENOSPC or "No space left on device" in text:
+        return "full"
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "Read-only file system" in text or "Permission denied" in text:
+        return "not writable"
+    return None
 
 
 class RetrievalUnavailable(RuntimeError):

@@ -9,7 +9,6 @@ in the same single manifest commit.
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import math
@@ -29,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 from lancedb.index import BTree, IvfPq
 
-from bot.protocols import RetrievalUnavailable
+from bot.protocols import RetrievalUnavailable, disk_fault
 from knowledge.documents import Chunk
 
 T = TypeVar("T")
@@ -127,9 +126,6 @@ class IndexDamaged(RetrievalUnavailable):
         super().__init__(f"the index at {uri} is damaged ({reason}); run `supportbot index` to rebuild it from the docs")
 
 
-_NOT_DAMAGE = re.compile(r"No space left on device|Read-only file system|Permission denied")
-
-
 def _reading(method: Callable[..., T]) -> Callable[..., T]:
     """Any failure of LanceDB to read the index's own files becomes one IndexDamaged."""
 
@@ -140,7 +136,7 @@ def _reading(method: Callable[..., T]) -> Callable[..., T]:
         except IndexDamaged:
             raise
         except (OSError, RuntimeError, ValueError, KeyError, pa.ArrowException) as err:
-            if _NOT_DAMAGE.search(str(err)) or getattr(err, "errno", None) in (errno.ENOSPC, errno.EROFS, errno.EACCES):
+            if disk_fault(err):
                 raise  # the machine's fault (full, read-only, not permitted), not the index's: never "healed"
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             reason = re.sub(r",?\s*/rustc/\S+", "", reason)  # where in Rust's library it surfaced: noise here
