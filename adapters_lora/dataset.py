@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.jsonl import UnreadableFile, read_objects
+from bot.protocols import VoiceRefused
 
 MAX_QUESTION_CHARS = 2_000
 MAX_ANSWER_CHARS = 4_000
@@ -44,7 +45,7 @@ class VoiceExample:
 MIN_TRAINING_EXAMPLES = 30
 
 
-class DatasetError(ValueError):
+class DatasetError(VoiceRefused):
     def __init__(self, path: Path, problems: list[str]) -> None:
         shown = problems[:25] + ([f"... and {len(problems) - 25} more"] if len(problems) > 25 else [])
         super().__init__(f"{path}: {len(problems)} problem(s)\n" + "\n".join(f"  {p}" for p in shown))
@@ -148,7 +149,7 @@ def require_enough(path: Path, examples: list[VoiceExample]) -> None:
 def split_held_out(examples: list[VoiceExample], fraction: float, seed: int) -> tuple[list[VoiceExample], list[VoiceExample]]:
     """Deterministic split by a seeded hash of each question (stable when lines are added)."""
     if not 0 < fraction < 1:
-        raise ValueError("held_out_fraction must be between 0 and 1")
+        raise DatasetError("held_out_fraction must be between 0 and 1")
 
     def bucket(example: VoiceExample) -> float:
         digest = hashlib.sha256(f"{seed}:{example.question}".encode()).digest()
@@ -159,5 +160,5 @@ def split_held_out(examples: list[VoiceExample], fraction: float, seed: int) -> 
         held = [min(examples, key=bucket)]
     train = [e for e in examples if e not in held]
     if not train:
-        raise ValueError("too few examples to hold some out; add more examples")
+        raise DatasetError("too few examples to hold some out; add more examples")
     return train, held

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 from adapters_lora.base_model import resolve_base_model
 from adapters_lora.registry import VoiceRegistry
 from adapters_lora.voice_switch import VoiceSwitch
+from bot.protocols import BASE_VOICE
 
-BASE_VOICE = "base"
+__all__ = ["BASE_VOICE", "GenerationSettings", "TransformersGenerator"]
 
 
 class ChatMessage(Protocol):

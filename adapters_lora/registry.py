@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.protocols import VoiceRefused
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 VOICE_FILE = "voice.json"
 STATE_FILE = "state.json"
@@ -26,7 +28,7 @@ BACKUP_SUFFIX = ".bak"  # a second copy of the last good state, written after ev
 log = logging.getLogger(__name__)
 
 
-class RegistryError(ValueError):
+class RegistryError(VoiceRefused):
     pass
 
 

@@ -22,6 +22,11 @@ from typing import Any
 from adapters_lora.dataset import VoiceExample, dataset_hash, load_examples, require_enough, split_held_out
 from adapters_lora.encoding import IGNORE_INDEX, EncodedExample, encode_example
 from adapters_lora.registry import VOICE_FILE, VoiceRegistry
+from bot.protocols import VoiceRefused
+
+
+class TrainingSettingsError(VoiceRefused, ValueError):
+    """A training setting (from the CLI or a config) that cannot train a voice."""
 
 
 @dataclass
@@ -51,17 +56,17 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         if self.rank < 1 or self.alpha < 1:
-            raise ValueError("rank and alpha must be >= 1")
+            raise TrainingSettingsError("rank and alpha must be >= 1")
         if not 0 <= self.dropout < 1:
-            raise ValueError("dropout must be in [0, 1)")
+            raise TrainingSettingsError("dropout must be in [0, 1)")
         if self.learning_rate <= 0 or self.epochs < 1 or self.batch_size < 1 or self.micro_batch_size < 1:
-            raise ValueError("learning_rate, epochs, batch_size and micro_batch_size must be positive")
+            raise TrainingSettingsError("learning_rate, epochs, batch_size and micro_batch_size must be positive")
         if not 0 < self.held_out_fraction < 1:
-            raise ValueError("held_out_fraction must be between 0 and 1")
+            raise TrainingSettingsError("held_out_fraction must be between 0 and 1")
         if self.top_layers < 0:
-            raise ValueError("top_layers must be >= 0")
+            raise TrainingSettingsError("top_layers must be >= 0")
         if self.max_seq_tokens < 32:
-            raise ValueError("max_seq_tokens must be >= 32")
+            raise TrainingSettingsError("max_seq_tokens must be >= 32")
         self.target_modules = tuple(self.target_modules)
 
 
@@ -107,7 +112,7 @@ def train_voice(dataset: Path, name: str, registry: VoiceRegistry, base_model: s
     train_enc, skipped_a = _encode_all(tokenizer, train_set, config.max_seq_tokens)
     held_enc, skipped_b = _encode_all(tokenizer, held_set, config.max_seq_tokens)
     if not train_enc or not held_enc:
-        raise ValueError("no examples fit max_seq_tokens; shorten them or raise the limit")
+        raise TrainingSettingsError("no examples fit max_seq_tokens; shorten them or raise the limit")
     layers = model.config.num_hidden_layers
     top = min(config.top_layers or layers, layers)
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,

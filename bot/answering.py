@@ -13,7 +13,7 @@ from bot.framing import Framer
 from bot.generated_text import cited_numbers
 from bot.grounding import is_noise, missing_identifiers
 from bot.prompting import build_messages, render_context, retrieval_query
-from bot.protocols import GenerationUnavailable, Generator, Passage, RetrievalUnavailable, Retriever
+from bot.protocols import BASE_VOICE, GenerationUnavailable, Generator, Passage, RetrievalUnavailable, Retriever
 from bot.types import Answer, ChatMessage, Citation, Question, Turn
 from bot.verified_stream import VerifiedStream
 
@@ -127,8 +127,7 @@ class AnswerService:
             timings["total"] = _ms(started)
             return answer.model_copy(update={"timings_ms": timings})
 
-        voice = dict(self.settings.channel_voices).get(question.channel_id or "")
-        used_voice = voice or (self.active_voice() if self.active_voice else None)
+        voice, used_voice = self._voice(question)
         emit = on_token or (lambda _piece: None)
         try:
             if self.settings.mode == FREE:
@@ -158,6 +157,18 @@ class AnswerService:
         )
         timings["total"] = _ms(started)
         return answer.model_copy(update={"timings_ms": timings})
+
+    def _voice(self, question: Question) -> tuple[str | None, str | None]:
+        """(what the generator is asked to speak with, the voice the answer is labelled with),
+        resolved once per answer, so an activation in between cannot make the label and the
+        writing disagree: the channel's voice, else the active one, else the base model."""
+        channel = dict(self.settings.channel_voices).get(question.channel_id or "")
+        if channel:
+            return channel, channel
+        if self.active_voice is None:
+            return None, None  # no registry to ask: the generator's own default
+        active = self.active_voice()
+        return active or BASE_VOICE, active
 
     def _composed(self, question: str, history: Sequence[Turn], passages: Sequence[Passage], voice: str | None,
                   used_voice: str | None, emit: TokenCallback, timings: dict[str, float]) -> tuple[str, list[int]]:

@@ -1,8 +1,11 @@
-"""The command registry every adapter dispatches to: ask, reindex, status, help.
+"""The command registry every surface dispatches to: ask, reindex, status, voice, help.
 
-Plain text is a question; "/name args" is a command. Admin commands check the access policy
-before doing anything, and every outcome (unknown command, refusal, busy, failure) comes
-back as a Reply with a message the user can read, never as an exception.
+Two typed entries: `ask(question)` and `run(name, args, ctx)`, where the context says who
+asked and where. Chat platforms map their own spellings (`/supportbot reindex`) to a name;
+only a text surface (the console) hands in a typed line, which `handle` parses once. Admin
+commands check the access policy before doing anything, and every outcome (unknown command,
+refusal, busy, failure) comes back as a Reply with a message the user can read, never as
+an exception.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from dataclasses import dataclass, field
 
 from bot.acl import AccessPolicy
 from bot.answering import AnswerService, TokenCallback
-from bot.protocols import Reindexer, StatusSource, VoiceControl
+from bot.protocols import Refused, Reindexer, StatusSource, VoiceControl
 from bot.reindex_lock import AlreadyRunning
 from bot.types import Answer, Question
 
 log = logging.getLogger(__name__)
+ASK_USAGE = "Usage: /ask <your question>"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Reply:
     ok: bool = True
     answer: Answer | None = None
     data: dict = field(default_factory=dict)
+    monospace: bool = False  # a listing (status, voices, help): chat shows it in a code block
 
 
 Handler = Callable[[str, CommandContext], Reply]
@@ -50,43 +55,66 @@ class Command:
     handler: Handler
     admin_only: bool = False
     usage: str = ""
+    listing: bool = False  # its successful replies are listings (shown in monospace)
 
 
 class CommandRegistry:
-    def __init__(self, policy: AccessPolicy) -> None:
+    def __init__(self, policy: AccessPolicy, answer: Callable[[Question, TokenCallback | None], Reply]) -> None:
         self.policy = policy
+        self._answer = answer
         self._commands: dict[str, Command] = {}
 
     def register(self, command: Command) -> None:
         self._commands[command.name] = command
 
-    def is_admin(self, ctx: CommandContext) -> bool:
-        return ctx.platform_admin or self.policy.is_admin(ctx.user_id, ctx.platform)
+    def is_admin(self, user_id: str, platform: str, platform_admin: bool = False) -> bool:
+        """`platform_admin`: the platform vouches for it (Slack admin group, Discord role)."""
+        return platform_admin or self.policy.is_admin(user_id, platform)
 
     def available(self, ctx: CommandContext) -> list[Command]:
-        admin = self.is_admin(ctx)
+        admin = self.is_admin(ctx.user_id, ctx.platform, ctx.platform_admin)
         return [c for c in self._commands.values() if admin or not c.admin_only]
 
+    def ask(self, question: Question, on_token: TokenCallback | None = None) -> Reply:
+        """Answer a question: the typed entry chat platforms use (no command parsing)."""
+        text = question.text.strip()
+        if not text:
+            return Reply(ASK_USAGE, ok=False)
+        asked = question if text == question.text else question.model_copy(update={"text": text})
+        return self._guarded("ask", lambda: self._answer(asked, on_token))
+
+    def run(self, name: str, args: str, ctx: CommandContext) -> Reply:
+        """Run the command `name` for the asker in `ctx`: admin check, then its handler."""
+        command = self._commands.get(name)
+        if command is None:
+            return Reply(f"Unknown command /{name}. Type /help to see what I can do.", ok=False)
+        if command.admin_only and not self.is_admin(ctx.user_id, ctx.platform, ctx.platform_admin):
+            log.info("refused /%s for non-admin %s on %s", name, ctx.user_id, ctx.platform)
+            return Reply(f"Sorry, /{name} is for admins only.", ok=False)
+        reply = self._guarded(name, lambda: command.handler(args.strip(), ctx))
+        reply.monospace = command.listing and reply.ok
+        return reply
+
+    @staticmethod
+    def _guarded(name: str, work: Callable[[], Reply]) -> Reply:
+        """Every outcome as a Reply: a refusal says why, anything else is a logged bug."""
+        try:
+            return work()
+        except Refused as refused:  # a reason the asker can act on, not a bug
+            return Reply(str(refused), ok=False)
+        except Exception:
+            log.exception("command /%s failed", name)
+            return Reply(f"Something went wrong running /{name}; the error was logged.", ok=False)
+
     def handle(self, text: str, ctx: CommandContext) -> Reply:
+        """A line typed on a text surface: plain text is a question, "/name args" a command."""
         text = text.strip()
         if not text:
             return Reply("Ask me a question about the docs, or type /help.", ok=False)
         if not text.startswith("/"):
-            name, args = "ask", text
-        else:
-            name, _, args = text[1:].partition(" ")
-            name = name.lower()
-        command = self._commands.get(name)
-        if command is None:
-            return Reply(f"Unknown command /{name}. Type /help to see what I can do.", ok=False)
-        if command.admin_only and not self.is_admin(ctx):
-            log.info("refused /%s for non-admin %s on %s", name, ctx.user_id, ctx.platform)
-            return Reply(f"Sorry, /{name} is for admins only.", ok=False)
-        try:
-            return command.handler(args.strip(), ctx)
-        except Exception:
-            log.exception("command /%s failed", name)
-            return Reply(f"Something went wrong running /{name}; the error was logged.", ok=False)
+            return self.run("ask", text, ctx)
+        name, _, args = text[1:].partition(" ")
+        return self.run(name.lower(), args, ctx)
 
 
 def format_status(info: dict) -> str:
@@ -105,15 +133,19 @@ def format_status(info: dict) -> str:
 def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Reindexer,
                    status: StatusSource, voices: VoiceControl | None = None) -> CommandRegistry:
     """Wire the built-in commands to the core services."""
-    registry = CommandRegistry(policy)
+    def answer(question: Question, on_token: TokenCallback | None) -> Reply:
+        answer = answers.answer(question, on_token=on_token)
+        return Reply(answer.answer, answer=answer)
+
+    registry = CommandRegistry(policy, answer)
 
     def ask(args: str, ctx: CommandContext) -> Reply:
+        """The text surfaces' route ("/ask ..." or a plain line); platforms call registry.ask."""
         if not args:
-            return Reply("Usage: /ask <your question>", ok=False)
-        question = Question(text=args, user_id=ctx.user_id, conversation_id=ctx.conversation_id,
-                            channel_id=ctx.channel_id, platform=ctx.platform, collections=ctx.collections)
-        answer = answers.answer(question, on_token=ctx.on_token)
-        return Reply(answer.answer, answer=answer)
+            return Reply(ASK_USAGE, ok=False)
+        return answer(Question(text=args, user_id=ctx.user_id, conversation_id=ctx.conversation_id,
+                               channel_id=ctx.channel_id, platform=ctx.platform, collections=ctx.collections),
+                      ctx.on_token)
 
     def reindex(args: str, ctx: CommandContext) -> Reply:
         def progress(stage: str, done: int, total: int) -> None:
@@ -142,17 +174,11 @@ def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Rein
         action, _, name = args.partition(" ")
         name = name.strip()
         if action == "activate" and name:
-            try:
-                previous = voices.activate_voice(name)
-            except ValueError as err:
-                return Reply(str(err), ok=False)
+            previous = voices.activate_voice(name)  # VoiceRefused: an unknown voice, another base model's
             log.info("voice %s activated by %s", name, ctx.user_id)
             return Reply(f"Active voice: {name}" + (f" (was {previous}; /voice rollback to undo)." if previous else "."))
         if action == "rollback" and not name:
-            try:
-                restored = voices.rollback_voice()
-            except ValueError as err:
-                return Reply(str(err), ok=False)
+            restored = voices.rollback_voice()  # VoiceRefused: nothing to roll back to
             return Reply(f"Active voice: {restored or 'base model (no voice adapter)'}.")
         if action in ("", "list"):
             active = voices.active_voice()
@@ -164,8 +190,9 @@ def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Rein
     registry.register(Command("ask", "answer a question from the docs", ask, usage="<question>"))
     if voices is not None:
         registry.register(Command("voice", "list, activate or roll back brand voices (admins)", voice,
-                                  admin_only=True, usage="[list | activate NAME | rollback]"))
+                                  admin_only=True, usage="[list | activate NAME | rollback]", listing=True))
     registry.register(Command("reindex", "re-index the docs now (admins)", reindex, admin_only=True))
-    registry.register(Command("status", "index and model status (admins)", show_status, admin_only=True))
-    registry.register(Command("help", "list commands", show_help))
+    registry.register(Command("status", "index and model status (admins)", show_status, admin_only=True,
+                              listing=True))
+    registry.register(Command("help", "list commands", show_help, listing=True))
     return registry

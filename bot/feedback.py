@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.types import Answer, Question
+from bot.types import Answer, Citation, Question
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -65,6 +65,10 @@ class StoredAnswer:
     sources: list[dict]
     context: str
     voice: str | None
+
+    @property
+    def citations(self) -> list[Citation]:
+        return [Citation.model_validate(c) for c in self.sources]
 
 
 class FeedbackStore:

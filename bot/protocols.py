@@ -1,7 +1,10 @@
 """What the core needs from retrieval, generation and indexing, as structural Protocols.
 
-The core never imports knowledge or adapters_lora; the composition root (bot.wiring) hands
-in objects that happen to fit these shapes, and tests may hand in real subclasses of fakes.
+The core never imports knowledge or adapters_lora; the composition root (bot.app) hands in
+objects that happen to fit these shapes, and tests hand in fakes the same way (tests/
+test_protocol_contracts.py runs one set of checks against both). The errors that cross a
+boundary are declared here too, so knowledge and adapters_lora raise them and the core
+catches them by type, never by a broad ValueError that would also swallow a bug.
 """
 
 from __future__ import annotations
@@ -72,9 +75,26 @@ class GenerationUnavailable(RuntimeError):
     """The generator cannot answer now (a remote engine down, timing out); str() says why."""
 
 
+class Refused(Exception):
+    """A request declined for a reason the person who asked can act on; str() says it.
+    Raised across a boundary and shown as the reply, never taken for a bug."""
+
+
+class VoiceRefused(Refused, ValueError):
+    """A brand-voice request cannot be done: unknown voice, nothing to roll back to, a
+    dataset that cannot train, a voice trained on another base model."""
+
+
+class RollbackRefused(Refused, ValueError):
+    """An index rollback cannot be done: no such version, or one that can no longer be served."""
+
+
+BASE_VOICE = "base"  # the voice argument that asks a Generator for the bare base model
+
+
 @runtime_checkable
 class Generator(Protocol):
-    """voice=None: the active brand voice; a name: that voice; "base": no voice adapter."""
+    """voice=None: the active brand voice; a name: that voice; BASE_VOICE: no voice adapter."""
 
     def generate(self, messages: Sequence[ChatMessage], max_new_tokens: int | None = None,
                  voice: str | None = None) -> str: ...

@@ -22,7 +22,7 @@ ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
 
 @dataclass(frozen=True)
 class GateVerdict:
-    """The eval gate's decision on a staged version (see bot.wiring for the gate itself)."""
+    """The eval gate's decision on a staged version (see bot.app.application for the gate itself)."""
 
     accepted: bool
     reason: str

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 from lancedb.index import BTree, IvfPq
 
-from bot.protocols import RetrievalUnavailable, disk_fault
+from bot.protocols import RetrievalUnavailable, RollbackRefused, disk_fault
 from knowledge.documents import Chunk
 
 T = TypeVar("T")
@@ -113,7 +113,7 @@ class IndexedDocument:
     chunks: int
 
 
-class RollbackError(ValueError):
+class RollbackError(RollbackRefused):
     pass
 
 

@@ -51,11 +51,11 @@ DISCORD_ADMIN = 930000000000000009
 def core(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, model_cache: Path):
     """The real core the chat platforms talk to: sample docs indexed in LanceDB, the bundled
     embedder and generator (short answers, to keep the suite quick)."""
-    from bot.config import load_settings
-    from bot.wiring import App
+    from bot.app.config import load_settings
+    from bot.app.application import App
 
     app = App(load_settings(None, data_dir=tmp_path_factory.mktemp("chat-core"), model_cache_dir=model_cache,
-                            admins=["slack:UADMIN", f"discord:{DISCORD_ADMIN}"], generation={"max_new_tokens": 40}))
-    app.__dict__["embedder"] = embedder
-    app.index()
+                            admins=["slack:UADMIN", f"discord:{DISCORD_ADMIN}"], generation={"max_new_tokens": 40}),
+              embedder=embedder)
+    app.index_ops.index()
     return app

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from bot.answering import AnswerService
+from bot.protocols import VoiceRefused
 from bot.types import Answer, ChatMessage, Citation, Question
+
+
+class EmptyRetriever:
+    """A Retriever over docs that hold nothing."""
+
+    def search(self, query: str, k: int = 5, collections: list[str] | None = None) -> list:
+        return []
 
 
 class ScriptedGenerator:
@@ -84,3 +92,31 @@ class FixedAnswers(AnswerService):
             on_token(self.text)
         return Answer(answer=self.text, abstained=False,
                       citations=[Citation(n=1, source=self.source, title=self.source, score=1.0)])
+
+
+class MemoryVoices:
+    """VoiceControl over two voices kept in memory."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = ["crew-v1", "crew-v2"]
+        self.active: str | None = None
+        self.history: list[str | None] = []
+
+    def voice_names(self) -> list[str]:
+        return self.names
+
+    def active_voice(self) -> str | None:
+        return self.active
+
+    def activate_voice(self, name: str) -> str | None:
+        if name not in self.names:
+            raise VoiceRefused(f"no voice named {name!r}")
+        previous, self.active = self.active, name
+        self.history.append(previous)
+        return previous
+
+    def rollback_voice(self) -> str | None:
+        if not self.history:
+            raise VoiceRefused("nothing to roll back to")
+        self.active = self.history.pop()
+        return self.active

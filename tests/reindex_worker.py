@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bot.config import load_settings
-from bot.wiring import App
+from bot.app.config import load_settings
+from bot.app.application import App
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
             print(f"PAUSED {stage} {done}/{total}", flush=True)
             sys.stdin.readline()
 
-    report = app.index(progress=progress, started_by="worker:alice", trigger="cli")
+    report = app.index_ops.index(progress=progress, started_by="worker:alice", trigger="cli")
     print(f"DONE v{report.version}", flush=True)
 
 

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.wiring import App
+    from bot.app.application import App
     from bot.work_queue import WorkQueue
 
 BOT_USER = "UBOT"
@@ -249,12 +249,13 @@ class SlackWorld:
 
     def __enter__(self) -> SlackWorld:
         from adapters.slack.bot import SlackBot, SlackSettings
+        from bot.chat_flow import ChatFlow
 
         self.api.__enter__()
-        self.bot = SlackBot(self.core.commands, self.core.feedback, self.queue, SlackSettings(
+        self.bot = SlackBot(ChatFlow(self.core.commands, self.core.feedback, self.queue), SlackSettings(
             bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET,
             api_base_url=self.api.base_url, **self.settings))
-        from bot.serving import ops_endpoints
+        from bot.app.serving import ops_endpoints
 
         self.served = ServedBot(self.bot, others=ops_endpoints(self.core)).__enter__()
         return self

@@ -12,12 +12,7 @@ from bot.answering import AnswerService
 from bot.commands import CommandContext, build_registry
 from bot.reindex_job import ReindexJob, RunHistory
 from bot.reindex_lock import ReindexLock
-from tests.fakes import CountingReindexer, ScriptedGenerator, StaticStatus
-
-
-class EmptyRetriever:
-    def search(self, query, k=5, collections=None):
-        return []
+from tests.fakes import CountingReindexer, EmptyRetriever, MemoryVoices, ScriptedGenerator, StaticStatus
 
 
 DATA_DIR = Path()
@@ -118,30 +113,6 @@ def test_a_failing_command_replies_with_an_error_instead_of_raising() -> None:
     assert not reply.ok and reply.text == "Something went wrong running /reindex; the error was logged."
     # The lock was released: the next run goes ahead.
     assert reg.handle("/reindex", ctx("slack:UADMIN")).ok
-
-
-class MemoryVoices:
-    def __init__(self) -> None:
-        self.names, self.active, self.history = ["crew-v1", "crew-v2"], None, []
-
-    def voice_names(self):
-        return self.names
-
-    def active_voice(self):
-        return self.active
-
-    def activate_voice(self, name):
-        if name not in self.names:
-            raise ValueError(f"no voice named {name!r}")
-        previous, self.active = self.active, name
-        self.history.append(previous)
-        return previous
-
-    def rollback_voice(self):
-        if not self.history:
-            raise ValueError("nothing to roll back to")
-        self.active = self.history.pop()
-        return self.active
 
 
 def test_voice_command_is_admin_only_and_switches_voices() -> None:

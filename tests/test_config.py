@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, SecretInConfigFile, load_settings
+from bot.app.config import ConfigError, SecretInConfigFile, load_settings
 
 
 def test_toml_then_env_then_explicit_overrides(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.config import Settings, env_reference
+from bot.app.config import Settings, env_reference
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"

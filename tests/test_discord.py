@@ -15,8 +15,9 @@ from adapters.discord.bot import ERROR_TEXT, INVITE_PERMISSIONS, PLACEHOLDER, Di
 from bot.acl import AccessPolicy
 from bot.answering import AnswerService
 from bot.commands import build_registry
+from bot.chat_flow import ChatFlow
 from bot.work_queue import WorkQueue
-from bot.wiring import bundled_sample_docs
+from bot.app.knowledge_parts import bundled_sample_docs
 from tests.conftest import DISCORD_ADMIN
 from tests.discord_fakes import (
     ADMIN_ROLE,
@@ -42,7 +43,7 @@ def run(scenario) -> Any:
 
 
 async def online(registry, feedback, recorder: Recorder, **settings) -> SupportBot:
-    bot = SupportBot(registry, feedback, WorkQueue(capacity=settings.pop("capacity", 8)),
+    bot = SupportBot(ChatFlow(registry, feedback, WorkQueue(capacity=settings.pop("capacity", 8))),
                      DiscordSettings(guild_ids=(GUILD_ID,), admin_role_ids=frozenset({ADMIN_ROLE}), **settings))
     install(bot, recorder)
     await start_offline(bot)
@@ -108,18 +109,18 @@ def test_admin_commands_are_refused_to_others_and_run_for_admins(core) -> None:
     async def scenario() -> None:
         recorder = Recorder()
         bot = await online(core.commands, core.feedback, recorder)
-        runs = len(core.history.runs())
+        runs = len(core.index_ops.history.runs())
         feed(bot, "INTERACTION_CREATE", slash("supportbot", sub="reindex", user_id=930000000000000077, name="guest"))
         sent = await recorder.wait_for(lambda s: finals(s))
         assert finals(sent)[-1].payload["content"] == "Sorry, /reindex is for admins only."
         assert next(s for s in sent if s.url.endswith("/callback")).payload == {"type": 5, "data": {"flags": 64}}
-        assert len(core.history.runs()) == runs
+        assert len(core.index_ops.history.runs()) == runs
 
         feed(bot, "INTERACTION_CREATE", slash("supportbot", sub="reindex", user_id=930000000000000078, name="mod",
                                               roles=(ADMIN_ROLE,)))
         sent = await recorder.wait_for(lambda s: len(finals(s)) == 2)
         assert finals(sent)[-1].payload["content"].startswith("Index v")
-        assert len(core.history.runs()) == runs + 1 and core.history.last().started_by == "discord:930000000000000078"
+        assert len(core.index_ops.history.runs()) == runs + 1 and core.index_ops.history.last().started_by == "discord:930000000000000078"
 
         feed(bot, "INTERACTION_CREATE", slash("supportbot", sub="status", user_id=DISCORD_ADMIN, name="owner"))
         sent = await recorder.wait_for(lambda s: len(finals(s)) == 3)
@@ -156,8 +157,8 @@ def long_answer() -> str:
 
 def test_a_long_answer_is_split_at_sentences_under_the_limits(core) -> None:
     long_text = long_answer()
-    answers = FixedAnswers(core.retriever, long_text, "legal/data-retention.txt")
-    registry = build_registry(AccessPolicy(), answers, core, core)
+    answers = FixedAnswers(core.knowledge.retriever, long_text, "legal/data-retention.txt")
+    registry = build_registry(AccessPolicy(), answers, core.index_ops, core.status_report)
 
     async def scenario() -> None:
         recorder = Recorder()
@@ -209,7 +210,8 @@ def test_an_exception_in_the_core_becomes_an_error_reply_and_the_bot_keeps_going
 
         generate = stream
 
-    registry = build_registry(AccessPolicy(), AnswerService(core.retriever, Broken()), core, core)
+    registry = build_registry(AccessPolicy(), AnswerService(core.knowledge.retriever, Broken()), core.index_ops,
+                              core.status_report)
 
     async def scenario() -> None:
         recorder = Recorder()
@@ -217,7 +219,7 @@ def test_an_exception_in_the_core_becomes_an_error_reply_and_the_bot_keeps_going
         feed(bot, "INTERACTION_CREATE", slash("ask", ask_options("How much does the Team plan cost?")))
         sent = await recorder.wait_for(lambda s: finals(s))
         assert finals(sent)[-1].payload["content"] == "Something went wrong running /ask; the error was logged."
-        bot.registry = core.commands  # the next question, through the same bot, is answered
+        bot.chat.commands = core.commands  # the next question, through the same bot, is answered
         feed(bot, "INTERACTION_CREATE", slash("ask", ask_options("How do I get a refund?")))
         sent = await recorder.wait_for(lambda s: len(finals(s)) == 2)
         assert finals(sent)[-1].payload.get("embeds")
@@ -275,7 +277,7 @@ def test_the_bot_can_be_sharded_by_config(core, sharded: bool) -> None:
     from adapters.discord.bot import ShardedSupportBot, make_bot
 
     async def scenario() -> None:
-        bot = make_bot(core.commands, core.feedback, WorkQueue(), DiscordSettings(), sharded=sharded)
+        bot = make_bot(ChatFlow(core.commands, core.feedback, WorkQueue()), DiscordSettings(), sharded=sharded)
         assert isinstance(bot, ShardedSupportBot) == sharded and isinstance(bot, discord.Client)
         assert bot.intents.message_content and not bot.intents.members  # never started: nothing to close
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.slack import blocks as kit
-from bot.config import load_settings
+from bot.app.config import load_settings
 from bot.http_endpoints import ops_app
 from bot.work_queue import WorkQueue
-from bot.wiring import App
+from bot.app.application import App
 from tests.slack_mock import FORM, SlackWorld, action_body, send
 
 
@@ -35,7 +35,7 @@ def test_health_and_metrics_report_real_traffic(core: App) -> None:
         status, content_type, body = get(slack.served.base + "/healthz")
         assert status == 200 and content_type == "application/json"
         health = json.loads(body)
-        assert health["status"] == "ok" and health["index_version"] == core.store.live().seq
+        assert health["status"] == "ok" and health["index_version"] == core.knowledge.store.live().seq
         assert health["queue_depth"] == 0
         before = samples(get(slack.served.base + "/metrics")[2])
 
@@ -63,7 +63,7 @@ def test_health_and_metrics_report_real_traffic(core: App) -> None:
     assert delta("supportbot_reindex_runs_total", trigger="chat", outcome="unchanged") == 1
     assert delta("supportbot_reindex_seconds_count") == 1
     assert after[("supportbot_queue_depth", ())] == 0
-    assert after[("supportbot_index_version", ())] == core.store.live().seq
+    assert after[("supportbot_index_version", ())] == core.knowledge.store.live().seq
     assert delta("supportbot_abstentions_total", platform="slack") == int(core.feedback.get(up).abstained)
 
 

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
-import bot.scheduler as scheduler_module
-from bot.config import load_settings
+import bot.app.scheduler as scheduler_module
+from bot.app.config import load_settings
 from bot.reindex_lock import AlreadyRunning, ReindexLock
-from bot.scheduler import JOB_ID, NightlyReindex, ScheduleSettings, stored_next_run
+from bot.app.scheduler import JOB_ID, NightlyReindex, ScheduleSettings, stored_next_run
 from bot.types import Question
-from bot.wiring import App, bundled_sample_docs
+from bot.app.application import App
+from bot.app.knowledge_parts import bundled_sample_docs
 from knowledge.embedding import Embedder
 from tests.fakes import ScriptedGenerator
 
@@ -36,20 +37,19 @@ def docs(tmp_path: Path) -> Path:
     return Path(shutil.copytree(bundled_sample_docs(), tmp_path / "docs"))
 
 
-def make_app(data_dir: Path, embedder: Embedder, **overrides) -> App:
-    app = App(load_settings(None, data_dir=data_dir, **overrides))
-    app.__dict__["embedder"] = embedder  # the session's loaded model (cached_property slot)
-    return app
+def make_app(data_dir: Path, embedder: Embedder, generator=None, **overrides) -> App:
+    return App(load_settings(None, data_dir=data_dir, **overrides), embedder=embedder,  # the session's loaded model
+               generator=generator)
 
 
 def top_source(app: App, query: str) -> str:
-    app.store.live(refresh=True)
-    return app.retriever.search(query, k=1)[0].source
+    app.knowledge.store.live(refresh=True)
+    return app.knowledge.retriever.search(query, k=1)[0].source
 
 
 def top_text(app: App, query: str) -> str:
-    app.store.live(refresh=True)
-    return app.retriever.search(query, k=1)[0].text
+    app.knowledge.store.live(refresh=True)
+    return app.knowledge.retriever.search(query, k=1)[0].text
 
 
 # ----- schedule -------------------------------------------------------------------------
@@ -57,7 +57,7 @@ def top_text(app: App, query: str) -> str:
 def test_schedule_uses_crontab_weekdays_zone_and_a_job_store_in_the_data_dir(tmp_path, embedder) -> None:
     app = make_app(tmp_path / "data", embedder, reindex={
         "schedule": "30 2 * * 0", "timezone": "Europe/Paris", "misfire_grace_minutes": 90})
-    nightly = app.nightly()
+    nightly = app.index_ops.nightly()
     assert str(nightly.scheduler._jobstores["default"].engine.url) == f"sqlite:///{tmp_path / 'data' / 'scheduler.sqlite'}"
     try:
         next_run = nightly.start()
@@ -69,13 +69,13 @@ def test_schedule_uses_crontab_weekdays_zone_and_a_job_store_in_the_data_dir(tmp
         assert str(job.trigger.timezone) == "Europe/Paris"
         assert (next_run.weekday(), next_run.hour, next_run.minute) == (6, 2, 30)
         assert next_run > datetime.now(timezone.utc)
-        assert stored_next_run(app.jobstore_path) == next_run  # what `status` reads from any process
+        assert stored_next_run(app.index_ops.jobstore_path) == next_run  # what `status` reads from any process
     finally:
         nightly.shutdown()
 
 
 def test_default_schedule_is_three_oclock_every_night(tmp_path, embedder) -> None:
-    nightly = make_app(tmp_path, embedder).nightly()
+    nightly = make_app(tmp_path, embedder).index_ops.nightly()
     fields = {f.name: str(f) for f in nightly.trigger.fields}
     assert (fields["minute"], fields["hour"], fields["day"], fields["day_of_week"]) == ("0", "3", "*", "*")
 
@@ -115,7 +115,7 @@ def test_calling_the_scheduled_job_reindexes_and_posts_the_summary(tmp_path, doc
     app = make_app(tmp_path / "data", embedder, docs=[str(docs)], reindex={"admin_channel": "test:C-ADMINS"})
     posted: list[tuple[str, str]] = []
     app.notifier.register("test", lambda channel, text: posted.append((channel, text)))
-    nightly = app.nightly()
+    nightly = app.index_ops.nightly()
     nightly.start()
     try:
         scheduler_module.run_scheduled_reindex()  # exactly what APScheduler calls at 03:00
@@ -128,9 +128,9 @@ def test_calling_the_scheduled_job_reindexes_and_posts_the_summary(tmp_path, doc
         shutil.rmtree(docs)  # a broken run is reported too, and the live index stays
         scheduler_module.run_scheduled_reindex()
         assert posted[1][1].startswith("Nightly re-index FAILED\nRe-index failed: FileNotFoundError: docs folder")
-        assert app.store.live(refresh=True).seq == 1
+        assert app.knowledge.store.live(refresh=True).seq == 1
 
-        status = app.status()
+        status = app.status_report.status()
         assert "by scheduler (schedule" in status["last_scheduled_reindex"]
         assert status["next_scheduled_reindex"].startswith(str(nightly.next_run().astimezone().year))
     finally:
@@ -150,7 +150,7 @@ def start_worker(data_dir: Path, docs: Path, stage: str) -> tuple[subprocess.Pop
 def test_a_second_process_is_told_who_runs_the_reindex(tmp_path, docs, embedder) -> None:
     data = tmp_path / "data"
     app = make_app(data, embedder, docs=[str(docs)])
-    app.index()
+    app.index_ops.index()
     (docs / "setup" / "install-beos.md").write_text("# Install on BeOS\n\nBeOS needs a HaikuPort token.\n")
 
     worker, paused = start_worker(data, docs, "scanned")
@@ -161,9 +161,9 @@ def test_a_second_process_is_told_who_runs_the_reindex(tmp_path, docs, embedder)
         assert "A re-index is already running (started by worker:alice (cli) at " in cli.stderr
         assert "scanned 21/21" in cli.stderr
         with pytest.raises(AlreadyRunning) as busy:  # this process (chat, schedule) is told the same
-            app.reindex(started_by="slack:UADMIN")
+            app.index_ops.reindex(started_by="slack:UADMIN")
         assert busy.value.job.started_by == "worker:alice" and busy.value.job.pid == worker.pid
-        assert app.status()["reindex_running"].startswith("started by worker:alice (cli) at ")
+        assert app.status_report.status()["reindex_running"].startswith("started by worker:alice (cli) at ")
     finally:
         worker.stdin.write("\n")
         worker.stdin.close()
@@ -177,7 +177,7 @@ def test_a_second_process_is_told_who_runs_the_reindex(tmp_path, docs, embedder)
 def test_a_reindex_killed_midway_leaves_the_live_index_answering_and_the_lock_free(tmp_path, docs, embedder) -> None:
     data = tmp_path / "data"
     app = make_app(data, embedder, docs=[str(docs)])
-    assert app.index().version == 1
+    assert app.index_ops.index().version == 1
     (docs / "setup" / "install-beos.md").write_text("# Install on BeOS\n\nBeOS needs a HaikuPort token.\n")
     plans = docs / "billing" / "plans.md"
     plans.write_text(plans.read_text().replace("$8 per user per month", "$11 per user per month"))
@@ -189,12 +189,12 @@ def test_a_reindex_killed_midway_leaves_the_live_index_answering_and_the_lock_fr
     worker.wait(60)
 
     reader = make_app(data, embedder, docs=[str(docs)])  # a bot process reading the index
-    assert reader.store.live(refresh=True).seq == 1
+    assert reader.knowledge.store.live(refresh=True).seq == 1
     assert "$8 per user per month" in top_text(reader, "How much does the Team plan cost?")
     assert top_source(reader, "HaikuPort token for BeOS") != "setup/install-beos.md"
     assert ReindexLock(data).running() is None  # the kernel dropped the dead holder's lock
 
-    report = app.index(started_by="cli:bob")
+    report = app.index_ops.index(started_by="cli:bob")
     assert report.version == 2 and report.added == ["setup/install-beos.md"]
     assert report.updated == ["billing/plans.md"]
     assert top_source(reader, "HaikuPort token for BeOS") == "setup/install-beos.md"
@@ -218,16 +218,16 @@ def test_the_gate_keeps_a_scrambled_index_from_going_live_and_lets_the_real_one_
         tmp_path, docs, embedder) -> None:
     app = make_app(tmp_path / "data", embedder, docs=[str(docs)],
                    reindex={"gate_qa_file": str(SAMPLE_QA), "gate_max_drop": 0.05})
-    first = app.index()
+    first = app.index_ops.index()
     assert first.went_live and first.gate["accepted"] and first.gate["hit@5"] >= 0.9
     original = {p: p.read_bytes() for p in docs.rglob("*") if p.is_file()}
 
     scramble(docs)
-    rejected = app.index()
+    rejected = app.index_ops.index()
     assert rejected.rejected and not rejected.went_live
     assert rejected.gate["live_hit@5"] == first.gate["hit@5"]
     assert rejected.gate["hit@5"] < first.gate["hit@5"] - 0.05
-    assert rejected.version == 1 and app.store.live(refresh=True).seq == 1
+    assert rejected.version == 1 and app.knowledge.store.live(refresh=True).seq == 1
     assert rejected.summary().startswith("New index NOT made live: hit@5 on 20 gate questions fell from ")
     assert top_source(app, "How much does the Team plan cost?") == "billing/plans.md"  # still the real docs
 
@@ -235,7 +235,7 @@ def test_the_gate_keeps_a_scrambled_index_from_going_live_and_lets_the_real_one_
         path.write_bytes(content)
     plans = docs / "billing" / "plans.md"
     plans.write_text(plans.read_text() + "\n## Nonprofits\n\nNonprofits get the Team plan at half price.\n")
-    accepted = app.index()
+    accepted = app.index_ops.index()
     assert accepted.went_live and accepted.version == 2 and accepted.updated == ["billing/plans.md"]
     assert "Eval gate passed: hit@5" in accepted.summary()
     assert top_source(app, "Do nonprofits get a discount?") == "billing/plans.md"
@@ -243,25 +243,25 @@ def test_the_gate_keeps_a_scrambled_index_from_going_live_and_lets_the_real_one_
 
 def test_rollback_restores_answers_from_an_earlier_version(tmp_path, docs, embedder) -> None:
     app = make_app(tmp_path / "data", embedder, docs=[str(docs)])
-    app.index()
+    app.index_ops.index()
     plans = docs / "billing" / "plans.md"
     plans.write_text(plans.read_text().replace("$8 per user per month", "$11 per user per month"))
-    assert app.index().version == 2
+    assert app.index_ops.index().version == 2
     assert "$11 per user per month" in top_text(app, "How much does the Team plan cost?")
 
-    outcome = app.rollback(None, started_by="cli:alice")
+    outcome = app.index_ops.rollback(None, started_by="cli:alice")
     assert (outcome.version, outcome.restored) == (3, 1)
     assert "$8 per user per month" in top_text(app, "How much does the Team plan cost?")
-    rows = app.index_versions()
+    rows = app.index_ops.index_versions()
     assert [(r["version"], r["live"], r["rollback_of"]) for r in rows] == [(3, True, 1), (2, False, None),
                                                                              (1, False, None)]
     with pytest.raises(ValueError, match="no index version v9"):
-        app.rollback(9)
+        app.index_ops.rollback(9)
     with pytest.raises(ValueError, match="is what is live already"):
-        app.rollback(1)
+        app.index_ops.rollback(1)
 
     # The next re-index starts from the restored version and picks the edit up again.
-    report = app.index()
+    report = app.index_ops.index()
     assert report.version == 4 and report.updated == ["billing/plans.md"]
     assert "$11 per user per month" in top_text(app, "How much does the Team plan cost?")
 
@@ -269,9 +269,9 @@ def test_rollback_restores_answers_from_an_earlier_version(tmp_path, docs, embed
 def test_rollback_from_the_command_line(tmp_path, docs, embedder) -> None:
     data = tmp_path / "data"
     app = make_app(data, embedder, docs=[str(docs)])
-    app.index()
+    app.index_ops.index()
     (docs / "legal" / "data-retention.txt").unlink()
-    app.index()
+    app.index_ops.index()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     run = subprocess.run([sys.executable, "-m", "bot", "--data-dir", str(data), "index", "rollback", "1"],
                          cwd=REPO, capture_output=True, text=True, env=env)
@@ -304,7 +304,7 @@ def test_git_source_is_pulled_and_a_broken_one_keeps_its_last_good_checkout(tmp_
         {"git": f"file://{origin}", "name": "handbook", "path": "docs", "branch": "main"},
         {"git": f"file://{tmp_path}/no-such-repo", "name": "wiki"},
     ])
-    first = app.index()
+    first = app.index_ops.index()
     assert first.added == ["vacation.md"] and first.documents == 1
     assert any(n.startswith("wiki: git clone of file://") and n.endswith("nothing to index from it yet")
                for n in first.notes)
@@ -312,12 +312,12 @@ def test_git_source_is_pulled_and_a_broken_one_keeps_its_last_good_checkout(tmp_
     (origin / "docs" / "expenses.md").write_text("# Expenses\n\nFile expenses within 60 days.\n")
     git("add", ".", cwd=origin)
     git("commit", "-q", "-m", "expenses", cwd=origin)
-    pulled = app.index()
+    pulled = app.index_ops.index()
     assert pulled.added == ["expenses.md"]
     good = git("rev-parse", "--short=12", "HEAD", cwd=origin)
 
     shutil.move(origin, tmp_path / "moved-away")  # the remote is gone
-    broken = app.index()
+    broken = app.index_ops.index()
     note = next(n for n in broken.notes if n.startswith("handbook: "))
     assert "git pull of file://" in note and note.endswith(f"indexed the last good checkout {good}")
     assert broken.deleted == [] and broken.documents == 2
@@ -329,14 +329,14 @@ def test_git_source_is_pulled_and_a_broken_one_keeps_its_last_good_checkout(tmp_
 
 def test_status_shows_freshness_per_source_and_pending_changes(tmp_path, docs, embedder) -> None:
     app = make_app(tmp_path / "data", embedder, docs=[{"path": str(docs), "name": "driftwood"}])
-    app.index(started_by="cli:alice")
+    app.index_ops.index(started_by="cli:alice")
     (docs / "setup" / "install-beos.md").write_text("# Install on BeOS\n\nBeOS needs a HaikuPort token.\n")
     (docs / "legal" / "data-retention.txt").unlink()
     plans = docs / "billing" / "plans.md"
     plans.write_text(plans.read_text() + "\nPrices changed.\n")
     os.utime(docs / "api" / "files.md")  # touched, not changed: not counted
 
-    status = app.status()
+    status = app.status_report.status()
     assert status["index_version"] == 1 and status["documents"] == 20
     assert status["sources"] == {"driftwood": f"20 documents, {status['chunks']} chunks"}
     assert status["changed_since_build"] == "1 added, 1 modified, 1 deleted"
@@ -345,11 +345,11 @@ def test_status_shows_freshness_per_source_and_pending_changes(tmp_path, docs, e
 
 
 def test_answers_can_say_when_the_docs_were_indexed(tmp_path, docs, embedder) -> None:
-    app = make_app(tmp_path / "data", embedder, docs=[str(docs)], answers={"show_indexed_at": True})
-    app.index()
-    app.__dict__["generator"] = ScriptedGenerator("The Team plan costs $8 per user per month [1].")
+    app = make_app(tmp_path / "data", embedder, ScriptedGenerator("The Team plan costs $8 per user per month [1]."),
+                   docs=[str(docs)], answers={"show_indexed_at": True})
+    app.index_ops.index()
     answer = app.answers.answer(Question(text="How much does the Team plan cost?"))
-    built = app.status()["index_built_at"]
+    built = app.status_report.status()["index_built_at"]
     assert answer.indexed_at == built
     assert answer.contract_json()["indexed_at"] == built
 

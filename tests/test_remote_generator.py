@@ -15,10 +15,10 @@ from adapters_lora.generator import BASE_VOICE
 from adapters_lora.remote_generator import RemoteGenerator, RemoteSettings
 from bot.answering import UNAVAILABLE_TEXT
 from bot.commands import CommandContext
-from bot.config import load_settings
+from bot.app.config import load_settings
 from bot.protocols import GenerationUnavailable
 from bot.types import ChatMessage
-from bot.wiring import App
+from bot.app.application import App
 
 REPLY = ["The Team plan ", "costs $8 per user ", "per month [1]."]
 
@@ -135,9 +135,8 @@ def remote_app(tmp_path_factory: pytest.TempPathFactory, embedder) -> tuple[App,
     server = FakeEngine()
     app = App(load_settings(None, data_dir=tmp_path_factory.mktemp("remote"), generation={
         "backend": "openai", "remote_url": server.url, "remote_model": "smollm2-135m", "retries": 1,
-        "timeout_s": 5}))
-    app.__dict__["embedder"] = embedder
-    app.index()
+        "timeout_s": 5}), embedder=embedder)
+    app.index_ops.index()
     yield app, server
     server.close()
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
-from bot.wiring import App, bundled_sample_docs
+from bot.app.config import load_settings
+from bot.app.application import App
+from bot.app.knowledge_parts import bundled_sample_docs
 from tests import s3_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,9 +41,9 @@ def test_one_process_indexes_to_s3_another_answers_and_keeps_answering_during_a_
     assert not (writer_data / "index").exists()  # nothing of the index on local disk
 
     reader = App(load_settings(None, data_dir=tmp_path / "replica-data",
-                               index={"uri": s3.uri("e2e"), "storage_options": s3.storage_options}))
-    reader.__dict__["embedder"] = embedder
-    assert reader.retriever.search("How much does the Team plan cost?", k=1)[0].source == "billing/plans.md"
+                               index={"uri": s3.uri("e2e"), "storage_options": s3.storage_options}),
+                 embedder=embedder)
+    assert reader.knowledge.retriever.search("How much does the Team plan cost?", k=1)[0].source == "billing/plans.md"
 
     (docs / "setup" / "install-beos.md").write_text("# Install on BeOS\n\nBeOS needs a HaikuPort token.\n")
     plans = docs / "billing" / "plans.md"
@@ -51,10 +52,10 @@ def test_one_process_indexes_to_s3_another_answers_and_keeps_answering_during_a_
                               cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert worker.stdout.readline().startswith("PAUSED written")  # new rows are on S3, not yet live
-        reader.store.live(refresh=True)
-        during = reader.retriever.search("How much does the Team plan cost?", k=1)[0]
+        reader.knowledge.store.live(refresh=True)
+        during = reader.knowledge.retriever.search("How much does the Team plan cost?", k=1)[0]
         assert during.source == "billing/plans.md" and "$8 per user per month" in during.text
-        assert reader.retriever.search("HaikuPort token for BeOS", k=1)[0].source != "setup/install-beos.md"
+        assert reader.knowledge.retriever.search("HaikuPort token for BeOS", k=1)[0].source != "setup/install-beos.md"
     finally:
         worker.stdin.write("\n")
         worker.stdin.close()
@@ -62,8 +63,8 @@ def test_one_process_indexes_to_s3_another_answers_and_keeps_answering_during_a_
         worker.wait(600)
     assert "DONE v2" in out
 
-    assert reader.store.live(refresh=True).seq == 2  # replicas pick the new version up (within 2 s on their own)
-    assert reader.retriever.search("HaikuPort token for BeOS", k=1)[0].source == "setup/install-beos.md"
-    assert "$11 per user per month" in reader.retriever.search("How much does the Team plan cost?", k=1)[0].text
-    status = reader.status()
+    assert reader.knowledge.store.live(refresh=True).seq == 2  # replicas pick the new version up (within 2 s on their own)
+    assert reader.knowledge.retriever.search("HaikuPort token for BeOS", k=1)[0].source == "setup/install-beos.md"
+    assert "$11 per user per month" in reader.knowledge.retriever.search("How much does the Team plan cost?", k=1)[0].text
+    status = reader.status_report.status()
     assert status["index_version"] == 2 and status["index_uri"] == s3.uri("e2e")

@@ -18,7 +18,7 @@ from adapters.slack import blocks as kit
 from adapters.slack.bot import COMMANDS, EVENTS, PLACEHOLDER, SCOPES
 from adapters.slack.mrkdwn import to_mrkdwn
 from bot.work_queue import BUSY_TEXT, WorkQueue
-from bot.wiring import App
+from bot.app.application import App
 from tests.slack_mock import (
     BOT_TOKEN,
     BOT_USER,
@@ -134,22 +134,22 @@ def test_forged_signatures_and_stale_timestamps_get_401_and_no_answer(slack: Sla
 
 
 def test_a_non_admin_reindex_is_refused_and_runs_nothing(slack: SlackWorld) -> None:
-    runs = len(slack.core.history.runs())
+    runs = len(slack.core.index_ops.history.runs())
     status, ack, _ = slack.command("/supportbot", "reindex", "UGUEST", "guest")
     assert status == 200
     reply = slack.api.wait_for(lambda calls: any(c.method == "response_url" for c in calls))[-1].body
     assert reply["text"] == "Sorry, /reindex is for admins only." and reply["response_type"] == "ephemeral"
-    assert len(slack.core.history.runs()) == runs
+    assert len(slack.core.index_ops.history.runs()) == runs
 
 
 def test_an_admin_reindex_runs_and_reports(slack: SlackWorld) -> None:
-    runs = len(slack.core.history.runs())
+    runs = len(slack.core.index_ops.history.runs())
     slack.command("/supportbot", "reindex", "UADMIN", "admin")
     reply = slack.api.wait_for(lambda calls: any(c.method == "response_url" and c.body["text"].startswith("Index v")
                                                  for c in calls))[-1].body
     assert reply["text"].startswith("Index v1: 20 documents, ") and reply["replace_original"] is True
-    assert len(slack.core.history.runs()) == runs + 1
-    assert slack.core.history.last().started_by == "slack:UADMIN"
+    assert len(slack.core.index_ops.history.runs()) == runs + 1
+    assert slack.core.index_ops.history.last().started_by == "slack:UADMIN"
 
 
 def test_admins_can_come_from_a_user_group(core: App) -> None:

@@ -10,7 +10,7 @@ import pytest
 from adapters_lora.dataset import DatasetError, load_examples, parse_context, require_enough, split_held_out
 from adapters_lora.encoding import IGNORE_INDEX, encode_example
 from adapters_lora.registry import RegistryError, VoiceRegistry
-from bot.wiring import bundled_voice_dataset
+from bot.app.voices import bundled_voice_dataset
 
 GOOD = {"question": "How do I rotate a key?", "answer": "Ahoy! Click **Rotate** [1].\nSmooth sailing!",
         "context": "[1] API authentication > Rotating keys\nIn Settings > API keys, open the key and click Rotate."}

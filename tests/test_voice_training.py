@@ -15,7 +15,7 @@ from adapters_lora.registry import VoiceRegistry
 from adapters_lora.train import TrainingConfig, TrainingResult, train_voice
 from adapters_lora.voice_eval import messages_for
 from adapters_lora.dataset import load_examples
-from bot.wiring import bundled_voice_dataset
+from bot.app.voices import bundled_voice_dataset
 
 pytestmark = pytest.mark.slow
 

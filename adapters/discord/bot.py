@@ -1,18 +1,15 @@
 """Discord: /ask, mentions answered in a thread, /supportbot admin commands, feedback.
 
-A `commands.Bot` subclass with the core injected (command registry, feedback store, work
-queue). Each handler translates an interaction or message into a core call and the Reply
-back into Discord messages: defer at once (the 3-second rule), stream by editing at most about
-once a second, then the text (split under 2,000 characters between sentences), a sources
-embed and persistent buttons. Whatever happens, the user is told: answer, nothing relevant,
-error or busy.
+A `commands.Bot` subclass with the core's chat flow injected. Each handler translates an
+interaction or message into a chat-flow call and what comes back into Discord messages:
+defer at once (the 3-second rule), stream by editing at most about once a second, then the
+text (split under 2,000 characters between sentences), a sources embed and persistent
+buttons. Whatever happens, the user is told: answer, nothing relevant, error or busy.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,21 +19,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from adapters.discord.ui import FeedbackButton, WhatWasWrong, feedback_view, message_pieces, sources_embed
-from bot.commands import CommandContext, CommandRegistry, Reply
-from bot.feedback import FEEDBACK_DOWN_TEXT, FeedbackStore, FeedbackUnavailable, UnknownAnswer
+from bot.chat_flow import EMPTY_QUESTION_TEXT, ERROR_TEXT, LOOKING_UP_TEXT, Asker, ChatFlow, ChatReply
 from bot.rendering import freshness_line
-from bot.streaming import LiveMessage
 from bot.types import Question
-from bot.work_queue import QueueFull, WorkQueue
 
 log = logging.getLogger(__name__)
 
-PLACEHOLDER = "*Looking that up in the docs…*"
-ERROR_TEXT = "Sorry, something went wrong while answering. The error was logged; please try again."
+PLACEHOLDER = f"*{LOOKING_UP_TEXT}*"
 # What the invite asks for: read and answer in channels and the threads the bot opens.
 INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, send_messages_in_threads=True,
                                          create_public_threads=True, embed_links=True, read_message_history=True)
-_THREADS_KEPT = 5000
 
 
 def intents() -> discord.Intents:
@@ -61,15 +53,11 @@ class DiscordSettings:
 class SupportBotCore:
     """The behaviour; mixed into commands.Bot or commands.AutoShardedBot (see make_bot)."""
 
-    def __init__(self, registry: CommandRegistry, feedback: FeedbackStore, queue: WorkQueue,
-                 settings: DiscordSettings, **kwargs: Any) -> None:
+    def __init__(self, chat: ChatFlow, settings: DiscordSettings, **kwargs: Any) -> None:
         super().__init__(command_prefix=commands.when_mentioned, intents=intents(), help_command=None,
                          **kwargs)  # type: ignore[call-arg]
-        self.registry = registry
-        self.feedback = feedback
-        self.queue = queue
+        self.chat = chat
         self.settings = settings
-        self._threads: OrderedDict[int, None] = OrderedDict()
 
     # ----- setup ----------------------------------------------------------------------
     async def setup_hook(self) -> None:
@@ -100,17 +88,17 @@ class SupportBotCore:
 
         @admin.command(name="reindex", description="Re-index the docs now")
         async def reindex(interaction: discord.Interaction) -> None:
-            await self.admin_command(interaction, "/reindex")
+            await self.admin_command(interaction, "reindex")
 
         @admin.command(name="status", description="Index version, freshness and models")
         async def status(interaction: discord.Interaction) -> None:
-            await self.admin_command(interaction, "/status")
+            await self.admin_command(interaction, "status")
 
         @admin.command(name="voice", description="List, activate or roll back brand voices")
         @app_commands.describe(action="What to do", name="Voice name (for activate)")
         async def voice(interaction: discord.Interaction, action: Literal["list", "activate", "rollback"],
                         name: str | None = None) -> None:
-            await self.admin_command(interaction, f"/voice {action} {name or ''}".strip())
+            await self.admin_command(interaction, "voice", f"{action} {name or ''}".strip())
 
         self.tree.add_command(ask)
         self.tree.add_command(admin)
@@ -132,20 +120,19 @@ class SupportBotCore:
         if message.author.bot or self.user is None:
             return
         try:
-            if (message.channel.id in self._threads or _opened_by(message.channel, self.user.id)
-                    or self.feedback.knows_conversation(f"discord:{message.channel.id}")):
+            if _opened_by(message.channel, self.user.id) or self.chat.owns_thread(f"discord:{message.channel.id}"):
                 await self._answer_in_thread(message.channel, message, _without_mention(message, self.user.id))
             elif self.user in message.mentions and not isinstance(message.channel, discord.Thread):
                 text = _without_mention(message, self.user.id)
                 thread = await message.create_thread(name=(text or "Question")[:90], auto_archive_duration=1440)
-                self._remember_thread(thread.id)
+                self.chat.remember_thread(f"discord:{thread.id}")
                 await self._answer_in_thread(thread, message, text)
         except discord.HTTPException as err:
             log.error("could not answer message %s: %s", message.id, err)
 
     async def _answer_in_thread(self, thread: discord.abc.Messageable, message: discord.Message, text: str) -> None:
         if not text:
-            await thread.send("Ask me a question about the docs, e.g. “how do I reset my password?”")
+            await thread.send(EMPTY_QUESTION_TEXT)
             return
         question = Question(text=text, user_id=f"discord:{message.author.id}", conversation_id=f"discord:{thread.id}",
                             channel_id=str(getattr(message.channel, "parent_id", None) or message.channel.id),
@@ -157,44 +144,23 @@ class SupportBotCore:
 
         await self._answer(question, send_more, first=lambda **fields: placeholder.edit(**fields))
 
-    def _remember_thread(self, thread_id: int) -> None:
-        self._threads[thread_id] = None
-        while len(self._threads) > _THREADS_KEPT:
-            self._threads.popitem(last=False)
-
     # ----- answering, shared by /ask and threads --------------------------------------
     async def _answer(self, question: Question, send_more: Callable[..., Awaitable[Any]],
                       first: Callable[..., Awaitable[Any]]) -> None:
         """`first(**fields)` edits the message that says "working on it" (the deferred reply or
         the placeholder); `send_more` adds messages after it."""
-        live = LiveMessage(lambda text: first(content=text), self.settings.edit_interval_s,
-                           render=lambda so_far, _: message_pieces(so_far + " …")[0])
-        ctx = CommandContext(user_id=question.user_id, conversation_id=question.conversation_id, platform="discord",
-                             channel_id=question.channel_id, on_token=live.add)
-        try:
-            future = self.queue.submit(lambda: self.registry.handle("/ask " + question.text, ctx))
-            reply = await asyncio.wrap_future(future)
-        except QueueFull as busy:
-            await first(content=str(busy))
-            return
-        except Exception:
-            log.exception("answering on Discord failed")
-            await first(content=ERROR_TEXT)
-            return
-        await live.settle()
-        await self._send_reply(question, reply, send_more, first)
+        reply = await self.chat.ask_live(question, lambda text: first(content=text), self.settings.edit_interval_s,
+                                         fit=lambda text: message_pieces(text)[0])
+        await self._send_reply(reply, send_more, first)
 
-    async def _send_reply(self, question: Question, reply: Reply, send_more: Callable[..., Awaitable[Any]],
+    async def _send_reply(self, reply: ChatReply, send_more: Callable[..., Awaitable[Any]],
                           first: Callable[..., Awaitable[Any]]) -> None:
         answer = reply.answer
-        if answer is None:
+        if answer is None or reply.answer_id is None:
             await first(content=message_pieces(reply.text)[0])
             return
-        answer_id = self.feedback.record_answer(question, answer)
-        citations = [c.model_dump(mode="json") for c in answer.citations]
-        footer = freshness_line(answer)
-        extra: dict[str, Any] = {"view": feedback_view(answer_id)}
-        embed = sources_embed(citations, answer.abstained, footer)
+        extra: dict[str, Any] = {"view": feedback_view(reply.answer_id)}
+        embed = sources_embed(answer.citations, answer.abstained, freshness_line(answer))
         if embed is not None:
             extra["embed"] = embed
         pieces = message_pieces(answer.answer)
@@ -207,47 +173,32 @@ class SupportBotCore:
         await send_more(pieces[-1], **extra)
 
     # ----- admin commands -------------------------------------------------------------
-    def _platform_admin(self, user: discord.abc.User) -> bool:
-        roles = getattr(user, "roles", [])
-        return any(role.id in self.settings.admin_role_ids for role in roles)
+    def _asker(self, interaction: discord.Interaction) -> Asker:
+        roles = getattr(interaction.user, "roles", [])
+        return Asker(f"discord:{interaction.user.id}", "discord", str(interaction.channel_id or ""),
+                     platform_admin=any(role.id in self.settings.admin_role_ids for role in roles))
 
-    async def admin_command(self, interaction: discord.Interaction, text: str) -> None:
+    async def admin_command(self, interaction: discord.Interaction, name: str, args: str = "") -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        progress = LiveMessage(lambda line: interaction.edit_original_response(content=line),
-                               self.settings.edit_interval_s, render=lambda _, line: f"Re-indexing… {line}")
-        ctx = CommandContext(user_id=f"discord:{interaction.user.id}", conversation_id="", platform="discord",
-                             channel_id=str(interaction.channel_id or ""), on_progress=progress.add,
-                             platform_admin=self._platform_admin(interaction.user))
-        loop = asyncio.get_running_loop()
-        reply = await loop.run_in_executor(None, self.registry.handle, text, ctx)  # slow but rare: off the queue
-        await progress.settle()
-        body = reply.text if text in ("/reindex",) or not reply.ok else f"```\n{reply.text}\n```"
+        reply = await self.chat.command_live(name, args, self._asker(interaction),
+                                             edit=lambda line: interaction.edit_original_response(content=line),
+                                             interval_s=self.settings.edit_interval_s)
+        body = f"```\n{reply.text}\n```" if reply.monospace else reply.text
         await interaction.edit_original_response(content=message_pieces(body)[0])
 
     # ----- feedback -------------------------------------------------------------------
     async def on_feedback(self, interaction: discord.Interaction, kind: str, answer_id: str) -> None:
-        user = f"discord:{interaction.user.id}"
         if kind == "human":
-            role = f"<@&{self.settings.human_role_id}>" if self.settings.human_role_id else "Someone from the team"
-            await interaction.response.send_message(
-                f"{role}, {interaction.user.mention} would like a person to help with this question.",
-                allowed_mentions=discord.AllowedMentions(roles=True, users=True))
+            role = f"<@&{self.settings.human_role_id}>" if self.settings.human_role_id else None
+            await interaction.response.send_message(self.chat.human_request(role, interaction.user.mention),
+                                                    allowed_mentions=discord.AllowedMentions(roles=True, users=True))
             return
-        try:
-            self.feedback.rate(answer_id, user, +1 if kind == "up" else -1)
-        except UnknownAnswer:
-            await interaction.response.send_message("That answer is too old to rate.", ephemeral=True)
+        asker = self._asker(interaction)
+        rated = self.chat.rate(answer_id, asker.user_id, +1 if kind == "up" else -1)
+        if rated.message is not None:
+            await interaction.response.send_message(rated.message, ephemeral=True)
             return
-        except FeedbackUnavailable as err:
-            log.error("rating not recorded: %s", err)
-            await interaction.response.send_message(FEEDBACK_DOWN_TEXT, ephemeral=True)
-            return
-        if kind == "up":
-            await interaction.response.send_message("Thanks! Glad it helped.", ephemeral=True)
-            return
-        admin = self.registry.is_admin(CommandContext(user_id=user, conversation_id="", platform="discord",
-                                                      platform_admin=self._platform_admin(interaction.user)))
-        await interaction.response.send_modal(WhatWasWrong(self, answer_id, admin))
+        await interaction.response.send_modal(WhatWasWrong(self.chat, answer_id, self.chat.is_admin(asker)))
 
     async def _on_tree_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         log.error("command %s failed: %s", interaction.command and interaction.command.qualified_name, error,
@@ -275,11 +226,11 @@ class ShardedSupportBot(SupportBotCore, commands.AutoShardedBot):
     """For large deployments: discord.py runs the shards Discord recommends."""
 
 
-def make_bot(registry: CommandRegistry, feedback: FeedbackStore, queue: WorkQueue, settings: DiscordSettings,
-             sharded: bool = False, shard_count: int | None = None) -> SupportBotCore:
+def make_bot(chat: ChatFlow, settings: DiscordSettings, sharded: bool = False,
+             shard_count: int | None = None) -> SupportBotCore:
     if sharded:
-        return ShardedSupportBot(registry, feedback, queue, settings, shard_count=shard_count)
-    return SupportBot(registry, feedback, queue, settings)
+        return ShardedSupportBot(chat, settings, shard_count=shard_count)
+    return SupportBot(chat, settings)
 
 
 def _opened_by(channel: object, bot_id: int) -> bool:

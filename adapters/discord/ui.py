@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import discord
 
-from bot.feedback import FEEDBACK_DOWN_TEXT, FeedbackUnavailable, UnknownAnswer
+from bot.chat_flow import ChatFlow
 from bot.message_split import split_message
-
-if TYPE_CHECKING:
-    from adapters.discord.bot import SupportBotCore
+from bot.types import Citation
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +26,12 @@ def message_pieces(text: str) -> list[str]:
     return split_message(text, MESSAGE_LIMIT)
 
 
-def sources_embed(citations: Sequence[dict[str, Any]], abstained: bool = False,
+class FeedbackHandler(Protocol):
+    """The bot client, as the persistent buttons reach it (`interaction.client`)."""
+
+    async def on_feedback(self, interaction: discord.Interaction, kind: str, answer_id: str) -> None: ...
+
+def sources_embed(citations: Sequence[Citation], abstained: bool = False,
                   footer: str | None = None) -> discord.Embed | None:
     """Numbered sources as links, whole lines only, within the embed limits."""
     if not citations:
@@ -36,8 +39,8 @@ def sources_embed(citations: Sequence[dict[str, Any]], abstained: bool = False,
     lines: list[str] = []
     used = 0
     for c in citations:
-        title = c["title"].replace("[", "(").replace("]", ")")[:200]
-        line = f"**[{c['n']}]** [{title}]({c['url']})" if c.get("url") else f"**[{c['n']}]** {title} · `{c['source']}`"
+        title = c.title.replace("[", "(").replace("]", ")")[:200]
+        line = f"**[{c.n}]** [{title}]({c.url})" if c.url else f"**[{c.n}]** {title} · `{c.source}`"
         if used + len(line) + 1 > EMBED_DESCRIPTION_LIMIT:
             break
         lines.append(line)
@@ -64,7 +67,7 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=BUTTON_
         return cls(match["kind"], match["answer"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        core: SupportBotCore = interaction.client  # type: ignore[assignment]
+        core: FeedbackHandler = interaction.client  # type: ignore[assignment]
         try:
             await core.on_feedback(interaction, self.kind, self.answer_id)
         except Exception:  # View.on_error would only log: the user must hear about it
@@ -82,9 +85,9 @@ def feedback_view(answer_id: str) -> discord.ui.View:
 
 
 class WhatWasWrong(discord.ui.Modal, title="Thanks for the feedback"):
-    def __init__(self, core: SupportBotCore, answer_id: str, admin: bool) -> None:
+    def __init__(self, chat: ChatFlow, answer_id: str, admin: bool) -> None:
         super().__init__(timeout=900, custom_id=f"sb:wrong:{answer_id}")
-        self.core = core
+        self.chat = chat
         self.answer_id = answer_id
         self.admin = admin
         self.wrong = discord.ui.TextInput(label="What was wrong? (optional)", style=discord.TextStyle.paragraph,
@@ -99,12 +102,8 @@ class WhatWasWrong(discord.ui.Modal, title="Thanks for the feedback"):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         wrong = (self.wrong.value or "").strip()
         fix = (self.fix.value or "").strip() if self.fix is not None else ""
-        if wrong or fix:
-            try:
-                self.core.feedback.comment(self.answer_id, f"discord:{interaction.user.id}", wrong, fix or None,
-                                           by_admin=self.admin)
-            except (UnknownAnswer, FeedbackUnavailable) as err:
-                log.error("comment not recorded: %s", err)
-                await interaction.response.send_message(FEEDBACK_DOWN_TEXT, ephemeral=True)
-                return
+        problem = self.chat.comment(self.answer_id, f"discord:{interaction.user.id}", wrong, fix, by_admin=self.admin)
+        if problem:
+            await interaction.response.send_message(problem, ephemeral=True)
+            return
         await interaction.response.send_message("Thanks, noted.", ephemeral=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from adapters.slack.mrkdwn import escape, to_mrkdwn
 from bot.message_split import split_message
+from bot.types import Citation
 
 UP, DOWN, HUMAN, POST = "sb_feedback_up", "sb_feedback_down", "sb_talk_to_human", "sb_post_to_channel"
 FEEDBACK_MODAL = "sb_feedback_modal"
@@ -17,15 +18,15 @@ FIX_BLOCK, FIX_INPUT = "correction", "correction_input"
 _SECTION_LIMIT = 3000  # characters of text per section block
 
 
-def sources_line(citations: Sequence[dict[str, Any]], abstained: bool = False) -> str:
+def sources_line(citations: Sequence[Citation], abstained: bool = False) -> str:
     parts = []
     for c in citations:
-        title = escape(c["title"]).replace("|", "¦")
-        parts.append(f"[{c['n']}] <{c['url']}|{title}>" if c.get("url") else f"[{c['n']}] {title} ({escape(c['source'])})")
+        title = escape(c.title).replace("|", "¦")
+        parts.append(f"[{c.n}] <{c.url}|{title}>" if c.url else f"[{c.n}] {title} ({escape(c.source)})")
     return ("Closest pages: " if abstained else "Sources: ") + "  ·  ".join(parts)
 
 
-def answer_blocks(text: str, citations: Sequence[dict[str, Any]], answer_id: str | None, abstained: bool = False,
+def answer_blocks(text: str, citations: Sequence[Citation], answer_id: str | None, abstained: bool = False,
                   can_post: bool = False, footer: str | None = None, heading: str = "") -> list[dict[str, Any]]:
     """`text` is the model's Markdown; `heading` is ready-made mrkdwn put before it."""
     blocks: list[dict[str, Any]] = [

@@ -1,7 +1,7 @@
 """Slack: mentions, thread follow-ups, DMs, /ask, /supportbot admin commands, feedback.
 
-The bolt adapter rule: each listener translates a Slack payload into a core call (the command
-registry) and the Reply back into Slack messages; no answering logic lives here. Bolt acks
+The bolt adapter rule: each listener translates a Slack payload into a core call (the chat
+flow) and what comes back into Slack messages; no answering or chat logic lives here. Bolt acks
 every request at once; the answer is produced on the shared bounded work queue, streamed into
 a placeholder message by edits at most once a second, and always ends in a visible reply:
 the answer, "nothing relevant", an error, or "busy".
@@ -9,11 +9,9 @@ the answer, "nothing relevant", an error, or "busy".
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,25 +26,32 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks as kit
-from bot.commands import CommandContext, CommandRegistry, Reply
-from bot.feedback import FEEDBACK_DOWN_TEXT, FeedbackStore, FeedbackUnavailable, UnknownAnswer
+from bot.chat_flow import (
+    ASK_USAGE_TEXT,
+    EMPTY_QUESTION_TEXT,
+    LOOKING_UP_TEXT,
+    WORKING_TEXT,
+    Asker,
+    ChatFlow,
+    ChatReply,
+)
 from bot.rendering import freshness_line
-from bot.streaming import LiveMessage
 from bot.types import Question
-from bot.work_queue import QueueFull, WorkQueue
 
 log = logging.getLogger(__name__)
 
-PLACEHOLDER = "_Looking that up in the docs…_"
-ERROR_TEXT = "Sorry, something went wrong while answering. The error was logged; please try again."
+PLACEHOLDER = f"_{LOOKING_UP_TEXT}_"
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
-_ADMIN_COMMANDS = {"reindex": "/reindex", "status": "/status", "voice": "/voice", "help": "/help"}
+# `/supportbot NAME` as Slack spells the core's commands.
+_ADMIN_COMMANDS = ("reindex", "status", "voice", "help")
+SLACK_HELP = ("Mention me or DM me a question, or use `/ask <question>` (only you see the answer). "
+              "Admins: `/supportbot reindex`, `/supportbot status`, "
+              "`/supportbot voice [list | activate NAME | rollback]`.")
 COMMANDS = ("/ask", "/supportbot")
 EVENTS = ("app_mention", "message")
 # What the listeners need (deploy/slack-manifest.yaml asks for exactly these).
 SCOPES = frozenset({"app_mentions:read", "channels:history", "groups:history", "im:history", "chat:write",
                     "commands", "usergroups:read"})
-_THREADS_KEPT = 5000  # threads the bot answered in, remembered for follow-ups without a mention
 _GROUP_TTL_S = 300
 
 
@@ -61,11 +66,8 @@ class SlackSettings:
 
 
 class SlackBot:
-    def __init__(self, commands: CommandRegistry, feedback: FeedbackStore, queue: WorkQueue,
-                 settings: SlackSettings) -> None:
-        self.commands = commands
-        self.feedback = feedback
-        self.queue = queue
+    def __init__(self, chat: ChatFlow, settings: SlackSettings) -> None:
+        self.chat = chat
         self.settings = settings
         self.client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_base_url, retry_handlers=[
             AsyncRateLimitErrorRetryHandler(max_retry_count=3),  # honours Retry-After
@@ -75,7 +77,6 @@ class SlackBot:
         self.app = AsyncApp(client=self.client, signing_secret=settings.signing_secret or "socket-mode",
                             request_verification_enabled=settings.signing_secret is not None,
                             process_before_response=False, raise_error_for_unhandled_request=False)
-        self._threads: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._admin_group: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._register()
 
@@ -109,118 +110,75 @@ class SlackBot:
         channel = event["channel"]
         if event.get("channel_type") == "im":
             await self._answer_in_thread(event["user"], text.strip(), channel, event.get("thread_ts"))
-        elif event.get("thread_ts") and self._answered_in(channel, event["thread_ts"]):
+        elif event.get("thread_ts") and self.chat.owns_thread(_conversation(channel, event["thread_ts"])):
             await self._answer_in_thread(event["user"], text.strip(), channel, event["thread_ts"])
 
     async def _on_ask(self, ack: Callable[..., Awaitable], command: dict, respond: Callable[..., Awaitable]) -> None:
         text = command.get("text", "").strip()
         if not text:
-            await ack(response_type="ephemeral", text="Usage: /ask <your question>")
+            await ack(response_type="ephemeral", text=ASK_USAGE_TEXT)
             return
         await ack(response_type="ephemeral", text=PLACEHOLDER)
-        user, channel = command["user_id"], command.get("channel_id")
-        question = Question(text=text, user_id=f"slack:{user}", conversation_id="", channel_id=channel,
-                            platform="slack")
-        try:
-            reply = await self._run_answer(question, on_token=None)
-        except QueueFull as busy:
-            await respond(response_type="ephemeral", replace_original=True, text=str(busy))
-            return
-        except Exception:
-            log.exception("/ask failed")
-            await respond(response_type="ephemeral", replace_original=True, text=ERROR_TEXT)
-            return
-        text_out, blocks = self._reply_blocks(question, reply, can_post=True)
+        question = Question(text=text, user_id=f"slack:{command['user_id']}", conversation_id="",
+                            channel_id=command.get("channel_id"), platform="slack")
+        reply = await self.chat.ask(question)
+        text_out, blocks = _reply_blocks(reply, can_post=True)
         await respond(response_type="ephemeral", replace_original=True, text=text_out, blocks=blocks)
 
     async def _on_admin(self, ack: Callable[..., Awaitable], command: dict, respond: Callable[..., Awaitable]) -> None:
         words = command.get("text", "").split()
-        name = _ADMIN_COMMANDS.get(words[0].lower() if words else "help")
-        if name is None:
+        name = words[0].lower() if words else "help"
+        if name not in _ADMIN_COMMANDS:
             await ack(response_type="ephemeral",
                       text=f"Unknown command `{words[0]}`. Try `/supportbot help` (reindex, status, voice, help).")
             return
-        await ack(response_type="ephemeral", text="Working on it…")
+        await ack(response_type="ephemeral", text=WORKING_TEXT)
         user = command["user_id"]
-        progress = LiveMessage(lambda line: respond(response_type="ephemeral", replace_original=True, text=line),
-                               self.settings.edit_interval_s, render=lambda _, line: f"Re-indexing… {line}")
-        ctx = CommandContext(user_id=f"slack:{user}", conversation_id="", platform="slack",
-                             channel_id=command.get("channel_id"), on_progress=progress.add,
-                             platform_admin=await self._in_admin_group(user))
-        text = " ".join([name, *words[1:]])
-        try:  # admin commands are slow (re-index) but rare: not on the answer queue
-            reply = await asyncio.get_running_loop().run_in_executor(None, self.commands.handle, text, ctx)
-        except Exception:
-            log.exception("/supportbot %s failed", text)
-            reply = Reply(ERROR_TEXT, ok=False)
-        await progress.settle()
-        if name == "/help":  # the registry's names are the console's; say how Slack spells them
-            body = ("Mention me or DM me a question, or use `/ask <question>` (only you see the answer). "
-                    "Admins: `/supportbot reindex`, `/supportbot status`, "
-                    "`/supportbot voice [list | activate NAME | rollback]`.")
+        asker = Asker(f"slack:{user}", "slack", command.get("channel_id"), await self._in_admin_group(user))
+        reply = await self.chat.command_live(
+            name, " ".join(words[1:]), asker,
+            edit=lambda line: respond(response_type="ephemeral", replace_original=True, text=line),
+            interval_s=self.settings.edit_interval_s)
+        if name == "help":  # the core's help names the console's commands; say how Slack spells them
+            body = SLACK_HELP
         else:
-            body = reply.text if name == "/reindex" or not reply.ok else f"```{reply.text}```"
+            body = f"```{reply.text}```" if reply.monospace else reply.text
         await respond(response_type="ephemeral", replace_original=True, text=body)
 
     # ----- answering ------------------------------------------------------------------
     async def _answer_in_thread(self, user: str, text: str, channel: str, thread_ts: str | None) -> None:
         """Placeholder, streamed edits, then the answer with sources and buttons; never silence."""
         conversation = _conversation(channel, thread_ts)
-        question = Question(text=text, user_id=f"slack:{user}", conversation_id=conversation, channel_id=channel,
-                            platform="slack")
         if not text:
-            await self._post(channel, thread_ts, "Ask me a question about the docs, e.g. “how do I reset my password?”")
+            await self._post(channel, thread_ts, EMPTY_QUESTION_TEXT)
             return
         ts = await self._post(channel, thread_ts, PLACEHOLDER)
         if thread_ts:
-            self._remember_thread(channel, thread_ts)
+            self.chat.remember_thread(conversation)
         if ts is None:
             return  # could not even post: logged by _post
-        live = LiveMessage(lambda text: self.client.chat_update(channel=channel, ts=ts, text=text),
-                           self.settings.edit_interval_s, render=lambda so_far, _: so_far + " …")
-        try:
-            reply = await self._run_answer(question, live.add)
-        except QueueFull as busy:
-            await self._update(channel, ts, str(busy))
-            return
-        except Exception:
-            log.exception("answering in %s failed", channel)
-            await self._update(channel, ts, ERROR_TEXT)
-            return
-        await live.settle()  # the final text must not be overwritten by a late partial edit
-        fallback, blocks = self._reply_blocks(question, reply)
+        question = Question(text=text, user_id=f"slack:{user}", conversation_id=conversation, channel_id=channel,
+                            platform="slack")
+        reply = await self.chat.ask_live(
+            question, lambda text: self.client.chat_update(channel=channel, ts=ts, text=text),
+            self.settings.edit_interval_s)
+        fallback, blocks = _reply_blocks(reply)
         await self._update(channel, ts, fallback, blocks)
-
-    async def _run_answer(self, question: Question, on_token: Callable[[str], None] | None) -> Reply:
-        ctx = CommandContext(user_id=question.user_id, conversation_id=question.conversation_id, platform="slack",
-                             channel_id=question.channel_id, on_token=on_token)
-        future = self.queue.submit(lambda: self.commands.handle("/ask " + question.text, ctx))
-        return await asyncio.wrap_future(future)
-
-    def _reply_blocks(self, question: Question, reply: Reply, can_post: bool = False) -> tuple[str, list | None]:
-        answer = reply.answer
-        if answer is None:
-            return reply.text, None
-        answer_id = self.feedback.record_answer(question, answer)
-        citations = [c.model_dump(mode="json") for c in answer.citations]
-        footer = freshness_line(answer)
-        return answer.answer, kit.answer_blocks(answer.answer, citations, answer_id, answer.abstained,
-                                                can_post=can_post, footer=footer)
 
     # ----- buttons and the feedback modal ---------------------------------------------
     async def _on_thumbs_up(self, ack: Callable[..., Awaitable], body: dict, action: dict,
                             respond: Callable[..., Awaitable]) -> None:
         await ack()
-        user = body["user"]["id"]
-        if not await self._rate(action["value"], user, +1, respond):
-            return
-        await respond(response_type="ephemeral", replace_original=False, text="Thanks! Glad it helped.")
+        rated = self.chat.rate(action["value"], f"slack:{body['user']['id']}", +1)
+        await respond(response_type="ephemeral", replace_original=False, text=rated.message)
 
     async def _on_thumbs_down(self, ack: Callable[..., Awaitable], body: dict, action: dict,
                               respond: Callable[..., Awaitable]) -> None:
         await ack()
         user = body["user"]["id"]
-        if not await self._rate(action["value"], user, -1, respond):
+        rated = self.chat.rate(action["value"], f"slack:{user}", -1)
+        if not rated.recorded:
+            await respond(response_type="ephemeral", replace_original=False, text=rated.message)
             return
         channel, thread_ts = _where(body)
         admin = await self._is_admin(user)
@@ -230,18 +188,6 @@ class SlackBot:
         except SlackApiError as err:  # the 👎 itself is stored; the optional comment form is a bonus
             log.warning("could not open the feedback form: %s", err.response.get("error"))
 
-    async def _rate(self, answer_id: str, user: str, rating: int, respond: Callable[..., Awaitable]) -> bool:
-        try:
-            self.feedback.rate(answer_id, f"slack:{user}", rating)
-        except UnknownAnswer:
-            await respond(response_type="ephemeral", replace_original=False, text="That answer is too old to rate.")
-            return False
-        except FeedbackUnavailable as err:
-            log.error("rating not recorded: %s", err)
-            await respond(response_type="ephemeral", replace_original=False, text=FEEDBACK_DOWN_TEXT)
-            return False
-        return True
-
     async def _on_feedback_modal(self, ack: Callable[..., Awaitable], body: dict, view: dict) -> None:
         await ack()
         user = body["user"]["id"]
@@ -249,42 +195,27 @@ class SlackBot:
         values = view.get("state", {}).get("values", {})
         wrong = (values.get(kit.WRONG_BLOCK, {}).get(kit.WRONG_INPUT, {}).get("value") or "").strip()
         fix = (values.get(kit.FIX_BLOCK, {}).get(kit.FIX_INPUT, {}).get("value") or "").strip()
-        admin = await self._is_admin(user)
-        if not (wrong or fix):
-            return
-        try:
-            self.feedback.comment(answer_id, f"slack:{user}", wrong, fix if admin else None, by_admin=admin)
-        except UnknownAnswer:
-            log.warning("feedback for unknown answer %s", answer_id)
-        except FeedbackUnavailable as err:
-            log.error("comment not recorded: %s", err)
+        if wrong or fix:
+            self.chat.comment(answer_id, f"slack:{user}", wrong, fix, by_admin=await self._is_admin(user))
 
     async def _on_human(self, ack: Callable[..., Awaitable], body: dict, action: dict) -> None:
         await ack()
-        user = body["user"]["id"]
         channel, thread_ts = _where(body)
-        group = f"<!subteam^{self.settings.human_group}>" if self.settings.human_group else "Someone from the team"
-        text = f"{group}, <@{user}> would like a person to help with this question."
+        group = f"<!subteam^{self.settings.human_group}>" if self.settings.human_group else None
         if channel:
-            await self._post(channel, thread_ts, text)
+            await self._post(channel, thread_ts, self.chat.human_request(group, f"<@{body['user']['id']}>"))
 
     async def _on_post(self, ack: Callable[..., Awaitable], body: dict, action: dict,
                        respond: Callable[..., Awaitable]) -> None:
         await ack()
-        user = body["user"]["id"]
         channel, _ = _where(body)
-        try:
-            stored = self.feedback.get(action["value"])
-        except UnknownAnswer:
-            await respond(response_type="ephemeral", replace_original=False, text="That answer is too old to post.")
+        stored = self.chat.stored_answer(action["value"])
+        if isinstance(stored, str):
+            await respond(response_type="ephemeral", replace_original=False, text=stored)
             return
-        except FeedbackUnavailable as err:
-            log.error("answer not found for posting: %s", err)
-            await respond(response_type="ephemeral", replace_original=False, text=FEEDBACK_DOWN_TEXT)
-            return
-        heading = f"<@{user}> asked: {kit.escape(stored.question)}\n\n"
+        heading = f"<@{body['user']['id']}> asked: {kit.escape(stored.question)}\n\n"
         posted = await self._post(channel, None, stored.answer, kit.answer_blocks(
-            stored.answer, stored.sources, stored.id, stored.abstained, heading=heading))
+            stored.answer, stored.citations, stored.id, stored.abstained, heading=heading))
         if posted:
             await respond(delete_original=True)
 
@@ -309,24 +240,8 @@ class SlackBot:
         """For the admins' channel (re-index summaries)."""
         await self._post(channel, None, text)
 
-    def _answered_in(self, channel: str, thread_ts: str) -> bool:
-        """Threads answered by this process, or by any before it (recorded with the answers)."""
-        if (channel, thread_ts) in self._threads:
-            return True
-        if self.feedback.knows_conversation(_conversation(channel, thread_ts)):
-            self._remember_thread(channel, thread_ts)
-            return True
-        return False
-
-    def _remember_thread(self, channel: str, thread_ts: str) -> None:
-        self._threads[(channel, thread_ts)] = time.time()
-        self._threads.move_to_end((channel, thread_ts))
-        while len(self._threads) > _THREADS_KEPT:
-            self._threads.popitem(last=False)
-
     async def _is_admin(self, user: str) -> bool:
-        return self.commands.is_admin(CommandContext(user_id=f"slack:{user}", conversation_id="", platform="slack",
-                                                     platform_admin=await self._in_admin_group(user)))
+        return self.chat.is_admin(Asker(f"slack:{user}", "slack", platform_admin=await self._in_admin_group(user)))
 
     async def _in_admin_group(self, user: str) -> bool:
         group = self.settings.admin_group
@@ -341,6 +256,15 @@ class SlackBot:
             except SlackApiError as err:
                 log.warning("could not read admin group %s: %s", group, err.response.get("error"))
         return user in members
+
+
+def _reply_blocks(reply: ChatReply, can_post: bool = False) -> tuple[str, list | None]:
+    """The fallback text and the Block Kit of an answer (text alone for busy or an error)."""
+    answer = reply.answer
+    if answer is None or reply.answer_id is None:
+        return reply.text, None
+    return answer.answer, kit.answer_blocks(answer.answer, answer.citations, reply.answer_id, answer.abstained,
+                                            can_post=can_post, footer=freshness_line(answer))
 
 
 def _conversation(channel: str, thread_ts: str | None) -> str:

@@ -33,12 +33,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bot.answer_metrics import garbled, invented_identifiers, recall, word_count, yes_no_of  # noqa: E402
-from bot.config import load_settings  # noqa: E402
+from bot.app.config import load_settings  # noqa: E402
 from bot.evaluation import percentile  # noqa: E402
 from bot.generated_text import cited_numbers, tidy  # noqa: E402
 from bot.prompting import build_messages  # noqa: E402
 from bot.types import Question  # noqa: E402
-from bot.wiring import App, bundled_sample_docs  # noqa: E402
+from bot.app.application import App  # noqa: E402
+from bot.app.knowledge_parts import bundled_sample_docs  # noqa: E402
 from tests.benchmarks.aws_docs_qa import DATASET, docs_root  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -174,7 +175,7 @@ def voice_check(app: App, voice: str, items: list[Item]) -> None:
     """With a voice active: how often a lead-in (a first paragraph quoting nothing) and the
     voice's sign-off frame the answer, its recall (compare with the composed row) and
     invented identifiers."""
-    app.activate_voice(voice)
+    app.voices.activate_voice(voice)
     framed = leads = signed = total = invented = 0
     recalls: list[float] = []
     seen_leads: dict[str, int] = {}
@@ -216,23 +217,22 @@ def main() -> None:
 
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="supportbot-answers-"))
     app = App(load_settings(None, data_dir=data, docs=[str(bundled_sample_docs())]))
-    app.index()
+    app.index_ops.index()
     if not args.no_sample:
         run_corpus("sample docs (user-style questions)", app, sample_items(), answerers)
     for voice in args.voice:
         voice_check(app, voice, sample_items())
     if args.voice:
-        app.rollback_voice()
+        app.voices.rollback_voice()
 
     if args.no_aws:
         return
     if (DATASET / "documents").is_dir():
         aws_data = args.aws_index or Path(tempfile.mkdtemp(prefix="supportbot-answers-aws-"))
-        aws = App(load_settings(None, data_dir=aws_data, docs=[str(docs_root())]))
-        aws.__dict__["embedder"] = app.embedder
-        aws.__dict__["generator"] = app.generator
-        if not aws.store.live():
-            aws.index()
+        aws = App(load_settings(None, data_dir=aws_data, docs=[str(docs_root())]), embedder=app.knowledge.embedder,
+                  generator=app.generator)
+        if not aws.knowledge.store.live():
+            aws.index_ops.index()
         run_corpus("aws-docs-qa", aws, aws_items(args.aws_limit), answerers)
     else:
         print(f"\nSKIP aws-docs-qa: not found at {DATASET}")

@@ -22,9 +22,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bot.config import load_settings  # noqa: E402
+from bot.app.config import load_settings  # noqa: E402
 from bot.reindex_job import SCHEDULE  # noqa: E402
-from bot.wiring import App  # noqa: E402
+from bot.app.application import App  # noqa: E402
 from tests.benchmarks.aws_docs_qa import dataset_or_exit, docs_root, write_qa_jsonl  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def change_files(docs: Path, fraction: float, seed: int) -> int:
 
 def nightly(app: App, label: str, full_s: float) -> float:
     t0 = time.perf_counter()
-    report = app.reindex(started_by="scheduler", trigger=SCHEDULE)
+    report = app.index_ops.reindex(started_by="scheduler", trigger=SCHEDULE)
     seconds = time.perf_counter() - t0
     gate = f"; gate {report.timings_ms.get('gate', 0) / 1000:.1f}s" if report.gate else ""
     print(f"{label:<34} {seconds:8.1f} s  {seconds / full_s:7.2%} of full   "
@@ -59,10 +59,10 @@ def main() -> None:
         docs = Path(shutil.copytree(docs_root(), work / "docs"))  # scratch copy: it gets edited
         qa = write_qa_jsonl(work / "qa.jsonl")
         app = App(load_settings(None, data_dir=work / "data", docs=[str(docs)]))
-        app.embedder.model  # load before timing
+        app.knowledge.embedder.model  # load before timing
 
         t0 = time.perf_counter()
-        full = app.index(started_by="bench")
+        full = app.index_ops.index(started_by="bench")
         full_s = time.perf_counter() - t0
         print(f"corpus: {full.documents} pages, {full.chunks} chunks; {os.cpu_count()} cores", flush=True)
         print(f"{'full build':<34} {full_s:8.1f} s  100.00% of full   embedded {full.chunks_embedded} chunks", flush=True)
@@ -72,8 +72,7 @@ def main() -> None:
         nightly(app, f"nightly, {changed} pages ({args.changed:.0%}) changed", full_s)
 
         gated = App(load_settings(None, data_dir=work / "data", docs=[str(docs)],
-                                  reindex={"gate_qa_file": str(qa)}))
-        gated.__dict__["embedder"] = app.embedder
+                                  reindex={"gate_qa_file": str(qa)}), embedder=app.knowledge.embedder)
         changed = change_files(docs, args.changed, seed=2)
         nightly(gated, f"{changed} more pages + eval gate (100 q)", full_s)
     finally:

@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bot.evaluation import load_qa, percentile  # noqa: E402
-from bot.wiring import bundled_sample_docs  # noqa: E402
+from bot.app.knowledge_parts import bundled_sample_docs  # noqa: E402
 from knowledge.documents import DocsRoot  # noqa: E402
 from knowledge.embedding import Embedder  # noqa: E402
 from knowledge.indexer import Indexer  # noqa: E402

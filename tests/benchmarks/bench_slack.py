@@ -21,10 +21,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bot.config import load_settings  # noqa: E402
+from bot.app.config import load_settings  # noqa: E402
 from bot.evaluation import percentile  # noqa: E402
 from bot.work_queue import BUSY_TEXT, WorkQueue  # noqa: E402
-from bot.wiring import App  # noqa: E402
+from bot.app.application import App  # noqa: E402
 from tests.slack_mock import SlackWorld  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="supportbot-bench-slack-"))
     core = App(load_settings(None, data_dir=data))
-    core.index(started_by="bench")
+    core.index_ops.index(started_by="bench")
     with SlackWorld(core, WorkQueue(capacity=args.queue)) as world:
         # The first answer loads the models; it is not measured.
         world.mention("How much does the Team plan cost?", ts="1700000000.000001", channel="CWARM")

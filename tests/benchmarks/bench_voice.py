@@ -27,8 +27,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from adapters_lora.dataset import load_examples  # noqa: E402
 from adapters_lora.generator import BASE_VOICE, GenerationSettings, TransformersGenerator  # noqa: E402
 from adapters_lora.voice_eval import messages_for  # noqa: E402
-from bot.config import load_settings  # noqa: E402
-from bot.wiring import App, bundled_voice_dataset  # noqa: E402
+from bot.app.config import load_settings  # noqa: E402
+from bot.app.application import App  # noqa: E402
+from bot.app.voices import bundled_voice_dataset  # noqa: E402
 
 NAME = "bench-voice"
 
@@ -73,7 +74,7 @@ def main() -> None:
     rates = {}
     for label, voice, merge in (("base", BASE_VOICE, True), ("adapter unmerged", NAME, False),
                                 ("adapter merged", NAME, True)):
-        generator = TransformersGenerator("bundled", app.settings.models_dir, settings, voices=app.voices,
+        generator = TransformersGenerator("bundled", app.settings.models_dir, settings, voices=app.voices.registry,
                                           merge_voice=merge)
         generator.generate(prompts[0], max_new_tokens=8, voice=voice)  # load + switch outside the timing
         tokens, seconds = 0, 0.0

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from bot.cli import Context, cli
+from bot.app.cli_context import Context
 
 
-@cli.group()
+@click.group()
 def voice() -> None:
     """Brand voices: LoRA adapters trained on your example replies."""
 
@@ -21,11 +21,11 @@ def _registry_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from bot.wiring import voice_errors
+        from bot.protocols import VoiceRefused
 
         try:
             return func(*args, **kwargs)
-        except voice_errors() as err:
+        except (VoiceRefused, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from None
 
     return wrapper
@@ -36,7 +36,7 @@ def _registry_errors(func):
 @_registry_errors
 def check(dataset: Path) -> None:
     """Validate a voice dataset (JSONL) without training."""
-    from bot.wiring import check_voice_dataset
+    from bot.app.voices import check_voice_dataset
 
     click.echo(check_voice_dataset(dataset))
 
@@ -54,15 +54,15 @@ def check(dataset: Path) -> None:
 @_registry_errors
 def train(obj: Context, dataset: Path | None, name: str, activate: bool, **overrides) -> None:
     """Train a voice on DATASET (default: the bundled sample voice)."""
-    from bot.wiring import bundled_voice_dataset
+    from bot.app.voices import bundled_voice_dataset
 
-    result = obj.app.train_voice(dataset or bundled_voice_dataset(), name,
+    result = obj.app.voices.train(dataset or bundled_voice_dataset(), name,
                                  {k: v for k, v in overrides.items() if v is not None})
     click.echo(f"Trained {result.name}: held-out loss {result.initial_held_out_loss:.3f} -> "
                f"{result.best_held_out_loss:.3f} in {result.steps} steps, {result.seconds:.0f}s"
                + (" (stopped early)" if result.stopped_early else "") + f". Saved to {result.path}")
     if activate:
-        obj.app.activate_voice(name)
+        obj.app.voices.activate_voice(name)
         click.echo(f"Active voice: {name}")
 
 
@@ -91,7 +91,7 @@ def evaluate(obj: Context, name: str, as_json: bool) -> None:
 @click.pass_obj
 def list_voices(obj: Context) -> None:
     """Trained voices; * marks the active one."""
-    registry = obj.app.voices
+    registry = obj.app.voices.registry
     active = registry.active
     voices = registry.list()
     if not voices:
@@ -110,7 +110,7 @@ def list_voices(obj: Context) -> None:
 @_registry_errors
 def activate(obj: Context, name: str) -> None:
     """Make NAME the active voice (running bots switch on their next answer)."""
-    previous = obj.app.activate_voice(name)
+    previous = obj.app.voices.activate_voice(name)
     click.echo(f"Active voice: {name}" + (f" (was {previous}; `supportbot voice rollback` to undo)" if previous else ""))
 
 
@@ -119,5 +119,5 @@ def activate(obj: Context, name: str) -> None:
 @_registry_errors
 def rollback(obj: Context) -> None:
     """Go back to the previously active voice."""
-    name = obj.app.rollback_voice()
+    name = obj.app.voices.rollback_voice()
     click.echo(f"Active voice: {name or 'base model (no voice adapter)'}")

@@ -1,21 +1,24 @@
-"""Index operations of the composition root: re-index runs, git sources, the eval gate,
-rollback and the schedule. A mixin of bot.wiring.App, kept apart so each file stays short;
-like bot.wiring it may import knowledge (lazily)."""
+"""Index operations: re-index runs under the cross-process lock, git sources, the eval gate,
+rollback, index versions and the nightly schedule. The Reindexer the chat commands and the
+scheduler call; like the rest of the composition root it imports knowledge lazily."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.app.config import Settings
+from bot.app.knowledge_parts import KnowledgeParts
+from bot.notify import ChannelNotifier
 from bot.protocols import ProgressCallback
-from bot.reindex_job import SCHEDULE
+from bot.reindex_job import HISTORY_FILE, SCHEDULE, ReindexJob, RunHistory, RunRecord
+from bot.reindex_lock import ReindexLock
 
 if TYPE_CHECKING:
-    from bot.config import Settings
-    from bot.reindex_job import ReindexJob
-    from bot.scheduler import NightlyReindex
+    from bot.app.scheduler import NightlyReindex
     from knowledge.indexer import GateVerdict, IndexReport
     from knowledge.store import ChunkStore, LiveIndex
 
@@ -23,21 +26,23 @@ log = logging.getLogger(__name__)
 
 
 class IndexOperations:
-    """Needs from the host: settings, store, indexer, retriever, reindex_job, docs_roots(), _retriever_over()."""
+    def __init__(self, settings: Settings, knowledge: KnowledgeParts, notifier: ChannelNotifier,
+                 on_finished: Callable[[RunRecord], None] | None = None) -> None:
+        self.settings = settings
+        self.knowledge = knowledge
+        self.lock = ReindexLock(settings.data_dir)
+        self.history = RunHistory(settings.data_dir / HISTORY_FILE)
+        self.job = ReindexJob(self._build_index, self.lock, self.history, notifier,
+                              settings.reindex.admin_channel, on_finished=on_finished)
 
-    settings: Settings
-    store: ChunkStore
-    reindex_job: ReindexJob
-
-    def _source_folder(self, source) -> Path:
-        if not source.git:
-            return source.path
-        return self.settings.sources_dir / source.name / (source.path or "")
+    @property
+    def store(self) -> ChunkStore:
+        return self.knowledge.store
 
     def index(self, docs: list[Path] | None = None, progress: ProgressCallback | None = None,
               started_by: str = "cli", trigger: str = "cli") -> IndexReport:
         """One re-index under the cross-process lock (raises AlreadyRunning if one is under way)."""
-        return self.reindex_job.run(lambda report: self._build_index(report, docs), started_by, trigger, progress)
+        return self.job.run(lambda report: self._build_index(report, docs), started_by, trigger, progress)
 
     def reindex(self, progress: ProgressCallback | None = None, started_by: str = "unknown",
                 trigger: str = "chat") -> IndexReport:
@@ -46,13 +51,13 @@ class IndexOperations:
 
     def _build_index(self, progress: ProgressCallback | None, docs: list[Path] | None = None) -> IndexReport:
         notes, unreadable = ([], set()) if docs else self._sync_git_sources(progress)
-        roots = [r for r in self.docs_roots(docs) if r.name not in unreadable]
+        roots = [r for r in self.knowledge.docs_roots(docs) if r.name not in unreadable]
         missing = [str(r.path) for r in roots if not r.path.is_dir()]
         if missing:
             raise FileNotFoundError(f"docs folder not found: {', '.join(missing)}")
         gate = self._gate if self.settings.reindex.gate_qa_file else None
-        return self.indexer.run(roots, progress=progress, approve=gate, keep_collections=frozenset(unreadable),
-                                notes=notes)
+        return self.knowledge.indexer.run(roots, progress=progress, approve=gate,
+                                          keep_collections=frozenset(unreadable), notes=notes)
 
     def _sync_git_sources(self, progress: ProgressCallback | None) -> tuple[list[str], set[str]]:
         """Pull every git source. Returns notes for the report and the sources with no
@@ -82,7 +87,7 @@ class IndexOperations:
             items = load_qa(cfg.gate_qa_file)
         except QAFileError as err:
             return GateVerdict(False, f"the eval gate cannot read its QA file ({err})")
-        new = retrieval_metrics(self._retriever_over(self.store.view(staged)), items)["hit@5"]
+        new = retrieval_metrics(self.knowledge.retriever_over(self.store.view(staged)), items)["hit@5"]
         comparable = live is not None and live.settings == staged.settings  # else: other embedding model
         old = retrieval_metrics(self._live_retriever(live), items)["hit@5"] if comparable else None
         figures = {"hit@5": new, "live_hit@5": old, "questions": len(items)}
@@ -99,22 +104,23 @@ class IndexOperations:
     def _live_retriever(self, live: LiveIndex):
         """The serving retriever when `live` is what it serves (its vectors are in memory
         already, or will be needed for answers anyway), else one pinned to `live`."""
-        return self.retriever if self.store.live() == live else self._retriever_over(self.store.view(live))
+        k = self.knowledge
+        return k.retriever if self.store.live() == live else k.retriever_over(self.store.view(live))
 
     def rollback(self, version: int | None, started_by: str = "cli") -> RollbackOutcome:
         """Make an earlier index version live again (default: the one before the live one)."""
         def work(progress: ProgressCallback) -> RollbackOutcome:
-            live, target = self.store.rollback(version, self.indexer.settings_fingerprint())
+            live, target = self.store.rollback(version, self.knowledge.indexer.settings_fingerprint())
             return RollbackOutcome(live.seq, target.seq, target.built_at, live.documents, live.chunks)
 
-        return self.reindex_job.run(work, started_by, "rollback")
+        return self.job.run(work, started_by, "rollback")
 
     def index_versions(self) -> list[dict[str, Any]]:
         """Every recorded index version, newest first, with whether it can still be served."""
         versions = self.store.manifests()
         if not versions:
             return []
-        settings = self.indexer.settings_fingerprint()
+        settings = self.knowledge.indexer.settings_fingerprint()
         live = versions[-1]
         rows = []
         for m in reversed(versions):
@@ -134,17 +140,17 @@ class IndexOperations:
 
     def nightly(self) -> NightlyReindex:
         """The schedule (not started), running the configured sources' re-index."""
-        from bot.scheduler import NightlyReindex, ScheduleSettings
+        from bot.app.scheduler import NightlyReindex, ScheduleError, ScheduleSettings
 
         cfg = self.settings.reindex
         if not cfg.schedule:
-            raise ValueError("no re-index schedule is configured (reindex.schedule is empty)")
+            raise ScheduleError("no re-index schedule is configured (reindex.schedule is empty)")
         return NightlyReindex(ScheduleSettings(cfg.schedule, cfg.timezone, cfg.misfire_grace_minutes * 60,
                                                self.jobstore_path), self.scheduled_reindex)
 
     @property
     def jobstore_path(self) -> Path:
-        from bot.scheduler import JOBSTORE_FILE
+        from bot.app.scheduler import JOBSTORE_FILE
 
         return self.settings.data_dir / JOBSTORE_FILE
 
@@ -159,7 +165,7 @@ class IndexOperations:
         except Exception:
             log.exception("scheduled re-index failed")  # recorded and posted by the job
 
-    def _vector_search(self, live) -> str:
+    def vector_search(self, live: LiveIndex | None) -> str:
         if live is None:
             return "no index yet"
         state = self.store.vector_index_state()
@@ -169,10 +175,10 @@ class IndexOperations:
         return (f"{state['type']} index: {state['indexed_rows']:,} chunks indexed, "
                 f"{state['unindexed_rows']:,} searched exactly until the next re-index folds them in")
 
-    def _next_scheduled(self) -> str:
+    def next_scheduled(self) -> str:
         from datetime import datetime, timezone
 
-        from bot.scheduler import stored_next_run
+        from bot.app.scheduler import stored_next_run
 
         if not self.settings.reindex.schedule:
             return "not scheduled (reindex.schedule is empty)"

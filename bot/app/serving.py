@@ -1,6 +1,6 @@
 """`supportbot serve`: the chat platforms and (unless another process runs it) the nightly
-re-index, in one process. Part of the composition root: it alone imports the platform
-adapters, and only when their platform is switched on."""
+re-index, in one process. It alone imports the platform adapters, and only when their
+platform is switched on; each is handed the app's chat flow."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bot.wiring import App
+from bot.app.application import App
 
 log = logging.getLogger(__name__)
 
@@ -57,24 +57,23 @@ def _slack_secrets(app: App) -> str | None:
 
 
 def slack_bot(app: App):
-    """The Slack adapter wired to this app's core, queue and feedback store."""
+    """The Slack adapter wired to this app's chat flow."""
     from adapters.slack.bot import SlackBot, SlackSettings
 
     s, cfg = app.settings, app.settings.slack
     secret = _slack_secrets(app)
-    return SlackBot(app.commands, app.feedback, app.work_queue, SlackSettings(
+    return SlackBot(app.chat, SlackSettings(
         bot_token=s.slack_bot_token.get_secret_value(), signing_secret=secret if cfg.mode == "http" else None,
         api_base_url=cfg.api_base_url, admin_group=cfg.admin_group, human_group=cfg.human_group,
         edit_interval_s=cfg.edit_interval_s))
 
 
 def discord_bot(app: App):
-    """The Discord adapter wired to this app's core, queue and feedback store (build it
-    inside the running event loop)."""
+    """The Discord adapter wired to this app's chat flow (build it inside the running event loop)."""
     from adapters.discord.bot import DiscordSettings, make_bot
 
     cfg = app.settings.discord
-    return make_bot(app.commands, app.feedback, app.work_queue, DiscordSettings(
+    return make_bot(app.chat, DiscordSettings(
         guild_ids=tuple(cfg.guild_ids), admin_role_ids=frozenset(cfg.admin_role_ids), human_role_id=cfg.human_role_id,
         edit_interval_s=cfg.edit_interval_s), sharded=cfg.sharded, shard_count=cfg.shard_count)
 
@@ -84,7 +83,7 @@ def run_serve(app: App) -> None:
     _exit_on_sigterm()
     nightly = None
     if app.settings.reindex.in_serve and app.settings.reindex.schedule:
-        nightly = app.nightly()
+        nightly = app.index_ops.nightly()
     try:
         asyncio.run(_serve(app, platforms, nightly))
     finally:
@@ -150,7 +149,7 @@ def run_scheduler(app: App, announce: Callable[[str], None] = log.info) -> None:
     """`supportbot scheduler`: the nightly re-index alone (one per deployment), with
     /healthz and /metrics (re-index runs are counted here) when serve.health_port is set.
     Stops on Ctrl-C or SIGTERM; a re-index in progress finishes first."""
-    nightly = app.nightly()
+    nightly = app.index_ops.nightly()
     _exit_on_sigterm()
     announce(f"Scheduler running ({app.settings.reindex.schedule!r}); next re-index {nightly.start()}.")
     try:

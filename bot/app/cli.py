@@ -10,7 +10,9 @@ from pathlib import Path
 
 import click
 
-from bot.config import Settings, load_settings
+from bot.app.cli_context import Context
+from bot.app.cli_voice import voice
+from bot.app.config import load_settings
 from bot.protocols import RetrievalUnavailable, disk_fault
 from bot.rendering import plain_sources
 
@@ -38,11 +40,6 @@ def _progress_printer(quiet: bool):
     return progress
 
 
-class Context:
-    def __init__(self, settings: Settings) -> None:
-        from bot.wiring import App
-
-        self.app = App(settings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,7 +65,7 @@ def cli(ctx: click.Context, config_file: Path | None, data_dir: Path | None, ver
     except Exception as err:  # a bad config file is a usage error, not a crash
         raise click.ClickException(f"invalid configuration: {err}") from None
     from bot import log_redaction
-    from bot.config import SECRET_FIELDS
+    from bot.app.config import SECRET_FIELDS
 
     log_redaction.install(getattr(settings, f).get_secret_value() for f in SECRET_FIELDS if getattr(settings, f))
     ctx.obj = Context(settings)
@@ -77,11 +74,11 @@ def cli(ctx: click.Context, config_file: Path | None, data_dir: Path | None, ver
 def _ensure_index(app, quiet: bool) -> None:
     from bot.reindex_lock import AlreadyRunning
 
-    if not app.has_index():
-        roots = ", ".join(str(r.path) for r in app.docs_roots())
+    if not app.index_ops.has_index():
+        roots = ", ".join(str(r.path) for r in app.knowledge.docs_roots())
         click.echo(f"No index yet: indexing {roots} first.", err=True)
         try:
-            report = app.index(progress=_progress_printer(quiet))
+            report = app.index_ops.index(progress=_progress_printer(quiet))
         except AlreadyRunning as busy:
             raise click.ClickException(f"No index yet. {busy}") from None
         click.echo(report.summary(), err=True)
@@ -103,7 +100,7 @@ def index(ctx: click.Context, docs: tuple[Path, ...], as_json: bool) -> None:
 
     user = os.environ.get("USER", "local")
     try:
-        report = ctx.obj.app.index(list(docs) or None, progress=_progress_printer(as_json), started_by=f"cli:{user}")
+        report = ctx.obj.app.index_ops.index(list(docs) or None, progress=_progress_printer(as_json), started_by=f"cli:{user}")
     except (FileNotFoundError, AlreadyRunning) as err:
         raise click.ClickException(str(err)) from None
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
@@ -116,11 +113,12 @@ def index(ctx: click.Context, docs: tuple[Path, ...], as_json: bool) -> None:
 @click.pass_obj
 def rollback(obj: Context, version: int | None) -> None:
     """Make an earlier index VERSION live again (default: the one before the live one)."""
+    from bot.protocols import RollbackRefused
     from bot.reindex_lock import AlreadyRunning
 
     try:
-        outcome = obj.app.rollback(version, started_by=f"cli:{os.environ.get('USER', 'local')}")
-    except (AlreadyRunning, ValueError) as err:  # ValueError: knowledge.store.RollbackError
+        outcome = obj.app.index_ops.rollback(version, started_by=f"cli:{os.environ.get('USER', 'local')}")
+    except (AlreadyRunning, RollbackRefused) as err:
         raise click.ClickException(str(err)) from None
     click.echo(outcome.summary())
 
@@ -130,7 +128,7 @@ def rollback(obj: Context, version: int | None) -> None:
 @click.pass_obj
 def versions(obj: Context, as_json: bool) -> None:
     """List index versions, newest first, and which can be rolled back to."""
-    rows = obj.app.index_versions()
+    rows = obj.app.index_ops.index_versions()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -151,7 +149,7 @@ def versions(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def ask(obj: Context, question: str, as_json: bool, stream: bool) -> None:
     """Answer one question from the docs."""
-    from bot.commands import CommandContext
+    from bot.types import Question
 
     app = obj.app
     _ensure_index(app, quiet=as_json)
@@ -161,9 +159,8 @@ def ask(obj: Context, question: str, as_json: bool, stream: bool) -> None:
         streamed.append(piece)
         click.echo(piece, nl=False)
 
-    ctx = CommandContext(user_id="cli", conversation_id="cli", platform="cli",
-                         on_token=on_token if stream and not as_json else None)
-    reply = app.commands.handle("/ask " + question, ctx)  # even a question that starts with "/"
+    reply = app.commands.ask(Question(text=question, user_id="cli", conversation_id="cli", platform="cli"),
+                             on_token=on_token if stream and not as_json else None)
     if reply.answer is None:
         raise click.ClickException(reply.text)
     if as_json:
@@ -182,10 +179,8 @@ def ask(obj: Context, question: str, as_json: bool, stream: bool) -> None:
 @click.pass_obj
 def chat(obj: Context) -> None:
     """Console chat: questions, follow-ups, /reindex, /status, /help."""
-    from bot.wiring import run_console
-
     _ensure_index(obj.app, quiet=False)
-    run_console(obj.app, user=os.environ.get("USER", "local"))
+    obj.app.run_console(user=os.environ.get("USER", "local"))
 
 
 @cli.command(name="eval")
@@ -204,7 +199,7 @@ def evaluate(obj: Context, qa_file: Path, as_json: bool, no_generate: bool, limi
     except QAFileError as err:
         raise click.ClickException(str(err)) from None
     app = obj.app
-    if not app.has_index():
+    if not app.index_ops.has_index():
         raise click.ClickException("no index yet: run `supportbot index --docs DIR` first")
 
     def on_item(done: int, total: int) -> None:
@@ -237,7 +232,7 @@ def status(obj: Context, as_json: bool) -> None:
     """Live index version and freshness, schedule, sources, models."""
     from bot.commands import format_status
 
-    info = obj.app.status()
+    info = obj.app.status_report.status()
     click.echo(json.dumps(info, indent=2) if as_json else format_status(info))
 
 
@@ -245,7 +240,7 @@ def status(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def doctor(obj: Context) -> None:
     """Check the data dir: index readable and consistent, feedback database, voices, model cache."""
-    checks = obj.app.doctor()
+    checks = obj.app.status_report.doctor()
     for what, problem in checks:
         click.echo(f"{'ok  ' if problem is None else 'FIX '} {what}" + (f": {problem}" if problem else ""))
     if any(problem for _, problem in checks):
@@ -257,12 +252,12 @@ def doctor(obj: Context) -> None:
 def scheduler(obj: Context) -> None:
     """Run only the nightly re-index schedule (one per deployment; bots then set
     reindex.in_serve = false). Serves /healthz and /metrics on serve.health_port."""
-    from bot.scheduler import ScheduleError
-    from bot.serving import run_scheduler
+    from bot.app.scheduler import ScheduleError
+    from bot.app.serving import run_scheduler
 
     try:
         run_scheduler(obj.app, announce=lambda line: click.echo(line, err=True))
-    except (ScheduleError, ValueError) as err:
+    except ScheduleError as err:
         raise click.ClickException(str(err)) from None
 
 
@@ -270,7 +265,7 @@ def scheduler(obj: Context) -> None:
 @click.pass_obj
 def serve(obj: Context) -> None:
     """Run the chat platforms (Slack and/or Discord, per tokens and config) and the nightly re-index."""
-    from bot.serving import ServeError, check_setup, run_serve
+    from bot.app.serving import ServeError, check_setup, run_serve
 
     try:
         check_setup(obj.app)
@@ -323,14 +318,15 @@ def config_show(obj: Context) -> None:
 @config_group.command(name="env")
 def config_env() -> None:
     """Every environment variable supportbot reads, as an empty .env template."""
-    from bot.config import env_reference
+    from bot.app.config import env_reference
 
     click.echo(env_reference(), nl=False)
 
 
-def main() -> None:
-    import bot.cli_voice  # noqa: F401  (registers `supportbot voice ...`)
+cli.add_command(voice)
 
+
+def main() -> None:
     try:
         code = cli.main(standalone_mode=False)
     except click.exceptions.Abort as abort:  # click turns Ctrl-C (and EOF at a prompt) into Abort

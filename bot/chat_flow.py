@@ -1,0 +1,192 @@
+"""The chat flow every platform shares: what happens between "someone asked in chat" and
+"this is what to show them", written once.
+
+A platform adapter (Slack, Discord) only translates: it turns an event into a `Question` or
+a command call with an `Asker`, hands it here, and renders what comes back. Here live the
+queue (and its busy text), the error text, recording answers so their buttons can be rated,
+ratings and corrections, the admin check, which threads the bot answers in without a
+mention, the user-facing texts, and the dedupe of events a platform delivers twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.commands import ASK_USAGE, CommandContext, CommandRegistry, Reply
+from bot.feedback import FEEDBACK_DOWN_TEXT, FeedbackStore, FeedbackUnavailable, StoredAnswer, UnknownAnswer
+from bot.streaming import LiveMessage
+from bot.types import Answer, Question
+from bot.work_queue import QueueFull, WorkQueue
+
+log = logging.getLogger(__name__)
+
+LOOKING_UP_TEXT = "Looking that up in the docs…"
+ERROR_TEXT = "Sorry, something went wrong while answering. The error was logged; please try again."
+EMPTY_QUESTION_TEXT = "Ask me a question about the docs, e.g. “how do I reset my password?”"
+ASK_USAGE_TEXT = ASK_USAGE
+THANKS_TEXT = "Thanks! Glad it helped."
+TOO_OLD_TO_RATE_TEXT = "That answer is too old to rate."
+TOO_OLD_TO_POST_TEXT = "That answer is too old to post."
+WORKING_TEXT = "Working on it…"
+Edit = Callable[[str], Awaitable[Any]]  # replaces the text of one message the platform shows
+_THREADS_KEPT = 5000  # threads remembered in memory (the feedback store remembers all of them)
+_EVENTS_KEPT = 10_000  # delivery ids remembered for dedupe
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who asked, where: ids qualified by platform ("slack:U123")."""
+
+    user_id: str
+    platform: str
+    channel_id: str | None = None
+    platform_admin: bool = False  # the platform vouches for it (Slack admin group, Discord role)
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """What to show for a question: `answer` and `answer_id` (for the rating buttons) when one
+    was written, else only `text` (busy, an error)."""
+
+    text: str
+    answer: Answer | None = None
+    answer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Rated:
+    """The outcome of a 👍/👎: `recorded`, and what to tell the rater (None: nothing to say)."""
+
+    recorded: bool
+    message: str | None
+
+
+class ChatFlow:
+    def __init__(self, commands: CommandRegistry, feedback: FeedbackStore, queue: WorkQueue) -> None:
+        self.commands = commands
+        self.feedback = feedback
+        self.queue = queue
+        self._threads: OrderedDict[str, float] = OrderedDict()
+        self._deliveries: OrderedDict[str, None] = OrderedDict()
+
+    # ----- questions --------------------------------------------------------------------
+    async def ask(self, question: Question, on_token: Callable[[str], None] | None = None) -> ChatReply:
+        """Answer on the shared work queue; always comes back with something to show."""
+        try:
+            reply = await asyncio.wrap_future(self.queue.submit(lambda: self.commands.ask(question, on_token)))
+        except QueueFull as busy:
+            return ChatReply(str(busy))
+        except Exception:
+            log.exception("answering on %s failed", question.platform)
+            return ChatReply(ERROR_TEXT)
+        if reply.answer is None:
+            return ChatReply(reply.text)
+        return ChatReply(reply.answer.answer, reply.answer, self.feedback.record_answer(question, reply.answer))
+
+    async def ask_live(self, question: Question, edit: Edit, interval_s: float,
+                       fit: Callable[[str], str] = lambda text: text) -> ChatReply:
+        """`ask`, with the answer streamed into a message through `edit` at most once per
+        `interval_s` ("…" marks it unfinished; `fit` keeps it inside the platform's limit).
+        Settled before returning: a late partial edit never overwrites the final text."""
+        live = LiveMessage(edit, interval_s, render=lambda so_far, _: fit(so_far + " …"))
+        reply = await self.ask(question, live.add)
+        await live.settle()
+        return reply
+
+    # ----- admin commands ---------------------------------------------------------------
+    async def command_live(self, name: str, args: str, asker: Asker, edit: Edit, interval_s: float) -> Reply:
+        """`command`, showing a re-index's progress through `edit` while it runs."""
+        progress = LiveMessage(edit, interval_s, render=lambda _, line: f"Re-indexing… {line}")
+        reply = await self.command(name, args, asker, on_progress=progress.add)
+        await progress.settle()
+        return reply
+
+    async def command(self, name: str, args: str, asker: Asker,
+                      on_progress: Callable[[str], None] | None = None) -> Reply:
+        """A command by its core name ("reindex", "status", "voice", "help"); admin commands
+        are slow (re-index) but rare, so they run beside the answer queue, not on it."""
+        ctx = CommandContext(user_id=asker.user_id, conversation_id="", platform=asker.platform,
+                             channel_id=asker.channel_id, on_progress=on_progress,
+                             platform_admin=asker.platform_admin)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, self.commands.run, name, args, ctx)
+        except Exception:
+            log.exception("/%s %s failed", name, args)
+            return Reply(ERROR_TEXT, ok=False)
+
+    def is_admin(self, asker: Asker) -> bool:
+        return self.commands.is_admin(asker.user_id, asker.platform, asker.platform_admin)
+
+    # ----- feedback ---------------------------------------------------------------------
+    def rate(self, answer_id: str, user_id: str, rating: int) -> Rated:
+        try:
+            self.feedback.rate(answer_id, user_id, rating)
+        except UnknownAnswer:
+            return Rated(False, TOO_OLD_TO_RATE_TEXT)
+        except FeedbackUnavailable as err:
+            log.error("rating not recorded: %s", err)
+            return Rated(False, FEEDBACK_DOWN_TEXT)
+        return Rated(True, THANKS_TEXT if rating > 0 else None)
+
+    def comment(self, answer_id: str, user_id: str, wrong: str, fix: str, by_admin: bool) -> str | None:
+        """What was wrong, and (from an admin) the corrected answer; an empty form is nothing.
+        Returns what to tell the user when it could not be recorded."""
+        if not (wrong or fix):
+            return None
+        try:
+            self.feedback.comment(answer_id, user_id, wrong, (fix or None) if by_admin else None, by_admin=by_admin)
+        except UnknownAnswer:
+            log.warning("feedback for unknown answer %s", answer_id)
+            return FEEDBACK_DOWN_TEXT
+        except FeedbackUnavailable as err:
+            log.error("comment not recorded: %s", err)
+            return FEEDBACK_DOWN_TEXT
+        return None
+
+    def stored_answer(self, answer_id: str) -> StoredAnswer | str:
+        """A recorded answer (to post it to the channel), or the text to show instead."""
+        try:
+            return self.feedback.get(answer_id)
+        except UnknownAnswer:
+            return TOO_OLD_TO_POST_TEXT
+        except FeedbackUnavailable as err:
+            log.error("answer not found for posting: %s", err)
+            return FEEDBACK_DOWN_TEXT
+
+    @staticmethod
+    def human_request(group: str | None, user: str) -> str:
+        """`group`: the platform's mention of the configured helpers (None: nobody configured)."""
+        return f"{group or 'Someone from the team'}, {user} would like a person to help with this question."
+
+    # ----- threads and deliveries -------------------------------------------------------
+    def owns_thread(self, conversation_id: str) -> bool:
+        """Threads answered by this process, or by any before it (recorded with the answers):
+        follow-ups there need no mention."""
+        if conversation_id in self._threads:
+            return True
+        if self.feedback.knows_conversation(conversation_id):
+            self.remember_thread(conversation_id)
+            return True
+        return False
+
+    def remember_thread(self, conversation_id: str) -> None:
+        self._threads[conversation_id] = time.time()
+        self._threads.move_to_end(conversation_id)
+        while len(self._threads) > _THREADS_KEPT:
+            self._threads.popitem(last=False)
+
+    def first_delivery(self, delivery_id: str) -> bool:
+        """False for an event id seen before: platforms re-deliver what they think was not
+        acknowledged, and each event must be answered once."""
+        if delivery_id in self._deliveries:
+            return False
+        self._deliveries[delivery_id] = None
+        while len(self._deliveries) > _EVENTS_KEPT:
+            self._deliveries.popitem(last=False)
+        return True

@@ -1,0 +1,154 @@
+"""The chat flow every platform shares, through its public calls: real feedback store (SQLite),
+real command registry and work queue; only retrieval and generation are fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from bot.acl import AccessPolicy
+from bot.answering import AnswerService
+from bot.chat_flow import ERROR_TEXT, THANKS_TEXT, TOO_OLD_TO_POST_TEXT, TOO_OLD_TO_RATE_TEXT, Asker, ChatFlow
+from bot.commands import build_registry
+from bot.feedback import FEEDBACK_DOWN_TEXT, FeedbackStore
+from bot.types import Answer, Citation, Question
+from bot.work_queue import BUSY_TEXT, WorkQueue
+from tests.fakes import CountingReindexer, EmptyRetriever, MemoryVoices, ScriptedGenerator, StaticStatus
+
+
+class CitingAnswers(AnswerService):
+    """Answers every question with one sentence citing one page; can be held mid-answer."""
+
+    def __init__(self) -> None:
+        super().__init__(EmptyRetriever(), ScriptedGenerator())
+        self.release = threading.Event()
+        self.release.set()
+
+    def answer(self, question: Question, on_token=None) -> Answer:
+        self.release.wait(10)
+        if question.text == "explode":
+            raise RuntimeError("the model file vanished")
+        if on_token:
+            on_token("Plans start at $8 [1].")
+        return Answer(answer="Plans start at $8 [1].", abstained=False,
+                      citations=[Citation(n=1, source="billing/plans.md", title="Plans", score=0.9)])
+
+
+def flow(tmp_path: Path, capacity: int = 8) -> tuple[ChatFlow, CitingAnswers]:
+    answers = CitingAnswers()
+    registry = build_registry(AccessPolicy(admins=["slack:UADMIN"]), answers, CountingReindexer(), StaticStatus(),
+                              voices=MemoryVoices())
+    return ChatFlow(registry, FeedbackStore(tmp_path / "feedback.sqlite"), WorkQueue(capacity=capacity)), answers
+
+
+def question(text: str = "How much is the Team plan?", conversation: str = "slack:C1:1.0") -> Question:
+    return Question(text=text, user_id="slack:U1", conversation_id=conversation, channel_id="C1", platform="slack")
+
+
+def test_an_answer_is_recorded_for_its_buttons_and_its_thread_is_owned_after_a_restart(tmp_path) -> None:
+    chat, _ = flow(tmp_path)
+    streamed: list[str] = []
+    reply = asyncio.run(chat.ask(question(), streamed.append))
+    assert reply.text == "Plans start at $8 [1]." and streamed == ["Plans start at $8 [1]."]
+    stored = chat.feedback.get(reply.answer_id)
+    assert (stored.question, stored.user_id, stored.citations[0].source) == (
+        "How much is the Team plan?", "slack:U1", "billing/plans.md")
+    restarted, _ = flow(tmp_path)  # a new process on the same data dir: nothing in memory
+    assert restarted.owns_thread("slack:C1:1.0") and not restarted.owns_thread("slack:C1:2.0")
+
+
+def test_a_full_queue_says_busy_and_a_failure_says_so_and_neither_is_recorded(tmp_path) -> None:
+    chat, answers = flow(tmp_path, capacity=0)  # one answer running, none may wait
+
+    async def scenario() -> None:
+        answers.release.clear()
+        first = asyncio.ensure_future(chat.ask(question("first")))
+        await asyncio.sleep(0.2)
+        busy = await chat.ask(question("second"))
+        assert (busy.text, busy.answer, busy.answer_id) == (BUSY_TEXT, None, None)
+        answers.release.set()
+        assert (await first).answer_id is not None
+        failed = await chat.ask(question("explode"))
+        assert (failed.text, failed.answer_id) == ("Something went wrong running /ask; the error was logged.", None)
+
+    asyncio.run(scenario())
+    assert chat.feedback.counts()["answers"] == 1
+    assert ERROR_TEXT.startswith("Sorry, something went wrong")  # what a failure outside the registry shows
+
+
+def test_ratings_say_what_happened(tmp_path) -> None:
+    chat, _ = flow(tmp_path)
+    answer_id = asyncio.run(chat.ask(question())).answer_id
+    up = chat.rate(answer_id, "slack:U2", +1)
+    assert (up.recorded, up.message) == (True, THANKS_TEXT)
+    down = chat.rate(answer_id, "slack:U3", -1)
+    assert (down.recorded, down.message) == (True, None)  # the platform opens the "what was wrong" form
+    old = chat.rate("0123456789abcdef", "slack:U2", +1)
+    assert (old.recorded, old.message) == (False, TOO_OLD_TO_RATE_TEXT)
+    assert chat.feedback.counts() == {"answers": 1, "thumbs_up": 1, "thumbs_down": 1}
+
+
+def test_a_correction_counts_only_from_an_admin_and_an_empty_form_is_nothing(tmp_path) -> None:
+    chat, _ = flow(tmp_path)
+    answer_id = asyncio.run(chat.ask(question())).answer_id
+    assert chat.comment(answer_id, "slack:U2", "", "", by_admin=False) is None
+    assert chat.comment(answer_id, "slack:U2", "outdated", "It is $10.", by_admin=False) is None
+    assert chat.comment(answer_id, "slack:UADMIN", "", "It is $9.", by_admin=True) is None
+    rows = chat.feedback._db.execute("SELECT user_id, comment, correction FROM feedback WHERE answer_id = ? "
+                                     "ORDER BY rowid", (answer_id,)).fetchall()
+    assert rows == [("slack:U2", "outdated", None), ("slack:UADMIN", None, "It is $9.")]
+    assert chat.comment("0123456789abcdef", "slack:U2", "wrong", "", by_admin=False) == FEEDBACK_DOWN_TEXT
+
+
+def test_posting_an_answer_needs_it_recorded(tmp_path) -> None:
+    chat, _ = flow(tmp_path)
+    answer_id = asyncio.run(chat.ask(question())).answer_id
+    assert chat.stored_answer(answer_id).answer == "Plans start at $8 [1]."
+    assert chat.stored_answer("0123456789abcdef") == TOO_OLD_TO_POST_TEXT
+
+
+def test_admin_commands_check_the_asker_and_show_listings_in_monospace(tmp_path) -> None:
+    chat, _ = flow(tmp_path)
+    guest, admin = Asker("slack:UGUEST", "slack"), Asker("slack:UADMIN", "slack")
+    vouched = Asker("slack:UMOD", "slack", platform_admin=True)  # in the platform's admin group
+    assert [chat.is_admin(a) for a in (guest, admin, vouched)] == [False, True, True]
+    refused = asyncio.run(chat.command("reindex", "", guest))
+    assert (refused.ok, refused.text) == (False, "Sorry, /reindex is for admins only.")
+    progress: list[str] = []
+    reindexed = asyncio.run(chat.command("reindex", "", vouched, on_progress=progress.append))
+    assert (reindexed.text, reindexed.monospace, progress) == ("Index v2: 3 documents.", False, ["scanned 1/1"])
+    status = asyncio.run(chat.command("status", "", admin))
+    assert (status.text, status.monospace) == ("index version: 2\ndocuments: 3", True)
+    unknown_voice = asyncio.run(chat.command("voice", "activate nope", admin))
+    assert (unknown_voice.ok, unknown_voice.text, unknown_voice.monospace) == (False, "no voice named 'nope'", False)
+
+
+def test_a_bug_in_a_command_is_logged_not_shown_as_a_refusal(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenVoices(MemoryVoices):
+        def activate_voice(self, name: str):
+            raise ValueError("list index out of range")  # a bug, not a reason the admin can act on
+
+    registry = build_registry(AccessPolicy(admins=["slack:UADMIN"]), CitingAnswers(), CountingReindexer(),
+                              StaticStatus(), voices=BrokenVoices())
+    chat = ChatFlow(registry, FeedbackStore(tmp_path / "feedback.sqlite"), WorkQueue())
+    reply = asyncio.run(chat.command("voice", "activate crew-v1", Asker("slack:UADMIN", "slack")))
+    assert (reply.ok, reply.text) == (False, "Something went wrong running /voice; the error was logged.")
+    assert "list index out of range" in caplog.text
+
+
+def test_each_delivery_is_handled_once_and_the_memory_is_bounded(tmp_path) -> None:
+    chat, _ = flow(tmp_path)
+    assert chat.first_delivery("slack:Ev1") and not chat.first_delivery("slack:Ev1")
+    for n in range(10_001):
+        chat.first_delivery(f"slack:Ev{n + 2}")
+    assert chat.first_delivery("slack:Ev1")  # forgotten after 10,000 newer ones, not kept forever
+
+
+def test_asking_for_a_person_names_the_configured_group_or_the_team() -> None:
+    assert ChatFlow.human_request("<!subteam^S1>", "<@U1>") == (
+        "<!subteam^S1>, <@U1> would like a person to help with this question.")
+    assert ChatFlow.human_request(None, "<@U1>") == "Someone from the team, <@U1> would like a person to help with " \
+                                                    "this question."
