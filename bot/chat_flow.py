@@ -5,7 +5,8 @@ A platform adapter (Slack, Discord) only translates: it turns an event into a `Q
 a command call with an `Asker`, hands it here, and renders what comes back. Here live the
 queue (and its busy text), the error text, recording answers so their buttons can be rated,
 ratings and corrections, the admin check, which threads the bot answers in without a
-mention, the user-facing texts, and the dedupe of events a platform delivers twice.
+mention, the user-facing texts, the dedupe of events a platform delivers twice, and the
+drain on shutdown (stop taking questions, let those in flight finish).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ THANKS_TEXT = "Thanks! Glad it helped."
 TOO_OLD_TO_RATE_TEXT = "That answer is too old to rate."
 TOO_OLD_TO_POST_TEXT = "That answer is too old to post."
 WORKING_TEXT = "Working on it…"
+RESTARTING_TEXT = "I'm restarting for an update; please ask again in a minute."
 Edit = Callable[[str], Awaitable[Any]]  # replaces the text of one message the platform shows
 _THREADS_KEPT = 5000  # threads remembered in memory (the feedback store remembers all of them)
 _EVENTS_KEPT = 10_000  # delivery ids remembered for dedupe
@@ -74,10 +76,15 @@ class ChatFlow:
         self.queue = queue
         self._threads: OrderedDict[str, float] = OrderedDict()
         self._deliveries: OrderedDict[str, None] = OrderedDict()
+        self._accepting = True
+        self._in_flight = 0
 
     # ----- questions --------------------------------------------------------------------
     async def ask(self, question: Question, on_token: Callable[[str], None] | None = None) -> ChatReply:
         """Answer on the shared work queue; always comes back with something to show."""
+        if not self._accepting:
+            return ChatReply(RESTARTING_TEXT)
+        self._in_flight += 1
         try:
             reply = await asyncio.wrap_future(self.queue.submit(lambda: self.commands.ask(question, on_token)))
         except QueueFull as busy:
@@ -85,6 +92,8 @@ class ChatFlow:
         except Exception:
             log.exception("answering on %s failed", question.platform)
             return ChatReply(ERROR_TEXT)
+        finally:
+            self._in_flight -= 1
         if reply.answer is None:
             return ChatReply(reply.text)
         return ChatReply(reply.answer.answer, reply.answer, self.feedback.record_answer(question, reply.answer))
@@ -190,3 +199,19 @@ class ChatFlow:
         while len(self._deliveries) > _EVENTS_KEPT:
             self._deliveries.popitem(last=False)
         return True
+
+    # ----- shutdown ---------------------------------------------------------------------
+    def stop_taking_questions(self) -> None:
+        """From now on a question is told the bot is restarting instead of being queued."""
+        self._accepting = False
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def drained(self, grace_s: float) -> bool:
+        """Wait up to `grace_s` for the answers in flight to finish; False if some did not."""
+        deadline = time.monotonic() + grace_s
+        while self._in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self._in_flight == 0

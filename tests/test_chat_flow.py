@@ -11,7 +11,7 @@ import pytest
 
 from bot.acl import AccessPolicy
 from bot.answering import AnswerService
-from bot.chat_flow import ERROR_TEXT, THANKS_TEXT, TOO_OLD_TO_POST_TEXT, TOO_OLD_TO_RATE_TEXT, Asker, ChatFlow
+from bot.chat_flow import ERROR_TEXT, RESTARTING_TEXT, THANKS_TEXT, TOO_OLD_TO_POST_TEXT, TOO_OLD_TO_RATE_TEXT, Asker, ChatFlow
 from bot.commands import build_registry
 from bot.feedback import FEEDBACK_DOWN_TEXT, FeedbackStore
 from bot.types import Answer, Citation, Question
@@ -152,3 +152,21 @@ def test_asking_for_a_person_names_the_configured_group_or_the_team() -> None:
         "<!subteam^S1>, <@U1> would like a person to help with this question.")
     assert ChatFlow.human_request(None, "<@U1>") == "Someone from the team, <@U1> would like a person to help with " \
                                                     "this question."
+
+
+def test_on_shutdown_new_questions_are_told_to_ask_again_and_those_in_flight_finish(tmp_path) -> None:
+    chat, answers = flow(tmp_path)
+
+    async def scenario() -> None:
+        answers.release.clear()
+        in_flight = asyncio.ensure_future(chat.ask(question("first")))
+        await asyncio.sleep(0.2)
+        chat.stop_taking_questions()
+        late = await chat.ask(question("second"))
+        assert (late.text, late.answer_id) == (RESTARTING_TEXT, None)
+        assert chat.in_flight == 1 and not await chat.drained(0.2)  # still answering: not drained yet
+        answers.release.set()
+        assert await chat.drained(5) and (await in_flight).text == "Plans start at $8 [1]."
+
+    asyncio.run(scenario())
+    assert chat.feedback.counts()["answers"] == 1
