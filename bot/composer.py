@@ -22,8 +22,11 @@ from bot.protocols import PromptPassage, TextSimilarity
 
 _YES_NO_OPENERS = frozenset("""is are am was were can could does do did will would should shall has have had may
 might must isn't aren't can't doesn't don't won't""".split())
+# Words that state a limitation: a negation, or a refusal or failure ("refuses to merge",
+# "the push will fail", "negative patterns are forbidden").
 _NEGATION = re.compile(r"\b(?:not|no|never|cannot|can't|can\u2019t|doesn't|don't|isn't|aren't|won't|wasn't|weren't|"
-                       r"hasn't|haven't|didn't|shouldn't|couldn't|unsupported|unavailable|neither|nor)\b|n't\b",
+                       r"hasn't|haven't|didn't|shouldn't|couldn't|unsupported|unavailable|neither|nor|forbidden|"
+                       r"prohibited|refuses?|refused|disallow(?:s|ed)?|impossible|unable|fails?)\b|n't\b",
                        re.IGNORECASE)
 _ANSWERABLE = (SENTENCE, ITEM, ROW, LABEL, PRE)
 
@@ -74,11 +77,16 @@ class Composer:
         seconds = self._runner_up(candidates, scores, best)
         chosen = self._grow(anchor, [u for u in units if u.passage == anchor.passage], seconds)
         yes_no = None
-        if is_yes_no_question(question):  # the closest-worded sentence of the matched text states it
-            evidence = max((u for u in chosen if u.block == anchor.block or u in seconds),
-                           key=lambda u: (lexical[candidates.index(u)] if u in candidates else -1.0, u is anchor))
-            yes_no = _yes_no(question, evidence)
+        if is_yes_no_question(question):
+            yes_no = self._yes_no(chosen, anchor, seconds, candidates, lexical)
         return _render(chosen, yes_no)
+
+    def _yes_no(self, chosen: list[Unit], anchor: Unit, seconds: list[Unit], candidates: list[Unit],
+                lexical: list[float]) -> str:
+        """The closest-worded sentence of the matched text states it."""
+        evidence = max((u for u in chosen if u.block == anchor.block or u in seconds),
+                       key=lambda u: (lexical[candidates.index(u)] if u in candidates else -1.0, u is anchor))
+        return _yes_no(evidence)
 
     def _runner_up(self, candidates: list[Unit], scores: list[float], best: int) -> list[Unit]:
         """Another block of the anchor's page that matches almost as well is quoted too: the
@@ -204,15 +212,21 @@ def _plain(text: str) -> str:
 
 
 def is_yes_no_question(question: str) -> bool:
+    """Opens with an auxiliary ("Can I...", "Doesn't it..."), after a short fronted phrase at
+    most ("In Amazon RDS, can I exceed my credit balance?")."""
     words = question.strip().lower().split()
-    return bool(words) and words[0] in _YES_NO_OPENERS and (question.strip().endswith("?") or len(words) > 2)
+    if words and words[0] in _YES_NO_OPENERS and (question.strip().endswith("?") or len(words) > 2):
+        return True
+    fronted, comma, rest = question.partition(",")
+    return bool(comma) and len(fronted.split()) <= 6 and rest.strip().endswith("?") and is_yes_no_question(rest)
 
 
-def _yes_no(question: str, anchor: Unit) -> str:
-    """The anchor states the answer; a negation in it (and not in the question) means No."""
-    negated = bool(_NEGATION.search(anchor.text))
-    asked_negatively = bool(_NEGATION.search(question))
-    return "No" if negated != asked_negatively else "Yes"
+def _yes_no(evidence: Unit) -> str:
+    """The evidence states the answer: a limitation in it means No. The question's own
+    negation does not turn it round: "Doesn't git pull rebase by default?" is answered as
+    "does it?" is ("No, it merges"), and "not" inside what is asked ("files that are not in a
+    repository") is part of the question, not its polarity."""
+    return "No" if _NEGATION.search(evidence.text) else "Yes"
 
 
 def _render(units: list[Unit], yes_no: str | None) -> Composition:

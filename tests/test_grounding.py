@@ -102,6 +102,21 @@ def test_the_composer_quotes_the_matching_sentence_with_its_citation_and_a_yes_n
     assert is_yes_no_question("Does it run on Linux?") and not is_yes_no_question("How do I install it?")
 
 
+def test_yes_no_follows_what_the_docs_state_not_how_the_question_is_phrased() -> None:
+    hooks = [_Passage("Hooks that don't have the executable bit set are ignored.")]
+    bundles = [_Passage("A git push into a bundle is not supported."),
+               _Passage("Bundles can be used to move history between machines without a network.")]
+    push = [_Passage("With --atomic, either all refs are updated or none are. If the server does not support "
+                     "atomic pushes the push will fail.")]
+    assert Composer().compose("Will Git run a hook script without the executable bit?", hooks).yes_no == "No"
+    assert Composer().compose("Isn't pushing into a bundle supported?", bundles).yes_no == "No"  # not turned round
+    assert Composer().compose("Can I move history between machines with a bundle, without a network?",
+                              bundles).yes_no == "Yes"  # the question's own "without" is what is asked
+    assert Composer().compose("Does an atomic push fall back to a normal push?", push).yes_no == "No"  # "will fail"
+    assert is_yes_no_question("In Amazon RDS, can I exceed my credit balance?")  # after a fronted phrase
+    assert not is_yes_no_question("In short, how do I exceed my credit balance?")
+
+
 def test_a_free_answer_keeps_only_supported_sentences_as_it_streams() -> None:
     stream = VerifiedStream(["Sessions expire 24 hours after they are created.",
                              "Run `drift doctor --network` to test the connection."])
