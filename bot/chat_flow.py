@@ -109,20 +109,22 @@ class ChatFlow:
         return reply
 
     # ----- admin commands ---------------------------------------------------------------
-    async def command_live(self, name: str, args: str, asker: Asker, edit: Edit, interval_s: float) -> Reply:
+    async def command_live(self, name: str, args: str, asker: Asker, edit: Edit, interval_s: float,
+                           spelling: str = "/{name}") -> Reply:
         """`command`, showing a re-index's progress through `edit` while it runs."""
         progress = LiveMessage(edit, interval_s, render=lambda _, line: f"Re-indexing… {line}")
-        reply = await self.command(name, args, asker, on_progress=progress.add)
+        reply = await self.command(name, args, asker, on_progress=progress.add, spelling=spelling)
         await progress.settle()
         return reply
 
-    async def command(self, name: str, args: str, asker: Asker,
-                      on_progress: Callable[[str], None] | None = None) -> Reply:
-        """A command by its core name ("reindex", "status", "voice", "help"); admin commands
-        are slow (re-index) but rare, so they run beside the answer queue, not on it."""
+    async def command(self, name: str, args: str, asker: Asker, on_progress: Callable[[str], None] | None = None,
+                      spelling: str = "/{name}") -> Reply:
+        """A command by its core name ("reindex", "status", "voice", "help"); `spelling` is how
+        the platform writes it ("/supportbot {name}"). Admin commands are slow (re-index) but
+        rare, so they run beside the answer queue, not on it."""
         ctx = CommandContext(user_id=asker.user_id, conversation_id="", platform=asker.platform,
                              channel_id=asker.channel_id, on_progress=on_progress,
-                             platform_admin=asker.platform_admin)
+                             platform_admin=asker.platform_admin, spelling=spelling)
         try:
             return await asyncio.get_running_loop().run_in_executor(None, self.commands.run, name, args, ctx)
         except Exception:
@@ -191,14 +193,15 @@ class ChatFlow:
             self._threads.popitem(last=False)
 
     def first_delivery(self, delivery_id: str) -> bool:
-        """False for an event id seen before: platforms re-deliver what they think was not
-        acknowledged, and each event must be answered once."""
+        """False for an event id seen before, by this process or any replica sharing the
+        feedback database: platforms re-deliver what they think was not acknowledged (Slack
+        retries up to 3 times, possibly to another replica), and each event is answered once."""
         if delivery_id in self._deliveries:
             return False
         self._deliveries[delivery_id] = None
         while len(self._deliveries) > _EVENTS_KEPT:
             self._deliveries.popitem(last=False)
-        return True
+        return self.feedback.first_delivery(delivery_id)
 
     # ----- shutdown ---------------------------------------------------------------------
     def stop_taking_questions(self) -> None:

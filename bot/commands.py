@@ -34,6 +34,7 @@ class CommandContext:
     on_token: TokenCallback | None = None
     on_progress: Callable[[str], None] | None = None
     platform_admin: bool = False  # the platform vouches for it (Slack admin group, Discord role)
+    spelling: str = "/{name}"  # how the asker's platform spells a command, for the replies that name one
 
 
 @dataclass
@@ -81,30 +82,31 @@ class CommandRegistry:
         if not text:
             return Reply(ASK_USAGE, ok=False)
         asked = question if text == question.text else question.model_copy(update={"text": text})
-        return self._guarded("ask", lambda: self._answer(asked, on_token))
+        return self._guarded("/ask", lambda: self._answer(asked, on_token))
 
     def run(self, name: str, args: str, ctx: CommandContext) -> Reply:
         """Run the command `name` for the asker in `ctx`: admin check, then its handler."""
         command = self._commands.get(name)
+        spelled = ctx.spelling.format(name=name)
         if command is None:
-            return Reply(f"Unknown command /{name}. Type /help to see what I can do.", ok=False)
+            return Reply(f"Unknown command {spelled}. Type /help to see what I can do.", ok=False)
         if command.admin_only and not self.is_admin(ctx.user_id, ctx.platform, ctx.platform_admin):
             log.info("refused /%s for non-admin %s on %s", name, ctx.user_id, ctx.platform)
-            return Reply(f"Sorry, /{name} is for admins only.", ok=False)
-        reply = self._guarded(name, lambda: command.handler(args.strip(), ctx))
+            return Reply(f"Sorry, {spelled} is for admins only.", ok=False)
+        reply = self._guarded(spelled, lambda: command.handler(args.strip(), ctx))
         reply.monospace = command.listing and reply.ok
         return reply
 
     @staticmethod
-    def _guarded(name: str, work: Callable[[], Reply]) -> Reply:
+    def _guarded(spelled: str, work: Callable[[], Reply]) -> Reply:
         """Every outcome as a Reply: a refusal says why, anything else is a logged bug."""
         try:
             return work()
         except Refused as refused:  # a reason the asker can act on, not a bug
             return Reply(str(refused), ok=False)
         except Exception:
-            log.exception("command /%s failed", name)
-            return Reply(f"Something went wrong running /{name}; the error was logged.", ok=False)
+            log.exception("command %s failed", spelled)
+            return Reply(f"Something went wrong running {spelled}; the error was logged.", ok=False)
 
     def handle(self, text: str, ctx: CommandContext) -> Reply:
         """A line typed on a text surface: plain text is a question, "/name args" a command."""

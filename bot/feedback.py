@@ -32,7 +32,9 @@ CREATE TABLE IF NOT EXISTS feedback (
     user_id TEXT NOT NULL, rating INTEGER, comment TEXT, correction TEXT, by_admin INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS feedback_answer ON feedback(answer_id);
+CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, at REAL NOT NULL);
 """
+_DELIVERIES_KEPT_S = 86_400  # platforms re-deliver within minutes (Slack: 3 tries; Discord: a resume)
 _MIGRATIONS = {  # columns added after the first release of a table
     ("answers", "conversation"): "ALTER TABLE answers ADD COLUMN conversation TEXT",
 }
@@ -128,6 +130,22 @@ class FeedbackStore:
         except FeedbackUnavailable as err:
             log.error("thread memory unavailable: %s", err)
             return False
+
+    def first_delivery(self, delivery_id: str) -> bool:
+        """True the first time any process sharing this database sees `delivery_id` (an event a
+        platform may deliver again: a retry, a resume, or to another replica). When the database
+        fails the delivery counts as first: answering twice beats not answering."""
+        now = time.time()
+        try:
+            with self._lock, self._failing_as_unavailable(), self._db:
+                inserted = self._db.execute("INSERT OR IGNORE INTO deliveries (id, at) VALUES (?, ?)",
+                                            (delivery_id, now)).rowcount
+                if inserted and int(now) % 100 == 0:  # now and then, forget what no platform re-sends
+                    self._db.execute("DELETE FROM deliveries WHERE at < ?", (now - _DELIVERIES_KEPT_S,))
+                return bool(inserted)
+        except FeedbackUnavailable as err:
+            log.error("delivery %s not checked for duplicates: %s", delivery_id, err)
+            return True
 
     def get(self, answer_id: str) -> StoredAnswer:
         with self._lock, self._failing_as_unavailable():

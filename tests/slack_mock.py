@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -155,15 +156,19 @@ def signature(body: str, timestamp: int, secret: str = SIGNING_SECRET) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
-def send(url: str, body: str, content_type: str, timestamp: int | None = None,
-         secret: str = SIGNING_SECRET, forged: bool = False) -> tuple[int, str, float]:
+def send(url: str, body: str | bytes, content_type: str, timestamp: int | None = None,
+         secret: str = SIGNING_SECRET, forged: bool = False, headers: dict[str, str] | None = None,
+         signed: bool = True) -> tuple[int, str, float]:
     """POST like Slack does; returns (status, body, seconds until the response)."""
     ts = int(time.time()) if timestamp is None else timestamp
-    sig = signature(body, ts, secret)
+    data = body.encode() if isinstance(body, str) else body
+    sig = signature(data.decode("utf-8", "replace"), ts, secret)
     if forged:
         sig = sig[:-4] + ("0000" if not sig.endswith("0000") else "1111")
-    request = urllib.request.Request(url, data=body.encode(), method="POST", headers={
-        "Content-Type": content_type, "X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sig})
+    sent = {"Content-Type": content_type, **(headers or {})}
+    if signed:
+        sent.update({"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sig})
+    request = urllib.request.Request(url, data=data, method="POST", headers=sent)
     started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -245,7 +250,6 @@ class SlackWorld:
         self.api = MockSlackAPI()
         self.queue = queue
         self.settings = settings
-        self.ids = iter(range(1, 10_000))
 
     def __enter__(self) -> SlackWorld:
         from adapters.slack.bot import SlackBot, SlackSettings
@@ -264,8 +268,12 @@ class SlackWorld:
         self.served.__exit__(*exc)
         self.api.__exit__(*exc)
 
-    def event(self, event: dict) -> tuple[int, str, float]:
-        return send(self.served.url, event_body(event, f"Ev{next(self.ids):04d}"), JSON)
+    def event(self, event: dict, event_id: str | None = None, retry: int | None = None) -> tuple[int, str, float]:
+        """Deliver an event; Slack's event ids are unique across the workspace's whole history,
+        and a re-delivery repeats one with X-Slack-Retry-Num (`retry`)."""
+        return send(self.served.url, event_body(event, event_id or f"Ev{uuid.uuid4().hex[:12].upper()}"), JSON,
+                    headers={"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+                    if retry else None)
 
     def mention(self, text: str, ts: str, channel: str = "C0001", user: str = "UALICE") -> tuple[int, str, float]:
         return self.event({"type": "app_mention", "user": user, "text": f"<@{BOT_USER}> {text}", "ts": ts,

@@ -139,12 +139,23 @@ def test_a_bug_in_a_command_is_logged_not_shown_as_a_refusal(tmp_path, caplog: p
     assert "list index out of range" in caplog.text
 
 
-def test_each_delivery_is_handled_once_and_the_memory_is_bounded(tmp_path) -> None:
+def test_each_delivery_is_handled_once_also_across_replicas_sharing_the_database(tmp_path) -> None:
     chat, _ = flow(tmp_path)
+    replica, _ = flow(tmp_path)  # another process on the same feedback database
     assert chat.first_delivery("slack:Ev1") and not chat.first_delivery("slack:Ev1")
+    assert not replica.first_delivery("slack:Ev1")  # Slack's retry reached the other replica
+    assert replica.first_delivery("slack:Ev2") and not chat.first_delivery("slack:Ev2")
     for n in range(10_001):
-        chat.first_delivery(f"slack:Ev{n + 2}")
-    assert chat.first_delivery("slack:Ev1")  # forgotten after 10,000 newer ones, not kept forever
+        chat.first_delivery(f"slack:Ev{n + 3}")
+    assert len(chat._deliveries) == 10_000  # memory stays bounded; the database keeps a day
+    assert not chat.first_delivery("slack:Ev1")
+
+
+def test_a_delivery_counts_as_first_when_the_database_is_down(tmp_path) -> None:
+    (tmp_path / "feedback.sqlite").mkdir()  # not a database file: every query fails
+    chat, _ = flow(tmp_path)
+    assert chat.first_delivery("slack:Ev1")  # answering twice beats not answering
+    assert not chat.first_delivery("slack:Ev1")  # this process still remembers it
 
 
 def test_asking_for_a_person_names_the_configured_group_or_the_team() -> None:

@@ -138,7 +138,7 @@ def test_a_non_admin_reindex_is_refused_and_runs_nothing(slack: SlackWorld) -> N
     status, ack, _ = slack.command("/supportbot", "reindex", "UGUEST", "guest")
     assert status == 200
     reply = slack.api.wait_for(lambda calls: any(c.method == "response_url" for c in calls))[-1].body
-    assert reply["text"] == "Sorry, /reindex is for admins only." and reply["response_type"] == "ephemeral"
+    assert reply["text"] == "Sorry, /supportbot reindex is for admins only." and reply["response_type"] == "ephemeral"
     assert len(slack.core.index_ops.history.runs()) == runs
 
 

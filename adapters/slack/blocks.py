@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from adapters.slack.mrkdwn import escape, to_mrkdwn
 from bot.message_split import split_message
@@ -16,6 +18,25 @@ WRONG_BLOCK, WRONG_INPUT = "what_was_wrong", "what_was_wrong_input"
 FIX_BLOCK, FIX_INPUT = "correction", "correction_input"
 
 _SECTION_LIMIT = 3000  # characters of text per section block
+# Slack's special mentions that notify a whole channel, workspace or user group.
+_MASS_MENTION = re.compile(r"<!(channel|here|everyone)(?:\|[^>]*)?>|<!subteam\^([A-Za-z0-9]+)(?:\|([^>]*))?>")
+T = TypeVar("T", str, list)
+
+
+def without_mass_mentions(value: T, keep_group: str | None = None) -> T:
+    """`value` (a message's text, or its blocks) with each <!channel>, <!here>, <!everyone>
+    and <!subteam^…> other than `keep_group` (the helpers "talk to a human" calls) written
+    as plain text: a question or a doc that says "@here" must not make the bot notify everyone."""
+    def plain(match: re.Match) -> str:
+        if match.group(2) is not None:
+            if match.group(2) == keep_group:
+                return match.group(0)
+            return "@" + (match.group(3) or "group").lstrip("@")
+        return "@" + match.group(1)
+
+    if isinstance(value, str):
+        return _MASS_MENTION.sub(plain, value)
+    return json.loads(_MASS_MENTION.sub(plain, json.dumps(value)))
 
 
 def sources_line(citations: Sequence[Citation], abstained: bool = False) -> str:

@@ -26,6 +26,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks as kit
+from adapters.slack.mrkdwn import plain_text
 from bot.chat_flow import (
     ASK_USAGE_TEXT,
     EMPTY_QUESTION_TEXT,
@@ -44,6 +45,7 @@ PLACEHOLDER = f"_{LOOKING_UP_TEXT}_"
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
 # `/supportbot NAME` as Slack spells the core's commands.
 _ADMIN_COMMANDS = ("reindex", "status", "voice", "help")
+ADMIN_SPELLING = "/supportbot {name}"
 SLACK_HELP = ("Mention me or DM me a question, or use `/ask <question>` (only you see the answer). "
               "Admins: `/supportbot reindex`, `/supportbot status`, "
               "`/supportbot voice [list | activate NAME | rollback]`.")
@@ -97,16 +99,20 @@ class SlackBot:
     async def _on_error(self, error: Exception, body: dict) -> None:
         log.error("Slack listener failed on a %s request: %s", body.get("type", "?"), error, exc_info=error)
 
-    async def _on_mention(self, event: dict) -> None:
+    async def _on_mention(self, event: dict, body: dict) -> None:
+        if not self._first_delivery(body):
+            return
         channel, thread_ts = event["channel"], event.get("thread_ts") or event["ts"]
         await self._answer_in_thread(event["user"], _MENTION.sub("", event.get("text", "")).strip(), channel, thread_ts)
 
-    async def _on_message(self, event: dict, context: Any) -> None:
+    async def _on_message(self, event: dict, context: Any, body: dict) -> None:
         if event.get("subtype") or event.get("bot_id") or not event.get("user"):
             return  # edits, joins, other bots, our own messages
         text = event.get("text", "")
         if context.bot_user_id and f"<@{context.bot_user_id}>" in text:
             return  # the app_mention listener answers it
+        if not self._first_delivery(body):
+            return
         channel = event["channel"]
         if event.get("channel_type") == "im":
             await self._answer_in_thread(event["user"], text.strip(), channel, event.get("thread_ts"))
@@ -123,7 +129,7 @@ class SlackBot:
                             channel_id=command.get("channel_id"), platform="slack")
         reply = await self.chat.ask(question)
         text_out, blocks = _reply_blocks(reply, can_post=True)
-        await respond(response_type="ephemeral", replace_original=True, text=text_out, blocks=blocks)
+        await respond(response_type="ephemeral", replace_original=True, **self._outgoing(text_out, blocks))
 
     async def _on_admin(self, ack: Callable[..., Awaitable], command: dict, respond: Callable[..., Awaitable]) -> None:
         words = command.get("text", "").split()
@@ -138,12 +144,12 @@ class SlackBot:
         reply = await self.chat.command_live(
             name, " ".join(words[1:]), asker,
             edit=lambda line: respond(response_type="ephemeral", replace_original=True, text=line),
-            interval_s=self.settings.edit_interval_s)
+            interval_s=self.settings.edit_interval_s, spelling=ADMIN_SPELLING)
         if name == "help":  # the core's help names the console's commands; say how Slack spells them
             body = SLACK_HELP
         else:
             body = f"```{reply.text}```" if reply.monospace else reply.text
-        await respond(response_type="ephemeral", replace_original=True, text=body)
+        await respond(response_type="ephemeral", replace_original=True, **self._outgoing(body))
 
     # ----- answering ------------------------------------------------------------------
     async def _answer_in_thread(self, user: str, text: str, channel: str, thread_ts: str | None) -> None:
@@ -159,11 +165,11 @@ class SlackBot:
             return  # could not even post: logged by _post
         question = Question(text=text, user_id=f"slack:{user}", conversation_id=conversation, channel_id=channel,
                             platform="slack")
-        reply = await self.chat.ask_live(
-            question, lambda text: self.client.chat_update(channel=channel, ts=ts, text=text),
-            self.settings.edit_interval_s)
+        reply = await self.chat.ask_live(question, lambda text: self._edit(channel, ts, text),
+                                         self.settings.edit_interval_s)
         fallback, blocks = _reply_blocks(reply)
-        await self._update(channel, ts, fallback, blocks)
+        if not await self._update(channel, ts, fallback, blocks):  # never leave the placeholder without an ending
+            await self._post(channel, thread_ts, fallback, blocks)
 
     # ----- buttons and the feedback modal ---------------------------------------------
     async def _on_thumbs_up(self, ack: Callable[..., Awaitable], body: dict, action: dict,
@@ -214,7 +220,7 @@ class SlackBot:
             await respond(response_type="ephemeral", replace_original=False, text=stored)
             return
         heading = f"<@{body['user']['id']}> asked: {kit.escape(stored.question)}\n\n"
-        posted = await self._post(channel, None, stored.answer, kit.answer_blocks(
+        posted = await self._post(channel, None, plain_text(stored.answer), kit.answer_blocks(
             stored.answer, stored.citations, stored.id, stored.abstained, heading=heading))
         if posted:
             await respond(delete_original=True)
@@ -223,22 +229,49 @@ class SlackBot:
     async def _post(self, channel: str | None, thread_ts: str | None, text: str,
                     blocks: list | None = None) -> str | None:
         try:
-            response = await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text[:3900],
-                                                           blocks=blocks, unfurl_links=False)
+            response = await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, unfurl_links=False,
+                                                           **self._outgoing(text, blocks))
             return response.get("ts")
         except SlackApiError as err:
             log.error("chat.postMessage to %s failed: %s", channel, err.response.get("error"))
-            return None
+        except Exception as err:  # the network itself (after the client's retries)
+            log.error("chat.postMessage to %s failed: %s", channel, err)
+        return None
 
-    async def _update(self, channel: str, ts: str, text: str, blocks: list | None = None) -> None:
+    async def _update(self, channel: str, ts: str, text: str, blocks: list | None = None) -> bool:
         try:
-            await self.client.chat_update(channel=channel, ts=ts, text=text[:3900], blocks=blocks or [])
+            await self.client.chat_update(channel=channel, ts=ts, **self._outgoing(text, blocks or []))
+            return True
         except SlackApiError as err:
             log.error("chat.update in %s failed: %s", channel, err.response.get("error"))
+        except Exception as err:
+            log.error("chat.update in %s failed: %s", channel, err)
+        return False
+
+    async def _edit(self, channel: str, ts: str, text: str) -> None:
+        """A streaming edit (LiveMessage logs a failed one and carries on)."""
+        await self.client.chat_update(channel=channel, ts=ts, **self._outgoing(text))
+
+    def _outgoing(self, text: str, blocks: list | None = None) -> dict[str, Any]:
+        """The text and blocks of any message the bot sends, with no mass mention left in
+        them (<!channel>, <!here>, <!everyone>, a user group other than the human helpers)."""
+        fields: dict[str, Any] = {"text": kit.without_mass_mentions(text[:3900], self.settings.human_group)}
+        if blocks is not None:
+            fields["blocks"] = kit.without_mass_mentions(blocks, self.settings.human_group)
+        return fields
 
     async def post_notice(self, channel: str, text: str) -> None:
         """For the admins' channel (re-index summaries)."""
         await self._post(channel, None, text)
+
+    def _first_delivery(self, body: dict) -> bool:
+        """Slack re-sends an event it thinks went unacknowledged (X-Slack-Retry-Num 1, 2, 3),
+        maybe to another replica: each event id is answered once."""
+        event_id = body.get("event_id")
+        if not event_id or self.chat.first_delivery(f"slack:{event_id}"):
+            return True
+        log.info("event %s delivered again; already handled", event_id)
+        return False
 
     async def _is_admin(self, user: str) -> bool:
         return self.chat.is_admin(Asker(f"slack:{user}", "slack", platform_admin=await self._in_admin_group(user)))
@@ -263,8 +296,9 @@ def _reply_blocks(reply: ChatReply, can_post: bool = False) -> tuple[str, list |
     answer = reply.answer
     if answer is None or reply.answer_id is None:
         return reply.text, None
-    return answer.answer, kit.answer_blocks(answer.answer, answer.citations, reply.answer_id, answer.abstained,
-                                            can_post=can_post, footer=freshness_line(answer))
+    return plain_text(answer.answer), kit.answer_blocks(answer.answer, answer.citations, reply.answer_id,
+                                                        answer.abstained, can_post=can_post,
+                                                        footer=freshness_line(answer))
 
 
 def _conversation(channel: str, thread_ts: str | None) -> str:

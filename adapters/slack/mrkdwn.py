@@ -41,3 +41,15 @@ def to_mrkdwn(markdown: str) -> str:
     while "\x00" in text:
         text = re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m.group(1))], text)
     return text
+
+
+def plain_text(markdown: str) -> str:
+    """A message's `text` beside its blocks (notifications, screen readers): the words
+    without Markdown's markers (**bold**, `code`, # headings, [links](url) as "links (url)")."""
+    text = _FENCE.sub(lambda m: m.group(1).rstrip("\n"), markdown)
+    text = _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", text)
+    text = _INLINE_CODE.sub(lambda m: m.group(1), text)
+    text = _HEADING.sub(lambda m: m.group(1).strip("*_ "), text)
+    text = _BOLD.sub(lambda m: m.group(2), text)
+    text = _ITALIC.sub(lambda m: m.group(1), text)
+    return _STRIKE.sub(lambda m: m.group(1), text)
