@@ -1,7 +1,9 @@
 """Keep tokens out of logs, whatever logs them (our code, slack_sdk, discord.py, a traceback).
 
 A filter on the root handlers rewrites each record's message: the configured secret values
-and anything shaped like a Slack token become "[redacted]".
+and anything shaped like a Slack token become "[redacted]", and a message longer than
+MAX_MESSAGE_CHARS is cut there (a library logging a whole request body cannot grow the log
+by megabytes).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterable
 
 _TOKEN_SHAPES = re.compile(r"\b(?:xox[abeoprs]|xapp)-[A-Za-z0-9-]{8,}")
 REDACTED = "[redacted]"
+MAX_MESSAGE_CHARS = 4000
 
 
 class RedactSecrets(logging.Filter):
@@ -27,6 +30,8 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         clean = self.redact(message)
+        if len(clean) > MAX_MESSAGE_CHARS:
+            clean = f"{clean[:MAX_MESSAGE_CHARS]}… ({len(clean) - MAX_MESSAGE_CHARS:,} more characters not logged)"
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:

@@ -43,6 +43,7 @@ class MockSlackAPI:
         self.calls: list[Call] = []
         self.condition = threading.Condition()
         self.rate_limited: dict[str, int] = {}  # method -> how many 429s to answer first
+        self.failing: dict[str, int] = {}  # method -> how many HTTP 500s to answer first
         self.group_members: list[str] = []
         self._ts = itertools.count(1)
         mock = self
@@ -107,6 +108,12 @@ class MockSlackAPI:
                 if isinstance(body.get(key), str):
                     body[key] = json.loads(body[key])
         with self.condition:
+            if self.failing.get(method, 0) > 0:
+                self.failing[method] -= 1
+                self.calls.append(Call(method + " (500)", body))
+                self.condition.notify_all()
+                self._send(handler, 500, "Internal Server Error", "text/plain")
+                return
             if self.rate_limited.get(method, 0) > 0:
                 self.rate_limited[method] -= 1
                 self.calls.append(Call(method + " (429)", body))
@@ -245,8 +252,9 @@ class ServedBot:
 class SlackWorld:
     """One test's world: the mock Web API, the bot served over HTTP, helpers to talk to it."""
 
-    def __init__(self, core: App, queue: WorkQueue, **settings) -> None:
+    def __init__(self, core: App, queue: WorkQueue, commands: Any = None, **settings) -> None:
         self.core = core
+        self.commands = commands or core.commands  # a registry over other answers, for delivery tests
         self.api = MockSlackAPI()
         self.queue = queue
         self.settings = settings
@@ -256,7 +264,7 @@ class SlackWorld:
         from bot.chat_flow import ChatFlow
 
         self.api.__enter__()
-        self.bot = SlackBot(ChatFlow(self.core.commands, self.core.feedback, self.queue), SlackSettings(
+        self.bot = SlackBot(ChatFlow(self.commands, self.core.feedback, self.queue), SlackSettings(
             bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET,
             api_base_url=self.api.base_url, **self.settings))
         from bot.app.serving import ops_endpoints

@@ -78,7 +78,8 @@ class SlackBot:
         ])
         self.app = AsyncApp(client=self.client, signing_secret=settings.signing_secret or "socket-mode",
                             request_verification_enabled=settings.signing_secret is not None,
-                            process_before_response=False, raise_error_for_unhandled_request=False)
+                            process_before_response=False, raise_error_for_unhandled_request=False,
+                            logger=_bolt_logger())
         self._admin_group: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._register()
 
@@ -192,7 +193,7 @@ class SlackBot:
             await self.client.views_open(trigger_id=body["trigger_id"],
                                          view=kit.feedback_modal(action["value"], channel, thread_ts, admin))
         except SlackApiError as err:  # the 👎 itself is stored; the optional comment form is a bonus
-            log.warning("could not open the feedback form: %s", err.response.get("error"))
+            log.warning("could not open the feedback form: %s", _api_error(err))
 
     async def _on_feedback_modal(self, ack: Callable[..., Awaitable], body: dict, view: dict) -> None:
         await ack()
@@ -233,7 +234,7 @@ class SlackBot:
                                                            **self._outgoing(text, blocks))
             return response.get("ts")
         except SlackApiError as err:
-            log.error("chat.postMessage to %s failed: %s", channel, err.response.get("error"))
+            log.error("chat.postMessage to %s failed: %s", channel, _api_error(err))
         except Exception as err:  # the network itself (after the client's retries)
             log.error("chat.postMessage to %s failed: %s", channel, err)
         return None
@@ -243,7 +244,7 @@ class SlackBot:
             await self.client.chat_update(channel=channel, ts=ts, **self._outgoing(text, blocks or []))
             return True
         except SlackApiError as err:
-            log.error("chat.update in %s failed: %s", channel, err.response.get("error"))
+            log.error("chat.update in %s failed: %s", channel, _api_error(err))
         except Exception as err:
             log.error("chat.update in %s failed: %s", channel, err)
         return False
@@ -287,8 +288,23 @@ class SlackBot:
                 members = frozenset(response.get("users", []))
                 self._admin_group = (time.monotonic(), members)
             except SlackApiError as err:
-                log.warning("could not read admin group %s: %s", group, err.response.get("error"))
+                log.warning("could not read admin group %s: %s", group, _api_error(err))
         return user in members
+
+
+class _OurClientOnPurpose(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN (which it reads from the environment) is unused when a
+    client is given; the client is ours on purpose (retries, the API base URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_bolt.AsyncApp")
+    if not any(isinstance(f, _OurClientOnPurpose) for f in logger.filters):
+        logger.addFilter(_OurClientOnPurpose())
+    return logger
 
 
 def _reply_blocks(reply: ChatReply, can_post: bool = False) -> tuple[str, list | None]:
@@ -299,6 +315,12 @@ def _reply_blocks(reply: ChatReply, can_post: bool = False) -> tuple[str, list |
     return plain_text(answer.answer), kit.answer_blocks(answer.answer, answer.citations, reply.answer_id,
                                                         answer.abstained, can_post=can_post,
                                                         footer=freshness_line(answer))
+
+
+def _api_error(err: SlackApiError) -> str:
+    """What the Web API said went wrong (its "error" field; a non-JSON reply by its status)."""
+    data = err.response.data
+    return str(data.get("error")) if isinstance(data, dict) else f"HTTP {err.response.status_code}"
 
 
 def _conversation(channel: str, thread_ts: str | None) -> str:

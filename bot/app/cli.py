@@ -64,6 +64,9 @@ def cli(ctx: click.Context, config_file: Path | None, data_dir: Path | None, ver
         settings = load_settings(config_file, data_dir=data_dir)
     except Exception as err:  # a bad config file is a usage error, not a crash
         raise click.ClickException(f"invalid configuration: {err}") from None
+    if not settings.serve.log_chat_content:  # the libraries log message bodies at INFO/DEBUG
+        for name in ("slack_bolt", "slack_sdk", "discord.http", "discord.gateway", "discord.webhook"):
+            logging.getLogger(name).setLevel(max(level, logging.WARNING))
     from bot import log_redaction
     from bot.app.config import SECRET_FIELDS
 

@@ -182,6 +182,11 @@ class ServeConfig(_Section):
     health_host: str = Field("0.0.0.0", description="address for /healthz and /metrics")
     health_port: int = Field(9090, ge=0, le=65535, description=(
         "/healthz and /metrics (Prometheus) for any platform; 0: off (Slack HTTP mode serves them too)"))
+    drain_seconds: float = Field(30.0, ge=0, description=(
+        "on SIGTERM: how long answers in flight may take to finish (new questions are told to ask again)"))
+    log_chat_content: bool = Field(False, description=(
+        "at -v/-vv, let the Slack and Discord libraries log what they send and receive (questions and "
+        "answers in full); off: they log warnings only"))
 
 
 class SlackConfig(_Section):
@@ -194,6 +199,8 @@ class SlackConfig(_Section):
     admin_group: str | None = Field(None, description="user group id (S0123) whose members are admins too")
     human_group: str | None = Field(None, description="user group id mentioned by 'Talk to a human'")
     edit_interval_s: float = Field(1.0, ge=0.2, description="streamed answers are edited at most this often")
+    max_request_kb: int = Field(256, ge=16, description=(
+        "HTTP mode: larger requests are refused (413) before they are read; Slack's own are a few KB"))
 
 
 class DiscordConfig(_Section):

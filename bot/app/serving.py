@@ -119,7 +119,8 @@ async def _serve(app: App, platforms: list[str], nightly) -> None:
         app.notifier.register("slack", _poster(bot, loop))
         cfg = app.settings.slack
         if cfg.mode == "http":
-            runs.append(serve_http(bot, cfg.host, cfg.port, cfg.path, others=ops_endpoints(app)))
+            runs.append(serve_http(bot, cfg.host, cfg.port, cfg.path, others=ops_endpoints(app),
+                                   max_body_bytes=cfg.max_request_kb * 1024))
         else:
             runs.append(serve_socket_mode(bot, app.settings.slack_app_token.get_secret_value()))
     if "discord" in platforms:
