@@ -21,6 +21,7 @@ from typing import Any
 
 from bot.commands import ASK_USAGE, CommandContext, CommandRegistry, Reply
 from bot.feedback import FEEDBACK_DOWN_TEXT, FeedbackStore, FeedbackUnavailable, StoredAnswer, UnknownAnswer
+from bot.protocols import Refused
 from bot.streaming import LiveMessage
 from bot.types import Answer, Question
 from bot.work_queue import QueueFull, WorkQueue
@@ -36,9 +37,14 @@ TOO_OLD_TO_RATE_TEXT = "That answer is too old to rate."
 TOO_OLD_TO_POST_TEXT = "That answer is too old to post."
 WORKING_TEXT = "Working on it…"
 RESTARTING_TEXT = "I'm restarting for an update; please ask again in a minute."
+CUT_SHORT_TEXT = "Sorry, I had to stop before finishing this answer (the bot is restarting). Please ask again in a minute."
 Edit = Callable[[str], Awaitable[Any]]  # replaces the text of one message the platform shows
 _THREADS_KEPT = 5000  # threads remembered in memory (the feedback store remembers all of them)
 _EVENTS_KEPT = 10_000  # delivery ids remembered for dedupe
+
+
+class Restarting(Refused):
+    """Raised into an answer still being written when the bot stops waiting for it."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class ChatFlow:
         self._threads: OrderedDict[str, float] = OrderedDict()
         self._deliveries: OrderedDict[str, None] = OrderedDict()
         self._accepting = True
+        self._abandoned = False
         self._in_flight = 0
 
     # ----- questions --------------------------------------------------------------------
@@ -86,7 +93,13 @@ class ChatFlow:
             return ChatReply(RESTARTING_TEXT)
         self._in_flight += 1
         try:
-            reply = await asyncio.wrap_future(self.queue.submit(lambda: self.commands.ask(question, on_token)))
+            work = asyncio.wrap_future(self.queue.submit(lambda: self.commands.ask(question, self._until_abandoned(
+                on_token))))
+            while not (await asyncio.wait({work}, timeout=0.2))[0]:
+                if self._abandoned:  # shutting down and out of patience: tell the asker now
+                    work.cancel()  # a question still waiting in the queue is never started
+                    return ChatReply(CUT_SHORT_TEXT)
+            reply = work.result()
         except QueueFull as busy:
             return ChatReply(str(busy))
         except Exception:
@@ -218,3 +231,18 @@ class ChatFlow:
         while self._in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         return self._in_flight == 0
+
+    def abandon(self) -> None:
+        """Stop waiting for the answers still in flight: each asker is told to ask again, and
+        the generator is stopped at its next token."""
+        self._accepting = False
+        self._abandoned = True
+
+    def _until_abandoned(self, on_token: Callable[[str], None] | None) -> Callable[[str], None]:
+        def streamed(piece: str) -> None:
+            if self._abandoned:
+                raise Restarting("the bot is restarting")
+            if on_token is not None:
+                on_token(piece)
+
+        return streamed

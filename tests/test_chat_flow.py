@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from bot.acl import AccessPolicy
 from bot.answering import AnswerService
-from bot.chat_flow import ERROR_TEXT, RESTARTING_TEXT, THANKS_TEXT, TOO_OLD_TO_POST_TEXT, TOO_OLD_TO_RATE_TEXT, Asker, ChatFlow
+from bot.chat_flow import CUT_SHORT_TEXT, ERROR_TEXT, RESTARTING_TEXT, THANKS_TEXT, TOO_OLD_TO_POST_TEXT, TOO_OLD_TO_RATE_TEXT, Asker, ChatFlow
 from bot.commands import build_registry
 from bot.feedback import FEEDBACK_DOWN_TEXT, FeedbackStore
 from bot.types import Answer, Citation, Question
@@ -181,3 +182,23 @@ def test_on_shutdown_new_questions_are_told_to_ask_again_and_those_in_flight_fin
 
     asyncio.run(scenario())
     assert chat.feedback.counts()["answers"] == 1
+
+
+def test_an_answer_past_the_grace_period_is_cut_short_and_its_asker_told_to_ask_again(tmp_path) -> None:
+    chat, answers = flow(tmp_path)
+
+    async def scenario() -> None:
+        answers.release.clear()
+        in_flight = asyncio.ensure_future(chat.ask(question("first")))
+        waiting = asyncio.ensure_future(chat.ask(question("second")))  # queued behind it
+        await asyncio.sleep(0.2)
+        chat.stop_taking_questions()
+        assert not await chat.drained(0.3)
+        chat.abandon()
+        assert [(await in_flight).text, (await waiting).text] == [CUT_SHORT_TEXT, CUT_SHORT_TEXT]
+        assert await chat.drained(1)
+        answers.release.set()  # the answer being written stops at its next token
+
+    asyncio.run(scenario())
+    time.sleep(0.5)
+    assert chat.feedback.counts()["answers"] == 0

@@ -10,11 +10,12 @@ never carries the body.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -127,23 +128,21 @@ async def _status(send: Callable[[dict], Awaitable[None]], status: int, text: st
     await send({"type": "http.response.body", "body": data})
 
 
+class QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGTERM and SIGINT to the process: `supportbot serve`
+    drains its answers first, then stops its servers itself (should_exit)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def quiet_server(app: Any, host: str, port: int) -> QuietServer:
+    return QuietServer(uvicorn.Config(app, host=host, port=port, lifespan="off", log_level="warning",
+                                      access_log=False))
+
+
 def http_server(bot: SlackBot, host: str, port: int, path: str = "/slack/events", sock: socket.socket | None = None,
                 others: Any = None, max_body_bytes: int = MAX_BODY_BYTES) -> tuple[uvicorn.Server, list[socket.socket] | None]:
     """A uvicorn server for the bot; pass a bound `sock` to serve on it (port 0 in tests)."""
-    config = uvicorn.Config(asgi_app(bot, path, others, max_body_bytes), host=host, port=port, lifespan="off",
-                            log_level="warning", access_log=False)
-    return uvicorn.Server(config), [sock] if sock is not None else None
-
-
-async def serve_http(bot: SlackBot, host: str, port: int, path: str = "/slack/events", others: Any = None,
-                     max_body_bytes: int = MAX_BODY_BYTES) -> None:
-    server, sockets = http_server(bot, host, port, path, others=others, max_body_bytes=max_body_bytes)
-    log.info("Slack HTTP mode on http://%s:%d%s", host, port, path)
-    await server.serve(sockets=sockets)
-
-
-async def serve_socket_mode(bot: SlackBot, app_token: str) -> None:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-    log.info("Slack Socket Mode: connecting")
-    await AsyncSocketModeHandler(bot.app, app_token).start_async()
+    return quiet_server(asgi_app(bot, path, others, max_body_bytes), host, port), [sock] if sock is not None else None

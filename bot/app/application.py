@@ -8,6 +8,7 @@ would. Nothing here answers, indexes or renders; the parts do.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,7 @@ class App:
         self._commands: CommandRegistry | None = None
         self._chat: ChatFlow | None = None
         self.status_report = StatusReport(settings, self.knowledge, self.index_ops, self.voices, self.feedback)
+        self.ready = True  # `serve` clears it until warm_up() has loaded what the first answer needs
 
     @property
     def generator(self) -> Generator:
@@ -134,8 +136,23 @@ class App:
             self._chat = ChatFlow(self.commands, self.feedback, self.work_queue)
         return self._chat
 
+    def warm_up(self) -> None:
+        """Load what the first answer would otherwise wait a minute for: the index, the
+        embedder and the generator (the bundled model is converted on its first load)."""
+        from bot.protocols import BASE_VOICE
+        from bot.types import ChatMessage
+
+        self.knowledge.retriever.search("warm up", k=1)
+        self.answers  # noqa: B018  (built: the composer and the voice registry)
+        try:
+            self.generator.generate([ChatMessage(role="user", content="Hello")], max_new_tokens=1, voice=BASE_VOICE)
+        except Exception as err:  # a remote engine not up yet: answers say so until it is
+            logging.getLogger(__name__).warning("the generator did not answer while starting: %s", err)
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         """For /healthz: serving needs a live index; the queue depth shows whether it keeps up."""
+        if not self.ready:
+            return False, {"status": "starting", "queue_depth": 0, "queue_capacity": self.work_queue.capacity}
         try:
             live = self.knowledge.store.live()
         except Exception as err:  # e.g. object storage unreachable

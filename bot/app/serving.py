@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -80,7 +81,6 @@ def discord_bot(app: App):
 
 def run_serve(app: App) -> None:
     platforms = check_setup(app)
-    _exit_on_sigterm()
     nightly = None
     if app.settings.reindex.in_serve and app.settings.reindex.schedule:
         nightly = app.index_ops.nightly()
@@ -108,34 +108,96 @@ async def serve_ops(app: App, host: str, port: int) -> None:
 
 
 async def _serve(app: App, platforms: list[str], nightly) -> None:
+    """/healthz first (it says "starting"), then the models and the index are loaded, then
+    the platforms connect. SIGTERM or Ctrl-C drains: new questions are told to ask again,
+    answers in flight get `serve.drain_seconds` to finish, then everything stops."""
+    from adapters.slack.server import quiet_server
+
     loop = asyncio.get_running_loop()
-    runs: list[Coroutine[Any, Any, None]] = []
-    if app.settings.serve.health_port:
-        runs.append(serve_ops(app, app.settings.serve.health_host, app.settings.serve.health_port))
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    servers: list[Any] = []  # uvicorn servers, stopped by should_exit
+    closers: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    tasks: list[asyncio.Task] = []
+    serve_cfg = app.settings.serve
+    app.ready = False
+    if serve_cfg.health_port:
+        ops = quiet_server(ops_endpoints(app), serve_cfg.health_host, serve_cfg.health_port)
+        servers.append(ops)
+        tasks.append(asyncio.create_task(ops.serve()))
+        log.info("health and metrics on http://%s:%d/healthz and /metrics", serve_cfg.health_host,
+                 serve_cfg.health_port)
+    warm = asyncio.create_task(asyncio.to_thread(app.warm_up))
+    await asyncio.wait({warm, asyncio.create_task(stopping.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    if stopping.is_set():
+        log.warning("stopped while starting")
+        await _stop(servers, closers, tasks)
+        return
+    warm.result()
+    app.ready = True
     if "slack" in platforms:
-        from adapters.slack.server import serve_http, serve_socket_mode
+        from adapters.slack.server import http_server
 
         bot = slack_bot(app)
         app.notifier.register("slack", _poster(bot, loop))
         cfg = app.settings.slack
         if cfg.mode == "http":
-            runs.append(serve_http(bot, cfg.host, cfg.port, cfg.path, others=ops_endpoints(app),
-                                   max_body_bytes=cfg.max_request_kb * 1024))
+            server, sockets = http_server(bot, cfg.host, cfg.port, cfg.path, others=ops_endpoints(app),
+                                          max_body_bytes=cfg.max_request_kb * 1024)
+            servers.append(server)
+            tasks.append(asyncio.create_task(server.serve(sockets=sockets)))
+            log.info("Slack HTTP mode on http://%s:%d%s", cfg.host, cfg.port, cfg.path)
         else:
-            runs.append(serve_socket_mode(bot, app.settings.slack_app_token.get_secret_value()))
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            handler = AsyncSocketModeHandler(bot.app, app.settings.slack_app_token.get_secret_value())
+            closers.append(handler.close_async)
+            tasks.append(asyncio.create_task(handler.start_async()))
+            log.info("Slack Socket Mode: connecting")
     if "discord" in platforms:
         discord = discord_bot(app)
         app.notifier.register("discord", _poster(discord, loop))
-        runs.append(discord.start(app.settings.discord_token.get_secret_value()))  # reconnects are discord.py's job
+        closers.append(discord.close)
+        tasks.append(asyncio.create_task(discord.start(app.settings.discord_token.get_secret_value())))
     if nightly is not None:
         log.info("nightly re-index scheduled; next run %s", nightly.start())
-    tasks = [asyncio.create_task(run) for run in runs]
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:  # one part stopped (SIGTERM, a fatal error): stop the others too
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
+    stop = asyncio.create_task(stopping.wait())
+    done, _ = await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
+    if stop in done:
+        await _drain(app, serve_cfg.drain_seconds)
+    await _stop(servers, closers, [t for t in tasks if t not in done])
     for task in done:
-        task.result()
+        if task is not stop:
+            task.result()  # a part that stopped by itself (a rejected token, a port in use) says why
+
+
+async def _drain(app: App, grace_s: float) -> None:
+    chat = app.chat
+    chat.stop_taking_questions()
+    if chat.in_flight:
+        log.warning("stopping: new questions are told to ask again; waiting up to %.0fs for %d answer(s)",
+                    grace_s, chat.in_flight)
+    if not await chat.drained(grace_s):
+        log.warning("stopping: %d answer(s) not finished; their askers are told to ask again", chat.in_flight)
+        chat.abandon()
+        await chat.drained(10)  # the replies saying so go out
+
+
+async def _stop(servers: list[Any], closers: list[Callable[[], Coroutine[Any, Any, None]]],
+                tasks: list[asyncio.Task]) -> None:
+    for server in servers:
+        server.should_exit = True
+    for close in closers:
+        try:
+            await close()
+        except Exception as err:
+            log.warning("while stopping: %s", err)
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=15)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _poster(bot: Any, loop: asyncio.AbstractEventLoop) -> Callable[[str, str], None]:

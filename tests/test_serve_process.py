@@ -1,0 +1,90 @@
+"""`supportbot serve` as a real process (Slack HTTP mode, loopback Web API): /healthz says
+"starting" until the models are loaded, and SIGTERM mid-answer drains: the answer in flight
+is finished, a question that arrives meanwhile is told to ask again, and the exit code is 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from bot.chat_flow import RESTARTING_TEXT
+from tests.slack_mock import BOT_TOKEN, BOT_USER, JSON, SIGNING_SECRET, MockSlackAPI, event_body, send
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def health(port: int) -> tuple[int, dict] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+    except OSError:
+        return None  # not listening yet
+
+
+def mention(url: str, text: str, ts: str, event_id: str) -> int:
+    event = {"type": "app_mention", "user": "UALICE", "text": f"<@{BOT_USER}> {text}", "ts": ts, "channel": "C0001",
+             "event_ts": ts}
+    return send(url, event_body(event, event_id), JSON)[0]
+
+
+def test_sigterm_mid_answer_drains_and_exits_0(core, model_cache: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(core.settings.data_dir / "index", data / "index")  # the session's index, as built
+    slack_port, health_port = free_port(), free_port()
+    with MockSlackAPI() as api:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+        env.update({"SUPPORTBOT_DATA_DIR": str(data), "SUPPORTBOT_MODEL_CACHE_DIR": str(model_cache),
+                    "SUPPORTBOT_SLACK__MODE": "http", "SUPPORTBOT_SLACK__HOST": "127.0.0.1",
+                    "SUPPORTBOT_SLACK__PORT": str(slack_port), "SUPPORTBOT_SLACK__API_BASE_URL": api.base_url,
+                    "SUPPORTBOT_SERVE__HEALTH_HOST": "127.0.0.1", "SUPPORTBOT_SERVE__HEALTH_PORT": str(health_port),
+                    "SUPPORTBOT_SLACK__EDIT_INTERVAL_S": "0.2", "SUPPORTBOT_REINDEX__IN_SERVE": "false",
+                    "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+        process = subprocess.Popen([sys.executable, "-m", "bot", "-v", "serve"], env=env, cwd=ROOT,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            seen: list[str] = []
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and "ok" not in seen:
+                answer = health(health_port)
+                if answer is not None:
+                    seen.append(answer[1]["status"])
+                time.sleep(0.1)
+            assert seen and seen[0] == "starting" and seen[-1] == "ok", seen  # models loaded before connecting
+            url = f"http://127.0.0.1:{slack_port}/slack/events"
+            assert mention(url, "How much does the Team plan cost?", "1700000500.000100", "EvDRAIN1") == 200
+            api.wait_for(lambda calls: any(c.method == "chat.postMessage" for c in calls))
+            process.send_signal(signal.SIGTERM)  # a deploy, mid-answer
+            time.sleep(0.5)
+            assert mention(url, "How do I reset my password?", "1700000500.000200", "EvDRAIN2") == 200
+            _, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, err[-3000:]
+        assert "Traceback" not in err and "Event loop is closed" not in err
+        last = {}
+        for call in api.of("chat.update"):
+            last[call.body["ts"]] = call.body
+        first, second = api.of("chat.postMessage")[:2]
+        assert first.body["thread_ts"] == "1700000500.000100" and second.body["thread_ts"] == "1700000500.000200"
+        answered = [body for body in last.values() if body.get("blocks")]
+        assert len(answered) == 1 and "8" in answered[0]["text"]  # the answer in flight was finished ($8)
+        assert any(body["text"] == RESTARTING_TEXT for body in last.values())  # the late asker was told
