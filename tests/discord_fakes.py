@@ -122,6 +122,7 @@ class RecordingWebhookAdapter(AsyncWebhookAdapter):
     def __init__(self, recorder: Recorder) -> None:
         super().__init__()
         self.recorder = recorder
+        self.expired = False  # True: the interaction token ran out (15 minutes); its webhook answers 401
 
     async def request(self, route, session, *, payload=None, multipart=None, proxy=None, proxy_auth=None,
                       files=None, reason=None, auth_token=None, params=None) -> Any:
@@ -129,6 +130,9 @@ class RecordingWebhookAdapter(AsyncWebhookAdapter):
             import json
 
             payload = json.loads(next(p["value"] for p in multipart if p["name"] == "payload_json"))
+        if self.expired and not route.url.endswith("/callback"):
+            await self.recorder.record(route.method + " (401)", route.url, payload)
+            raise discord.HTTPException(_Unauthorized(), {"code": 50027, "message": "Invalid Webhook Token"})
         await self.recorder.record(route.method, route.url, payload)
         if route.url.endswith("/callback"):
             interaction_id = route.url.split("/interactions/")[1].split("/")[0]
@@ -140,6 +144,11 @@ class RecordingWebhookAdapter(AsyncWebhookAdapter):
         return message(body.get("content") or "", CHANNEL_ID, bot, embeds=body.get("embeds", []),
                        components=body.get("components", []), flags=body.get("flags", 0),
                        webhook_id=str(APP_ID), application_id=str(APP_ID))
+
+
+class _Unauthorized:
+    status = 401
+    reason = "Unauthorized"
 
 
 class FakeDiscordHTTP:
@@ -172,11 +181,13 @@ class FakeDiscordHTTP:
         return {}
 
 
-def install(bot: discord.Client, recorder: Recorder) -> None:
+def install(bot: discord.Client, recorder: Recorder) -> RecordingWebhookAdapter:
     """Point the bot's HTTP and webhook traffic at the recorder (set before feeding events:
     tasks copy the context when they are created)."""
-    async_context.set(RecordingWebhookAdapter(recorder))
+    webhooks = RecordingWebhookAdapter(recorder)
+    async_context.set(webhooks)
     bot.http.request = FakeDiscordHTTP(recorder).request  # type: ignore[method-assign]
+    return webhooks
 
 
 async def start_offline(bot: Any) -> None:

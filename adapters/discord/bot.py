@@ -31,14 +31,21 @@ INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, 
                                          create_public_threads=True, embed_links=True, read_message_history=True)
 
 
-def intents() -> discord.Intents:
+def intents(direct_messages: bool = False) -> discord.Intents:
     """Only what the bot uses: guilds (commands, threads), guild messages and their content
-    (mentions and follow-ups; Message Content is a privileged intent to switch on)."""
+    (mentions and follow-ups; Message Content is a privileged intent to switch on), and
+    direct messages only when the bot answers them."""
     wanted = discord.Intents.none()
     wanted.guilds = True
     wanted.guild_messages = True
     wanted.message_content = True
+    wanted.dm_messages = direct_messages
     return wanted
+
+
+# Answers never ping @everyone, @here or a role, whatever the docs or the question say; the
+# "talk to a human" message alone allows the configured role.
+NO_MASS_MENTIONS = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
 
 
 @dataclass(frozen=True)
@@ -48,14 +55,15 @@ class DiscordSettings:
     human_role_id: int | None = None
     edit_interval_s: float = 1.0
     sync_commands: bool = True
+    direct_messages: bool = False  # answer DMs to the bot (needs the DM intent)
 
 
 class SupportBotCore:
     """The behaviour; mixed into commands.Bot or commands.AutoShardedBot (see make_bot)."""
 
     def __init__(self, chat: ChatFlow, settings: DiscordSettings, **kwargs: Any) -> None:
-        super().__init__(command_prefix=commands.when_mentioned, intents=intents(), help_command=None,
-                         **kwargs)  # type: ignore[call-arg]
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents(settings.direct_messages),
+                         help_command=None, allowed_mentions=NO_MASS_MENTIONS, **kwargs)  # type: ignore[call-arg]
         self.chat = chat
         self.settings = settings
 
@@ -111,15 +119,48 @@ class SupportBotCore:
                             channel_id=channel, platform="discord")
 
         async def send_more(content: str, **extra: Any) -> None:
-            await interaction.followup.send(content, ephemeral=private, **extra)
+            try:
+                await interaction.followup.send(content, ephemeral=private, **extra)
+            except discord.HTTPException as err:
+                if not _token_expired(err):
+                    raise
+                await self._instead(interaction, private, content, **extra)
 
-        await self._answer(question, send_more, first=lambda **fields: interaction.edit_original_response(**fields))
+        async def first(**fields: Any) -> None:
+            """The final reply; past the interaction token's 15 minutes (a long queue), it goes
+            to the channel (or, if private, to the asker's DMs) instead of nowhere."""
+            try:
+                await interaction.edit_original_response(**fields)
+            except discord.HTTPException as err:
+                if not _token_expired(err):
+                    raise
+                log.warning("the /ask interaction expired before its answer; posting it %s instead",
+                            "in a DM" if private else "in the channel")
+                await self._instead(interaction, private, fields.pop("content", ""), **fields)
+
+        await self._answer(question, send_more, first, stream=lambda text: interaction.edit_original_response(
+            content=text))
+
+    async def _instead(self, interaction: discord.Interaction, private: bool, content: str, **extra: Any) -> None:
+        """A reply the expired interaction can no longer carry: to the asker's DMs if it was
+        private, else to the channel, addressed to the asker."""
+        if private:
+            await interaction.user.send(content, **extra)
+        else:
+            await interaction.channel.send(f"{interaction.user.mention} {content}", **extra)  # type: ignore[union-attr]
 
     # ----- mentions and threads -------------------------------------------------------
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or self.user is None:
             return
+        if not self.chat.first_delivery(f"discord:message:{message.id}"):
+            log.info("message %s delivered again (a gateway resume); already handled", message.id)
+            return
         try:
+            if isinstance(message.channel, discord.DMChannel):
+                if self.settings.direct_messages:
+                    await self._answer_in_thread(message.channel, message, _without_mention(message, self.user.id))
+                return
             if _opened_by(message.channel, self.user.id) or self.chat.owns_thread(f"discord:{message.channel.id}"):
                 await self._answer_in_thread(message.channel, message, _without_mention(message, self.user.id))
             elif self.user in message.mentions and not isinstance(message.channel, discord.Thread):
@@ -146,11 +187,13 @@ class SupportBotCore:
 
     # ----- answering, shared by /ask and threads --------------------------------------
     async def _answer(self, question: Question, send_more: Callable[..., Awaitable[Any]],
-                      first: Callable[..., Awaitable[Any]]) -> None:
+                      first: Callable[..., Awaitable[Any]],
+                      stream: Callable[[str], Awaitable[Any]] | None = None) -> None:
         """`first(**fields)` edits the message that says "working on it" (the deferred reply or
-        the placeholder); `send_more` adds messages after it."""
-        reply = await self.chat.ask_live(question, lambda text: first(content=text), self.settings.edit_interval_s,
-                                         fit=lambda text: message_pieces(text)[0])
+        the placeholder) into the answer; `stream(text)` edits it while the answer is written
+        (default: `first`); `send_more` adds messages after it."""
+        reply = await self.chat.ask_live(question, stream or (lambda text: first(content=text)),
+                                         self.settings.edit_interval_s, fit=lambda text: message_pieces(text)[0])
         await self._send_reply(reply, send_more, first)
 
     async def _send_reply(self, reply: ChatReply, send_more: Callable[..., Awaitable[Any]],
@@ -236,6 +279,12 @@ def make_bot(chat: ChatFlow, settings: DiscordSettings, sharded: bool = False,
 def _opened_by(channel: object, bot_id: int) -> bool:
     """A thread the bot opened (known from the gateway's thread cache, so after a restart too)."""
     return isinstance(channel, discord.Thread) and channel.owner_id == bot_id
+
+
+def _token_expired(err: discord.HTTPException) -> bool:
+    """The interaction's webhook is gone (its token lasts 15 minutes): Discord answers 401
+    "Invalid Webhook Token" or 404 "Unknown Webhook"."""
+    return err.status in (401, 404) or getattr(err, "code", 0) in (50027, 10015)
 
 
 def _without_mention(message: discord.Message, bot_id: int) -> str:

@@ -211,6 +211,8 @@ class DiscordConfig(_Section):
     sharded: bool = Field(False, description="AutoShardedBot, for bots in many servers")
     shard_count: int | None = Field(None, ge=1, description="with sharded: fixed count (default: Discord's advice)")
     edit_interval_s: float = Field(1.0, ge=0.2, description="streamed answers are edited at most this often")
+    direct_messages: bool = Field(False, description=(
+        "answer direct messages to the bot (asks Discord for the DM intent)"))
 
 
 class ConversationConfig(_Section):

@@ -76,7 +76,8 @@ def discord_bot(app: App):
     cfg = app.settings.discord
     return make_bot(app.chat, DiscordSettings(
         guild_ids=tuple(cfg.guild_ids), admin_role_ids=frozenset(cfg.admin_role_ids), human_role_id=cfg.human_role_id,
-        edit_interval_s=cfg.edit_interval_s), sharded=cfg.sharded, shard_count=cfg.shard_count)
+        edit_interval_s=cfg.edit_interval_s, direct_messages=cfg.direct_messages), sharded=cfg.sharded,
+        shard_count=cfg.shard_count)
 
 
 def run_serve(app: App) -> None:
