@@ -112,11 +112,12 @@ class ChatFlow:
         return ChatReply(reply.answer.answer, reply.answer, self.feedback.record_answer(question, reply.answer))
 
     async def ask_live(self, question: Question, edit: Edit, interval_s: float,
-                       fit: Callable[[str], str] = lambda text: text) -> ChatReply:
+                       fit: Callable[[str], str] = lambda text: text, unfinished: str = " …") -> ChatReply:
         """`ask`, with the answer streamed into a message through `edit` at most once per
-        `interval_s` ("…" marks it unfinished; `fit` keeps it inside the platform's limit).
-        Settled before returning: a late partial edit never overwrites the final text."""
-        live = LiveMessage(edit, interval_s, render=lambda so_far, _: fit(so_far + " …"))
+        `interval_s` (`unfinished` marks it as still being written; `fit` keeps it inside the
+        platform's limit). Settled before returning: a late partial edit never overwrites
+        the final text."""
+        live = LiveMessage(edit, interval_s, render=lambda so_far, _: fit(so_far + unfinished))
         reply = await self.ask(question, live.add)
         await live.settle()
         return reply

@@ -44,6 +44,8 @@ class MockSlackAPI:
         self.condition = threading.Condition()
         self.rate_limited: dict[str, int] = {}  # method -> how many 429s to answer first
         self.failing: dict[str, int] = {}  # method -> how many HTTP 500s to answer first
+        self.streaming = False  # True: the workspace offers chat.startStream / appendStream / stopStream
+        self._streams: dict[str, str] = {}  # ts -> "streaming" | "stopped"
         self.group_members: list[str] = []
         self._ts = itertools.count(1)
         mock = self
@@ -137,11 +139,35 @@ class MockSlackAPI:
             return {"ok": True, "channel": body.get("channel"), "ts": ts, "message": {"text": body.get("text"), "ts": ts}}
         if method == "chat.update":
             return {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")}
+        if method in ("chat.startStream", "chat.appendStream", "chat.stopStream"):
+            return self._stream_reply(method, body)
         if method == "usergroups.users.list":
             return {"ok": True, "users": self.group_members}
         if method == "views.open":
             return {"ok": True, "view": {"id": "V0001"}}
         return {"ok": True}
+
+    def _stream_reply(self, method: str, body: dict) -> dict:
+        """As Slack documents them: startStream needs channel and thread_ts and returns the
+        message ts; appendStream needs markdown_text and a ts still streaming; stopStream
+        ends it and returns the message."""
+        if not self.streaming:
+            return {"ok": False, "error": "unknown_method"}
+        channel, ts = body.get("channel"), body.get("ts")
+        if method == "chat.startStream":
+            if not channel or not body.get("thread_ts"):
+                return {"ok": False, "error": "invalid_arguments"}
+            ts = f"1800000000.{next(self._ts):06d}"
+            self._streams[ts] = "streaming"
+            return {"ok": True, "channel": channel, "ts": ts}
+        if self._streams.get(ts) != "streaming":
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        if method == "chat.appendStream":
+            if not body.get("markdown_text"):
+                return {"ok": False, "error": "invalid_arguments"}
+            return {"ok": True, "channel": channel, "ts": ts}
+        self._streams[ts] = "stopped"
+        return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts, "blocks": body.get("blocks", [])}}
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: str, content_type: str = "application/json",

@@ -44,29 +44,40 @@ def mention(url: str, text: str, ts: str, event_id: str) -> int:
     return send(url, event_body(event, event_id), JSON)[0]
 
 
+def serve(data: Path, model_cache: Path, api: MockSlackAPI, **extra: str) -> tuple[subprocess.Popen, int, int]:
+    """A `supportbot serve` process in Slack HTTP mode on free ports: (process, slack port, health port)."""
+    slack_port, health_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    env.update({"SUPPORTBOT_DATA_DIR": str(data), "SUPPORTBOT_MODEL_CACHE_DIR": str(model_cache),
+                "SUPPORTBOT_SLACK__MODE": "http", "SUPPORTBOT_SLACK__HOST": "127.0.0.1",
+                "SUPPORTBOT_SLACK__PORT": str(slack_port), "SUPPORTBOT_SLACK__API_BASE_URL": api.base_url,
+                "SUPPORTBOT_SERVE__HEALTH_HOST": "127.0.0.1", "SUPPORTBOT_SERVE__HEALTH_PORT": str(health_port),
+                "SUPPORTBOT_SLACK__EDIT_INTERVAL_S": "0.2", "SUPPORTBOT_REINDEX__IN_SERVE": "false",
+                "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **extra})
+    process = subprocess.Popen([sys.executable, "-m", "bot", "-v", "serve"], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return process, slack_port, health_port
+
+
+def statuses_until_ok(port: int, process: subprocess.Popen) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and "ok" not in seen and process.poll() is None:
+        answer = health(port)
+        if answer is not None:
+            seen.append(answer[1]["status"])
+        time.sleep(0.1)
+    return seen
+
+
 def test_sigterm_mid_answer_drains_and_exits_0(core, model_cache: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(core.settings.data_dir / "index", data / "index")  # the session's index, as built
-    slack_port, health_port = free_port(), free_port()
     with MockSlackAPI() as api:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
-        env.update({"SUPPORTBOT_DATA_DIR": str(data), "SUPPORTBOT_MODEL_CACHE_DIR": str(model_cache),
-                    "SUPPORTBOT_SLACK__MODE": "http", "SUPPORTBOT_SLACK__HOST": "127.0.0.1",
-                    "SUPPORTBOT_SLACK__PORT": str(slack_port), "SUPPORTBOT_SLACK__API_BASE_URL": api.base_url,
-                    "SUPPORTBOT_SERVE__HEALTH_HOST": "127.0.0.1", "SUPPORTBOT_SERVE__HEALTH_PORT": str(health_port),
-                    "SUPPORTBOT_SLACK__EDIT_INTERVAL_S": "0.2", "SUPPORTBOT_REINDEX__IN_SERVE": "false",
-                    "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-                    "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-        process = subprocess.Popen([sys.executable, "-m", "bot", "-v", "serve"], env=env, cwd=ROOT,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process, slack_port, health_port = serve(data, model_cache, api)
         try:
-            seen: list[str] = []
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline and "ok" not in seen:
-                answer = health(health_port)
-                if answer is not None:
-                    seen.append(answer[1]["status"])
-                time.sleep(0.1)
+            seen = statuses_until_ok(health_port, process)
             assert seen and seen[0] == "starting" and seen[-1] == "ok", seen  # models loaded before connecting
             url = f"http://127.0.0.1:{slack_port}/slack/events"
             assert mention(url, "How much does the Team plan cost?", "1700000500.000100", "EvDRAIN1") == 200
@@ -88,3 +99,42 @@ def test_sigterm_mid_answer_drains_and_exits_0(core, model_cache: Path, tmp_path
         answered = [body for body in last.values() if body.get("blocks")]
         assert len(answered) == 1 and "8" in answered[0]["text"]  # the answer in flight was finished ($8)
         assert any(body["text"] == RESTARTING_TEXT for body in last.values())  # the late asker was told
+
+
+def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model_cache: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared" / "feedback.sqlite"  # where both replicas keep answers and delivered ids
+    processes = []
+    with MockSlackAPI() as api:
+        try:
+            ports = []
+            for name in ("a", "b"):
+                shutil.copytree(core.settings.data_dir / "index", tmp_path / name / "index")
+                process, slack_port, health_port = serve(tmp_path / name, model_cache, api,
+                                                         SUPPORTBOT_FEEDBACK_DB=str(shared))
+                processes.append(process)
+                ports.append((slack_port, health_port))
+            for process, (_, health_port) in zip(processes, ports):
+                assert statuses_until_ok(health_port, process)[-1] == "ok"
+            a, b = (f"http://127.0.0.1:{slack_port}/slack/events" for slack_port, _ in ports)
+            event = {"type": "app_mention", "user": "UALICE", "text": f"<@{BOT_USER}> How much does the Team plan "
+                     "cost?", "ts": "1700000600.000100", "channel": "C0001", "event_ts": "1700000600.000100"}
+            assert send(a, event_body(event, "EvREPLICA1"), JSON)[0] == 200
+            retry = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+            assert send(b, event_body(event, "EvREPLICA1"), JSON, headers=retry)[0] == 200  # the retry, elsewhere
+            api.wait_for(lambda calls: any(c.method == "chat.update" and c.body.get("blocks") for c in calls))
+            time.sleep(2)
+            assert len(api.of("chat.postMessage")) == 1  # one placeholder, one answer
+
+            follow_up = {"type": "message", "channel_type": "channel", "user": "UALICE", "text": "and for Business?",
+                         "ts": "1700000600.000200", "thread_ts": "1700000600.000100", "channel": "C0001"}
+            assert send(b, event_body(follow_up, "EvREPLICA2"), JSON)[0] == 200  # the other replica, no mention
+            calls = api.wait_for(lambda calls: len([c for c in calls if c.method == "chat.update"
+                                                    and c.body.get("blocks")]) == 2)
+            posted = [c.body for c in calls if c.method == "chat.postMessage"]
+            assert [p["thread_ts"] for p in posted] == ["1700000600.000100", "1700000600.000100"]
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            codes = [process.wait(120) for process in processes]
+    assert codes == [0, 0]

@@ -122,3 +122,31 @@ def test_no_log_line_carries_more_than_the_limit() -> None:
     RedactSecrets().filter(record)
     message = record.getMessage()
     assert len(message) < MAX_MESSAGE_CHARS + 100 and message.endswith("more characters not logged)")
+
+
+def test_where_slack_streams_the_answer_is_streamed_natively_and_ends_with_sources_and_buttons(core) -> None:
+    with SlackWorld(core, WorkQueue(), edit_interval_s=0.2) as slack:
+        slack.api.streaming = True
+        slack.mention("How much does the Team plan cost?", ts="1700000700.000100")
+        calls = slack.api.wait_for(lambda calls: any(c.method == "chat.stopStream" for c in calls) and calls_to(
+            calls, "assistant.threads.setStatus")[-1].body["status"] == "")  # the status is cleared last
+        started = calls_to(calls, "chat.startStream")[0].body
+        assert (started["channel"], started["thread_ts"], started["recipient_user_id"], started["recipient_team_id"]) \
+            == ("C0001", "1700000700.000100", "UALICE", "T0001")
+        assert calls_to(calls, "chat.postMessage") == [] and calls_to(calls, "chat.update") == []
+        streamed = "".join(c.body["markdown_text"] for c in calls_to(calls, "chat.appendStream"))
+        stop = calls_to(calls, "chat.stopStream")[0].body
+        assert {b["type"] for b in stop["blocks"]} == {"context", "actions"}  # the text itself was streamed
+        answer_id = next(e["value"] for b in stop["blocks"] if b["type"] == "actions" for e in b["elements"])
+        assert streamed == slack.core.feedback.get(answer_id).answer and "$8" in streamed
+        statuses = [c.body["status"] for c in calls_to(calls, "assistant.threads.setStatus")]
+        assert statuses[0] == "is looking through the docs…" and statuses[-1] == ""
+
+
+def test_a_workspace_without_streaming_is_asked_once_then_edits_are_used(core) -> None:
+    with SlackWorld(core, WorkQueue(), edit_interval_s=0.2) as slack:  # the mock does not stream
+        slack.mention("How much does the Team plan cost?", ts="1700000800.000100")
+        slack.api.wait_for(lambda calls: len(slack.finals()) == 1)
+        slack.mention("How do I reset my password?", ts="1700000800.000200")
+        calls = slack.api.wait_for(lambda calls: len(slack.finals()) == 2)
+        assert len(calls_to(calls, "chat.startStream")) == 1 and len(calls_to(calls, "chat.postMessage")) == 2

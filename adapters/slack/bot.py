@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks as kit
 from adapters.slack.mrkdwn import plain_text
+from adapters.slack.native_stream import NativeStreams
 from bot.chat_flow import (
     ASK_USAGE_TEXT,
     EMPTY_QUESTION_TEXT,
@@ -65,6 +66,7 @@ class SlackSettings:
     admin_group: str | None = None
     human_group: str | None = None
     edit_interval_s: float = 1.0
+    native_streaming: bool = True  # where the workspace offers chat.startStream; else edits
 
 
 class SlackBot:
@@ -81,6 +83,8 @@ class SlackBot:
                             process_before_response=False, raise_error_for_unhandled_request=False,
                             logger=_bolt_logger())
         self._admin_group: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self.streams = NativeStreams(self.client, lambda text: kit.without_mass_mentions(text, settings.human_group))
+        self.streams.available = settings.native_streaming
         self._register()
 
     # ----- listeners ------------------------------------------------------------------
@@ -104,7 +108,8 @@ class SlackBot:
         if not self._first_delivery(body):
             return
         channel, thread_ts = event["channel"], event.get("thread_ts") or event["ts"]
-        await self._answer_in_thread(event["user"], _MENTION.sub("", event.get("text", "")).strip(), channel, thread_ts)
+        await self._answer_in_thread(event["user"], _MENTION.sub("", event.get("text", "")).strip(), channel, thread_ts,
+                                     body.get("team_id"))
 
     async def _on_message(self, event: dict, context: Any, body: dict) -> None:
         if event.get("subtype") or event.get("bot_id") or not event.get("user"):
@@ -116,9 +121,10 @@ class SlackBot:
             return
         channel = event["channel"]
         if event.get("channel_type") == "im":
-            await self._answer_in_thread(event["user"], text.strip(), channel, event.get("thread_ts"))
+            await self._answer_in_thread(event["user"], text.strip(), channel, event.get("thread_ts"),
+                                         body.get("team_id"))
         elif event.get("thread_ts") and self.chat.owns_thread(_conversation(channel, event["thread_ts"])):
-            await self._answer_in_thread(event["user"], text.strip(), channel, event["thread_ts"])
+            await self._answer_in_thread(event["user"], text.strip(), channel, event["thread_ts"], body.get("team_id"))
 
     async def _on_ask(self, ack: Callable[..., Awaitable], command: dict, respond: Callable[..., Awaitable]) -> None:
         text = command.get("text", "").strip()
@@ -153,19 +159,31 @@ class SlackBot:
         await respond(response_type="ephemeral", replace_original=True, **self._outgoing(body))
 
     # ----- answering ------------------------------------------------------------------
-    async def _answer_in_thread(self, user: str, text: str, channel: str, thread_ts: str | None) -> None:
-        """Placeholder, streamed edits, then the answer with sources and buttons; never silence."""
+    async def _answer_in_thread(self, user: str, text: str, channel: str, thread_ts: str | None,
+                                team: str | None = None) -> None:
+        """Slack's own streaming where it is offered, else a placeholder edited as the answer
+        is written; then the answer with sources and buttons. Never silence."""
         conversation = _conversation(channel, thread_ts)
         if not text:
             await self._post(channel, thread_ts, EMPTY_QUESTION_TEXT)
             return
-        ts = await self._post(channel, thread_ts, PLACEHOLDER)
         if thread_ts:
             self.chat.remember_thread(conversation)
-        if ts is None:
-            return  # could not even post: logged by _post
         question = Question(text=text, user_id=f"slack:{user}", conversation_id=conversation, channel_id=channel,
                             platform="slack")
+        stream = await self.streams.start(channel, thread_ts, team, user) if thread_ts else None
+        if stream is not None:
+            reply = await self.chat.ask_live(question, stream.append, self.settings.edit_interval_s,
+                                             unfinished="")  # Slack shows a stream is live
+            fallback, blocks = _reply_blocks(reply)
+            text_only = [b for b in blocks or [] if b["type"] != "section"]  # the text was streamed
+            if not await stream.finish(reply.text, kit.without_mass_mentions(text_only, self.settings.human_group)
+                                       or None):
+                await self._post(channel, thread_ts, fallback, blocks)
+            return
+        ts = await self._post(channel, thread_ts, PLACEHOLDER)
+        if ts is None:
+            return  # could not even post: logged by _post
         reply = await self.chat.ask_live(question, lambda text: self._edit(channel, ts, text),
                                          self.settings.edit_interval_s)
         fallback, blocks = _reply_blocks(reply)

@@ -143,6 +143,7 @@ def quiet_server(app: Any, host: str, port: int) -> QuietServer:
 
 
 def http_server(bot: SlackBot, host: str, port: int, path: str = "/slack/events", sock: socket.socket | None = None,
-                others: Any = None, max_body_bytes: int = MAX_BODY_BYTES) -> tuple[uvicorn.Server, list[socket.socket] | None]:
+                others: Any = None,
+                max_body_bytes: int = MAX_BODY_BYTES) -> tuple[uvicorn.Server, list[socket.socket] | None]:
     """A uvicorn server for the bot; pass a bound `sock` to serve on it (port 0 in tests)."""
     return quiet_server(asgi_app(bot, path, others, max_body_bytes), host, port), [sock] if sock is not None else None

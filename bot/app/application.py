@@ -101,7 +101,7 @@ class App:
     @property
     def feedback(self) -> FeedbackStore:
         if self._feedback is None:
-            self._feedback = FeedbackStore(self.settings.data_dir / "feedback.sqlite",
+            self._feedback = FeedbackStore(self.settings.feedback_path,
                                            on_rating=lambda r: self.metrics.on_rating(r))
         return self._feedback
 

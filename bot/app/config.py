@@ -199,6 +199,8 @@ class SlackConfig(_Section):
     admin_group: str | None = Field(None, description="user group id (S0123) whose members are admins too")
     human_group: str | None = Field(None, description="user group id mentioned by 'Talk to a human'")
     edit_interval_s: float = Field(1.0, ge=0.2, description="streamed answers are edited at most this often")
+    native_streaming: bool = Field(True, description=(
+        "stream answers with Slack's chat.startStream where the workspace offers it; else edit a placeholder"))
     max_request_kb: int = Field(256, ge=16, description=(
         "HTTP mode: larger requests are refused (413) before they are read; Slack's own are a few KB"))
 
@@ -281,6 +283,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description=(
         "index, model cache, voices, feedback, schedule (default ~/.local/share/supportbot)"))
     model_cache_dir: Path | None = Field(None, description="converted base model (default <data_dir>/models)")
+    feedback_db: Path | None = Field(None, description=(
+        "answers, ratings, thread memory and delivered event ids; replicas behind one load balancer share one "
+        "(default <data_dir>/feedback.sqlite)"))
     docs: list[DocsSource] = Field(default_factory=list, description="empty: the bundled sample docs")
     admins: list[str] = Field(default_factory=list, description="platform-prefixed user ids, e.g. slack:U123")
     index: IndexConfig = Field(default_factory=IndexConfig)
@@ -322,6 +327,10 @@ class Settings(BaseSettings):
     @property
     def index_uri(self) -> str:
         return self.index.uri or str(self.data_dir / "index")
+
+    @property
+    def feedback_path(self) -> Path:
+        return self.feedback_db or self.data_dir / "feedback.sqlite"
 
     @property
     def voices_dir(self) -> Path:

@@ -66,7 +66,7 @@ def slack_bot(app: App):
     return SlackBot(app.chat, SlackSettings(
         bot_token=s.slack_bot_token.get_secret_value(), signing_secret=secret if cfg.mode == "http" else None,
         api_base_url=cfg.api_base_url, admin_group=cfg.admin_group, human_group=cfg.human_group,
-        edit_interval_s=cfg.edit_interval_s))
+        edit_interval_s=cfg.edit_interval_s, native_streaming=cfg.native_streaming))
 
 
 def discord_bot(app: App):

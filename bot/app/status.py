@@ -82,7 +82,7 @@ class StatusReport:
                                f"{problem}: run `supportbot index`" if problem else None))
         except RetrievalUnavailable as err:
             checks.append(("index", str(err)))
-        checks.append((f"feedback database {settings.data_dir / 'feedback.sqlite'}", self.feedback.check()))
+        checks.append((f"feedback database {settings.feedback_path}", self.feedback.check()))
         registry = self.voices.registry
         checks.append((f"voice state {settings.voices_dir}", registry.problem()))
         checks += [("voice", damaged) for damaged in registry.damaged_voices()]

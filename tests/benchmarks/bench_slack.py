@@ -4,8 +4,10 @@ embedder and generator) behind the bounded queue.
 
 Prints ack latency p50/p99 (Slack wants < 3 s), the answer latency of one uncontended
 mention as the baseline measured in this run, and answer / busy-reply latency under the burst.
+Then Slack's retries: N mentions each delivered twice (the original and, at once, a retry
+with the same event id and X-Slack-Retry-Num: 1), counting answers and duplicates.
 
-Run: .venv/bin/python -m tests.benchmarks.bench_slack [--burst 30] [--queue 8]
+Run: .venv/bin/python -m tests.benchmarks.bench_slack [--burst 30] [--queue 8] [--redelivered 20]
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--burst", type=int, default=30)
     parser.add_argument("--queue", type=int, default=8, help="questions allowed to wait (serve.queue_size)")
+    parser.add_argument("--redelivered", type=int, default=20, help="mentions each delivered twice")
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="supportbot-bench-slack-"))
     core = App(load_settings(None, data_dir=data))
@@ -75,6 +78,7 @@ def main() -> None:
         for channel, start in starts.items():
             final = world.finals(channel)[0].body
             (busy if final["text"] == BUSY_TEXT else answered).append(finished(world, channel) - start)
+        redelivered = delivered_twice(world, args.redelivered)
 
     ack_ms = [a * 1000 for a in acks.values()]
     print(f"burst of {args.burst} mentions, queue {args.queue} + 1 worker, {os.cpu_count()} cores")
@@ -87,6 +91,29 @@ def main() -> None:
     if busy:
         print(f"busy replies: {len(busy)}; latency s p50 {percentile(sorted(busy), 50):.2f}  max {max(busy):.2f}")
     print(f"lost: {args.burst - len(answered) - len(busy)}")
+    replies, duplicates = redelivered
+    print(f"{args.redelivered} mentions each delivered twice (original + retry): {replies} answered, "
+          f"{duplicates} duplicate replies")
+
+
+def delivered_twice(world: SlackWorld, count: int) -> tuple[int, int]:
+    """Each mention and its retry sent at once, one pair at a time (so no reply is "busy");
+    returns (threads answered, replies beyond one per thread)."""
+    for i in range(count):
+        channel = f"CRETRY{i:02d}"
+        event = {"type": "app_mention", "user": "UALICE", "text": "<@UBOT> How do I reset my password?",
+                 "ts": f"1700000002.{i:06d}", "channel": channel, "event_ts": f"1700000002.{i:06d}"}
+        pair = [threading.Thread(target=world.event, args=(event, f"EvRETRY{i:04d}", retry)) for retry in (None, 1)]
+        for t in pair:
+            t.start()
+        for t in pair:
+            t.join()
+        world.api.wait_for(lambda calls: finished(world, channel) is not None, timeout=600)
+    time.sleep(3)  # a duplicate would show up by now
+    channels = [f"CRETRY{i:02d}" for i in range(count)]
+    posts = [len([c for c in world.api.of("chat.postMessage") if c.body["channel"] == ch]) for ch in channels]
+    finals = [len(world.finals(ch)) for ch in channels]
+    return sum(1 for n in finals if n), sum(max(0, p - 1) for p in posts) + sum(max(0, n - 1) for n in finals)
 
 
 if __name__ == "__main__":
