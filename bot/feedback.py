@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS feedback (
 CREATE INDEX IF NOT EXISTS feedback_answer ON feedback(answer_id);
 CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, at REAL NOT NULL);
 """
+_OPEN_ATTEMPTS = 25
 _DELIVERIES_KEPT_S = 86_400  # platforms re-deliver within minutes (Slack: 3 tries; Discord: a resume)
 _MIGRATIONS = {  # columns added after the first release of a table
     ("answers", "conversation"): "ALTER TABLE answers ADD COLUMN conversation TEXT",
@@ -84,19 +85,34 @@ class FeedbackStore:
     def _db(self) -> sqlite3.Connection:
         """Opened on first use, so a damaged file costs feedback, never the bot's start."""
         if self._connection is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SCHEMA)
-                for (table, column), ddl in _MIGRATIONS.items():
-                    if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
-                        db.execute(ddl)
-                db.execute("CREATE INDEX IF NOT EXISTS answers_conversation ON answers(conversation)")
-            except (sqlite3.Error, OSError) as err:
-                raise self._unavailable(err) from None
-            self._connection = db
+            for attempt in range(_OPEN_ATTEMPTS):
+                try:
+                    self._connection = self._open()
+                    break
+                except sqlite3.OperationalError as err:
+                    # replicas starting together on a shared file: switching it to WAL does not
+                    # wait for the other's lock the way queries do
+                    if "locked" not in str(err) or attempt == _OPEN_ATTEMPTS - 1:
+                        raise self._unavailable(err) from None
+                    time.sleep(0.2)
+                except (sqlite3.Error, OSError) as err:
+                    raise self._unavailable(err) from None
         return self._connection
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            for (table, column), ddl in _MIGRATIONS.items():
+                if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(ddl)
+            db.execute("CREATE INDEX IF NOT EXISTS answers_conversation ON answers(conversation)")
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _unavailable(self, err: Exception) -> FeedbackUnavailable:
         return FeedbackUnavailable(
