@@ -19,7 +19,8 @@ from bot.work_queue import WorkQueue
 from tests.fakes import FixedAnswers
 from tests.slack_mock import BOT_USER, FORM, JSON, SlackWorld, action_body, event_body, send
 
-MENTIONS = "Tell <!channel> and <!here|here>, or <!everyone>; <!subteam^SDEVS|@devs> can help, <!subteam^SHELP> too [1]."
+MENTIONS = ("**Tell** <!channel> and <!here|here>, or <!everyone>; <!subteam^SDEVS|@devs> can help, "
+            "<!subteam^SHELP> too [1].")
 
 
 def all_text(calls) -> str:
@@ -62,6 +63,7 @@ def test_no_mass_mention_leaves_the_bot_in_any_field(core) -> None:
         for mass in ("<!channel>", "<!here", "<!everyone>", "<!subteam^SDEVS"):
             assert mass not in sent
         assert "@channel" in final["text"] and "@here" in final["text"] and "@devs" in final["text"]
+        assert final["text"].startswith("Tell @channel")  # the fallback text is plain: no Markdown **
         human = calls_to(calls, "chat.postMessage")[-1].body["text"]
         assert human.startswith("<!subteam^SHELP>, <@UALICE> would like a person")  # the helpers are still called
 
@@ -150,3 +152,24 @@ def test_a_workspace_without_streaming_is_asked_once_then_edits_are_used(core) -
         slack.mention("How do I reset my password?", ts="1700000800.000200")
         calls = slack.api.wait_for(lambda calls: len(slack.finals()) == 2)
         assert len(calls_to(calls, "chat.startStream")) == 1 and len(calls_to(calls, "chat.postMessage")) == 2
+
+
+def test_the_bots_own_client_is_no_warning_and_chat_libraries_stay_quiet_unless_asked(
+        core, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from click.testing import CliRunner
+
+    from adapters.slack.bot import SlackBot, SlackSettings
+    from bot.app.cli import cli
+    from bot.chat_flow import ChatFlow
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")  # Bolt reads it and used to warn
+    with caplog.at_level(logging.WARNING):
+        SlackBot(ChatFlow(core.commands, core.feedback, WorkQueue()), SlackSettings(bot_token="xoxb-1-a"))
+    assert "will be unused" not in caplog.text
+    for flag, quiet in (("false", True), ("true", False)):
+        monkeypatch.setenv("SUPPORTBOT_SERVE__LOG_CHAT_CONTENT", flag)
+        assert CliRunner().invoke(cli, ["-vv", "config", "show"]).exit_code == 0
+        levels = {name: logging.getLogger(name).level for name in ("slack_bolt", "slack_sdk", "discord.http")}
+        assert all(level == logging.WARNING for level in levels.values()) == quiet, levels
+        for name in levels:
+            logging.getLogger(name).setLevel(logging.NOTSET)
