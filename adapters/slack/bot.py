@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks as kit
 from adapters.slack.mrkdwn import plain_text
-from adapters.slack.native_stream import NativeStreams
+from adapters.slack.native_stream import NativeStreams, api_error
 from bot.chat_flow import (
     ASK_USAGE_TEXT,
     EMPTY_QUESTION_TEXT,
@@ -211,7 +211,7 @@ class SlackBot:
             await self.client.views_open(trigger_id=body["trigger_id"],
                                          view=kit.feedback_modal(action["value"], channel, thread_ts, admin))
         except SlackApiError as err:  # the 👎 itself is stored; the optional comment form is a bonus
-            log.warning("could not open the feedback form: %s", _api_error(err))
+            log.warning("could not open the feedback form: %s", api_error(err))
 
     async def _on_feedback_modal(self, ack: Callable[..., Awaitable], body: dict, view: dict) -> None:
         await ack()
@@ -252,7 +252,7 @@ class SlackBot:
                                                            **self._outgoing(text, blocks))
             return response.get("ts")
         except SlackApiError as err:
-            log.error("chat.postMessage to %s failed: %s", channel, _api_error(err))
+            log.error("chat.postMessage to %s failed: %s", channel, api_error(err))
         except Exception as err:  # the network itself (after the client's retries)
             log.error("chat.postMessage to %s failed: %s", channel, err)
         return None
@@ -262,7 +262,7 @@ class SlackBot:
             await self.client.chat_update(channel=channel, ts=ts, **self._outgoing(text, blocks or []))
             return True
         except SlackApiError as err:
-            log.error("chat.update in %s failed: %s", channel, _api_error(err))
+            log.error("chat.update in %s failed: %s", channel, api_error(err))
         except Exception as err:
             log.error("chat.update in %s failed: %s", channel, err)
         return False
@@ -306,7 +306,7 @@ class SlackBot:
                 members = frozenset(response.get("users", []))
                 self._admin_group = (time.monotonic(), members)
             except SlackApiError as err:
-                log.warning("could not read admin group %s: %s", group, _api_error(err))
+                log.warning("could not read admin group %s: %s", group, api_error(err))
         return user in members
 
 
@@ -333,12 +333,6 @@ def _reply_blocks(reply: ChatReply, can_post: bool = False) -> tuple[str, list |
     return plain_text(answer.answer), kit.answer_blocks(answer.answer, answer.citations, reply.answer_id,
                                                         answer.abstained, can_post=can_post,
                                                         footer=freshness_line(answer))
-
-
-def _api_error(err: SlackApiError) -> str:
-    """What the Web API said went wrong (its "error" field; a non-JSON reply by its status)."""
-    data = err.response.data
-    return str(data.get("error")) if isinstance(data, dict) else f"HTTP {err.response.status_code}"
 
 
 def _conversation(channel: str, thread_ts: str | None) -> str:

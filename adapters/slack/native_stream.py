@@ -40,7 +40,7 @@ class NativeStreams:
             response = await self.client.chat_startStream(channel=channel, thread_ts=thread_ts,
                                                           recipient_team_id=team, recipient_user_id=user)
         except SlackApiError as err:
-            error = _error(err)
+            error = api_error(err)
             if error in _NOT_IN_WORKSPACE:
                 self.available = False
                 log.info("this workspace does not stream messages (%s); answers are edited in place", error)
@@ -106,6 +106,7 @@ class Stream:
             await self.streams._status(self.channel, self.thread_ts, "")
 
 
-def _error(err: SlackApiError) -> str:
+def api_error(err: SlackApiError) -> str:
+    """What the Web API said went wrong (its "error" field; a non-JSON reply by its status)."""
     data = err.response.data
     return str(data.get("error")) if isinstance(data, dict) else f"HTTP {err.response.status_code}"
