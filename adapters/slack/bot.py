@@ -176,9 +176,9 @@ class SlackBot:
             reply = await self.chat.ask_live(question, stream.append, self.settings.edit_interval_s,
                                              unfinished="")  # Slack shows a stream is live
             fallback, blocks = _reply_blocks(reply)
-            text_only = [b for b in blocks or [] if b["type"] != "section"]  # the text was streamed
-            if not await stream.finish(reply.text, kit.without_mass_mentions(text_only, self.settings.human_group)
-                                       or None):
+            sources_and_buttons = [b for b in blocks or [] if b["type"] != "section"]  # the text was streamed
+            if not await stream.finish(reply.text, kit.without_mass_mentions(sources_and_buttons,
+                                                                             self.settings.human_group) or None):
                 await self._post(channel, thread_ts, fallback, blocks)
             return
         ts = await self._post(channel, thread_ts, PLACEHOLDER)
