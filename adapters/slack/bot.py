@@ -54,7 +54,7 @@ COMMANDS = ("/ask", "/supportbot")
 EVENTS = ("app_mention", "message")
 # What the listeners need (deploy/slack-manifest.yaml asks for exactly these).
 SCOPES = frozenset({"app_mentions:read", "channels:history", "groups:history", "im:history", "chat:write",
-                    "commands", "usergroups:read"})
+                    "commands", "usergroups:read", "assistant:write"})
 _GROUP_TTL_S = 300
 
 
