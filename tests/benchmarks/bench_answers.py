@@ -10,8 +10,13 @@ plus off-topic questions, and aws-docs-qa (Answer_True, Yes_No_True) when ../sha
 Every figure is printed per half (odd rows / even rows): settings were chosen looking at the
 odd half of each set only, so the even half is the honest figure.
 
+With --git-yes-no, also the 40 yes/no questions on the git documentation (Debian's git-doc at
+/usr/share/doc/git-doc; tests/benchmarks/data/git_yes_no_questions.jsonl): the set the yes/no
+rule was chosen on.
+
 Run: .venv/bin/python -m tests.benchmarks.bench_answers [--aws-limit N] [--answerers composed,quote40]
      [--data-dir DIR --voice NAME]   (a trained voice: share of answers with its greeting and sign-off)
+     [--git-yes-no [--git-index DIR]]
 """
 
 from __future__ import annotations
@@ -141,6 +146,14 @@ def sample_items() -> list[Item]:
     return items + [Item(r["question"], None, []) for r in _jsonl(DATA / "off_topic_questions.jsonl")]
 
 
+GIT_DOCS = Path("/usr/share/doc/git-doc")
+
+
+def git_yes_no_items() -> list[Item]:
+    return [Item(r["question"], r["answer"], r["sources"], r["yes_no"])
+            for r in _jsonl(DATA / "git_yes_no_questions.jsonl")]
+
+
 def aws_items(limit: int | None) -> list[Item]:
     items = []
     with open(DATASET / "QA_true.csv", encoding="utf-8-sig", newline="") as handle:
@@ -212,6 +225,8 @@ def main() -> None:
     parser.add_argument("--aws-index", type=Path, help="a data dir already indexed on aws-docs-qa (reused)")
     parser.add_argument("--data-dir", type=Path, help="data dir for the sample index (default: a temp dir)")
     parser.add_argument("--voice", action="append", default=[], help="a trained voice in --data-dir to check")
+    parser.add_argument("--git-yes-no", action="store_true", help="also the yes/no questions on the git docs")
+    parser.add_argument("--git-index", type=Path, help="a data dir already indexed on the git docs (reused)")
     args = parser.parse_args()
     answerers = [a for a in args.answerers.split(",") if a]
 
@@ -225,6 +240,15 @@ def main() -> None:
     if args.voice:
         app.voices.rollback_voice()
 
+    if args.git_yes_no:
+        if GIT_DOCS.is_dir():
+            git = App(load_settings(None, data_dir=args.git_index or Path(tempfile.mkdtemp(prefix="supportbot-git-")),
+                                    docs=[str(GIT_DOCS)]), embedder=app.knowledge.embedder, generator=app.generator)
+            if not git.knowledge.store.live():
+                git.index_ops.index()
+            run_corpus("git docs (yes/no questions)", git, git_yes_no_items(), answerers)
+        else:
+            print(f"\nSKIP git docs: not found at {GIT_DOCS} (apt-get install git-doc)")
     if args.no_aws:
         return
     if (DATASET / "documents").is_dir():
