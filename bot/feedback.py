@@ -25,7 +25,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     id TEXT PRIMARY KEY, created_at REAL NOT NULL, platform TEXT NOT NULL, channel TEXT, user_id TEXT NOT NULL,
     question TEXT NOT NULL, answer TEXT NOT NULL, abstained INTEGER NOT NULL, sources TEXT NOT NULL,
-    context TEXT NOT NULL, voice TEXT
+    context TEXT NOT NULL, voice TEXT, conversation TEXT
 );
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT, answer_id TEXT NOT NULL REFERENCES answers(id), created_at REAL NOT NULL,
@@ -104,11 +104,15 @@ class FeedbackStore:
         db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         try:
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            for (table, column), ddl in _MIGRATIONS.items():
+            db.execute("BEGIN IMMEDIATE")  # replicas sharing the file set it up one at a time
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            for (table, column), ddl in _MIGRATIONS.items():  # a database from an earlier release
                 if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
                     db.execute(ddl)
             db.execute("CREATE INDEX IF NOT EXISTS answers_conversation ON answers(conversation)")
+            db.commit()
         except BaseException:
             db.close()
             raise
