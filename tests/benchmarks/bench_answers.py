@@ -216,6 +216,16 @@ def voice_check(app: App, voice: str, items: list[Item]) -> None:
           f"most common lead-ins {common}", flush=True)
 
 
+def corpus_app(sample: App, data: Path | None, docs: Path, prefix: str) -> App:
+    """An app over another docs folder sharing the sample app's loaded models; `data` (an
+    index built before) is reused, else a temp dir is indexed."""
+    app = App(load_settings(None, data_dir=data or Path(tempfile.mkdtemp(prefix=prefix)), docs=[str(docs)]),
+              embedder=sample.knowledge.embedder, generator=sample.generator)
+    if not app.knowledge.store.live():
+        app.index_ops.index()
+    return app
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--answerers", default="composed,generated,quote40")
@@ -242,21 +252,14 @@ def main() -> None:
 
     if args.git_yes_no:
         if GIT_DOCS.is_dir():
-            git = App(load_settings(None, data_dir=args.git_index or Path(tempfile.mkdtemp(prefix="supportbot-git-")),
-                                    docs=[str(GIT_DOCS)]), embedder=app.knowledge.embedder, generator=app.generator)
-            if not git.knowledge.store.live():
-                git.index_ops.index()
+            git = corpus_app(app, args.git_index, GIT_DOCS, "supportbot-answers-git-")
             run_corpus("git docs (yes/no questions)", git, git_yes_no_items(), answerers)
         else:
             print(f"\nSKIP git docs: not found at {GIT_DOCS} (apt-get install git-doc)")
     if args.no_aws:
         return
     if (DATASET / "documents").is_dir():
-        aws_data = args.aws_index or Path(tempfile.mkdtemp(prefix="supportbot-answers-aws-"))
-        aws = App(load_settings(None, data_dir=aws_data, docs=[str(docs_root())]), embedder=app.knowledge.embedder,
-                  generator=app.generator)
-        if not aws.knowledge.store.live():
-            aws.index_ops.index()
+        aws = corpus_app(app, args.aws_index, docs_root(), "supportbot-answers-aws-")
         run_corpus("aws-docs-qa", aws, aws_items(args.aws_limit), answerers)
     else:
         print(f"\nSKIP aws-docs-qa: not found at {DATASET}")
