@@ -15,7 +15,8 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +85,8 @@ class ChatFlow:
         self._deliveries: OrderedDict[str, None] = OrderedDict()
         self._accepting = True
         self._abandoned = False
-        self._in_flight = 0
+        self._in_flight = 0  # questions being answered
+        self._delivering = 0  # adapters' answer paths open (placeholder to final post)
 
     # ----- questions --------------------------------------------------------------------
     async def ask(self, question: Question, on_token: Callable[[str], None] | None = None) -> ChatReply:
@@ -222,16 +224,29 @@ class ChatFlow:
         """From now on a question is told the bot is restarting instead of being queued."""
         self._accepting = False
 
+    @asynccontextmanager
+    async def handling(self) -> AsyncIterator[None]:
+        """Around an adapter's whole answer path, from the placeholder to the final post: the
+        drain waits for it, so an answer that was written is also delivered before the bot
+        stops (not only computed)."""
+        self._delivering += 1
+        try:
+            yield
+        finally:
+            self._delivering -= 1
+
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        """Answers not yet delivered."""
+        return max(self._in_flight, self._delivering)
 
     async def drained(self, grace_s: float) -> bool:
-        """Wait up to `grace_s` for the answers in flight to finish; False if some did not."""
+        """Wait up to `grace_s` for the answers in flight to be written and delivered; False
+        if some were not."""
         deadline = time.monotonic() + grace_s
-        while self._in_flight and time.monotonic() < deadline:
+        while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        return self._in_flight == 0
+        return self.in_flight == 0
 
     def abandon(self) -> None:
         """Stop waiting for the answers still in flight: each asker is told to ask again, and

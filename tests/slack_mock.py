@@ -20,6 +20,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class MockSlackAPI:
         self.streaming = False  # True: the workspace offers chat.startStream / appendStream / stopStream
         self._streams: dict[str, str] = {}  # ts -> "streaming" | "stopped"
         self.group_members: list[str] = []
+        self._holds: list[tuple[Callable[[str, dict], bool], threading.Event]] = []
         self._ts = itertools.count(1)
         mock = self
 
@@ -123,7 +125,17 @@ class MockSlackAPI:
                 self._send(handler, 429, json.dumps({"ok": False, "error": "ratelimited"}), headers={"Retry-After": "0"})
                 return
         self._record(method, body)
+        for matches, released in list(self._holds):
+            if matches(method, body):
+                released.wait(timeout=120)  # the bot's call stays in flight until the test releases it
         self._send(handler, 200, json.dumps(self._reply(method, body)))
+
+    def hold(self, matches: Callable[[str, dict], bool]) -> threading.Event:
+        """Keep the answer to each matching call (recorded at once) until the returned event
+        is set: a slow Slack, so a test can act while the bot waits on it."""
+        released = threading.Event()
+        self._holds.append((matches, released))
+        return released
 
     def _record(self, method: str, body: dict, **extra: Any) -> None:
         with self.condition:

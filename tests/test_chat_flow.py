@@ -184,6 +184,30 @@ def test_on_shutdown_new_questions_are_told_to_ask_again_and_those_in_flight_fin
     assert chat.feedback.counts()["answers"] == 1
 
 
+def test_the_drain_waits_for_an_answer_written_but_not_yet_posted(tmp_path) -> None:
+    chat, _ = flow(tmp_path)
+    posted: list[str] = []
+
+    async def adapter(slack_is_slow: asyncio.Event) -> None:
+        async with chat.handling():
+            reply = await chat.ask(question("first"))
+            await slack_is_slow.wait()  # the platform has not confirmed the post yet
+            posted.append(reply.text)
+
+    async def scenario() -> None:
+        slack_is_slow = asyncio.Event()
+        delivering = asyncio.ensure_future(adapter(slack_is_slow))
+        while chat.feedback.counts()["answers"] == 0:  # written and recorded
+            await asyncio.sleep(0.05)
+        chat.stop_taking_questions()
+        assert chat.in_flight == 1 and not await chat.drained(0.3)
+        slack_is_slow.set()
+        assert await chat.drained(5) and posted == ["Plans start at $8 [1]."]
+        await delivering
+
+    asyncio.run(scenario())
+
+
 def test_an_answer_past_the_grace_period_is_cut_short_and_its_asker_told_to_ask_again(tmp_path) -> None:
     chat, answers = flow(tmp_path)
 

@@ -80,11 +80,18 @@ def test_sigterm_mid_answer_drains_and_exits_0(core, model_cache: Path, tmp_path
             seen = statuses_until_ok(health_port, process)
             assert seen and seen[0] == "starting" and seen[-1] == "ok", seen  # models loaded before connecting
             url = f"http://127.0.0.1:{slack_port}/slack/events"
+            # Slack is slow to take the finished answer: the bot is still delivering it when the deploy comes
+            final_posted = api.hold(lambda method, body: method == "chat.update" and bool(body.get("blocks")))
             assert mention(url, "How much does the Team plan cost?", "1700000500.000100", "EvDRAIN1") == 200
             api.wait_for(lambda calls: any(c.method == "chat.postMessage" for c in calls))
             process.send_signal(signal.SIGTERM)  # a deploy, mid-answer
-            time.sleep(0.5)
             assert mention(url, "How do I reset my password?", "1700000500.000200", "EvDRAIN2") == 200
+            api.wait_for(lambda calls: any(c.method == "chat.update" and c.body.get("text") == RESTARTING_TEXT
+                                           for c in calls))
+            api.wait_for(lambda calls: any(c.method == "chat.update" and c.body.get("blocks") for c in calls))
+            time.sleep(5)  # without the drain covering delivery the process was gone 1.6 s after this point
+            assert process.poll() is None  # still draining: Slack has not confirmed the answer yet
+            final_posted.set()
             _, err = process.communicate(timeout=120)
         finally:
             if process.poll() is None:

@@ -178,12 +178,13 @@ class SupportBotCore:
         question = Question(text=text, user_id=f"discord:{message.author.id}", conversation_id=f"discord:{thread.id}",
                             channel_id=str(getattr(message.channel, "parent_id", None) or message.channel.id),
                             platform="discord")
-        placeholder = await thread.send(PLACEHOLDER)
+        async with self.chat.handling():  # a shutdown waits until the answer is posted
+            placeholder = await thread.send(PLACEHOLDER)
 
-        async def send_more(content: str, **extra: Any) -> None:
-            await thread.send(content, **extra)
+            async def send_more(content: str, **extra: Any) -> None:
+                await thread.send(content, **extra)
 
-        await self._answer(question, send_more, first=lambda **fields: placeholder.edit(**fields))
+            await self._answer(question, send_more, first=lambda **fields: placeholder.edit(**fields))
 
     # ----- answering, shared by /ask and threads --------------------------------------
     async def _answer(self, question: Question, send_more: Callable[..., Awaitable[Any]],
@@ -192,9 +193,10 @@ class SupportBotCore:
         """`first(**fields)` edits the message that says "working on it" (the deferred reply or
         the placeholder) into the answer; `stream(text)` edits it while the answer is written
         (default: `first`); `send_more` adds messages after it."""
-        reply = await self.chat.ask_live(question, stream or (lambda text: first(content=text)),
-                                         self.settings.edit_interval_s, fit=lambda text: message_pieces(text)[0])
-        await self._send_reply(reply, send_more, first)
+        async with self.chat.handling():
+            reply = await self.chat.ask_live(question, stream or (lambda text: first(content=text)),
+                                             self.settings.edit_interval_s, fit=lambda text: message_pieces(text)[0])
+            await self._send_reply(reply, send_more, first)
 
     async def _send_reply(self, reply: ChatReply, send_more: Callable[..., Awaitable[Any]],
                           first: Callable[..., Awaitable[Any]]) -> None:

@@ -134,9 +134,10 @@ class SlackBot:
         await ack(response_type="ephemeral", text=PLACEHOLDER)
         question = Question(text=text, user_id=f"slack:{command['user_id']}", conversation_id="",
                             channel_id=command.get("channel_id"), platform="slack")
-        reply = await self.chat.ask(question)
-        text_out, blocks = _reply_blocks(reply, can_post=True)
-        await respond(response_type="ephemeral", replace_original=True, **self._outgoing(text_out, blocks))
+        async with self.chat.handling():
+            reply = await self.chat.ask(question)
+            text_out, blocks = _reply_blocks(reply, can_post=True)
+            await respond(response_type="ephemeral", replace_original=True, **self._outgoing(text_out, blocks))
 
     async def _on_admin(self, ack: Callable[..., Awaitable], command: dict, respond: Callable[..., Awaitable]) -> None:
         words = command.get("text", "").split()
@@ -163,6 +164,11 @@ class SlackBot:
                                 team: str | None = None) -> None:
         """Slack's own streaming where it is offered, else a placeholder edited as the answer
         is written; then the answer with sources and buttons. Never silence."""
+        async with self.chat.handling():  # a shutdown waits until the answer is posted
+            await self._write_in_thread(user, text, channel, thread_ts, team)
+
+    async def _write_in_thread(self, user: str, text: str, channel: str, thread_ts: str | None,
+                               team: str | None) -> None:
         conversation = _conversation(channel, thread_ts)
         if not text:
             await self._post(channel, thread_ts, EMPTY_QUESTION_TEXT)
