@@ -24,7 +24,7 @@ _YES_NO_OPENERS = frozenset("""is are am was were can could does do did will wou
 might must isn't aren't can't doesn't don't won't""".split())
 # Words that state a limitation: a negation, or a refusal or failure ("refuses to merge",
 # "the push will fail", "negative patterns are forbidden").
-_NEGATION = re.compile(r"\b(?:not|no|never|cannot|can't|can\u2019t|doesn't|don't|isn't|aren't|won't|wasn't|weren't|"
+_NEGATION = re.compile(r"\b(?:not|no|never|cannot|can't|doesn't|don't|isn't|aren't|won't|wasn't|weren't|"
                        r"hasn't|haven't|didn't|shouldn't|couldn't|unsupported|unavailable|neither|nor|forbidden|"
                        r"prohibited|refuses?|refused|disallow(?:s|ed)?|impossible|unable|fails?)\b|n't\b",
                        re.IGNORECASE)
@@ -226,7 +226,7 @@ def _yes_no(evidence: Unit) -> str:
     negation does not turn it round: "Doesn't git pull rebase by default?" is answered as
     "does it?" is ("No, it merges"), and "not" inside what is asked ("files that are not in a
     repository") is part of the question, not its polarity."""
-    return "No" if _NEGATION.search(evidence.text) else "Yes"
+    return "No" if _NEGATION.search(evidence.text.replace("\u2019", "'")) else "Yes"  # docs often write don’t
 
 
 def _render(units: list[Unit], yes_no: str | None) -> Composition:
