@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,10 +39,21 @@ TOO_OLD_TO_RATE_TEXT = "That answer is too old to rate."
 TOO_OLD_TO_POST_TEXT = "That answer is too old to post."
 WORKING_TEXT = "Working on it…"
 RESTARTING_TEXT = "I'm restarting for an update; please ask again in a minute."
+PLACE_END = "I'll answer here."  # ends a place-in-line message
 CUT_SHORT_TEXT = "Sorry, I had to stop before finishing this answer (the bot is restarting). Please ask again in a minute."
 Edit = Callable[[str], Awaitable[Any]]  # replaces the text of one message the platform shows
 _THREADS_KEPT = 5000  # threads remembered in memory (the feedback store remembers all of them)
 _EVENTS_KEPT = 10_000  # delivery ids remembered for dedupe
+
+
+def place_text(place: int, wait_s: float) -> str:
+    """ "You're 3rd in line, about 20 s." (rounded up to 5 s; minutes past two minutes)."""
+    suffix = "th" if 10 <= place % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(place % 10, "th")
+    if wait_s >= 120:
+        about = f"about {math.ceil(wait_s / 60)} min"
+    else:
+        about = f"about {max(5, math.ceil(wait_s / 5) * 5)} s"
+    return f"You're {place}{suffix} in line, {about}. {PLACE_END}"
 
 
 class Restarting(Refused):
@@ -89,18 +101,33 @@ class ChatFlow:
         self._delivering = 0  # adapters' answer paths open (placeholder to final post)
 
     # ----- questions --------------------------------------------------------------------
-    async def ask(self, question: Question, on_token: Callable[[str], None] | None = None) -> ChatReply:
-        """Answer on the shared work queue; always comes back with something to show."""
+    async def ask(self, question: Question, on_token: Callable[[str], None] | None = None,
+                  on_place: Edit | None = None, place_interval_s: float = 2.0) -> ChatReply:
+        """Answer on the shared work queue; always comes back with something to show. While
+        the question waits its turn, `on_place` is told its place and about how long
+        ("You're 3rd in line, about 20 s"), again when that changes (at most every
+        `place_interval_s`)."""
         if not self._accepting:
             return ChatReply(RESTARTING_TEXT)
         self._in_flight += 1
         try:
-            work = asyncio.wrap_future(self.queue.submit(lambda: self.commands.ask(question, self._until_abandoned(
-                on_token))))
+            ticket = self.queue.submit(lambda: self.commands.ask(question, self._until_abandoned(on_token)))
+            work = asyncio.wrap_future(ticket.future)
+            said, said_at = "", 0.0
             while not (await asyncio.wait({work}, timeout=0.2))[0]:
                 if self._abandoned:  # shutting down and out of patience: tell the asker now
                     work.cancel()  # a question still waiting in the queue is never started
                     return ChatReply(CUT_SHORT_TEXT)
+                place = ticket.place()
+                if on_place is None or not place or time.monotonic() - said_at < place_interval_s:
+                    continue
+                text = place_text(place, ticket.wait_s())
+                if text != said:
+                    said, said_at = text, time.monotonic()
+                    try:
+                        await on_place(text)
+                    except Exception as err:  # best effort: the answer still comes
+                        log.warning("could not show the place in line: %s", err)
             reply = work.result()
         except QueueFull as busy:
             return ChatReply(str(busy))
@@ -114,13 +141,15 @@ class ChatFlow:
         return ChatReply(reply.answer.answer, reply.answer, self.feedback.record_answer(question, reply.answer))
 
     async def ask_live(self, question: Question, edit: Edit, interval_s: float,
-                       fit: Callable[[str], str] = lambda text: text, unfinished: str = " …") -> ChatReply:
+                       fit: Callable[[str], str] = lambda text: text, unfinished: str = " …",
+                       show_place: bool = True) -> ChatReply:
         """`ask`, with the answer streamed into a message through `edit` at most once per
         `interval_s` (`unfinished` marks it as still being written; `fit` keeps it inside the
-        platform's limit). Settled before returning: a late partial edit never overwrites
-        the final text."""
+        platform's limit), and, while it waits its turn, its place in line (`show_place`).
+        Settled before returning: a late partial edit never overwrites the final text."""
         live = LiveMessage(edit, interval_s, render=lambda so_far, _: fit(so_far + unfinished))
-        reply = await self.ask(question, live.add)
+        reply = await self.ask(question, live.add, on_place=edit if show_place else None,
+                               place_interval_s=max(interval_s, 2.0))
         await live.settle()
         return reply
 

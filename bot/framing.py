@@ -11,7 +11,7 @@ import logging
 import re
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from bot.generated_text import tidy
@@ -71,7 +71,7 @@ class Framer:
     def _write_lead(self, question: str, body: str, history: Sequence[Turn], voice: str | None) -> str:
         """The first line the voice writes above `body` (the facts it will be followed by)."""
         messages = build_messages(question, [QuotedFacts(body)], history, len(body))
-        return first_line(self.generator.generate(messages, max_new_tokens=LEAD_TOKENS, voice=voice))
+        return first_line_of(self.generator.stream(messages, max_new_tokens=LEAD_TOKENS, voice=voice))
 
     def sign_off(self, voice_name: str, voice: str | None) -> str:
         """The line the voice ends its own replies with (most common over a few sample
@@ -122,6 +122,22 @@ page pages guide section help helps glad happy great good news short sure thing 
 hope hoping luck best regards cheers thanks thank welcome aboard hello there team crew folks friend you're
 contact contacting reaching out support customer dear day asking writing
 we've got covered scoop lowdown details detail info information right way simple easy""")
+
+
+def first_line_of(pieces: Iterator[str]) -> str:
+    """The first non-empty line of streamed text, read no further: a generator stops
+    decoding when its stream is closed, so a lead-in costs its own tokens, not the limit's."""
+    text = ""
+    try:
+        for piece in pieces:
+            text += piece
+            if "\n" in text.lstrip():
+                break
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+    return first_line(text)
 
 
 def first_line(text: str) -> str:

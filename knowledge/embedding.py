@@ -59,6 +59,7 @@ class Embedder:
         self._query_model = None
         self._query_pool: ThreadPoolExecutor | None = None
         self._lock = Lock()
+        self._batch_lock = Lock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache_size = query_cache_size
 
@@ -137,18 +138,19 @@ class Embedder:
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        cached = self._query_cache.get(text)
-        if cached is not None:
-            self._query_cache.move_to_end(text)
-            return cached
-        if self._query_pool is None:
-            with self._lock:
-                if self._query_pool is None:
-                    self._query_pool = ThreadPoolExecutor(1, "supportbot-query", initializer=_one_torch_thread)
+        with self._lock:
+            cached = self._query_cache.get(text)
+            if cached is not None:
+                self._query_cache.move_to_end(text)
+                return cached
+        with self._lock:
+            if self._query_pool is None:
+                self._query_pool = ThreadPoolExecutor(1, "supportbot-query", initializer=_one_torch_thread)
         vector = self._query_pool.submit(self._encode_query, text).result()
-        self._query_cache[text] = vector
-        if len(self._query_cache) > self._query_cache_size:
-            self._query_cache.popitem(last=False)
+        with self._lock:  # answered on several workers at once
+            self._query_cache[text] = vector
+            if len(self._query_cache) > self._query_cache_size:
+                self._query_cache.popitem(last=False)
         return vector
 
     def similarities(self, query: str, texts: Sequence[str]) -> list[float]:
@@ -158,9 +160,10 @@ class Embedder:
         if not texts:
             return []
         vector = self.embed_query(query)
-        vectors = np.asarray(self.query_model.encode(
-            list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        ), dtype=np.float32)
+        with self._batch_lock:  # one batch at a time: a fast tokenizer refuses concurrent calls ("Already borrowed")
+            vectors = np.asarray(self.query_model.encode(
+                list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            ), dtype=np.float32)
         return [float(v) for v in vectors @ vector]
 
     def _encode_query(self, text: str) -> np.ndarray:

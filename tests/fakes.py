@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from collections.abc import Iterator, Sequence
 
 from bot.answering import AnswerService
@@ -83,11 +85,14 @@ class FixedAnswers(AnswerService):
     """The core's answering service replying with one fixed text citing one page, streamed in
     a single piece: for adapter tests about how an answer is delivered, not what it says."""
 
-    def __init__(self, retriever, text: str, source: str) -> None:
+    def __init__(self, retriever, text: str, source: str, hold: threading.Event | None = None) -> None:
         super().__init__(retriever, ScriptedGenerator())
         self.text, self.source = text, source
+        self.hold = hold  # while cleared, answers wait (a slow answer)
 
     def answer(self, question: Question, on_token=None) -> Answer:
+        if self.hold is not None:
+            self.hold.wait(30)
         if on_token is not None:
             on_token(self.text)
         return Answer(answer=self.text, abstained=False,

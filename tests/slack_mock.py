@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from bot.chat_flow import PLACE_END
+
 if TYPE_CHECKING:
     from bot.app.application import App
     from bot.work_queue import WorkQueue
@@ -329,6 +331,6 @@ class SlackWorld:
         return send(self.served.url, command_body(command, text, user, self.api.response_url(name)), FORM)
 
     def finals(self, channel: str | None = None) -> list:
-        """chat.update calls that ended an answer (not streaming edits)."""
-        return [c for c in self.api.of("chat.update") if not c.body.get("text", "").endswith(" …")
+        """chat.update calls that ended an answer (not streaming edits, not a place in line)."""
+        return [c for c in self.api.of("chat.update") if not c.body.get("text", "").endswith((" …", PLACE_END))
                 and (channel is None or c.body["channel"] == channel)]

@@ -61,6 +61,27 @@ def test_an_answer_is_recorded_for_its_buttons_and_its_thread_is_owned_after_a_r
     assert restarted.owns_thread("slack:C1:1.0") and not restarted.owns_thread("slack:C1:2.0")
 
 
+def test_a_question_that_waits_is_told_its_place_then_answered(tmp_path) -> None:
+    chat, answers = flow(tmp_path)  # one worker: the second question waits for the first
+    told: list[str] = []
+
+    async def tell(text: str) -> None:
+        told.append(text)
+
+    async def scenario() -> None:
+        answers.release.clear()
+        first = asyncio.ensure_future(chat.ask(question("first")))
+        await asyncio.sleep(0.2)
+        second = asyncio.ensure_future(chat.ask(question("second"), on_place=tell))
+        await asyncio.sleep(0.6)
+        assert told == ["You're 1st in line, about 5 s. I'll answer here."]
+        answers.release.set()
+        assert [(await first).text, (await second).text] == ["Plans start at $8 [1]."] * 2
+        assert told == ["You're 1st in line, about 5 s. I'll answer here."]  # said once: nothing changed
+
+    asyncio.run(scenario())
+
+
 def test_a_full_queue_says_busy_and_a_failure_says_so_and_neither_is_recorded(tmp_path) -> None:
     chat, answers = flow(tmp_path, capacity=0)  # one answer running, none may wait
 

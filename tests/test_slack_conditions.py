@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import threading
 import time
 import urllib.parse
 
@@ -66,6 +67,24 @@ def test_no_mass_mention_leaves_the_bot_in_any_field(core) -> None:
         assert final["text"].startswith("Tell @channel")  # the fallback text is plain: no Markdown **
         human = calls_to(calls, "chat.postMessage")[-1].body["text"]
         assert human.startswith("<!subteam^SHELP>, <@UALICE> would like a person")  # the helpers are still called
+
+
+def test_a_question_that_waits_is_told_its_place_in_its_placeholder_then_answered(core) -> None:
+    slow = threading.Event()
+    answers = FixedAnswers(core.knowledge.retriever, "The Team plan costs $8 [1].", "billing/plans.md", hold=slow)
+    registry = build_registry(AccessPolicy(), answers, core.index_ops, core.status_report)
+    with SlackWorld(core, WorkQueue(workers=1), commands=registry, edit_interval_s=0.2) as slack:
+        slack.mention("How much is Team?", ts="1700000300.000100", channel="CFIRST")
+        slack.api.wait_for(lambda calls: len(calls_to(calls, "chat.postMessage")) == 1)
+        slack.mention("And Business?", ts="1700000300.000200", channel="CSECOND")
+        told = slack.api.wait_for(lambda calls: any(c.method == "chat.update" and c.body["channel"] == "CSECOND"
+                                                    for c in calls))
+        assert [c.body["text"] for c in calls_to(told, "chat.update")] == [
+            "You're 1st in line, about 5 s. I'll answer here."]
+        slow.set()
+        slack.api.wait_for(lambda calls: len(slack.finals()) == 2)
+        finals = {c.body["channel"]: c.body["text"] for c in slack.finals()}
+        assert finals == {"CFIRST": "The Team plan costs $8 [1].", "CSECOND": "The Team plan costs $8 [1]."}
 
 
 def calls_to(calls, method: str) -> list:

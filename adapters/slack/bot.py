@@ -135,7 +135,8 @@ class SlackBot:
         question = Question(text=text, user_id=f"slack:{command['user_id']}", conversation_id="",
                             channel_id=command.get("channel_id"), platform="slack")
         async with self.chat.handling():
-            reply = await self.chat.ask(question)
+            reply = await self.chat.ask(question, on_place=lambda text: respond(
+                response_type="ephemeral", replace_original=True, text=text))
             text_out, blocks = _reply_blocks(reply, can_post=True)
             await respond(response_type="ephemeral", replace_original=True, **self._outgoing(text_out, blocks))
 
@@ -180,7 +181,7 @@ class SlackBot:
         stream = await self.streams.start(channel, thread_ts, team, user) if thread_ts else None
         if stream is not None:
             reply = await self.chat.ask_live(question, stream.append, self.settings.edit_interval_s,
-                                             unfinished="")  # Slack shows a stream is live
+                                             unfinished="", show_place=False)  # a stream only appends
             fallback, blocks = _reply_blocks(reply)
             sources_and_buttons = [b for b in blocks or [] if b["type"] != "section"]  # the text was streamed
             if not await stream.finish(reply.text, kit.without_mass_mentions(sources_and_buttons,

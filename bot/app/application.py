@@ -78,7 +78,8 @@ class App:
 
                 self._generator = TransformersGenerator(
                     cfg.model, self.settings.models_dir,
-                    GenerationSettings(cfg.max_new_tokens, cfg.repetition_penalty, threads=cfg.threads),
+                    GenerationSettings(cfg.max_new_tokens, cfg.repetition_penalty, threads=cfg.threads,
+                                       weights=cfg.weights, max_batch=cfg.max_batch),
                     voices=self.voices.registry, merge_voice=self.settings.voice.merge)
         return self._generator
 
@@ -118,7 +119,8 @@ class App:
     @property
     def work_queue(self) -> WorkQueue:
         if self._work_queue is None:
-            self._work_queue = WorkQueue(self.settings.serve.queue_size, self.settings.serve.workers)
+            self._work_queue = WorkQueue(self.settings.serve.queue_size, self.settings.serve.workers,
+                                         self.settings.serve.max_wait_s)
         return self._work_queue
 
     @property
@@ -138,14 +140,18 @@ class App:
 
     def warm_up(self) -> None:
         """Load what the first answer would otherwise wait a minute for: the index, the
-        embedder and the generator (the bundled model is converted on its first load)."""
+        embedder, the generator (the bundled model is converted on its first load) and the
+        active voice's greeting and sign-off (learned from replies it writes)."""
         from bot.protocols import BASE_VOICE
         from bot.types import ChatMessage
 
         self.knowledge.retriever.search("warm up", k=1)
-        self.answers  # noqa: B018  (built: the composer and the voice registry)
+        answers = self.answers  # built: the composer and the voice registry
         try:
             self.generator.generate([ChatMessage(role="user", content="Hello")], max_new_tokens=1, voice=BASE_VOICE)
+            active = self.voices.active_voice()
+            if active and self.settings.answers.frame and answers.settings.mode == "composed":
+                answers.framer.sign_off(active, active)
         except Exception as err:  # a remote engine not up yet: answers say so until it is
             logging.getLogger(__name__).warning("the generator did not answer while starting: %s", err)
 

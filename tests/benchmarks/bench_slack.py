@@ -2,12 +2,15 @@
 uvicorn, signed requests, local mock Web API), with the real core (sample docs, bundled
 embedder and generator) behind the bounded queue.
 
-Prints ack latency p50/p99 (Slack wants < 3 s), the answer latency of one uncontended
-mention as the baseline measured in this run, and answer / busy-reply latency under the burst.
+Two setups side by side in one run: one question at a time (the old defaults: 1 worker, 8 may
+wait, the rest told "busy") and the defaults (workers whose generation is decoded in one
+batch; "busy" only past serve.max_wait_s; those waiting told their place). For each: ack
+latency p50/p99 (Slack wants < 3 s), one uncontended mention as the baseline, answered and
+busy counts, latency p50/p95 and the last answer as a multiple of one alone.
 Then Slack's retries: N mentions each delivered twice (the original and, at once, a retry
 with the same event id and X-Slack-Retry-Num: 1), counting answers and duplicates.
 
-Run: .venv/bin/python -m tests.benchmarks.bench_slack [--burst 30] [--queue 8] [--redelivered 20]
+Run: .venv/bin/python -m tests.benchmarks.bench_slack [--burst 30] [--redelivered 20]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bot.app.config import load_settings  # noqa: E402
 from bot.evaluation import percentile  # noqa: E402
+from bot.chat_flow import PLACE_END  # noqa: E402
 from bot.work_queue import BUSY_TEXT, WorkQueue  # noqa: E402
 from bot.app.application import App  # noqa: E402
 from tests.slack_mock import SlackWorld  # noqa: E402
@@ -40,60 +44,76 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # figures show as they come, even into a file
     parser = argparse.ArgumentParser()
     parser.add_argument("--burst", type=int, default=30)
-    parser.add_argument("--queue", type=int, default=8, help="questions allowed to wait (serve.queue_size)")
     parser.add_argument("--redelivered", type=int, default=20, help="mentions each delivered twice")
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="supportbot-bench-slack-"))
     core = App(load_settings(None, data_dir=data))
     core.index_ops.index(started_by="bench")
-    with SlackWorld(core, WorkQueue(capacity=args.queue)) as world:
-        # The first answer loads the models; it is not measured.
-        world.mention("How much does the Team plan cost?", ts="1700000000.000001", channel="CWARM")
-        world.api.wait_for(lambda calls: finished(world, "CWARM") is not None, timeout=600)
-        sent = time.monotonic()
-        world.mention("How do I install Driftwood on Windows?", ts="1700000000.000002", channel="CBASE")
-        world.api.wait_for(lambda calls: finished(world, "CBASE") is not None, timeout=600)
-        baseline = finished(world, "CBASE") - sent
+    serve = core.settings.serve
+    setups = [("one at a time (the old defaults: 1 worker, 8 may wait)", WorkQueue(capacity=8, workers=1,
+                                                                                   max_wait_s=1e9)),
+              (f"defaults ({serve.workers} workers decoded in one batch, busy past {serve.max_wait_s:.0f} s)",
+               core.work_queue)]
+    print(f"{os.cpu_count()} cores; burst of {args.burst} mentions at once")
+    for n, (label, queue) in enumerate(setups):
+        with SlackWorld(core, queue) as world:
+            if n == 0:  # the first answer loads the models; it is not measured
+                world.mention("How much does the Team plan cost?", ts="1700000000.000001", channel="CWARM")
+                world.api.wait_for(lambda calls: finished(world, "CWARM") is not None, timeout=600)
+            sent = time.monotonic()
+            world.mention("How do I install Driftwood on Windows?", ts="1700000000.000002", channel="CBASE")
+            world.api.wait_for(lambda calls: finished(world, "CBASE") is not None, timeout=600)
+            alone = finished(world, "CBASE") - sent
+            burst(world, args.burst, label, alone, core)
+            if n == len(setups) - 1:
+                replies, duplicates = delivered_twice(world, args.redelivered)
+                print(f"{args.redelivered} mentions each delivered twice (original + retry): {replies} answered, "
+                      f"{duplicates} duplicate replies")
 
-        acks: dict[str, float] = {}
-        starts: dict[str, float] = {}
-        lock = threading.Lock()
 
-        def mention(i: int) -> None:
-            channel = f"CBURST{i:02d}"
-            with lock:
-                starts[channel] = time.monotonic()
-            status, _, seconds = world.mention(f"How do I share a folder with my team? ({i})",
-                                               ts=f"1700000001.{i:06d}", channel=channel)
-            with lock:
-                acks[channel] = seconds if status == 200 else float("inf")
+def burst(world: SlackWorld, count: int, label: str, alone: float, core: App) -> None:
+    """`count` mentions at once; prints acks, answered / busy, latency and the place-in-line
+    messages shown."""
+    acks: dict[str, float] = {}
+    starts: dict[str, float] = {}
+    lock = threading.Lock()
+    batches = getattr(core.generator, "batches", None)
+    largest_before = batches.largest_batch if batches else 0
 
-        threads = [threading.Thread(target=mention, args=(i,)) for i in range(args.burst)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        world.api.wait_for(lambda calls: all(finished(world, c) is not None for c in starts), timeout=1800)
-        answered, busy = [], []
-        for channel, start in starts.items():
-            final = world.finals(channel)[0].body
-            (busy if final["text"] == BUSY_TEXT else answered).append(finished(world, channel) - start)
-        redelivered = delivered_twice(world, args.redelivered)
+    def mention(i: int) -> None:
+        channel = f"CBURST{i:02d}"
+        with lock:
+            starts[channel] = time.monotonic()
+        status, _, seconds = world.mention(f"How do I share a folder with my team? ({i})",
+                                           ts=f"1700000001.{i:06d}", channel=channel)
+        with lock:
+            acks[channel] = seconds if status == 200 else float("inf")
 
+    threads = [threading.Thread(target=mention, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    world.api.wait_for(lambda calls: all(finished(world, c) is not None for c in starts), timeout=1800)
+    answered, busy = [], []
+    for channel, start in starts.items():
+        final = world.finals(channel)[0].body
+        (busy if final["text"] == BUSY_TEXT else answered).append(finished(world, channel) - start)
+    told = [c for c in world.api.of("chat.update") if c.body.get("text", "").endswith(PLACE_END)]
     ack_ms = [a * 1000 for a in acks.values()]
-    print(f"burst of {args.burst} mentions, queue {args.queue} + 1 worker, {os.cpu_count()} cores")
+    print(f"\n== {label}")
     print(f"ack latency ms: p50 {percentile(ack_ms, 50)}  p99 {percentile(ack_ms, 99)}  max {max(ack_ms):.1f}")
-    print(f"answer latency, one mention alone (baseline): {baseline:.2f} s")
+    print(f"one mention alone (baseline, this setup): {alone:.2f} s")
     if answered:
         ms = sorted(answered)
-        print(f"answered under the burst: {len(ms)}; latency s p50 {percentile(ms, 50):.2f}  "
-              f"p95 {percentile(ms, 95):.2f}  max {ms[-1]:.2f}  (p50 = {percentile(ms, 50) / baseline:.1f}x baseline)")
-    if busy:
-        print(f"busy replies: {len(busy)}; latency s p50 {percentile(sorted(busy), 50):.2f}  max {max(busy):.2f}")
-    print(f"lost: {args.burst - len(answered) - len(busy)}")
-    replies, duplicates = redelivered
-    print(f"{args.redelivered} mentions each delivered twice (original + retry): {replies} answered, "
-          f"{duplicates} duplicate replies")
+        print(f"answered: {len(ms)}/{count}; latency s p50 {percentile(ms, 50):.2f}  p95 {percentile(ms, 95):.2f}  "
+              f"last {ms[-1]:.2f}  (last = {ms[-1] / alone:.1f}x one alone)")
+    print(f"busy replies: {len(busy)}" + (f"; latency s p50 {percentile(sorted(busy), 50):.2f}" if busy else ""))
+    print(f"place-in-line messages shown: {len(told)} (e.g. {told[0].body['text']!r})" if told else
+          "place-in-line messages shown: 0")
+    if batches:
+        print(f"largest generation batch: {max(batches.largest_batch, largest_before)}")
+    print(f"lost: {count - len(answered) - len(busy)}")
 
 
 def delivered_twice(world: SlackWorld, count: int) -> tuple[int, int]:

@@ -1,0 +1,241 @@
+"""Generation speed, side by side in one run on this machine: the bot's generator (fp32 and
+int8 weights), plain transformers fp32 `generate` (the baseline), and llama.cpp on the
+bundled GGUF when a llama-cpp-python build is given.
+
+- tokens/s on one sequence: a ~350-token chat prompt, 64 new tokens, greedy, prefill
+  included, median of 3 after a warm-up;
+- time to first token for a ~1,500-token prompt;
+- batch throughput: 1/2/4/8 questions asked at once (threads), total tokens/s and wall time;
+- with --transformers-cb: transformers' own continuous batching (`generate_batch`) on 8.
+
+llama.cpp: llama-cpp-python has no wheel; it compiles for 15-25 minutes on 2 cores, so the
+benchmark never builds it unless asked: --build-llama builds it once into a cached venv
+(~/.cache/supportbot-bench/llama-venv), --llama-venv DIR uses one built before. Never in CI.
+
+Run: .venv/bin/python -m tests.benchmarks.bench_generation [--threads 2] [--llama-venv DIR]
+     [--build-llama] [--transformers-cb]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from adapters_lora.base_model import bundled_gguf_file, resolve_base_model  # noqa: E402
+from adapters_lora.batching import GenerationRequest  # noqa: E402
+from adapters_lora.generator import GenerationSettings, TransformersGenerator  # noqa: E402
+from bot.types import ChatMessage  # noqa: E402
+
+NEW_TOKENS = 64
+LLAMA_VENV = Path.home() / ".cache" / "supportbot-bench" / "llama-venv"
+LLAMA_VERSION = "0.3.36"
+_README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def prompt_of(words: int) -> list[ChatMessage]:
+    """A chat prompt of about `words` * 1.6 tokens: the README as the passage, and a question."""
+    text = " ".join(_README.read_text().split()[:words])
+    return [ChatMessage(role="system", content="You are a helpful support assistant."),
+            ChatMessage(role="user", content=f"{text}\n\nQuestion: how do I install it?")]
+
+
+def median_of(runs: int, work) -> float:
+    work()  # warm-up
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def stream_tokens(generator: TransformersGenerator, messages: list[ChatMessage]) -> list[int]:
+    """The tokens the generator decodes for `messages` (NEW_TOKENS at most), through its queue."""
+    request = GenerationRequest(generator.prompt_tokens(messages), NEW_TOKENS, None)
+    generator.batches.submit(request)
+    for _ in request.pieces():
+        pass
+    return request.tokens
+
+
+def first_token_s(generator: TransformersGenerator, messages: list[ChatMessage]) -> float:
+    def work() -> None:
+        stream = generator.stream(messages, max_new_tokens=8)
+        next(stream)
+        stream.close()
+    return median_of(3, work)
+
+
+def plain_transformers(model_dir: Path, messages: list[ChatMessage], long: list[ChatMessage]) -> tuple[float, float]:
+    """(tokens/s, first token s) of `model.generate` on the fp32 model, nothing else."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+    def ids(chat: list[ChatMessage]) -> dict:
+        return tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in chat],
+                                             add_generation_prompt=True, return_tensors="pt", return_dict=True)
+
+    short, longer = ids(messages), ids(long)
+    with torch.inference_mode():
+        seconds = median_of(3, lambda: model.generate(**short, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                                                      do_sample=False))
+        first = median_of(3, lambda: model.generate(**longer, max_new_tokens=1, do_sample=False))
+    return NEW_TOKENS / seconds, first
+
+
+def ours(generator: TransformersGenerator, messages: list[ChatMessage], long: list[ChatMessage]) -> tuple[float, float]:
+    """(tokens/s, first token s) through the bot's generator (its batching thread included)."""
+    tokens: list[int] = []
+
+    def work() -> None:
+        tokens.append(len(stream_tokens(generator, messages)))
+    seconds = median_of(3, work)
+    return statistics.median(tokens) / seconds, first_token_s(generator, long)
+
+
+def batch_throughput(generator: TransformersGenerator, sizes: list[int]) -> list[tuple[int, float, float]]:
+    """(questions at once, total tokens/s, wall s) with NEW_TOKENS each."""
+    questions = [prompt_of(180 + 20 * i) for i in range(max(sizes))]
+    rows = []
+    for size in sizes:
+        counts: list[int] = []
+        lock = threading.Lock()
+
+        def ask(messages: list[ChatMessage]) -> None:
+            n = len(stream_tokens(generator, messages))
+            with lock:
+                counts.append(n)
+
+        generator.generate(questions[0], max_new_tokens=2)
+        started = time.perf_counter()
+        threads = [threading.Thread(target=ask, args=(questions[i],)) for i in range(size)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+        rows.append((size, sum(counts) / wall, wall))
+    return rows
+
+
+def transformers_continuous_batching(model_dir: Path, size: int) -> tuple[float, float]:
+    """(total tokens/s, wall s) of transformers' `generate_batch` on `size` prompts."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    prompts = [tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in prompt_of(180 + 20 * i)],
+                                             add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+               for i in range(size)]
+    config = GenerationConfig(max_new_tokens=NEW_TOKENS, do_sample=False, eos_token_id=-1,
+                              pad_token_id=tokenizer.pad_token_id or 0)
+    started = time.perf_counter()
+    out = model.generate_batch(inputs=prompts, generation_config=config, warmup=False)
+    wall = time.perf_counter() - started
+    return sum(len(o.generated_tokens) for o in out.values()) / wall, wall
+
+
+_LLAMA_SCRIPT = """
+import json, statistics, sys, time
+from llama_cpp import Llama
+path, threads, short, long, n = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4]), int(sys.argv[5])
+llm = Llama(model_path=path, n_ctx=4096, n_threads=threads, verbose=False)
+def run(messages, tokens):
+    llm.reset()
+    t = time.perf_counter()
+    out = llm.create_chat_completion(messages, max_tokens=tokens, temperature=0)
+    return time.perf_counter() - t, out["usage"]["completion_tokens"]
+run(short, 4)
+times = [run(short, n) for _ in range(3)]
+seconds = statistics.median(t for t, _ in times)
+tokens = statistics.median(c for _, c in times)
+first = statistics.median(run(long, 1)[0] for _ in range(3))
+print(json.dumps({"tokens_per_s": tokens / seconds, "first_token_s": first}))
+"""
+
+
+def llama_cpp(venv: Path, threads: int, messages: list[ChatMessage], long: list[ChatMessage]) -> dict | None:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return None
+    as_json = [json.dumps([{"role": m.role, "content": m.content} for m in chat]) for chat in (messages, long)]
+    done = subprocess.run([str(python), "-c", _LLAMA_SCRIPT, str(bundled_gguf_file()), str(threads), *as_json,
+                           str(NEW_TOKENS)], capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        print(f"llama.cpp run failed: {done.stderr.strip()[-500:]}")
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def build_llama(venv: Path) -> None:
+    """llama-cpp-python compiled from source into its own venv, once (15-25 min on 2 cores)."""
+    if (venv / "bin" / "python").exists():
+        return
+    print(f"building llama-cpp-python {LLAMA_VERSION} into {venv} (15-25 minutes, once) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {**os.environ, "CMAKE_ARGS": "-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF"}
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"llama-cpp-python=={LLAMA_VERSION}"], check=True,
+                   env=env)
+
+
+def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--llama-venv", type=Path, default=LLAMA_VENV)
+    parser.add_argument("--build-llama", action="store_true", help="compile llama-cpp-python once (15-25 min)")
+    parser.add_argument("--transformers-cb", action="store_true", help="also transformers' continuous batching")
+    parser.add_argument("--model-cache", type=Path, default=None)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    cache = args.model_cache or Path(tempfile.mkdtemp(prefix="supportbot-bench-gen-"))
+    model_dir = Path(resolve_base_model("bundled", cache))
+    messages, long = prompt_of(220), prompt_of(950)
+    fp32 = TransformersGenerator("bundled", cache, GenerationSettings(weights="fp32", threads=args.threads))
+    int8 = TransformersGenerator("bundled", cache, GenerationSettings(weights="int8", threads=args.threads))
+    sizes = (len(fp32.prompt_tokens(messages)), len(fp32.prompt_tokens(long)))
+    print(f"{os.cpu_count()} cores, {args.threads} torch threads; prompt {sizes[0]} tokens, {NEW_TOKENS} new "
+          f"tokens, greedy; first token on a {sizes[1]}-token prompt")
+    print(f"{'generator':<42}{'tokens/s':>10}{'first token s':>15}")
+    plain = plain_transformers(model_dir, messages, long)
+    print(f"{'transformers fp32 generate (baseline)':<42}{plain[0]:>10.1f}{plain[1]:>15.2f}")
+    for name, generator in (("supportbot fp32", fp32), ("supportbot int8", int8)):
+        speed, first = ours(generator, messages, long)
+        print(f"{name:<42}{speed:>10.1f}{first:>15.2f}   ({speed / plain[0]:.1f}x baseline)")
+    if args.build_llama:
+        build_llama(args.llama_venv)
+    llama = llama_cpp(args.llama_venv, args.threads, messages, long)
+    if llama:
+        print(f"{'llama.cpp on the bundled Q4_1 GGUF':<42}{llama['tokens_per_s']:>10.1f}{llama['first_token_s']:>15.2f}")
+    else:
+        print(f"llama.cpp: not built (--build-llama, or --llama-venv DIR with llama-cpp-python {LLAMA_VERSION})")
+    print("\nquestions asked at once (each 64 new tokens): total tokens/s, wall s")
+    for name, generator in (("fp32", fp32), ("int8", int8)):
+        rows = batch_throughput(generator, [1, 2, 4, 8])
+        one = rows[0][1]
+        print(f"  {name}: " + "   ".join(f"{size}: {rate:.1f} tok/s {wall:.1f} s ({rate / one:.1f}x)"
+                                         for size, rate, wall in rows))
+    if args.transformers_cb:
+        rate, wall = transformers_continuous_batching(model_dir, 8)
+        print(f"  transformers generate_batch (continuous batching, fp32) 8: {rate:.1f} tok/s {wall:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Batched generation with the real bundled model: questions asked together are decoded in
+one batch, each gets exactly what it would have got alone (fp32, greedy), each row ends on
+its own limit, and an asker who stops reading stops its row."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from adapters_lora.batching import BatchScheduler, GenerationRequest
+from adapters_lora.generator import GenerationSettings, TransformersGenerator
+from bot.types import ChatMessage
+
+PROMPTS = ("What is the capital of France?", "Say hello.", "List three colours.", "What's 2+2?")
+
+
+def ask(text: str) -> list[ChatMessage]:
+    return [ChatMessage(role="user", content=text)]
+
+
+@pytest.fixture(scope="module")
+def fp32(model_cache: Path) -> TransformersGenerator:
+    return TransformersGenerator("bundled", model_cache, GenerationSettings(weights="fp32", max_new_tokens=16))
+
+
+def test_questions_asked_together_are_one_batch_with_the_answers_they_get_alone(fp32) -> None:
+    alone = [fp32.generate(ask(p)) for p in PROMPTS]
+    rounds_before = fp32.batches.rounds
+    together: list[str | None] = [None] * len(PROMPTS)
+    start = threading.Barrier(len(PROMPTS))
+
+    def run(i: int) -> None:
+        start.wait()
+        together[i] = fp32.generate(ask(PROMPTS[i]))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(PROMPTS))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert together == alone
+    assert alone[0] == "The capital of France is Paris."
+    assert fp32.batches.rounds - rounds_before < len(PROMPTS) and fp32.batches.largest_batch >= 2
+
+
+def test_each_row_ends_on_its_own_limit_and_a_closed_stream_stops_its_row(fp32) -> None:
+    short = GenerationRequest(fp32.prompt_tokens(ask("List three colours.")), 3, None)
+    long = GenerationRequest(fp32.prompt_tokens(ask("Write a poem about the sea.")), 16, None)
+    dropped = GenerationRequest(fp32.prompt_tokens(ask("Tell me a long story.")), 16, None)
+    dropped.cancel()  # its asker went away before it ran
+    fp32._run_round([short, long, dropped])
+    assert len(short.tokens) == 3 and len(long.tokens) == 16 and dropped.tokens == []
+    assert "".join(short.pieces()) == fp32._tokenizer.decode(short.tokens, skip_special_tokens=True)
+
+    stream = fp32.stream(ask("Tell me a long story about a dragon."), max_new_tokens=16)
+    first = next(stream)
+    stream.close()  # the asker read one piece and stopped
+    assert first and fp32.generate(ask("Say hello."), max_new_tokens=4)  # the model is free again
+
+
+def test_a_round_takes_one_voice_and_the_others_wait_for_theirs() -> None:
+    rounds: list[list[str | None]] = []
+    gate = threading.Event()
+
+    def run_round(batch: list[GenerationRequest]) -> None:
+        gate.wait(10)
+        rounds.append([r.voice for r in batch])
+
+    scheduler = BatchScheduler(run_round, max_batch=2)
+    requests = [GenerationRequest([1], 1, voice) for voice in ("crew", "formal", "crew", "crew", None)]
+    for request in requests:
+        scheduler.submit(request)
+    gate.set()
+    for request in requests:
+        assert list(request.pieces()) == []
+    # the first round takes "crew" (alone, or with the next crew if it was queued in time); then the
+    # oldest request's voice goes first each round, with up to max_batch of that voice
+    assert rounds in ([["crew"], ["formal"], ["crew", "crew"], [None]],
+                      [["crew", "crew"], ["formal"], ["crew"], [None]])
+    scheduler.close()
