@@ -78,7 +78,9 @@ def test_a_composed_answer_quotes_the_docs_and_keeps_the_model_to_framing(sample
     assert "```powershell\nmsiexec /i DriftwoodSetup.msi /qn\n```" in answer.answer
     assert "".join(pieces) == answer.answer and answer.voice == "crew"
     assert "Some invented steps" not in answer.answer
-    assert "msiexec" in generator.prompts[0][-1].content  # the lead-in is written knowing what will be said
+    prompt = generator.prompts[0][-1].content  # the lead-in is written knowing how the answer opens ...
+    assert "This page covers installing the Driftwood desktop" in prompt
+    assert "msiexec" not in prompt  # ... without the prefill cost of reading all of it
     # one lead-in, and the 3 sample replies and 8 sample lead-ins the voice's frame is learned from
     assert len(generator.prompts) == 1 + 3 + 8
     service.answer(Question(text="What is the maximum file size?"))

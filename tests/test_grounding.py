@@ -164,6 +164,9 @@ def test_a_voice_that_mostly_opens_with_facts_still_greets_with_the_line_it_gree
                 return "Good day,\n\nThe page is published [1].\n\nBest regards, Support"
             return "1. Open the settings [1].\n\nBest regards, Support"
 
+        def stream(self, messages, max_new_tokens=None, voice=None):
+            yield self.generate(messages, max_new_tokens, voice)
+
     framer = Framer(FormalVoice(""))
     lead = framer.lead_in("How do I export my files?", "Choose Export in the web app [1].", [], None,
                           ["Choose Export in the web app."], voice_name="formal")
