@@ -188,7 +188,7 @@ class AnswerService:
             return "", []
         lead = sign_off = ""
         t1 = time.perf_counter()
-        if self.settings.frame:
+        if self.settings.frame and used_voice:  # the bare base model's lead-ins state facts: all dropped, 1-2 s each
             lead = self.framer.lead_in(question, body, history, voice, texts, voice_name=used_voice)
         if lead:
             emit(lead + "\n\n")
