@@ -12,6 +12,7 @@ drain on shutdown (stop taking questions, let those in flight finish).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import time
@@ -54,6 +55,10 @@ def place_text(place: int, wait_s: float) -> str:
     else:
         about = f"about {max(5, math.ceil(wait_s / 5) * 5)} s"
     return f"You're {place}{suffix} in line, {about}. {PLACE_END}"
+
+
+# Inside an adapter's answer path (`handling`): whether it began while questions were taken.
+_taken_before_stop: contextvars.ContextVar[bool] = contextvars.ContextVar("taken_before_stop", default=False)
 
 
 class Restarting(Refused):
@@ -107,7 +112,7 @@ class ChatFlow:
         the question waits its turn, `on_place` is told its place and about how long
         ("You're 3rd in line, about 20 s"), again when that changes (at most every
         `place_interval_s`)."""
-        if not self._accepting:
+        if not (self._accepting or _taken_before_stop.get()):
             return ChatReply(RESTARTING_TEXT)
         self._in_flight += 1
         try:
@@ -259,9 +264,11 @@ class ChatFlow:
         drain waits for it, so an answer that was written is also delivered before the bot
         stops (not only computed)."""
         self._delivering += 1
+        taken = _taken_before_stop.set(self._accepting)  # a question taken before the stop is answered
         try:
             yield
         finally:
+            _taken_before_stop.reset(taken)
             self._delivering -= 1
 
     @property

@@ -229,6 +229,19 @@ def test_the_drain_waits_for_an_answer_written_but_not_yet_posted(tmp_path) -> N
     asyncio.run(scenario())
 
 
+def test_a_question_taken_just_before_the_stop_is_answered_and_one_after_it_is_not(tmp_path) -> None:
+    chat, _ = flow(tmp_path)
+
+    async def adapter(stop_now: bool) -> str:
+        async with chat.handling():  # the adapter took the question (its placeholder is posted)
+            if stop_now:
+                chat.stop_taking_questions()  # SIGTERM lands between the placeholder and the answer
+            return (await chat.ask(question("first"))).text
+
+    assert asyncio.run(adapter(stop_now=True)) == "Plans start at $8 [1]."
+    assert asyncio.run(adapter(stop_now=False)) == RESTARTING_TEXT  # taken after the stop
+
+
 def test_an_answer_past_the_grace_period_is_cut_short_and_its_asker_told_to_ask_again(tmp_path) -> None:
     chat, answers = flow(tmp_path)
 

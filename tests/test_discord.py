@@ -210,8 +210,8 @@ def test_an_exception_in_the_core_becomes_an_error_reply_and_the_bot_keeps_going
 
         generate = stream
 
-    registry = build_registry(AccessPolicy(), AnswerService(core.knowledge.retriever, Broken()), core.index_ops,
-                              core.status_report)
+    broken = AnswerService(core.knowledge.retriever, Broken(), active_voice=lambda: "crew")  # the voice's lead-in fails
+    registry = build_registry(AccessPolicy(), broken, core.index_ops, core.status_report)
 
     async def scenario() -> None:
         recorder = Recorder()
