@@ -38,6 +38,8 @@ __all__ = ["BASE_VOICE", "GenerationSettings", "TransformersGenerator"]
 
 WEIGHTS = ("int8", "fp32")
 _INT8_COPIES_KEPT = 2  # voices whose int8 copy stays in memory (the active one and a channel's)
+_PREFIXES_KEPT = 8  # shared prompt openings whose keys and values are kept (a few KB each)
+_MIN_SHARED_TOKENS = 16  # a shorter shared opening is read with the rest
 
 
 class ChatMessage(Protocol):
@@ -79,6 +81,9 @@ class TransformersGenerator:
         self._model = None
         self._tokenizer = None
         self._int8: OrderedDict[str | None, Any] = OrderedDict()  # voice -> its int8 serving copy
+        self._prefixes: OrderedDict[tuple, Any] = OrderedDict()  # (voice, weights, tokens) -> their keys/values
+        self._last_prompt: list[int] = []
+        self.prefix_reuses = 0  # rounds that reused a shared opening's keys and values
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer refuses concurrent calls
@@ -191,16 +196,16 @@ class TransformersGenerator:
             request.cancel()
 
     def _run_round(self, requests: list[GenerationRequest]) -> None:
-        """One batch of one voice, left-padded, greedy; each row ends on its own (BatchRows)."""
+        """One batch of one voice, greedy; each row ends on its own (BatchRows). The prompts'
+        shared opening (system prompt and template) is read once and its keys and values
+        reused (`_shared_prefix`); the rest of each prompt is left-padded after it."""
         import torch
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
         tokenizer = self._tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        width = max(len(r.prompt) for r in requests)
-        ids = torch.tensor([[pad] * (width - len(r.prompt)) + r.prompt for r in requests])
-        mask = torch.tensor([[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in requests])
         eos = tokenizer.eos_token_id
+
         def decode(tokens: list[int]) -> str:
             with self._tokenizer_lock:
                 return tokenizer.decode(tokens, skip_special_tokens=True)
@@ -208,14 +213,55 @@ class TransformersGenerator:
         rows = BatchRows(requests, decode, set(eos if isinstance(eos, list) else [eos]))
         kwargs: dict[str, Any] = {"max_new_tokens": max(r.max_new_tokens for r in requests), "do_sample": False,
                                   "pad_token_id": pad, "streamer": rows, "stopping_criteria": StoppingCriteriaList([rows])}
-        if self.settings.repetition_penalty > 1.0:
-            kwargs["logits_processor"] = LogitsProcessorList([_ReplyRepetitionPenalty(self.settings.repetition_penalty,
-                                                                                      width)])
         with self._run_lock:
-            self._use_voice(requests[0].voice)
-            quantized = self._serving_model(requests[0].voice)
+            voice = requests[0].voice
+            self._use_voice(voice)
+            quantized = self._serving_model(voice)
             with torch.inference_mode(), self._switch.generating() as master:
-                (quantized or master).generate(input_ids=ids, attention_mask=mask, **kwargs)
+                model = quantized or master
+                shared, cache = self._shared_prefix(model, voice, [r.prompt for r in requests])
+                rests = [r.prompt[len(shared):] for r in requests]
+                width = max(len(rest) for rest in rests)
+                ids = torch.tensor([shared + [pad] * (width - len(rest)) + rest for rest in rests])
+                mask = torch.tensor([[1] * len(shared) + [0] * (width - len(rest)) + [1] * len(rest) for rest in rests])
+                if cache is not None:
+                    kwargs["cache"] = cache
+                if self.settings.repetition_penalty > 1.0:
+                    kwargs["logits_processor"] = LogitsProcessorList([_ReplyRepetitionPenalty(
+                        self.settings.repetition_penalty, ids.shape[1])])
+                model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            self._last_prompt = requests[0].prompt
+
+    def _shared_prefix(self, model: Any, voice: str | None, prompts: list[list[int]]) -> tuple[list[int], Any]:
+        """The opening every prompt of the round (and the previous round's) shares, with its
+        keys and values for `batch` rows: computed once per voice and kept. ([], None) when
+        the shared part is too short to be worth it."""
+        import torch
+        from transformers import DynamicCache
+
+        candidates = prompts + ([self._last_prompt] if self._last_prompt else [])
+        length = min(len(p) for p in prompts) - 1  # every row keeps a token of its own to read
+        for n, column in enumerate(zip(*candidates)):
+            if n >= length or len(set(column)) > 1:
+                length = n
+                break
+        if length < _MIN_SHARED_TOKENS:
+            return [], None
+        shared = prompts[0][:length]
+        key = (voice, self.settings.weights, tuple(shared))  # the same voice and weights: the same values
+        cache = self._prefixes.get(key)
+        if cache is not None:
+            self.prefix_reuses += 1
+        else:
+            cache = DynamicCache()
+            model(input_ids=torch.tensor([shared]), cache=cache, use_cache=True)
+            self._prefixes[key] = cache
+            while len(self._prefixes) > _PREFIXES_KEPT:
+                self._prefixes.popitem(last=False)
+        self._prefixes.move_to_end(key)
+        batch = copy.deepcopy(cache)
+        batch.batch_repeat_interleave(len(prompts))
+        return shared, batch
 
     def reply_loss(self, messages: Sequence[ChatMessage], reply: str, voice: str | None = None) -> tuple[float, int]:
         """Summed negative log-likelihood of `reply` after the prompt, and its token count

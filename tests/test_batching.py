@@ -43,6 +43,7 @@ def test_questions_asked_together_are_one_batch_with_the_answers_they_get_alone(
     assert together == alone
     assert alone[0] == "The capital of France is Paris."
     assert fp32.batches.rounds - rounds_before < len(PROMPTS) and fp32.batches.largest_batch >= 2
+    assert fp32.prefix_reuses >= 2  # the system prompt and template were read once, not per question
 
 
 def test_each_row_ends_on_its_own_limit_and_a_closed_stream_stops_its_row(fp32) -> None:
