@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -125,11 +126,13 @@ def burst(world: SlackWorld, count: int, label: str, alone: float, core: App) ->
 def delivered_twice(world: SlackWorld, count: int) -> tuple[int, int]:
     """Each mention and its retry sent at once, one pair at a time (so no reply is "busy");
     returns (threads answered, replies beyond one per thread)."""
+    run = uuid.uuid4().hex[:8]
     for i in range(count):
         channel = f"CRETRY{i:02d}"
         event = {"type": "app_mention", "user": "UALICE", "text": "<@UBOT> How do I reset my password?",
                  "ts": f"1700000002.{i:06d}", "channel": channel, "event_ts": f"1700000002.{i:06d}"}
-        pair = [threading.Thread(target=world.event, args=(event, f"EvRETRY{i:04d}", retry)) for retry in (None, 1)]
+        event_id = f"EvRETRY{run}{i:04d}"  # unique per run: a reused data dir remembers delivered ids
+        pair = [threading.Thread(target=world.event, args=(event, event_id, retry)) for retry in (None, 1)]
         for t in pair:
             t.start()
         for t in pair:
