@@ -40,6 +40,7 @@ WEIGHTS = ("int8", "fp32")
 _INT8_COPIES_KEPT = 2  # voices whose int8 copy stays in memory (the active one and a channel's)
 _PREFIXES_KEPT = 8  # shared prompt openings whose keys and values are kept (a few KB each)
 _MIN_SHARED_TOKENS = 16  # a shorter shared opening is read with the rest
+_MAX_SHARED_TOKENS = 256  # ... and at most this much of it is kept (about 12 MB of keys and values)
 
 
 class ChatMessage(Protocol):
@@ -245,6 +246,7 @@ class TransformersGenerator:
             if n >= length or len(set(column)) > 1:
                 length = n
                 break
+        length = min(length, _MAX_SHARED_TOKENS)  # the same question twice must not pin a long prompt's values
         if length < _MIN_SHARED_TOKENS:
             return [], None
         shared = prompts[0][:length]
