@@ -16,10 +16,12 @@ import signal
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from adapters_lora.base_model import resolve_base_model  # noqa: E402
 from bot.app.application import App  # noqa: E402
 from bot.app.config import load_settings  # noqa: E402
 from tests.slack_mock import MockSlackAPI  # noqa: E402
@@ -44,8 +46,9 @@ def measure(data: Path, models: Path, weights: str, mentions: int) -> tuple[dict
                 raise SystemExit(f"serve did not start: {process.communicate(timeout=30)[1][-2000:]}")
             started = memory_kb(process.pid)
             url = f"http://127.0.0.1:{slack_port}/slack/events"
+            run = uuid.uuid4().hex[:8]  # event ids unique per run: the data dir remembers delivered ones
             threads = [threading.Thread(target=mention, args=(url, f"How do I get started? ({i})",
-                                                              f"1700000700.{i:06d}", f"EvMEM{i:04d}"))
+                                                              f"1700000700.{i:06d}", f"EvMEM{run}{i:04d}"))
                        for i in range(mentions)]
             for t in threads:
                 t.start()
@@ -70,6 +73,7 @@ def main() -> None:
         data = Path(tempfile.mkdtemp(prefix="supportbot-bench-mem-"))
         App(load_settings(None, data_dir=data)).index_ops.index(started_by="bench")
     models = data / "models"
+    resolve_base_model("bundled", models)  # converted here: a conversion inside serve would inflate its memory
     chunks = sum(1 for _ in (data / "index").rglob("*.lance"))
     print(f"data dir {data} ({chunks} lance files); {args.mentions} mentions at once")
     for weights in ("fp32", "int8"):
