@@ -264,7 +264,8 @@ class ChatFlow:
         drain waits for it, so an answer that was written is also delivered before the bot
         stops (not only computed)."""
         self._delivering += 1
-        taken = _taken_before_stop.set(self._accepting)  # a question taken before the stop is answered
+        # a question taken before the stop is answered; a nested scope keeps what the outer one saw
+        taken = _taken_before_stop.set(_taken_before_stop.get() or self._accepting)
         try:
             yield
         finally:

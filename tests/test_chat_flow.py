@@ -241,6 +241,16 @@ def test_a_question_taken_just_before_the_stop_is_answered_and_one_after_it_is_n
     assert asyncio.run(adapter(stop_now=True)) == "Plans start at $8 [1]."
     assert asyncio.run(adapter(stop_now=False)) == RESTARTING_TEXT  # taken after the stop
 
+    fresh, _ = flow(tmp_path)
+
+    async def nested() -> str:
+        async with fresh.handling():  # Discord's thread path takes the question ...
+            fresh.stop_taking_questions()
+            async with fresh.handling():  # ... and the answer path it shares with /ask opens its own scope
+                return (await fresh.ask(question("first"))).text
+
+    assert asyncio.run(nested()) == "Plans start at $8 [1]."
+
 
 def test_an_answer_past_the_grace_period_is_cut_short_and_its_asker_told_to_ask_again(tmp_path) -> None:
     chat, answers = flow(tmp_path)
