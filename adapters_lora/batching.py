@@ -175,11 +175,6 @@ class BatchScheduler:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
 
-    @property
-    def waiting(self) -> int:
-        with self._condition:
-            return len(self._waiting)
-
     def _next_round(self) -> list[GenerationRequest]:
         with self._condition:
             while True:

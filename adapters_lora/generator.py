@@ -169,12 +169,6 @@ class TransformersGenerator:
             raise ValueError(f"prompt is {len(ids)} tokens, over the {limit}-token budget")
         return list(ids)
 
-    def _inputs(self, messages: Sequence[ChatMessage]) -> dict[str, Any]:
-        import torch
-
-        ids = torch.tensor([self.prompt_tokens(messages)])
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-
     def count_tokens(self, text: str) -> int:
         self.load()
         with self._tokenizer_lock:
@@ -241,12 +235,9 @@ class TransformersGenerator:
         from transformers import DynamicCache
 
         candidates = prompts + ([self._last_prompt] if self._last_prompt else [])
-        length = min(len(p) for p in prompts) - 1  # every row keeps a token of its own to read
-        for n, column in enumerate(zip(*candidates)):
-            if n >= length or len(set(column)) > 1:
-                length = n
-                break
-        length = min(length, _MAX_SHARED_TOKENS)  # the same question twice must not pin a long prompt's values
+        length = min(common_prefix_length(candidates),
+                     min(len(p) for p in prompts) - 1,  # every row keeps a token of its own to read
+                     _MAX_SHARED_TOKENS)  # the same question twice must not pin a long prompt's values
         if length < _MIN_SHARED_TOKENS:
             return [], None
         shared = prompts[0][:length]
@@ -270,7 +261,7 @@ class TransformersGenerator:
         (perplexity = exp(sum / count) over many replies)."""
         import torch
 
-        prompt = self._inputs(messages)["input_ids"]
+        prompt = torch.tensor([self.prompt_tokens(messages)])
         with self._tokenizer_lock:
             reply_ids = self._tokenizer(reply, add_special_tokens=False, return_tensors="pt")["input_ids"]
         ids = torch.cat([prompt, reply_ids], dim=1)
@@ -280,6 +271,14 @@ class TransformersGenerator:
                 logits = model(input_ids=ids).logits[0, prompt.shape[1] - 1:-1].float()
         nll = torch.nn.functional.cross_entropy(logits, reply_ids[0], reduction="sum")
         return float(nll), int(reply_ids.shape[1])
+
+
+def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all the sequences share (all of the shortest, at most)."""
+    for n, column in enumerate(zip(*sequences)):
+        if len(set(column)) > 1:
+            return n
+    return min(len(s) for s in sequences)
 
 
 class _ReplyRepetitionPenalty:

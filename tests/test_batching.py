@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters_lora.batching import BatchScheduler, GenerationRequest
-from adapters_lora.generator import GenerationSettings, TransformersGenerator
+from adapters_lora.generator import GenerationSettings, TransformersGenerator, common_prefix_length
 from bot.types import ChatMessage
 
 PROMPTS = ("What is the capital of France?", "Say hello.", "List three colours.", "What's 2+2?")
@@ -59,6 +59,14 @@ def test_each_row_ends_on_its_own_limit_and_a_closed_stream_stops_its_row(fp32) 
     first = next(stream)
     stream.close()  # the asker read one piece and stopped
     assert first and fp32.generate(ask("Say hello."), max_new_tokens=4)  # the model is free again
+
+
+def test_the_shared_opening_stops_where_any_prompt_differs_or_ends() -> None:
+    assert common_prefix_length([[1, 2, 3, 4], [1, 2, 3, 9], [1, 2, 7]]) == 2
+    # an earlier prompt shorter than this round's: the rows' own difference past its end still counts
+    assert common_prefix_length([[1, 2, 3, 4, 5], [1, 9, 3, 4, 6], [1]]) == 1
+    assert common_prefix_length([[1, 2, 3, 4, 5], [1, 2, 3, 4, 6], [1, 2]]) == 2
+    assert common_prefix_length([[5, 6], [5, 6]]) == 2
 
 
 def test_a_round_takes_one_voice_and_the_others_wait_for_theirs() -> None:
