@@ -60,7 +60,9 @@ class Embedder:
         self._query_model = None
         self._query_pool: ThreadPoolExecutor | None = None
         self._lock = Lock()
-        self._batch_lock = Lock()
+        # one encode at a time on the query model (the pool's queries and answers' candidate
+        # sentences): its fast tokenizer refuses concurrent calls ("Already borrowed")
+        self._encode_lock = Lock()
         # sentences of the pages questions keep landing on: each is encoded once, not per question
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -141,19 +143,17 @@ class Embedder:
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
-        with self._lock:
+        with self._lock:  # answered on several workers at once
             cached = self._query_cache.get(text)
             if cached is not None:
                 self._query_cache.move_to_end(text)
                 return cached
-        with self._lock:
             if self._query_pool is None:
                 self._query_pool = ThreadPoolExecutor(1, "supportbot-query", initializer=_one_torch_thread)
         vector = self._query_pool.submit(self._encode_query, text).result()
-        with self._lock:  # answered on several workers at once
+        with self._lock:
             self._query_cache[text] = vector
-            if len(self._query_cache) > self._query_cache_size:
-                self._query_cache.popitem(last=False)
+            _keep_recent(self._query_cache, [text], self._query_cache_size)
         return vector
 
     def similarities(self, query: str, texts: Sequence[str]) -> list[float]:
@@ -163,7 +163,7 @@ class Embedder:
         if not texts:
             return []
         vector = self.embed_query(query)
-        with self._batch_lock:  # one batch at a time: a fast tokenizer refuses concurrent calls ("Already borrowed")
+        with self._encode_lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
             if missing:
                 encoded = np.asarray(self.query_model.encode(
@@ -171,16 +171,22 @@ class Embedder:
                 ), dtype=np.float32)
                 self._text_cache.update(zip(missing, encoded))
             vectors = np.stack([self._text_cache[t] for t in texts])
-            for text in texts:
-                self._text_cache.move_to_end(text)
-            while len(self._text_cache) > _TEXTS_CACHED:
-                self._text_cache.popitem(last=False)
+            _keep_recent(self._text_cache, texts, _TEXTS_CACHED)
         return [float(v) for v in vectors @ vector]
 
     def _encode_query(self, text: str) -> np.ndarray:
-        return np.asarray(self.query_model.encode(
-            [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )[0], dtype=np.float32)
+        with self._encode_lock:
+            return np.asarray(self.query_model.encode(
+                [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )[0], dtype=np.float32)
+
+
+def _keep_recent(cache: OrderedDict[str, np.ndarray], used: Sequence[str], size: int) -> None:
+    """Mark `used` as the most recently used keys and evict the oldest beyond `size`."""
+    for key in used:
+        cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 def _one_torch_thread() -> None:
