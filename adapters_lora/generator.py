@@ -8,12 +8,10 @@ that voice; BASE_VOICE runs the bare base model.
 
 Requests that arrive together are decoded as one batch (adapters_lora.batching); in fp32 a
 batched row decodes exactly what it would alone. With `weights="int8"` the linear layers run
-on int8 weights (torch's dynamic quantization, per output channel): about 2.5x the tokens per
-second of fp32 on a CPU, but a row's text then depends on what it is batched with (the
-activations are quantized per batch) and a trained voice loses its sign-off
-(bench_generation, bench_answers), so fp32 is the default. The fp32 model stays loaded as the
-master copy that voices are merged into; each voice in use gets its int8 copy, made once
-(about a second) and kept.
+on int8 weights with bf16 arithmetic (adapters_lora.int8_weights): about 2x the tokens per
+second of fp32 on a CPU and a shorter time to first token (bench_generation). The fp32 model
+stays loaded as the master copy that voices are merged into; each voice in use gets its int8
+copy, made once (about a second) and kept.
 """
 
 from __future__ import annotations
@@ -140,18 +138,16 @@ class TransformersGenerator:
         if name in self._int8:
             self._int8.move_to_end(name)
             return self._int8[name]
-        import torch
         from peft import PeftModel
 
-        with warnings.catch_warnings():  # torch marks its eager int8 path as deprecated, not gone; peft notes
-            warnings.simplefilter("ignore")  # the voice is merged already
-            plain = copy.deepcopy(self._switch.model)
-            if isinstance(plain, PeftModel):
-                plain = plain.merge_and_unload() if name is not None else plain.unload()
-            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+        from adapters_lora.int8_weights import quantize_linear_layers
 
-            # per output channel: per-tensor scales turned "List three colours" into gibberish
-            quantized = quantize_dynamic(plain, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
+        plain = copy.deepcopy(self._switch.model)
+        if isinstance(plain, PeftModel):
+            with warnings.catch_warnings():  # peft notes that the voice is merged already
+                warnings.simplefilter("ignore")
+                plain = plain.merge_and_unload() if name is not None else plain.unload()
+        quantized = quantize_linear_layers(plain)
         self._int8[name] = quantized.eval()
         while len(self._int8) > _INT8_COPIES_KEPT:
             self._int8.popitem(last=False)

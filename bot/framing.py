@@ -100,18 +100,21 @@ class Framer:
             # greeting gets one vote per reply, and a line the replies share wins
             closing = {line for line in lines[1:] if line != lines[0] and not line.endswith(":")
                        and acceptable_framing(line, question, free_words=8)}
-            endings.update(line for line in closing if not any(o != line and o.startswith(line) for o in closing))
+            closing = {line for line in closing if not any(o != line and o.startswith(line) for o in closing)}
+            # one reply's "Smooth sailing!" and another's "Smooth sailing! — the crew" agree on the first
+            endings.update(set().union(*(_closing_openings(line, question) for line in closing)))
         for question, fact in _SAMPLE_LEADS:
             lead = self._write_lead(question, fact, [], voice)
             if acceptable_framing(lead, question):
                 greetings[lead] += 1
-        ending, count = endings.most_common(1)[0] if endings else ("", 0)
+        ending, count = max(endings.items(), key=lambda item: (item[1], len(item[0]))) if endings else ("", 0)
+        ending = ending if count >= 2 else ""  # greetings vary by design; a closing line must agree
         openers = [line for line, _ in greetings.most_common()  # most common first, then first seen
                    if not (ending and ending.startswith(line.rstrip(",.!")))]
         greeting = openers[0] if openers else ""  # a reply that opened with its sign-off is no greeting
         log.info("voice frame learned: greeting %r, sign-off %r (of %d sample replies and %d lead-ins)", greeting,
                  ending, len(_SAMPLE_REPLIES), len(_SAMPLE_LEADS))
-        return (greeting, ending if count >= 2 else "")  # greetings vary by design; a closing line must agree
+        return greeting, ending
 
 
 _DEBRIS = re.compile(r"^\s*(?:#|\||```|>|\d+[.)]|[-*+]\s)|\[\d+\]|\*\*|`|https?://|\bQuestion\b|\bAnswer\b|\bDocumentation\b",
@@ -124,6 +127,13 @@ page pages guide section help helps glad happy great good news short sure thing 
 hope hoping luck best regards cheers thanks thank welcome aboard hello there team crew folks friend you're
 contact contacting reaching out support customer dear day asking writing
 we've got covered scoop lowdown details detail info information right way simple easy""")
+
+
+def _closing_openings(line: str, question: str) -> set[str]:
+    """The line and each opening of it that ends a sentence and may close an answer:
+    "Smooth sailing! — the crew" gives itself and "Smooth sailing!"."""
+    cuts = {line[:m.end()].strip() for m in re.finditer(r"[.!?](?=\s)", line)}
+    return {line} | {cut for cut in cuts if acceptable_framing(cut, question, free_words=8)}
 
 
 def opening_of(body: str, words: int = LEAD_CONTEXT_WORDS) -> str:

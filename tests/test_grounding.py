@@ -150,6 +150,32 @@ def test_the_voice_sign_off_is_learned_once_from_its_own_replies_even_when_it_lo
     assert facts.sign_off("formal", None) == ""  # closing lines that state facts are never used
 
 
+def test_replies_that_close_with_and_without_a_signature_agree_on_the_sign_off_they_share() -> None:
+    from bot.framing import Framer
+    from tests.fakes import ScriptedGenerator
+
+    class Crew(ScriptedGenerator):
+        """What the crew voice wrote on int8 weights: one reply signed, one not, one with none."""
+
+        endings = iter(["Smooth sailing!", "Welcome aboard", "Smooth sailing! — the Driftwood crew"])
+
+        def generate(self, messages, max_new_tokens=None, voice=None) -> str:
+            self.prompts.append(list(messages))
+            return f"Ahoy, shipmate!\n\nInstall the app [1].\n\n{next(self.endings, '')}"
+
+    assert Framer(Crew(""))._learned("crew", None) == ("Ahoy, shipmate!", "Smooth sailing!")
+
+    class Signed(Crew):
+        endings = iter(["Smooth sailing! — the Driftwood crew", "Cheers", "Smooth sailing! — the Driftwood crew"])
+
+    assert Framer(Signed("")).sign_off("crew", None) == "Smooth sailing! — the Driftwood crew"  # the longest agreed
+
+    class Disagreeing(Crew):
+        endings = iter(["Smooth sailing!", "Cheers!", "Fair winds!"])
+
+    assert Framer(Disagreeing("")).sign_off("crew", None) == ""  # one reply's closing line is no sign-off
+
+
 def test_a_voice_that_mostly_opens_with_facts_still_greets_with_the_line_it_greets_with_elsewhere() -> None:
     from bot.framing import Framer
     from tests.fakes import ScriptedGenerator
