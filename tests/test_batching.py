@@ -12,6 +12,7 @@ import pytest
 from adapters_lora.batching import BatchScheduler, GenerationRequest
 from adapters_lora.generator import GenerationSettings, TransformersGenerator, common_prefix_length
 from bot.types import ChatMessage
+from tests.helpers import generate_together
 
 PROMPTS = ("What is the capital of France?", "Say hello.", "List three colours.", "What's 2+2?")
 
@@ -28,19 +29,7 @@ def fp32(model_cache: Path) -> TransformersGenerator:
 def test_questions_asked_together_are_one_batch_with_the_answers_they_get_alone(fp32) -> None:
     alone = [fp32.generate(ask(p)) for p in PROMPTS]
     rounds_before = fp32.batches.rounds
-    together: list[str | None] = [None] * len(PROMPTS)
-    start = threading.Barrier(len(PROMPTS))
-
-    def run(i: int) -> None:
-        start.wait()
-        together[i] = fp32.generate(ask(PROMPTS[i]))
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(PROMPTS))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert together == alone
+    assert generate_together(fp32, PROMPTS) == alone
     assert alone[0] == "The capital of France is Paris."
     assert fp32.batches.rounds - rounds_before < len(PROMPTS) and fp32.batches.largest_batch >= 2
     assert fp32.prefix_reuses >= 2  # the system prompt and template were read once, not per question

@@ -4,15 +4,15 @@ what it answers alone."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 import torch
 
 from adapters_lora.generator import GenerationSettings, TransformersGenerator
-from adapters_lora.int8_weights import Int8Linear, quantize_linear_layers
+from adapters_lora.int8_weights import Int8Linear, int8_copy
 from bot.types import ChatMessage
+from tests.helpers import generate_together
 
 
 def test_an_int8_layer_stays_within_a_percent_of_fp32_on_both_paths() -> None:
@@ -37,11 +37,32 @@ def test_a_row_decodes_the_same_whatever_it_is_batched_with() -> None:
         assert torch.equal(layer(batch)[3], layer(batch[3:4])[0])
 
 
-def test_every_linear_layer_is_replaced() -> None:
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Sequential(torch.nn.Linear(16, 4)))
-    quantize_linear_layers(model)
-    assert [type(m).__name__ for m in model.modules()].count("Int8Linear") == 2
-    assert not any(isinstance(m, torch.nn.Linear) for m in model.modules())
+def test_the_copy_quantizes_every_linear_layer_and_shares_the_rest() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.LayerNorm(16), torch.nn.Sequential(torch.nn.Linear(16, 4)))
+    copied = int8_copy(model)
+    assert [type(m).__name__ for m in copied.modules()].count("Int8Linear") == 2
+    assert all(isinstance(m, torch.nn.Linear) for m in (model[0], model[2][0]))  # the source is left as it was
+    assert copied[1].weight is model[1].weight and copied[0].bias is model[0].bias  # shared, not copied
+
+
+def test_a_voice_is_folded_into_the_copy_merged_or_not_and_left_out_for_the_base_model() -> None:
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(2)
+    base = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
+    x = torch.randn(1, 3, 64)
+    with torch.inference_mode():
+        plain = base(x)
+    voiced = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["0"], init_lora_weights=False))
+    inner = voiced.get_base_model()
+    with torch.inference_mode():
+        spoken = voiced(x)
+        assert (spoken - plain).abs().max() > 0.1  # the voice changes the output
+        for merged in (False, True):
+            if merged:
+                voiced.merge_adapter()
+            assert (int8_copy(inner)(x) - spoken).abs().max() < 0.02 * spoken.abs().max()
+            assert (int8_copy(inner, with_adapters=False)(x) - plain).abs().max() < 0.02 * plain.abs().max()
 
 
 @pytest.fixture(scope="module")
@@ -52,19 +73,7 @@ def int8(model_cache: Path) -> TransformersGenerator:
 def test_the_bundled_model_on_int8_weights_answers_together_what_it_answers_alone(int8) -> None:
     prompts = ("What is the capital of France?", "Say hello.", "List three colours.")
     alone = [int8.generate([ChatMessage(role="user", content=p)]) for p in prompts]
-    together: list[str | None] = [None] * len(prompts)
-    start = threading.Barrier(len(prompts))
-
-    def run(i: int) -> None:
-        start.wait()
-        together[i] = int8.generate([ChatMessage(role="user", content=prompts[i])])
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(prompts))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert together == alone
+    assert generate_together(int8, prompts) == alone
     assert alone[0] == "The capital of France is Paris."
     assert int8.batches.largest_batch >= 2
     served = int8._serving_model(None)

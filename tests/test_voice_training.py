@@ -74,8 +74,8 @@ def test_saved_voice_reproduces_the_trained_model(trained, model_cache: Path) ->
 
     registry, result, data = trained
     example = load_examples(data)[0]
-    generator = TransformersGenerator("bundled", model_cache, GenerationSettings(max_new_tokens=24),
-                                      voices=registry, merge_voice=False)
+    generator = TransformersGenerator("bundled", model_cache, GenerationSettings(max_new_tokens=24, weights="fp32"),
+                                      voices=registry, merge_voice=False)  # fp32: exactly the trained model
     from_disk = generator.generate(messages_for(example), voice="crew-v1")
     tokenizer = generator._tokenizer
     inputs = tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages_for(example)],

@@ -81,11 +81,23 @@ def first_token_s(generator: TransformersGenerator, words: int) -> float:
     return median_of(3, work)
 
 
-def plain_transformers(model_dir: Path, messages: list[ChatMessage], long: list[ChatMessage]) -> tuple[float, float]:
+def on_own_thread(work):
+    """`work()` on a thread that ends with it: the OpenMP workers a thread starts live as long
+    as it does, and a second live pool slows the generator's own (it runs on one thread)."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(work()))
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+def plain_transformers(model_dir: Path, messages: list[ChatMessage], long: list[ChatMessage],
+                       threads: int) -> tuple[float, float]:
     """(tokens/s, first token s) of `model.generate` on the fp32 model, nothing else."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
 
@@ -212,17 +224,22 @@ def main() -> None:
     cache = args.model_cache or Path(tempfile.mkdtemp(prefix="supportbot-bench-gen-"))
     model_dir = Path(resolve_base_model("bundled", cache))
     messages, long = prompt_of(220), prompt_of(950)
-    fp32 = TransformersGenerator("bundled", cache, GenerationSettings(weights="fp32", threads=args.threads))
-    int8 = TransformersGenerator("bundled", cache, GenerationSettings(weights="int8", threads=args.threads))
-    sizes = (len(fp32.prompt_tokens(messages)), len(fp32.prompt_tokens(long)))
+    weights = ("fp32", "int8")
+    first = TransformersGenerator("bundled", cache, GenerationSettings(weights="fp32", threads=args.threads))
+    sizes = (len(first.prompt_tokens(messages)), len(first.prompt_tokens(long)))
     print(f"{os.cpu_count()} cores, {args.threads} torch threads; prompt {sizes[0]} tokens, {NEW_TOKENS} new "
           f"tokens, greedy; first token on a {sizes[1]}-token prompt")
     print(f"{'generator':<42}{'tokens/s':>10}{'first token s':>15}")
-    plain = plain_transformers(model_dir, messages, long)
+    plain = on_own_thread(lambda: plain_transformers(model_dir, messages, long, args.threads))
     print(f"{'transformers fp32 generate (baseline)':<42}{plain[0]:>10.1f}{plain[1]:>15.2f}")
-    for name, generator in (("supportbot fp32", fp32), ("supportbot int8", int8)):
-        speed, first = ours(generator, messages, 950)
-        print(f"{name:<42}{speed:>10.1f}{first:>15.2f}   ({speed / plain[0]:.1f}x baseline)")
+    batches = {}
+    for weight in weights:  # one generator (one decoding thread) at a time, as in `supportbot serve`
+        generator = first if weight == "fp32" else TransformersGenerator(
+            "bundled", cache, GenerationSettings(weights=weight, threads=args.threads))
+        speed, first_s = ours(generator, messages, 950)
+        print(f"{'supportbot ' + weight:<42}{speed:>10.1f}{first_s:>15.2f}   ({speed / plain[0]:.1f}x baseline)")
+        batches[weight] = batch_throughput(generator, [1, 2, 4, 8])
+        generator.batches.close()
     if args.build_llama:
         build_llama(args.llama_venv)
     llama = llama_cpp(args.llama_venv, args.threads, messages, long)
@@ -231,11 +248,10 @@ def main() -> None:
     else:
         print(f"llama.cpp: not built (--build-llama, or --llama-venv DIR with llama-cpp-python {LLAMA_VERSION})")
     print("\nquestions asked at once (each 64 new tokens): total tokens/s, wall s")
-    for name, generator in (("fp32", fp32), ("int8", int8)):
-        rows = batch_throughput(generator, [1, 2, 4, 8])
+    for weight, rows in batches.items():
         one = rows[0][1]
-        print(f"  {name}: " + "   ".join(f"{size}: {rate:.1f} tok/s {wall:.1f} s ({rate / one:.1f}x)"
-                                         for size, rate, wall in rows))
+        print(f"  {weight}: " + "   ".join(f"{size}: {rate:.1f} tok/s {wall:.1f} s ({rate / one:.1f}x)"
+                                           for size, rate, wall in rows))
     if args.transformers_cb:
         rate, wall = transformers_continuous_batching(model_dir, 8)
         print(f"  transformers generate_batch (continuous batching, fp32) 8: {rate:.1f} tok/s {wall:.1f} s")
