@@ -10,7 +10,7 @@ import importlib.util
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from threading import Lock
 
@@ -61,6 +61,7 @@ class Embedder:
         self._model = None
         self._query_model = None
         self._query_pool: ThreadPoolExecutor | None = None
+        self._pending: list[tuple[list[str], bool, Future]] = []  # texts waiting for the encoding thread
         self._lock = Lock()
         # one encode at a time on the query model (the pool's queries and answers' candidate
         # sentences): its fast tokenizer refuses concurrent calls ("Already borrowed")
@@ -153,7 +154,7 @@ class Embedder:
             if cached is not None:
                 self._query_cache.move_to_end(text)
                 return cached
-        vector = self._encoding_thread().submit(self._encode_query, text).result()
+        vector = self._encode_together([text], keep=False)[0]
         with self._lock:
             self._query_cache[text] = vector
             _keep_recent(self._query_cache, [text], self._query_cache_size)
@@ -173,26 +174,43 @@ class Embedder:
         if not texts:
             return []
         vector = self.embed_query(query)
-        vectors = self._encoding_thread().submit(self._encode_texts, texts).result()
+        vectors = self._encode_together(texts, keep=True)
         return [float(v) for v in vectors @ vector]
 
-    def _encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        with self._encode_lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
-            if missing:
-                encoded = np.asarray(self.query_model.encode(
-                    missing, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-                ), dtype=np.float32)
-                self._text_cache.update(zip(missing, encoded))
-            vectors = np.stack([self._text_cache[t] for t in texts])
-            _keep_recent(self._text_cache, texts, _TEXTS_CACHED)
-        return vectors
+    def _encode_together(self, texts: Sequence[str], keep: bool) -> np.ndarray:
+        """`texts` encoded on the encoding thread, in one batch with whatever other answers ask
+        to encode meanwhile: in a burst, eight questions' texts cost little more than one's,
+        where one at a time they queued on that thread. `keep`: remember them (sentences of
+        pages asked about again), not only this question's query."""
+        done: Future = Future()
+        with self._lock:
+            self._pending.append((list(texts), keep, done))
+        self._encoding_thread().submit(self._encode_pending)
+        return done.result()
 
-    def _encode_query(self, text: str) -> np.ndarray:
-        with self._encode_lock:
-            return np.asarray(self.query_model.encode(
-                [text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )[0], dtype=np.float32)
+    def _encode_pending(self) -> None:
+        """On the encoding thread: everything asked for so far, as one batch (a later call
+        finds nothing left and returns)."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            with self._encode_lock:
+                missing = [t for t in dict.fromkeys(t for texts, _, _ in batch for t in texts)
+                           if t not in self._text_cache]
+                fresh = dict(zip(missing, np.asarray(self.query_model.encode(
+                    missing, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+                ), dtype=np.float32))) if missing else {}
+                for texts, _, done in batch:
+                    done.set_result(np.stack([fresh[t] if t in fresh else self._text_cache[t] for t in texts]))
+                kept = [t for texts, keep, _ in batch if keep for t in texts]
+                self._text_cache.update((t, fresh[t]) for t in kept if t in fresh)
+                _keep_recent(self._text_cache, kept, _TEXTS_CACHED)
+        except BaseException as err:  # each asker hears why
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_exception(err)
 
 
 def _keep_recent(cache: OrderedDict[str, np.ndarray], used: Sequence[str], size: int) -> None:
