@@ -19,6 +19,7 @@ second, about 140 MB) and kept.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import threading
 from collections import OrderedDict
@@ -52,7 +53,7 @@ class GenerationSettings:
     max_new_tokens: int = 160
     repetition_penalty: float = 1.0  # >1 penalizes the reply's own tokens only (never the docs')
     max_prompt_tokens: int = 2048
-    threads: int = 0  # 0: let torch decide
+    threads: int = 0  # decoding thread's torch threads; 0: every core the process may use
     weights: str = "auto"  # "int8": int8 linear layers (faster); "fp32": the model as loaded; "auto": int8 on bf16 CPUs
     max_batch: int = 8  # requests decoded together
 
@@ -282,6 +283,7 @@ class TransformersGenerator:
         return float(nll), int(reply_ids.shape[1])
 
 
+@functools.cache
 def bf16_native() -> bool:
     """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX): int8 weights compute in
     bf16, which elsewhere is emulated and can be slower than fp32."""
