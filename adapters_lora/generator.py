@@ -201,11 +201,11 @@ class TransformersGenerator:
             request.cancel()
 
     def _run_round(self, requests: list[GenerationRequest]) -> None:
-        """One batch of one voice, greedy; each row ends on its own (BatchRows). The prompts'
-        shared opening (system prompt and template) is read once and its keys and values
-        reused (`_shared_prefix`); the rest of each prompt is left-padded after it."""
+        """One batch of one voice, greedy; each row ends on its own (BatchRows) and leaves the
+        batch when it does. The prompts' shared opening (system prompt and template) is read
+        once and its keys and values reused (`_shared_prefix`); the rest of each prompt is
+        left-padded after it."""
         import torch
-        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         tokenizer = self._tokenizer
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -216,8 +216,6 @@ class TransformersGenerator:
                 return tokenizer.decode(tokens, skip_special_tokens=True)
 
         rows = BatchRows(requests, decode, set(eos if isinstance(eos, list) else [eos]))
-        kwargs: dict[str, Any] = {"max_new_tokens": max(r.max_new_tokens for r in requests), "do_sample": False,
-                                  "pad_token_id": pad, "streamer": rows, "stopping_criteria": StoppingCriteriaList([rows])}
         with self._run_lock:
             voice = requests[0].voice
             self._use_voice(voice)
@@ -229,13 +227,58 @@ class TransformersGenerator:
                 width = max(len(rest) for rest in rests)
                 ids = torch.tensor([shared + [pad] * (width - len(rest)) + rest for rest in rests])
                 mask = torch.tensor([[1] * len(shared) + [0] * (width - len(rest)) + [1] * len(rest) for rest in rests])
-                if cache is not None:
-                    kwargs["cache"] = cache
-                if self.settings.repetition_penalty > 1.0:
-                    kwargs["logits_processor"] = LogitsProcessorList([_ReplyRepetitionPenalty(
-                        self.settings.repetition_penalty, ids.shape[1])])
-                model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+                penalty = (_ReplyRepetitionPenalty(self.settings.repetition_penalty, ids.shape[1])
+                           if self.settings.repetition_penalty > 1.0 else None)
+                self._decode_greedy(model, ids, mask, cache, len(shared), rows, pad,
+                                    max(r.max_new_tokens for r in requests), penalty)
             self._last_prompt = requests[0].prompt
+
+    @staticmethod
+    def _decode_greedy(model: Any, ids: Any, mask: Any, cache: Any, cached: int, rows: BatchRows, pad: int,
+                       max_new_tokens: int, penalty: Any) -> None:
+        """Greedy decoding of a left-padded batch whose first `cached` positions are in
+        `cache` (None: nothing cached). A row that ends leaves the batch (its keys and values
+        are dropped), so the rows still going decode as a smaller batch: with `generate` every
+        row was computed until the longest ended."""
+        import torch
+        from transformers import DynamicCache
+
+        cache = cache if cache is not None else DynamicCache()
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each row counts from its own start
+        live = torch.arange(ids.shape[0])
+        sequences, step_ids, step_positions = ids, ids[:, cached:], positions[:, cached:]
+        last = positions[:, -1]
+        rows.put(ids)  # BatchRows is a streamer: it is handed the prompt first
+        asked = ~rows(ids[:, :1], None)  # a row whose asker left before the round is not read at all
+        if not asked.all():
+            keep = asked.nonzero().flatten()
+            if len(keep) == 0:
+                rows.end()
+                return
+            cache.batch_select_indices(keep)
+            live, mask, last, sequences = live[keep], mask[keep], last[keep], sequences[keep]
+            step_ids, step_positions = step_ids[keep], step_positions[keep]
+        for _ in range(max_new_tokens):
+            logits = model(input_ids=step_ids, attention_mask=mask, position_ids=step_positions, cache=cache,
+                           use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
+            if penalty is not None:
+                logits = penalty(sequences, logits)
+            chosen = logits.argmax(-1)
+            every_row = torch.full((len(rows.requests),), pad, dtype=chosen.dtype)
+            every_row[live] = chosen
+            rows.put(every_row)
+            going = ~rows(every_row[:, None], None)[live]
+            if not going.any():
+                break
+            if not going.all():
+                keep = going.nonzero().flatten()
+                cache.batch_select_indices(keep)
+                live, chosen, mask, last, sequences = live[keep], chosen[keep], mask[keep], last[keep], sequences[keep]
+            mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
+            last = last + 1
+            sequences = torch.cat([sequences, chosen[:, None]], dim=-1)
+            step_ids, step_positions = chosen[:, None], last[:, None]
+        rows.end()
 
     def _shared_prefix(self, model: Any, voice: str | None, prompts: list[list[int]]) -> tuple[list[int], Any]:
         """The opening every prompt of the round (and the previous round's) shares, with its
@@ -257,7 +300,7 @@ class TransformersGenerator:
             self.prefix_reuses += 1
         else:
             cache = DynamicCache()
-            model(input_ids=torch.tensor([shared]), cache=cache, use_cache=True)
+            model(input_ids=torch.tensor([shared]), cache=cache, use_cache=True, logits_to_keep=1)  # keys and values only
             self._prefixes[key] = cache
             while len(self._prefixes) > _PREFIXES_KEPT:
                 self._prefixes.popitem(last=False)

@@ -5,8 +5,9 @@ embedder and generator) behind the bounded queue.
 Two setups side by side in one run: one question at a time (the old defaults: 1 worker, 8 may
 wait, the rest told "busy") and the defaults (workers whose generation is decoded in one
 batch; "busy" only past serve.max_wait_s; those waiting told their place). For each: ack
-latency p50/p99 (Slack wants < 3 s), one uncontended mention as the baseline, answered and
-busy counts, latency p50/p95 and the last answer as a multiple of one alone.
+latency p50/p99 (Slack wants < 3 s), one uncontended mention of the burst's own question as
+the baseline (in a channel of its own, asked once per setup), answered and busy counts,
+latency p50/p95 and the last answer as a multiple of one alone.
 Then Slack's retries: N mentions each delivered twice (the original and, at once, a retry
 with the same event id and X-Slack-Retry-Num: 1), counting answers and duplicates.
 
@@ -35,6 +36,9 @@ from bot.chat_flow import PLACE_END  # noqa: E402
 from bot.work_queue import BUSY_TEXT, WorkQueue  # noqa: E402
 from bot.app.application import App  # noqa: E402
 from tests.slack_mock import SlackWorld  # noqa: E402
+
+
+BURST_QUESTION = "How do I share a folder with my team?"  # asked with a number each time: no cached query
 
 
 def finished(world: SlackWorld, channel: str) -> float | None:
@@ -67,18 +71,20 @@ def main() -> None:
             if n == 0:  # the first answer loads the models; it is not measured
                 world.mention("How much does the Team plan cost?", ts="1700000000.000001", channel="CWARM")
                 world.api.wait_for(lambda calls: finished(world, "CWARM") is not None, timeout=600)
+            # each setup asks in channels of its own: the same channel and ts would make the
+            # second setup's questions follow-ups in the first's conversations (longer prompts)
             sent = time.monotonic()
-            world.mention("How do I install Driftwood on Windows?", ts="1700000000.000002", channel="CBASE")
-            world.api.wait_for(lambda calls: finished(world, "CBASE") is not None, timeout=600)
-            alone = finished(world, "CBASE") - sent
-            burst(world, args.burst, label, alone, core)
+            world.mention(f"{BURST_QUESTION} (alone {n})", ts=f"170000000{n}.000002", channel=f"CBASE{n}")
+            world.api.wait_for(lambda calls: finished(world, f"CBASE{n}") is not None, timeout=600)
+            alone = finished(world, f"CBASE{n}") - sent
+            burst(world, args.burst, label, alone, core, setup=n)
             if n == len(setups) - 1:
                 replies, duplicates = delivered_twice(world, args.redelivered)
                 print(f"{args.redelivered} mentions each delivered twice (original + retry): {replies} answered, "
                       f"{duplicates} duplicate replies")
 
 
-def burst(world: SlackWorld, count: int, label: str, alone: float, core: App) -> None:
+def burst(world: SlackWorld, count: int, label: str, alone: float, core: App, setup: int = 0) -> None:
     """`count` mentions at once; prints acks, answered / busy, latency and the place-in-line
     messages shown."""
     acks: dict[str, float] = {}
@@ -88,11 +94,11 @@ def burst(world: SlackWorld, count: int, label: str, alone: float, core: App) ->
     largest_before = batches.largest_batch if batches else 0
 
     def mention(i: int) -> None:
-        channel = f"CBURST{i:02d}"
+        channel = f"CBURST{setup}{i:02d}"
         with lock:
             starts[channel] = time.monotonic()
-        status, _, seconds = world.mention(f"How do I share a folder with my team? ({i})",
-                                           ts=f"1700000001.{i:06d}", channel=channel)
+        status, _, seconds = world.mention(f"{BURST_QUESTION} ({i})",
+                                           ts=f"17000001{setup}1.{i:06d}", channel=channel)
         with lock:
             acks[channel] = seconds if status == 200 else float("inf")
 
