@@ -7,7 +7,8 @@ tests/benchmarks/bench_generation.py). One thread owns the model. Each round it 
 waiting requests of one voice (the oldest request's; up to `max_batch`), left-pads them
 into one batch and runs greedy decoding; each row streams its own tokens to its asker and
 leaves the round as soon as it ends (end of sequence, its own token limit, or its asker
-stopped reading), so a short lead-in is not held back by a long reply beside it. An idle
+stopped reading): its asker is answered at once and the rows still going decode as a
+smaller batch. An idle
 model waits `gather_s` (50 ms) for requests asked together to arrive; requests that arrive
 during a round join the next one (not the running one: a lead-in takes a few tokens, so
 rounds are short); a request for another voice waits for a round of its voice.
@@ -90,9 +91,9 @@ class GenerationRequest:
 
 
 class BatchRows:
-    """Streamer and stopping criterion of one round (transformers calls `put` with each
-    step's tokens and the criterion after it): routes each row's tokens to its request and
-    ends each row on its own."""
+    """Streamer and stopping criterion of one round (the decoding loop calls `put` with each
+    step's tokens and the criterion after it, as transformers' `generate` would): routes each
+    row's tokens to its request and ends each row on its own."""
 
     def __init__(self, requests: Sequence[GenerationRequest], decode: Callable[[list[int]], str],
                  eos_ids: set[int]) -> None:
@@ -108,7 +109,7 @@ class BatchRows:
             return
         for request, token in zip(self.requests, value.reshape(-1).tolist()):
             if request.finished:
-                continue  # generate pads rows that ended
+                continue  # a row that ended gets padding
             if token in self.eos_ids and not request.ignore_eos:
                 self._end(request)
                 continue
