@@ -79,8 +79,9 @@ def main() -> None:
     for weights in ("fp32", "int8"):
         time.sleep(1)
         started, answered, n = measure(data, models, weights, args.mentions)
-        print(f"serve, {weights} weights: ready {started['VmRSS'] / 1024:.0f} MiB RSS; after {n} answers "
-              f"{answered['VmRSS'] / 1024:.0f} MiB RSS, peak {answered['VmHWM'] / 1024:.0f} MiB")
+        print(f"serve, {weights} weights: ready {started['VmRSS'] / 1024:.0f} MiB RSS (peak while starting "
+              f"{started['VmHWM'] / 1024:.0f} MiB); after {n} answers {answered['VmRSS'] / 1024:.0f} MiB RSS, "
+              f"peak {answered['VmHWM'] / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":
