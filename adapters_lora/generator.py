@@ -9,7 +9,7 @@ that voice; BASE_VOICE runs the bare base model.
 Requests that arrive together are decoded as one batch (adapters_lora.batching); in fp32 a
 batched row decodes exactly what it would alone. With int8 weights (the default where the CPU
 computes in bf16 natively, `weights="auto"`) the linear layers run on int8 weights with bf16
-arithmetic (adapters_lora.int8_weights): about 2.7x the tokens per second of fp32 on two cores
+arithmetic (adapters_lora.int8_weights): about 2.5x the tokens per second of fp32 on two cores
 and a shorter time to first token (bench_generation), with the same composed answers and the
 voices' greetings and sign-offs (bench_answers). The fp32 model stays loaded as the master
 copy that voices are merged into; each voice in use gets its int8 copy, made once (about a

@@ -119,7 +119,7 @@ class GenerationConfig(_Section):
         "whose loops the answer tidying trims"))
     threads: int = Field(0, ge=0, description="CPU threads for generation (0: every core the process may use)")
     weights: str = Field("auto", pattern="^(auto|int8|fp32)$", description=(
-        "local: int8 runs the linear layers on int8 weights with bf16 arithmetic, about 2.7x the tokens/s of "
+        "local: int8 runs the linear layers on int8 weights with bf16 arithmetic, about 2.5x the tokens/s of "
         "fp32 on two cores with the same composed answers and voices (bench_generation, bench_answers); fp32 "
         "runs the model as loaded; auto: int8 where the CPU computes in bf16 natively (AVX-512 BF16, AMX), "
         "else fp32"))
