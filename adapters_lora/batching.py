@@ -8,10 +8,10 @@ waiting requests of one voice (the oldest request's; up to `max_batch`), left-pa
 into one batch and runs greedy decoding; each row streams its own tokens to its asker and
 leaves the round as soon as it ends (end of sequence, its own token limit, or its asker
 stopped reading): its asker is answered at once and the rows still going decode as a
-smaller batch. An idle
-model waits `gather_s` (50 ms) for requests asked together to arrive; requests that arrive
-during a round join the next one (not the running one: a lead-in takes a few tokens, so
-rounds are short); a request for another voice waits for a round of its voice.
+smaller batch. An idle model waits `gather_s` (50 ms) for requests asked together to
+arrive; requests that arrive during a round join the next one (not the running one: a
+lead-in takes a few tokens, so rounds are short); a request for another voice waits for a
+round of its voice.
 
 transformers 5's own continuous batching (`generate_batch`, paged attention) was measured
 on 2 CPU cores and was 4.6x slower than this padded batch (bench_generation), so it is not

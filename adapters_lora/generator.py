@@ -249,16 +249,15 @@ class TransformersGenerator:
         sequences, step_ids, step_positions = ids, ids[:, cached:], positions[:, cached:]
         last = positions[:, -1]
         rows.put(ids)  # BatchRows is a streamer: it is handed the prompt first
-        asked = ~rows(ids[:, :1], None)  # a row whose asker left before the round is not read at all
-        if not asked.all():
-            keep = asked.nonzero().flatten()
-            if len(keep) == 0:
-                rows.end()
-                return
-            cache.batch_select_indices(keep)
-            live, mask, last, sequences = live[keep], mask[keep], last[keep], sequences[keep]
-            step_ids, step_positions = step_ids[keep], step_positions[keep]
+        going = ~rows(ids[:, :1], None)  # a row whose asker left before the round is not read at all
         for _ in range(max_new_tokens):
+            if not going.any():
+                break
+            if not going.all():  # rows that ended leave the batch
+                keep = going.nonzero().flatten()
+                cache.batch_select_indices(keep)
+                live, mask, last, sequences, step_ids, step_positions = (
+                    t[keep] for t in (live, mask, last, sequences, step_ids, step_positions))
             logits = model(input_ids=step_ids, attention_mask=mask, position_ids=step_positions, cache=cache,
                            use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
             if penalty is not None:
@@ -268,12 +267,6 @@ class TransformersGenerator:
             every_row[live] = chosen
             rows.put(every_row)
             going = ~rows(every_row[:, None], None)[live]
-            if not going.any():
-                break
-            if not going.all():
-                keep = going.nonzero().flatten()
-                cache.batch_select_indices(keep)
-                live, chosen, mask, last, sequences = live[keep], chosen[keep], mask[keep], last[keep], sequences[keep]
             mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
             last = last + 1
             sequences = torch.cat([sequences, chosen[:, None]], dim=-1)

@@ -63,9 +63,6 @@ class Embedder:
         self._query_pool: ThreadPoolExecutor | None = None
         self._pending: list[tuple[list[str], bool, Future]] = []  # texts waiting for the encoding thread
         self._lock = Lock()
-        # one encode at a time on the query model (the pool's queries and answers' candidate
-        # sentences): its fast tokenizer refuses concurrent calls ("Already borrowed")
-        self._encode_lock = Lock()
         # sentences of the pages questions keep landing on: each is encoded once, not per question
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -162,7 +159,9 @@ class Embedder:
 
     def _encoding_thread(self) -> ThreadPoolExecutor:
         """The one thread that encodes while serving, with one torch thread (see
-        _one_torch_thread)."""
+        _one_torch_thread). Every encode on the query model runs there, one at a time: its
+        fast tokenizer refuses concurrent calls ("Already borrowed"), and the sentence cache
+        is only ever touched there."""
         with self._lock:
             if self._query_pool is None:
                 self._query_pool = ThreadPoolExecutor(1, "supportbot-query", initializer=_one_torch_thread)
@@ -196,17 +195,16 @@ class Embedder:
         if not batch:
             return
         try:
-            with self._encode_lock:
-                missing = [t for t in dict.fromkeys(t for texts, _, _ in batch for t in texts)
-                           if t not in self._text_cache]
-                fresh = dict(zip(missing, np.asarray(self.query_model.encode(
-                    missing, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-                ), dtype=np.float32))) if missing else {}
-                for texts, _, done in batch:
-                    done.set_result(np.stack([fresh[t] if t in fresh else self._text_cache[t] for t in texts]))
-                kept = [t for texts, keep, _ in batch if keep for t in texts]
-                self._text_cache.update((t, fresh[t]) for t in kept if t in fresh)
-                _keep_recent(self._text_cache, kept, _TEXTS_CACHED)
+            missing = [t for t in dict.fromkeys(t for texts, _, _ in batch for t in texts)
+                       if t not in self._text_cache]
+            fresh = dict(zip(missing, np.asarray(self.query_model.encode(
+                missing, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            ), dtype=np.float32))) if missing else {}
+            for texts, _, done in batch:
+                done.set_result(np.stack([fresh[t] if t in fresh else self._text_cache[t] for t in texts]))
+            kept = [t for texts, keep, _ in batch if keep for t in texts]
+            self._text_cache.update((t, fresh[t]) for t in kept if t in fresh)
+            _keep_recent(self._text_cache, kept, _TEXTS_CACHED)
         except BaseException as err:  # each asker hears why
             for _, _, done in batch:
                 if not done.done():
