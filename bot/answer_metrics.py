@@ -44,6 +44,8 @@ def garbled(answer: str) -> str | None:
     lines = [line.strip() for line in outside_code.splitlines() if line.strip()]
     if any(re.fullmatch(r"(?:#+|\d+[.)]|[-*+]|#+\s*\d+[.)]?)", line) for line in lines):
         return "list or heading debris"
+    if any(re.fullmatch(r"[*_~`#>\s]+", _MARKERS.sub("", line)) for line in lines):
+        return "empty markup"  # "****" or "** **": emphasis around nothing
     if any(re.match(r"#{1,6}\s", line) for line in lines[-1:]):
         return "ends on a heading"
     if len(lines) != len(set(lines)) and len(lines) - len(set(lines)) >= 2:

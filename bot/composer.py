@@ -28,6 +28,10 @@ _NEGATION = re.compile(r"\b(?:not|no|never|cannot|can't|doesn't|don't|isn't|aren
                        r"hasn't|haven't|didn't|shouldn't|couldn't|unsupported|unavailable|neither|nor|forbidden|"
                        r"prohibited|refuses?|refused|disallow(?:s|ed)?|impossible|unable|fails?)\b|n't\b",
                        re.IGNORECASE)
+_CONDITIONS = frozenset("if when whenever once after before while unless".split())
+_QUESTION_WORDS = frozenset("what which who whom whose where when why how".split())
+_SUBJECT_OPENERS = frozenset("""i you we they it he she there this that these those the a an my your our their its
+all any some""".split())
 _ANSWERABLE = (SENTENCE, ITEM, ROW, LABEL, PRE)
 
 
@@ -213,12 +217,28 @@ def _plain(text: str) -> str:
 
 def is_yes_no_question(question: str) -> bool:
     """Opens with an auxiliary ("Can I...", "Doesn't it..."), after a short fronted phrase at
-    most ("In Amazon RDS, can I exceed my credit balance?")."""
+    most ("In Amazon RDS, can I exceed my credit balance?"), or after a condition written
+    without its comma ("When you stop a DB instance does it keep its endpoint?")."""
     words = question.strip().lower().split()
     if words and words[0] in _YES_NO_OPENERS and (question.strip().endswith("?") or len(words) > 2):
         return True
     fronted, comma, rest = question.partition(",")
-    return bool(comma) and len(fronted.split()) <= 6 and rest.strip().endswith("?") and is_yes_no_question(rest)
+    if comma:
+        return len(fronted.split()) <= 6 and rest.strip().endswith("?") and is_yes_no_question(rest)
+    return _inverted_after_condition([re.sub(r"[^\w']", "", w) for w in words]) and question.strip().endswith("?")
+
+
+def _inverted_after_condition(words: list[str]) -> bool:
+    """"if/when/once ... <auxiliary> <subject> ...": the main clause asks with an inverted
+    auxiliary ("does it", "can I", "will the files") and no question word came before it."""
+    if not words or words[0] not in _CONDITIONS:
+        return False
+    for k in range(3, len(words) - 1):
+        if words[k - 1] in _QUESTION_WORDS:
+            return False
+        if words[k] in _YES_NO_OPENERS and words[k + 1] in _SUBJECT_OPENERS:
+            return True
+    return False
 
 
 def _yes_no(evidence: Unit) -> str:

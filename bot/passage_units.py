@@ -43,7 +43,7 @@ def split_units(text: str, passage: int) -> list[Unit]:
 
     def add(kind: str, piece: str) -> None:
         piece = piece.strip("\n")
-        if piece.strip():
+        if piece.strip() and (kind in (CODE, PRE, HEADER) or re.search(r"\w", piece)):  # not "****" or "| |"
             units.append(Unit(passage, len(units), kind, piece, block, len(piece.split())))
 
     lines = text.splitlines()

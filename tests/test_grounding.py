@@ -117,6 +117,17 @@ def test_yes_no_follows_what_the_docs_state_not_how_the_question_is_phrased() ->
     assert not is_yes_no_question("In short, how do I exceed my credit balance?")
 
 
+def test_a_yes_no_question_after_a_condition_without_its_comma_gets_its_yes_or_no() -> None:
+    stopped = [_Passage("When you stop a DB instance it retains its DNS endpoint. Its IP address is released.")]
+    composition = Composer().compose("When you stop a DB instance does it retains its DNS endpoint?", stopped)
+    assert composition.yes_no == "Yes" and composition.body.startswith("When you stop a DB instance it retains its DNS")
+    assert is_yes_no_question("If my trial ends is my data deleted?")
+    assert is_yes_no_question("Once I share a folder can the members edit it?")
+    assert not is_yes_no_question("When you stop a DB instance what does it keep?")  # a question word asks
+    assert not is_yes_no_question("When is the backup taken?")
+    assert not is_yes_no_question("When the upload fails how do I retry?")
+
+
 def test_a_free_answer_keeps_only_supported_sentences_as_it_streams() -> None:
     stream = VerifiedStream(["Sessions expire 24 hours after they are created.",
                              "Run `drift doctor --network` to test the connection."])
@@ -204,4 +215,7 @@ def test_where_a_chunk_was_cut_nothing_is_quoted() -> None:
     units = split_units("and then it syncs. The limit is 5 GB.\n\n```json\n{\"a\": 1,\n\nmore", 1)
     assert [u.kind for u in units] == [FRAGMENT, SENTENCE]  # the code block cut open is left out
     assert split_units("Use the API. It returns the", 1)[-1].kind == FRAGMENT
+    empty_bold = split_units("You can bring it online.\n\n****\n\n| SQL Server | RDS |\n| --- | --- |\n| SET ONLINE | rds_set |", 1)
+    assert [u.text for u in empty_bold][:2] == ["You can bring it online.", "| SET ONLINE | rds_set |"]  # no "****"
+    assert garbled("You can bring it online [1].\n\n**** [1]\n\nThe end [1].") == "empty markup"
     assert garbled("Regions:\n\n+ US East (Ohio), us-east-2\n+ EU (Ireland), eu-west-1 with a long tail of words [1]") is None
