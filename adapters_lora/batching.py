@@ -1,17 +1,16 @@
-"""Many questions, one model: generation requests that arrive together are decoded as one
-batch.
+"""Many questions, one model: generation requests are decoded together as one batch, and
+join or leave it as they come and go (continuous batching).
 
 Decoding a 135M model on a CPU is bound by reading the weights, not by arithmetic, so eight
 sequences decoded together cost little more than one (measured in
 tests/benchmarks/bench_generation.py). One thread owns the model. Each round it takes the
-waiting requests of one voice (the oldest request's; up to `max_batch`), left-pads them
-into one batch and runs greedy decoding; each row streams its own tokens to its asker and
-leaves the round as soon as it ends (end of sequence, its own token limit, or its asker
-stopped reading): its asker is answered at once and the rows still going decode as a
-smaller batch. An idle model waits `gather_s` (50 ms) for requests asked together to
-arrive; requests that arrive during a round join the next one (not the running one: a
-lead-in takes a few tokens, so rounds are short); a request for another voice waits for a
-round of its voice.
+waiting requests of one voice (the oldest request's; up to `max_batch`) and decodes them
+greedily (adapters_lora.decoding); each row streams its own tokens to its asker and leaves
+as soon as it ends (end of sequence, its own token limit, or its asker stopped reading),
+and a request of the round's voice that arrives meanwhile joins it at the next step
+(`join`), unless a request of another voice is waiting: then the round drains and that
+voice gets the next one. An idle model waits `gather_s` (50 ms) for requests asked together
+to arrive.
 
 transformers 5's own continuous batching (`generate_batch`, paged attention) was measured
 on 2 CPU cores and was 4.6x slower than this padded batch (bench_generation), so it is not
@@ -27,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -91,43 +89,43 @@ class GenerationRequest:
 
 
 class BatchRows:
-    """Streamer and stopping criterion of one round (the decoding loop calls `put` with each
-    step's tokens and the criterion after it, as transformers' `generate` would): routes each
-    row's tokens to its request and ends each row on its own."""
+    """The requests of one round, in the order they were added (those that joined last):
+    routes each row's tokens to its request and ends each row on its own."""
 
     def __init__(self, requests: Sequence[GenerationRequest], decode: Callable[[list[int]], str],
                  eos_ids: set[int]) -> None:
         self.requests = list(requests)
         self.decode = decode
         self.eos_ids = eos_ids
-        self._prompt_seen = False
 
-    # streamer
-    def put(self, value: Any) -> None:
-        if not self._prompt_seen:  # generate() first hands over the prompt
-            self._prompt_seen = True
-            return
-        for request, token in zip(self.requests, value.reshape(-1).tolist()):
+    def add(self, request: GenerationRequest) -> int:
+        """A request joining the round: its row's place."""
+        self.requests.append(request)
+        return len(self.requests) - 1
+
+    def push(self, rows: Sequence[int], tokens: Sequence[int]) -> None:
+        """Each row's next token: streamed to its asker, or the row's end."""
+        for row, token in zip(rows, tokens):
+            request = self.requests[row]
             if request.finished:
-                continue  # a row that ended gets padding
+                continue
             if token in self.eos_ids and not request.ignore_eos:
                 self._end(request)
                 continue
             request.tokens.append(token)
             request.emit(self.decode(request.tokens))
 
+    def going(self, rows: Sequence[int]) -> list[bool]:
+        """Whether each row decodes on; a row at its token limit or whose asker left ends here."""
+        for row in rows:
+            request = self.requests[row]
+            if not request.finished and (request.cancelled or len(request.tokens) >= request.max_new_tokens):
+                self._end(request)
+        return [not self.requests[row].finished for row in rows]
+
     def end(self) -> None:
         for request in self.requests:
             self._end(request)
-
-    # stopping criterion
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        for request in self.requests:
-            if not request.finished and (request.cancelled or len(request.tokens) >= request.max_new_tokens):
-                self._end(request)
-        return torch.tensor([r.finished for r in self.requests], dtype=torch.bool, device=input_ids.device)
 
     def _end(self, request: GenerationRequest) -> None:
         if not request.finished:
@@ -136,9 +134,11 @@ class BatchRows:
 
 
 class BatchScheduler:
-    """The one thread that runs rounds: `run_round(requests)` decodes a batch of one voice."""
+    """The one thread that runs rounds: `run_round(requests, join)` decodes a batch of one
+    voice; `join(room)` hands it waiting requests of that voice while it runs."""
 
-    def __init__(self, run_round: Callable[[list[GenerationRequest]], None], max_batch: int = 8,
+    def __init__(self, run_round: Callable[[list[GenerationRequest], Callable[[int], list[GenerationRequest]]], None],
+                 max_batch: int = 8,
                  gather_s: float = 0.05, on_start: Callable[[], None] | None = None) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -150,7 +150,9 @@ class BatchScheduler:
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self.rounds = 0  # rounds run, and the largest batch seen: for the benchmark and the tests
+        self._current: list[GenerationRequest] = []  # the round under way, joiners included
+        self.rounds = 0  # rounds run, requests that joined one under way, the largest batch: for benchmarks and tests
+        self.joined = 0
         self.largest_batch = 0
 
     def submit(self, request: GenerationRequest) -> None:
@@ -177,12 +179,30 @@ class BatchScheduler:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
 
+    def join(self, voice: str | None, room: int) -> list[GenerationRequest]:
+        """Up to `room` waiting requests of `voice` that join the round under way (oldest
+        first); none while a request of another voice waits, so the round ends and its voice
+        gets the next one."""
+        with self._condition:
+            self._drop_cancelled()
+            if room <= 0 or self._closed or any(r.voice != voice for r in self._waiting):
+                return []
+            joining = self._waiting[:room]
+            del self._waiting[:room]
+            self._current.extend(joining)
+            self.joined += len(joining)
+            self.largest_batch = max(self.largest_batch, len(self._current))
+            return joining
+
+    def _drop_cancelled(self) -> None:
+        for request in [r for r in self._waiting if r.cancelled]:
+            self._waiting.remove(request)
+            request.finish()
+
     def _next_round(self) -> list[GenerationRequest]:
         with self._condition:
             while True:
-                for request in [r for r in self._waiting if r.cancelled]:
-                    self._waiting.remove(request)
-                    request.finish()
+                self._drop_cancelled()
                 if self._waiting or self._closed:
                     break
                 self._condition.wait()
@@ -196,6 +216,7 @@ class BatchScheduler:
             batch = [r for r in self._waiting if r.voice == voice][: self.max_batch]
             for request in batch:
                 self._waiting.remove(request)
+            self._current = batch  # requests that join the round are added to it
             return batch
 
     def _loop(self) -> None:
@@ -208,11 +229,17 @@ class BatchScheduler:
             self.rounds += 1
             self.largest_batch = max(self.largest_batch, len(batch))
             try:
-                self.run_round(batch)
+                voice = batch[0].voice
+                self.run_round(batch, lambda room: self.join(voice, room))
             except BaseException as err:  # every asker of the round hears why; the thread carries on
                 log.debug("generation round failed", exc_info=True)
-                for request in batch:
+                for request in self._round_requests():
                     request.finish(err)
             else:
-                for request in batch:
+                for request in self._round_requests():
                     request.finish()
+
+    def _round_requests(self) -> list[GenerationRequest]:
+        with self._condition:
+            requests, self._current = self._current, []
+            return requests

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from adapters_lora.base_model import resolve_base_model
 from adapters_lora.batching import BatchRows, BatchScheduler, GenerationRequest
+from adapters_lora.decoding import Join, decode_greedy
 from adapters_lora.registry import VoiceRegistry
 from adapters_lora.voice_switch import VoiceSwitch
 from bot.protocols import BASE_VOICE
@@ -200,11 +201,11 @@ class TransformersGenerator:
         finally:
             request.cancel()
 
-    def _run_round(self, requests: list[GenerationRequest]) -> None:
-        """One batch of one voice, greedy; each row ends on its own (BatchRows) and leaves the
-        batch when it does. The prompts' shared opening (system prompt and template) is read
-        once and its keys and values reused (`_shared_prefix`); the rest of each prompt is
-        left-padded after it."""
+    def _run_round(self, requests: list[GenerationRequest], join: Join | None = None) -> None:
+        """One round of one voice, greedy (adapters_lora.decoding): each row ends on its own
+        and leaves the batch; requests of the voice that arrive meanwhile join it (`join`).
+        The prompts' shared opening (system prompt and template, or a page quoted to several
+        askers) is read once (`_shared_prefix`); the rest of each prompt is left-padded after it."""
         import torch
 
         tokenizer = self._tokenizer
@@ -222,85 +223,81 @@ class TransformersGenerator:
             quantized = self._serving_model(voice)
             with torch.inference_mode(), self._switch.generating() as master:
                 model = quantized or master
-                shared, cache = self._shared_prefix(model, voice, [r.prompt for r in requests])
-                rests = [r.prompt[len(shared):] for r in requests]
-                width = max(len(rest) for rest in rests)
-                ids = torch.tensor([shared + [pad] * (width - len(rest)) + rest for rest in rests])
-                mask = torch.tensor([[1] * len(shared) + [0] * (width - len(rest)) + [1] * len(rest) for rest in rests])
-                penalty = (_ReplyRepetitionPenalty(self.settings.repetition_penalty, ids.shape[1])
+
+                def prefill(batch: list[GenerationRequest]) -> tuple[Any, Any, Any, Any]:
+                    return self._prefill(model, voice, batch, pad)
+
+                penalty = (_ReplyRepetitionPenalty(self.settings.repetition_penalty)
                            if self.settings.repetition_penalty > 1.0 else None)
-                self._decode_greedy(model, ids, mask, cache, len(shared), rows, pad,
-                                    max(r.max_new_tokens for r in requests), penalty)
+                decode_greedy(model, rows, prefill, self.settings.max_batch, join, penalty)
             self._last_prompt = requests[0].prompt
 
-    @staticmethod
-    def _decode_greedy(model: Any, ids: Any, mask: Any, cache: Any, cached: int, rows: BatchRows, pad: int,
-                       max_new_tokens: int, penalty: Any) -> None:
-        """Greedy decoding of a left-padded batch whose first `cached` positions are in
-        `cache` (None: nothing cached). A row that ends leaves the batch (its keys and values
-        are dropped), so the rows still going decode as a smaller batch: with `generate` every
-        row was computed until the longest ended."""
+    def _prefill(self, model: Any, voice: str | None, requests: list[GenerationRequest],
+                 pad: int) -> tuple[Any, Any, Any, Any]:
+        """Reads the prompts (left-padded after their shared opening): (cache, attention
+        mask, position of each row's last token, the logits there)."""
         import torch
         from transformers import DynamicCache
 
+        shared, cache = self._shared_prefix(model, voice, [r.prompt for r in requests])
+        rests = [r.prompt[len(shared):] for r in requests]
+        width = max(len(rest) for rest in rests)
+        ids = torch.tensor([[pad] * (width - len(rest)) + rest for rest in rests])
+        mask = torch.tensor([[1] * len(shared) + [0] * (width - len(rest)) + [1] * len(rest) for rest in rests])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, len(shared):]  # each row counts from its own start
         cache = cache if cache is not None else DynamicCache()
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each row counts from its own start
-        live = torch.arange(ids.shape[0])
-        sequences, step_ids, step_positions = ids, ids[:, cached:], positions[:, cached:]
-        last = positions[:, -1]
-        rows.put(ids)  # BatchRows is a streamer: it is handed the prompt first
-        going = ~rows(ids[:, :1], None)  # a row whose asker left before the round is not read at all
-        for _ in range(max_new_tokens):
-            if not going.any():
-                break
-            if not going.all():  # rows that ended leave the batch
-                keep = going.nonzero().flatten()
-                cache.batch_select_indices(keep)
-                live, mask, last, sequences, step_ids, step_positions = (
-                    t[keep] for t in (live, mask, last, sequences, step_ids, step_positions))
-            logits = model(input_ids=step_ids, attention_mask=mask, position_ids=step_positions, cache=cache,
-                           use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
-            if penalty is not None:
-                logits = penalty(sequences, logits)
-            chosen = logits.argmax(-1)
-            every_row = torch.full((len(rows.requests),), pad, dtype=chosen.dtype)
-            every_row[live] = chosen
-            rows.put(every_row)
-            going = ~rows(every_row[:, None], None)[live]
-            mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=-1)
-            last = last + 1
-            sequences = torch.cat([sequences, chosen[:, None]], dim=-1)
-            step_ids, step_positions = chosen[:, None], last[:, None]
-        rows.end()
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                       logits_to_keep=1).logits[:, -1, :].float()
+        return cache, mask, positions[:, -1], logits
 
     def _shared_prefix(self, model: Any, voice: str | None, prompts: list[list[int]]) -> tuple[list[int], Any]:
-        """The opening every prompt of the round (and the previous round's) shares, with its
-        keys and values for `batch` rows: computed once per voice and kept. ([], None) when
-        the shared part is too short to be worth it."""
-        import torch
-        from transformers import DynamicCache
-
-        candidates = prompts + ([self._last_prompt] if self._last_prompt else [])
-        length = min(common_prefix_length(candidates),
-                     min(len(p) for p in prompts) - 1,  # every row keeps a token of its own to read
-                     _MAX_SHARED_TOKENS)  # the same question twice must not pin a long prompt's values
+        """The opening every prompt of the round shares, with its keys and values for
+        `batch` rows, read once. Two levels: what the round shares with the previous round
+        (system prompt and template) is kept across rounds; what only this round's prompts
+        share (the same page quoted for several askers) is read on top of the longest kept
+        opening, once for the round, not once per row. ([], None) when too short to matter."""
+        kept = min(common_prefix_length(prompts + ([self._last_prompt] if self._last_prompt else [])),
+                   min(len(p) for p in prompts) - 1,  # every row keeps a token of its own to read
+                   _MAX_SHARED_TOKENS)  # the same question twice must not pin a long prompt's values
+        length = kept
+        if len(prompts) > 1:
+            length = max(kept, min(common_prefix_length(prompts), min(len(p) for p in prompts) - 1))
         if length < _MIN_SHARED_TOKENS:
             return [], None
         shared = prompts[0][:length]
-        key = (voice, self.weights, tuple(shared))  # the same voice and weights: the same values
-        cache = self._prefixes.get(key)
-        if cache is not None:
+        cache = None
+        for target in ([kept] if kept >= _MIN_SHARED_TOKENS else []) + ([length] if length > kept else []):
+            cache = self._prefix_cache(model, voice, shared[:target], store=target == kept)
+        batch = copy.deepcopy(cache) if length == kept else cache
+        batch.batch_repeat_interleave(len(prompts))
+        return shared, batch
+
+    def _prefix_cache(self, model: Any, voice: str | None, tokens: list[int], store: bool) -> Any:
+        """Keys and values of `tokens` (one row): the longest opening kept for this voice and
+        weights, extended by reading only the tokens after it. Kept for later rounds when
+        `store`; otherwise a fresh copy the caller may change."""
+        import torch
+        from transformers import DynamicCache
+
+        key = (voice, self.weights, tuple(tokens))  # the same voice and weights: the same values
+        if key in self._prefixes:
             self.prefix_reuses += 1
+            self._prefixes.move_to_end(key)
+            return self._prefixes[key]
+        base = max((k for k in self._prefixes if k[:2] == key[:2] and len(k[2]) < len(tokens)
+                    and tokens[:len(k[2])] == list(k[2])), key=lambda k: len(k[2]), default=None)
+        if base is None:
+            cache, start = DynamicCache(), 0
         else:
-            cache = DynamicCache()
-            model(input_ids=torch.tensor([shared]), cache=cache, use_cache=True, logits_to_keep=1)  # keys and values only
+            self.prefix_reuses += 1
+            cache, start = copy.deepcopy(self._prefixes[base]), len(base[2])
+        model(input_ids=torch.tensor([tokens[start:]]), position_ids=torch.arange(start, len(tokens))[None],
+              cache=cache, use_cache=True, logits_to_keep=1)  # keys and values only
+        if store:
             self._prefixes[key] = cache
             while len(self._prefixes) > _PREFIXES_KEPT:
                 self._prefixes.popitem(last=False)
-        self._prefixes.move_to_end(key)
-        batch = copy.deepcopy(cache)
-        batch.batch_repeat_interleave(len(prompts))
-        return shared, batch
+        return cache
 
     def reply_loss(self, messages: Sequence[ChatMessage], reply: str, voice: str | None = None) -> tuple[float, int]:
         """Summed negative log-likelihood of `reply` after the prompt, and its token count
@@ -345,16 +342,15 @@ class _ReplyRepetitionPenalty:
     loop ("Ahoy! Ahoy! ..."), while copying facts from the passages must stay cheap (the
     stock penalty counts prompt tokens too and pushes the model off the docs' wording)."""
 
-    def __init__(self, penalty: float, prompt_length: int) -> None:
+    def __init__(self, penalty: float) -> None:
         self.penalty = penalty
-        self.prompt_length = prompt_length
 
-    def __call__(self, input_ids, scores):
+    def __call__(self, generated: list[list[int]], scores):
         import torch
 
-        generated = input_ids[:, self.prompt_length:]
-        if generated.shape[1] == 0:
-            return scores
-        picked = torch.gather(scores, 1, generated)
-        picked = torch.where(picked < 0, picked * self.penalty, picked / self.penalty)
-        return scores.scatter(1, generated, picked)
+        for row, tokens in enumerate(generated):
+            if tokens:
+                seen = torch.tensor(sorted(set(tokens)))
+                picked = scores[row, seen]
+                scores[row, seen] = torch.where(picked < 0, picked * self.penalty, picked / self.penalty)
+        return scores

@@ -50,6 +50,31 @@ def test_each_row_ends_on_its_own_limit_and_a_closed_stream_stops_its_row(fp32) 
     assert first and fp32.generate(ask("Say hello."), max_new_tokens=4)  # the model is free again
 
 
+def test_a_question_asked_while_a_round_runs_joins_it_and_gets_what_it_gets_alone(fp32) -> None:
+    long, late = ask("Write a poem about the sea."), ask("What is the capital of France?")
+    alone = [fp32.generate(long), fp32.generate(late, max_new_tokens=8)]
+    rounds, joined = fp32.batches.rounds, fp32.batches.joined
+    first = fp32.stream(long)
+    pieces = [next(first)]  # the round is under way
+    second = fp32.generate(late, max_new_tokens=8)
+    assert fp32.batches.rounds == rounds + 1 and fp32.batches.joined == joined + 1  # joined, no round of its own
+    assert "".join(pieces + list(first)).strip() == alone[0] and second == alone[1] == "The capital of France is Paris."
+
+
+def test_a_page_quoted_to_several_askers_is_read_once_for_the_round(fp32) -> None:
+    page = ("Read the documentation and answer the question.\n\n[1] Sharing: open the folder, choose Share, "
+            "type your teammates' email addresses and pick Can edit or Can view. A shared folder can have up to "
+            "1,000 members.\n\n### Question\n")
+    prompts = [page + q for q in ("How do I share a folder?", "How many members can a folder have?", "Who can edit?")]
+    alone = [fp32.generate(ask(p)) for p in prompts]
+    tokens = [fp32.prompt_tokens(ask(p)) for p in prompts]
+    with fp32._run_lock:
+        shared, cache = fp32._shared_prefix(fp32._switch.model, None, tokens)
+    assert len(shared) == common_prefix_length(tokens) > len(fp32.prompt_tokens(ask(""))) + 40  # the page too
+    assert cache.get_seq_length() == len(shared) and cache.layers[0].keys.shape[0] == len(prompts)
+    assert generate_together(fp32, prompts) == alone  # read once, answered as alone
+
+
 def test_the_shared_opening_stops_where_any_prompt_differs_or_ends() -> None:
     assert common_prefix_length([[1, 2, 3, 4], [1, 2, 3, 9], [1, 2, 7]]) == 2
     # an earlier prompt shorter than this round's: the rows' own difference past its end still counts
@@ -62,9 +87,9 @@ def test_a_round_takes_one_voice_and_the_others_wait_for_theirs() -> None:
     rounds: list[list[str | None]] = []
     gate = threading.Event()
 
-    def run_round(batch: list[GenerationRequest]) -> None:
+    def run_round(batch: list[GenerationRequest], join) -> None:
         gate.wait(10)
-        rounds.append([r.voice for r in batch])
+        rounds.append([r.voice for r in batch] + [r.voice for r in join(2)])  # another voice waits: no one joins
 
     scheduler = BatchScheduler(run_round, max_batch=2)
     requests = [GenerationRequest([1], 1, voice) for voice in ("crew", "formal", "crew", "crew", None)]
