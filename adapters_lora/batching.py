@@ -191,7 +191,7 @@ class BatchScheduler:
             del self._waiting[:room]
             self._current.extend(joining)
             self.joined += len(joining)
-            self.largest_batch = max(self.largest_batch, len(self._current))
+            self.largest_batch = max(self.largest_batch, self.max_batch - room + len(joining))  # rows now decoding
             return joining
 
     def _drop_cancelled(self) -> None:
