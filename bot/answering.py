@@ -122,6 +122,8 @@ class AnswerService:
         if relevant:  # the gate says "in scope"; which pages to read is the ranking's call
             bar = self.settings.close_ratio * max(p.score for p in relevant)
             relevant = [p for p in passages if p.relevant or p.score >= bar]
+        elif passages and self.composer.states_answer(question.text, passages):
+            relevant = list(passages)  # one sentence answers, though no page as a whole was close enough
         if not relevant:
             answer = self._abstain(passages)
             timings["total"] = _ms(started)

@@ -42,6 +42,7 @@ class ComposerSettings:
     lexical_weight: float = 0.5  # meaning (cosine) + this much of the question's rare words found
     min_lexical: float = 0.0  # an anchor must hold more than this share of the question's words ...
     min_similarity: float = 0.3  # ... or be at least this close in meaning
+    sure_similarity: float = 0.6  # a piece this close answers even when retrieval found no page close enough
     subject_similarity: float = 0.8  # the question without its unknown words must stay this close to itself
     max_candidates: int = 120  # pieces scored per question, in retrieval order (bounds the embedding time)
     runner_up_ratio: float = 0.85  # another block of the same page scoring this share of the best joins it
@@ -84,6 +85,22 @@ class Composer:
         if is_yes_no_question(question):
             yes_no = self._yes_no(chosen, anchor, seconds, candidates, lexical)
         return _render(chosen, yes_no)
+
+    def states_answer(self, question: str, passages: Sequence[PromptPassage]) -> bool:
+        """Whether one piece of the passages is so close to the question in meaning that it
+        answers it (and is not about something else), though retrieval found no passage
+        close enough as a whole: a page's embedding dilutes a one-line answer ("where do the
+        log files live on windows" against the one sentence that says where). The bar is
+        above the closest piece any off-topic question reached on the git and aws-docs-qa
+        sets (0.57); it was checked on the sample docs, not set there."""
+        units = [u for n, p in enumerate(passages, 1) for u in split_units(p.text, n)]
+        candidates = [u for u in units if u.kind in _ANSWERABLE][: self.settings.max_candidates]
+        if self.similarity is None or not candidates:
+            return False
+        scores, _, sims = self._score(question, candidates)
+        best = max(range(len(candidates)), key=lambda i: scores[i])
+        return sims[best] >= self.settings.sure_similarity and \
+            not self._about_something_else(question, candidates[best], passages)
 
     def _yes_no(self, chosen: list[Unit], anchor: Unit, seconds: list[Unit], candidates: list[Unit],
                 lexical: list[float]) -> str:

@@ -96,6 +96,17 @@ def test_a_question_about_something_the_docs_do_not_cover_abstains(core, questio
     assert answer.abstained and answer.answer.startswith(ABSTAIN_TEXT)
 
 
+def test_one_sentence_that_answers_is_found_though_no_page_as_a_whole_was_close_enough(core) -> None:
+    question = "where do the log files live on windows"
+    passages = core.answers.retrieve(Question(text=question), [])
+    assert not any(p.relevant for p in passages)  # retrieval's page-level gate alone would abstain
+    answer = core.answers.answer(Question(text=question))
+    assert not answer.abstained and "| Windows | `%LOCALAPPDATA%\\Driftwood\\logs` |" in answer.answer
+    assert [c.source for c in answer.citations] == ["troubleshooting/sync-stuck.md"]
+    assert invented_identifiers(answer.answer, [p.text for p in passages]) == set()
+    assert core.answers.answer(Question(text="how do I cancel my gym membership")).abstained  # its closest: 0.56
+
+
 @pytest.mark.parametrize(("question", "first", "support"), [
     ("Can I use a FAT32 drive for the sync folder on Windows?", "No.",
      "FAT32 and exFAT drives are not supported"),
