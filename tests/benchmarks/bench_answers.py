@@ -110,9 +110,15 @@ def composed(app: App) -> Callable[[str], Result]:
         t0 = time.perf_counter()
         answer = app.answers.answer(Question(text=question))
         ms = (time.perf_counter() - t0) * 1000
-        passages = [p.text for p in app.answers.retrieve(Question(text=question), []) if p.relevant]
-        return Result(answer.answer, answer.abstained, [c.source for c in answer.citations], passages, ms)
+        return Result(answer.answer, answer.abstained, [c.source for c in answer.citations],
+                      cited_passages(app, question, answer), ms)
     return run
+
+
+def cited_passages(app: App, question: str, answer) -> list[str]:
+    """The texts of the passages the answer cites (what it may quote from)."""
+    cited = {c.source for c in answer.citations}
+    return [p.text for p in app.answers.retrieve(Question(text=question), []) if p.source in cited]
 
 
 def _from_passages(app: App, write: Callable[[str, list], tuple[str, list[str]]]) -> Callable[[str], Result]:
@@ -208,8 +214,7 @@ def voice_check(app: App, voice: str, items: list[Item]) -> None:
         if has_lead:
             seen_leads[paragraphs[0]] = seen_leads.get(paragraphs[0], 0) + 1
         recalls.append(recall(answer.answer, item.answer))
-        passages = [p.text for p in app.answers.retrieve(Question(text=item.question), []) if p.relevant]
-        invented += bool(invented_identifiers(answer.answer, passages))
+        invented += bool(invented_identifiers(answer.answer, cited_passages(app, item.question, answer)))
     common = sorted(((n, t) for t, n in seen_leads.items()), reverse=True)[:3]
     print(f"voice {voice}: lead-in {leads}/{total}, sign-off {signed}/{total} ({sign_off!r}), both {framed}/{total}; "
           f"recall {statistics.fmean(recalls):.3f}; answers with invented identifiers {invented}; "
