@@ -12,7 +12,8 @@ A call reading a token or a few per row (decoding) uses torch's int8 weight-only
 whose cost grows with every row it reads; a call reading more (prompts) multiplies by the
 weights cast to bf16 instead: a 1,322-token prompt in 0.7 s against 1.9 s, eight 60-token
 prompts in 0.42 s against 0.85 s. Which path a row takes depends on its own length only, not
-on the rows batched with it.
+on the rows batched with it. The MLP's output projection reads a prompt in fp32 instead
+(_EXACT_INPUTS): rounding its wide-ranging input to bf16 cost a voice its greeting.
 
 The output layer's logits come out of that kernel in bf16, whose step at a logit of 33 is
 0.25: close candidates tie or swap ("I'm" and "I's" 33.0 against 32.75), and greedy decoding
@@ -32,15 +33,22 @@ __all__ = ["Int8Linear", "Int8LogitsLayer", "int8_copy"]
 
 _KERNEL_MAX_TOKENS = 8  # tokens per row up to which the int8 kernel is used (its cost grows with every row it reads)
 _COMPUTE = torch.bfloat16
+# Layers whose prompt inputs stay fp32: the MLP's output projection reads the product of its
+# gate and up projections, whose values span the widest range in the model; rounded to bf16
+# there, a voice's subtle shift was lost (the formal voice's "Hello," greeting: gone with every
+# layer in bf16, back with this one in fp32; 0.1-0.2 s more on a 1,536-token prompt).
+_EXACT_INPUTS = ("down_proj", "fc2", "w2", "dense_4h_to_h")
 _EXACT_LOGITS = 16  # logits recomputed in fp32: the int8 product's error is far below the gap to the 16th
 
 
 class Int8Linear(torch.nn.Module):
     """A frozen nn.Linear whose weight is int8 with a bf16 scale per output channel."""
 
-    def __init__(self, linear: torch.nn.Linear, weight: torch.Tensor | None = None) -> None:
-        """`weight` (default: the layer's own) is what gets quantized, e.g. with a voice merged in."""
+    def __init__(self, linear: torch.nn.Linear, weight: torch.Tensor | None = None, exact_input: bool = False) -> None:
+        """`weight` (default: the layer's own) is what gets quantized, e.g. with a voice merged in;
+        `exact_input`: a prompt's input is not rounded to bf16 (see _EXACT_INPUTS)."""
         super().__init__()
+        self.exact_input = exact_input
         weight_int8, scales = _quantized_rows((linear.weight if weight is None else weight).detach())
         self.register_buffer("weight_int8", weight_int8)
         self.register_buffer("scales", scales.to(_COMPUTE))
@@ -52,6 +60,9 @@ class Int8Linear(torch.nn.Module):
         flat = x.reshape(-1, self.in_features).to(_COMPUTE)
         if tokens_per_row <= _KERNEL_MAX_TOKENS:
             out = torch._weight_int8pack_mm(flat.contiguous(), self.weight_int8, self.scales)
+        elif self.exact_input:
+            flat = x.reshape(-1, self.in_features)
+            out = flat @ self.weight_int8.to(flat.dtype).mul_(self.scales[:, None]).T
         else:
             out = flat @ self.weight_int8.to(_COMPUTE).mul_(self.scales[:, None]).T  # scaling the weight: fewer values than the output
         out = out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
@@ -101,10 +112,11 @@ def int8_copy(model: torch.nn.Module, with_adapters: bool = True) -> torch.nn.Mo
 
     def replace(source: torch.nn.Module, target: torch.nn.Module) -> None:
         for name, child in source.named_children():
+            exact = name in _EXACT_INPUTS
             if hasattr(child, "base_layer"):
-                setattr(target, name, Int8Linear(child.base_layer, _effective_weight(child, with_adapters)))
+                setattr(target, name, Int8Linear(child.base_layer, _effective_weight(child, with_adapters), exact))
             elif isinstance(child, torch.nn.Linear):
-                setattr(target, name, Int8LogitsLayer(child) if child is output else Int8Linear(child))
+                setattr(target, name, Int8LogitsLayer(child) if child is output else Int8Linear(child, exact_input=exact))
             else:
                 replace(child, getattr(target, name))
 

@@ -45,6 +45,20 @@ def test_the_copy_quantizes_every_linear_layer_and_shares_the_rest() -> None:
     assert copied[1].weight is model[1].weight and copied[0].bias is model[0].bias  # shared, not copied
 
 
+def test_the_mlp_output_projection_reads_a_prompt_unrounded() -> None:
+    torch.manual_seed(4)
+    mlp = torch.nn.Module()
+    mlp.up_proj, mlp.down_proj = torch.nn.Linear(576, 1536, bias=False), torch.nn.Linear(1536, 576, bias=False)
+    copied = int8_copy(mlp)
+    assert copied.down_proj.exact_input and not copied.up_proj.exact_input
+    x = torch.randn(1, 100, 1536) * 3
+    dequantized = copied.down_proj.weight_int8.float() * copied.down_proj.scales.float()[:, None]
+    with torch.inference_mode():
+        exact, rounded = copied.down_proj(x), x.bfloat16().float() @ dequantized.T
+        assert torch.allclose(exact, x @ dequantized.T, atol=1e-4)  # the input as it is, not rounded to bf16
+        assert (exact - rounded).abs().max() > 1e-3
+
+
 def test_a_voice_is_folded_into_the_copy_merged_or_not_and_left_out_for_the_base_model() -> None:
     from peft import LoraConfig, get_peft_model
 
