@@ -283,7 +283,7 @@ class TransformersGenerator:
         if key in self._prefixes:
             self.prefix_reuses += 1
             self._prefixes.move_to_end(key)
-            return self._prefixes[key]
+            return self._prefixes[key] if store else copy.deepcopy(self._prefixes[key])
         base = max((k for k in self._prefixes if k[:2] == key[:2] and len(k[2]) < len(tokens)
                     and tokens[:len(k[2])] == list(k[2])), key=lambda k: len(k[2]), default=None)
         if base is None:
