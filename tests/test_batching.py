@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 from adapters_lora.batching import BatchScheduler, GenerationRequest
 from adapters_lora.generator import GenerationSettings, TransformersGenerator, common_prefix_length
@@ -73,7 +74,7 @@ def test_a_page_quoted_to_several_askers_is_read_once_for_the_round(fp32) -> Non
     assert len(shared) == common_prefix_length(tokens) > len(fp32.prompt_tokens(ask(""))) + 40  # the page too
     assert cache.get_seq_length() == len(shared) and cache.layers[0].keys.shape[0] == len(prompts)
     assert generate_together(fp32, prompts) == alone  # read once, answered as alone
-    with fp32._run_lock:  # a round's own opening that was kept before is handed out as a copy
+    with fp32._run_lock, torch.inference_mode():  # a round's own opening that was kept before is handed out as a copy
         kept = fp32._prefix_cache(fp32._switch.model, None, tokens[0][:40], store=True)
         fp32._prefix_cache(fp32._switch.model, None, tokens[0][:40], store=False).batch_repeat_interleave(3)
     assert kept.layers[0].keys.shape[0] == 1
