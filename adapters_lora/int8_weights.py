@@ -57,14 +57,12 @@ class Int8Linear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens_per_row = x.shape[-2] if x.dim() >= 2 else 1
-        flat = x.reshape(-1, self.in_features).to(_COMPUTE)
+        flat = x.reshape(-1, self.in_features)
         if tokens_per_row <= _KERNEL_MAX_TOKENS:
-            out = torch._weight_int8pack_mm(flat.contiguous(), self.weight_int8, self.scales)
-        elif self.exact_input:
-            flat = x.reshape(-1, self.in_features)
-            out = flat @ self.weight_int8.to(flat.dtype).mul_(self.scales[:, None]).T
-        else:
-            out = flat @ self.weight_int8.to(_COMPUTE).mul_(self.scales[:, None]).T  # scaling the weight: fewer values than the output
+            out = torch._weight_int8pack_mm(flat.to(_COMPUTE).contiguous(), self.weight_int8, self.scales)
+        else:  # scaling the weight: fewer values than the output
+            dtype = flat.dtype if self.exact_input else _COMPUTE
+            out = flat.to(dtype) @ self.weight_int8.to(dtype).mul_(self.scales[:, None]).T
         out = out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         return out if self.bias is None else out + self.bias
 

@@ -68,12 +68,10 @@ class Composer:
 
     def compose(self, question: str, passages: Sequence[PromptPassage]) -> Composition | None:
         """None when no piece of the passages is close enough to the question to quote."""
-        units = [u for n, p in enumerate(passages, 1) for u in split_units(p.text, n)]
-        candidates = [u for u in units if u.kind in _ANSWERABLE][: self.settings.max_candidates]
-        if not candidates:
+        found = self._best_piece(question, passages)
+        if found is None:
             return None
-        scores, lexical, sims = self._score(question, candidates)
-        best = max(range(len(candidates)), key=lambda i: scores[i])
+        units, candidates, scores, lexical, sims, best = found
         if lexical[best] <= self.settings.min_lexical and sims[best] < self.settings.min_similarity:
             return None
         anchor = candidates[best]
@@ -93,14 +91,23 @@ class Composer:
         log files live on windows" against the one sentence that says where). The bar is
         above the closest piece any off-topic question reached on the git and aws-docs-qa
         sets (0.57); it was checked on the sample docs, not set there."""
-        units = [u for n, p in enumerate(passages, 1) for u in split_units(p.text, n)]
-        candidates = [u for u in units if u.kind in _ANSWERABLE][: self.settings.max_candidates]
-        if self.similarity is None or not candidates:
+        found = self._best_piece(question, passages) if self.similarity is not None else None
+        if found is None:
             return False
-        scores, _, sims = self._score(question, candidates)
-        best = max(range(len(candidates)), key=lambda i: scores[i])
+        _, candidates, _, _, sims, best = found
         return sims[best] >= self.settings.sure_similarity and \
             not self._about_something_else(question, candidates[best], passages)
+
+    def _best_piece(self, question: str, passages: Sequence[PromptPassage]) -> tuple | None:
+        """(units, answerable candidates, their scores, lexical shares, similarities, index
+        of the best); None when the passages hold nothing answerable."""
+        units = [u for n, p in enumerate(passages, 1) for u in split_units(p.text, n)]
+        candidates = [u for u in units if u.kind in _ANSWERABLE][: self.settings.max_candidates]
+        if not candidates:
+            return None
+        scores, lexical, sims = self._score(question, candidates)
+        best = max(range(len(candidates)), key=lambda i: scores[i])
+        return units, candidates, scores, lexical, sims, best
 
     def _yes_no(self, chosen: list[Unit], anchor: Unit, seconds: list[Unit], candidates: list[Unit],
                 lexical: list[float]) -> str:
