@@ -204,8 +204,8 @@ class TransformersGenerator:
     def _run_round(self, requests: list[GenerationRequest], join: Join | None = None) -> None:
         """One round of one voice, greedy (adapters_lora.decoding): each row ends on its own
         and leaves the batch; requests of the voice that arrive meanwhile join it (`join`).
-        The prompts' shared opening (system prompt and template, or a page quoted to several
-        askers) is read once (`_shared_prefix`); the rest of each prompt is left-padded after it."""
+        Prompts' shared openings (system prompt and template, or a page quoted to several
+        askers) are read once (`_openings`); the rest of each prompt is left-padded after them."""
         import torch
 
         tokenizer = self._tokenizer
@@ -234,43 +234,60 @@ class TransformersGenerator:
 
     def _prefill(self, model: Any, voice: str | None, requests: list[GenerationRequest],
                  pad: int) -> tuple[Any, Any, Any, Any]:
-        """Reads the prompts (left-padded after their shared opening): (cache, attention
-        mask, position of each row's last token, the logits there)."""
+        """Reads the prompts, each after its opening (`_openings`): the openings' keys and
+        values left-padded to the longest, then the rests, left-padded, in one call.
+        (cache, attention mask, position of each row's last token, the logits there)."""
         import torch
         from transformers import DynamicCache
 
-        shared, cache = self._shared_prefix(model, voice, [r.prompt for r in requests])
-        rests = [r.prompt[len(shared):] for r in requests]
+        from adapters_lora.int8_weights import reading_prompt
+
+        openings = self._openings(model, voice, [r.prompt for r in requests])
+        longest = max(length for length, _ in openings)
+        rests = [r.prompt[length:] for r, (length, _) in zip(requests, openings)]
         width = max(len(rest) for rest in rests)
         ids = torch.tensor([[pad] * (width - len(rest)) + rest for rest in rests])
-        mask = torch.tensor([[1] * len(shared) + [0] * (width - len(rest)) + [1] * len(rest) for rest in rests])
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, len(shared):]  # each row counts from its own start
-        cache = cache if cache is not None else DynamicCache()
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
-                       logits_to_keep=1).logits[:, -1, :].float()
+        mask = torch.tensor([[0] * (longest - length) + [1] * length + [0] * (width - len(rest)) + [1] * len(rest)
+                             for (length, _), rest in zip(openings, rests)])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, longest:]  # each row counts from its own start
+        cache = _stacked(openings, longest) if longest else DynamicCache()
+        with reading_prompt():
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                           logits_to_keep=1).logits[:, -1, :].float()
         return cache, mask, positions[:, -1], logits
 
-    def _shared_prefix(self, model: Any, voice: str | None, prompts: list[list[int]]) -> tuple[list[int], Any]:
-        """The opening every prompt of the round shares, with its keys and values for
-        `batch` rows, read once. Two levels: what the round shares with the previous round
-        (system prompt and template) is kept across rounds; what only this round's prompts
-        share (the same page quoted for several askers) is read on top of the longest kept
-        opening, once for the round, not once per row. ([], None) when too short to matter."""
-        kept = min(common_prefix_length(prompts + ([self._last_prompt] if self._last_prompt else [])),
-                   min(len(p) for p in prompts) - 1,  # every row keeps a token of its own to read
-                   _MAX_SHARED_TOKENS)  # the same question twice must not pin a long prompt's values
-        length = kept
-        if len(prompts) > 1:
-            length = max(kept, min(common_prefix_length(prompts), min(len(p) for p in prompts) - 1))
-        if length < _MIN_SHARED_TOKENS:
-            return [], None
-        shared = prompts[0][:length]
-        cache = None
-        for target in ([kept] if kept >= _MIN_SHARED_TOKENS else []) + ([length] if length > kept else []):
-            cache = self._prefix_cache(model, voice, shared[:target], store=target == kept)
-        batch = copy.deepcopy(cache) if length == kept else cache
-        batch.batch_repeat_interleave(len(prompts))
-        return shared, batch
+    def _openings(self, model: Any, voice: str | None, prompts: list[list[int]]) -> list[tuple[int, Any]]:
+        """Each prompt's opening read once for every row that shares it: its length and its
+        keys and values (one row, not to be changed), or (0, None) when too short to matter.
+        A prompt's opening is the longest it shares with another prompt read with it (or,
+        alone, with the round's first prompt: the system prompt and template) or with an
+        opening kept from before, such as a page quoted to askers who join one by one. A
+        shared opening only a few tokens longer than a kept one is read with the rest."""
+        found: dict[tuple[int, ...], Any] = {}
+        openings = []
+        for n, prompt in enumerate(prompts):
+            limit = len(prompt) - 1  # every row keeps a token of its own to read
+            others = prompts[:n] + prompts[n + 1:] + ([self._last_prompt] if self._last_prompt else [])
+            shared = min(max((common_prefix_length([prompt, other]) for other in others), default=0), limit)
+            kept = self._longest_kept(voice, prompt, limit)
+            length = shared if shared - kept >= _MIN_SHARED_TOKENS else kept
+            if length < _MIN_SHARED_TOKENS:
+                openings.append((0, None))
+                continue
+            key = tuple(prompt[:length])
+            if key not in found:
+                stored = min(length, _MAX_SHARED_TOKENS)  # the same question twice must not pin a long prompt's values
+                found[key] = self._prefix_cache(model, voice, prompt[:stored], store=True)
+                if length > stored:
+                    found[key] = self._prefix_cache(model, voice, prompt[:length], store=False)
+            openings.append((length, found[key]))
+        return openings
+
+    def _longest_kept(self, voice: str | None, prompt: list[int], limit: int) -> int:
+        """The length of the longest kept opening (this voice and weights, at most `limit`
+        tokens) that `prompt` starts with; 0 when none."""
+        return max((len(tokens) for v, w, tokens in self._prefixes if (v, w) == (voice, self.weights)
+                    and len(tokens) <= limit and prompt[:len(tokens)] == list(tokens)), default=0)
 
     def _prefix_cache(self, model: Any, voice: str | None, tokens: list[int], store: bool) -> Any:
         """Keys and values of `tokens` (one row): the longest opening kept for this voice and
@@ -278,6 +295,8 @@ class TransformersGenerator:
         `store`; otherwise a fresh copy the caller may change."""
         import torch
         from transformers import DynamicCache
+
+        from adapters_lora.int8_weights import reading_prompt
 
         key = (voice, self.weights, tuple(tokens))  # the same voice and weights: the same values
         if key in self._prefixes:
@@ -291,8 +310,9 @@ class TransformersGenerator:
         else:
             self.prefix_reuses += 1
             cache, start = copy.deepcopy(self._prefixes[base]), len(base[2])
-        model(input_ids=torch.tensor([tokens[start:]]), position_ids=torch.arange(start, len(tokens))[None],
-              cache=cache, use_cache=True, logits_to_keep=1)  # keys and values only
+        with reading_prompt():
+            model(input_ids=torch.tensor([tokens[start:]]), position_ids=torch.arange(start, len(tokens))[None],
+                  cache=cache, use_cache=True, logits_to_keep=1)  # keys and values only
         if store:
             self._prefixes[key] = cache
             while len(self._prefixes) > _PREFIXES_KEPT:
@@ -327,6 +347,27 @@ def bf16_native() -> bool:
             torch.backends.cpu.get_cpu_capability() in ("AVX512", "AVX512_BF16", "AMX")
     except (AttributeError, RuntimeError):
         return False
+
+
+def _stacked(openings: Sequence[tuple[int, Any]], length: int) -> Any:
+    """One cache of the openings' keys and values, a row each, left-padded with zeros (which
+    the attention mask hides) to `length` tokens."""
+    import torch
+
+    template = next(cache for _, cache in openings if cache is not None)
+    stacked = copy.copy(template)  # its layers are replaced below, not changed
+    stacked.layers = [copy.copy(layer) for layer in template.layers]
+    for index, layer in enumerate(stacked.layers):
+        for name in ("keys", "values"):
+            like = getattr(template.layers[index], name)
+            rows = {}
+            for _, cache in openings:
+                if id(cache) not in rows:
+                    tensor = getattr(cache.layers[index], name) if cache is not None else like[:, :, :0]
+                    rows[id(cache)] = torch.cat([tensor.new_zeros((*tensor.shape[:2], length - tensor.shape[2],
+                                                                   tensor.shape[3])), tensor], dim=2)
+            setattr(layer, name, torch.cat([rows[id(cache)] for _, cache in openings], dim=0))
+    return stacked
 
 
 def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:

@@ -1,44 +1,71 @@
-"""Linear layers on int8 weights with bf16 arithmetic, for faster decoding on a CPU.
+"""Linear layers on int8 weights, for faster decoding and prompt reading on a CPU.
 
 Decoding a small model is bound by reading its weights once per token, so storing them as
-int8 (one scale per output channel) reads a quarter of the bytes of fp32. Only the weights
-are quantized: each layer's input is rounded to bf16 and its output returned in the model's
-own dtype, so the residual stream, norms and attention stay fp32. Unlike torch's dynamic
-quantization (activations quantized per batch, to 8 bits), a row's result does not depend on
-the rows it is batched with, and a voice adapter merged into the weights keeps its greeting
-and sign-off (bench_answers --voice).
+int8 (one scale per output channel) reads a quarter of the bytes of fp32. Decoding (a token
+or a few per row) uses torch's int8 weight-only kernel on the input rounded to bf16; its cost
+grows with every row it reads.
 
-A call reading a token or a few per row (decoding) uses torch's int8 weight-only kernel,
-whose cost grows with every row it reads; a call reading more (prompts) multiplies by the
-weights cast to bf16 instead: a 1,322-token prompt in 0.7 s against 1.9 s, eight 60-token
-prompts in 0.42 s against 0.85 s. Which path a row takes depends on its own length only, not
-on the rows batched with it. The MLP's output projection reads a prompt in fp32 instead
-(_EXACT_INPUTS): rounding its wide-ranging input to bf16 cost a voice its greeting.
+Reading a prompt (within `reading_prompt()`, or any call of more than a few tokens per row)
+quantizes the input too: each token to int8 on a scale of its own (its largest value over
+127), multiplied int8 by int8 into exact int32 (torch._int_mm, on VNNI where the CPU has it).
+No copy of the weights is made per call, and a token's result depends on that token alone.
+- A row of up to _FINE_MAX_TOKENS tokens (a lead-in's prompt past its kept opening, the common
+  case) is read in two int8 parts: the rounding, and its remainder on a 254 times finer
+  scale. On so few tokens the weight reads dominate and the second part costs little. In one
+  part, the tiny differences of reading a prompt in other pieces (after another kept opening,
+  or left-padded beside a longer prompt) flip roundings that add up over the layers: 4 of 12
+  crew lead-ins changed with the batch they were read in, none in two parts.
+- A longer row is read in one part: its time is arithmetic, which a second part would double
+  (first token on 1,536 tokens 1.85-1.88 s; 2.41 s in two parts; 2.37-2.45 s on the bf16
+  products of the weights used before).
+- The MLP's output projection (_EXACT_INPUTS) reads a prompt in fp32.
 
-The output layer's logits come out of that kernel in bf16, whose step at a logit of 33 is
-0.25: close candidates tie or swap ("I'm" and "I's" 33.0 against 32.75), and greedy decoding
-then wanders. So the few highest logits are recomputed exactly from the fp32 weights (the
-input embeddings, which the output layer shares in most small models): the int8 product only
-picks which tokens are worth it.
+A row's path depends on its own length (padded to the longest row read with it) and its own
+values only. The residual stream, norms and attention stay fp32, and each output comes back
+in the model's own dtype.
+
+The output layer's logits come out of the decoding kernel in bf16, whose step at a logit of
+33 is 0.25: close candidates tie or swap ("I'm" and "I's" 33.0 against 32.75), and greedy
+decoding then wanders. So the few highest logits are recomputed exactly from the fp32
+weights (the input embeddings, which the output layer shares in most small models): the int8
+product only picks which tokens are worth it.
 """
 
 from __future__ import annotations
 
 import copy
 import ctypes
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 
-__all__ = ["Int8Linear", "Int8LogitsLayer", "int8_copy"]
+__all__ = ["Int8Linear", "Int8LogitsLayer", "int8_copy", "reading_prompt"]
 
 _KERNEL_MAX_TOKENS = 8  # tokens per row up to which the int8 kernel is used (its cost grows with every row it reads)
 _COMPUTE = torch.bfloat16
 # Layers whose prompt inputs stay fp32: the MLP's output projection reads the product of its
-# gate and up projections, whose values span the widest range in the model; rounded to bf16
-# there, a voice's subtle shift was lost (the formal voice's "Hello," greeting: gone with every
-# layer in bf16, back with this one in fp32; 0.1-0.2 s more on a 1,536-token prompt).
+# gate and up projections, a few of whose values are far larger than the rest. Rounded to bf16,
+# or to int8 steps of the largest value (even in two parts), a voice's subtle shift was lost:
+# the formal voice's greeting, 7-9 of 40 lead-ins against 40/40 (bench_answers --voice).
 _EXACT_INPUTS = ("down_proj", "fc2", "w2", "dense_4h_to_h")
+_FINER = 254  # the second part's scale: the first's over this (the first part's error is at most half its step)
+_FINE_MAX_TOKENS = 128  # tokens per row up to which a prompt is read in two int8 parts (see the module's docstring)
 _EXACT_LOGITS = 16  # logits recomputed in fp32: the int8 product's error is far below the gap to the 16th
+_READING_PROMPT: ContextVar[bool] = ContextVar("reading_prompt", default=False)
+
+
+@contextmanager
+def reading_prompt() -> Iterator[None]:
+    """Within it, every call reads prompt tokens, int8 by int8 however few: by length alone, a
+    remainder of a few tokens past a kept opening would take the decoding kernel, and a prompt
+    would compute differently read in one piece or in two."""
+    token = _READING_PROMPT.set(True)
+    try:
+        yield
+    finally:
+        _READING_PROMPT.reset(token)
 
 
 class Int8Linear(torch.nn.Module):
@@ -46,28 +73,49 @@ class Int8Linear(torch.nn.Module):
 
     def __init__(self, linear: torch.nn.Linear, weight: torch.Tensor | None = None, exact_input: bool = False) -> None:
         """`weight` (default: the layer's own) is what gets quantized, e.g. with a voice merged in;
-        `exact_input`: a prompt's input is not rounded to bf16 (see _EXACT_INPUTS)."""
+        `exact_input`: a prompt's input stays fp32 (see _EXACT_INPUTS)."""
         super().__init__()
         self.exact_input = exact_input
         weight_int8, scales = _quantized_rows((linear.weight if weight is None else weight).detach())
         self.register_buffer("weight_int8", weight_int8)
-        self.register_buffer("scales", scales.to(_COMPUTE))
+        self.register_buffer("scales", scales.to(_COMPUTE))  # the decoding kernel's
+        self.register_buffer("row_scales", scales)  # fp32, the prompt path's
         self.bias = linear.bias  # shared with the source model, never changed
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens_per_row = x.shape[-2] if x.dim() >= 2 else 1
         flat = x.reshape(-1, self.in_features)
-        if tokens_per_row <= _KERNEL_MAX_TOKENS:
-            out = torch._weight_int8pack_mm(flat.to(_COMPUTE).contiguous(), self.weight_int8, self.scales)
-        else:  # scaling the weight: fewer values than the output
-            dtype = flat.dtype if self.exact_input else _COMPUTE
-            out = flat.to(dtype) @ self.weight_int8.to(dtype).mul_(self.scales[:, None]).T
+        if tokens_per_row <= _KERNEL_MAX_TOKENS and not _READING_PROMPT.get():
+            out = self._decoding_product(flat)
+        elif self.exact_input:  # see _EXACT_INPUTS
+            out = flat.float() @ self.weight_int8.float().mul_(self.row_scales[:, None]).T
+        else:
+            out = _int8_product(flat.float(), self.weight_int8, self.row_scales,
+                                fine=tokens_per_row <= _FINE_MAX_TOKENS)
         out = out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         return out if self.bias is None else out + self.bias
 
+    def _decoding_product(self, flat: torch.Tensor) -> torch.Tensor:
+        return torch._weight_int8pack_mm(flat.to(_COMPUTE).contiguous(), self.weight_int8, self.scales)
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def _int8_product(x: torch.Tensor, weight: torch.Tensor, scales: torch.Tensor, fine: bool) -> torch.Tensor:
+    """x @ (weight * scales).T in int8 arithmetic: each row of `x` (a token) rounded to int8 on
+    its own scale (its largest value over 127) and, when `fine`, the rounding's remainder
+    added as a second int8 part on a _FINER times finer scale. fp32 out."""
+    step = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30).div_(127)
+    coarse = x.div(step).round_()
+    if not fine:
+        product = torch._int_mm(coarse.to(torch.int8), weight.T).float()
+    else:  # one product for both parts: the weight is read once
+        remainder = torch.addcmul(x, coarse, step, value=-1).div_(step).mul_(_FINER).round_()
+        both = torch._int_mm(torch.cat([coarse, remainder]).to(torch.int8), weight.T).float()
+        product = both[:len(x)].add_(both[len(x):], alpha=1 / _FINER)
+    return product.mul_(step).mul_(scales)
 
 
 def _quantized_rows(weight: torch.Tensor, rows: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,14 +132,18 @@ def _quantized_rows(weight: torch.Tensor, rows: int = 2048) -> tuple[torch.Tenso
 
 
 class Int8LogitsLayer(Int8Linear):
-    """The output layer: int8 logits for every token, exact fp32 ones for the highest few."""
+    """The output layer: int8 logits for every token, exact fp32 ones for the highest few. The
+    int8 ones always come from the decoding kernel, prompt or not: they only pick the few, and
+    int8 by int8 would pack this layer's weight (its whole vocabulary) again at every call."""
 
     def __init__(self, linear: torch.nn.Linear, weight: torch.Tensor | None = None) -> None:
         super().__init__(linear, weight)
         self.exact_weight = linear.weight if weight is None else weight  # the input embeddings when tied: no copy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = super().forward(x)
+        logits = self._decoding_product(x.reshape(-1, self.in_features)).to(x.dtype).reshape(*x.shape[:-1], -1)
+        if self.bias is not None:
+            logits = logits + self.bias
         top = logits.topk(min(_EXACT_LOGITS, self.out_features), dim=-1).indices
         exact = torch.einsum("...d,...kd->...k", x, self.exact_weight[top].to(x.dtype))
         if self.bias is not None:

@@ -69,10 +69,13 @@ def test_a_page_quoted_to_several_askers_is_read_once_for_the_round(fp32) -> Non
     prompts = [page + q for q in ("How do I share a folder?", "How many members can a folder have?", "Who can edit?")]
     alone = [fp32.generate(ask(p)) for p in prompts]
     tokens = [fp32.prompt_tokens(ask(p)) for p in prompts]
-    with fp32._run_lock:
-        shared, cache = fp32._shared_prefix(fp32._switch.model, None, tokens)
-    assert len(shared) == common_prefix_length(tokens) > len(fp32.prompt_tokens(ask(""))) + 40  # the page too
-    assert cache.get_seq_length() == len(shared) and cache.layers[0].keys.shape[0] == len(prompts)
+    with fp32._run_lock, torch.inference_mode():
+        openings = fp32._openings(fp32._switch.model, None, tokens)
+    shared = common_prefix_length(tokens)
+    assert shared > len(fp32.prompt_tokens(ask(""))) + 40  # the page too
+    assert all(shared <= length < len(t) and cache.get_seq_length() == length and cache.layers[0].keys.shape[0] == 1
+               for (length, cache), t in zip(openings, tokens))  # each row after the page, with its own rest
+    assert len({id(cache) for _, cache in openings}) == len({length for length, _ in openings})  # each read once
     assert generate_together(fp32, prompts) == alone  # read once, answered as alone
     with fp32._run_lock, torch.inference_mode():  # a round's own opening that was kept before is handed out as a copy
         kept = fp32._prefix_cache(fp32._switch.model, None, tokens[0][:40], store=True)

@@ -10,31 +10,34 @@ import pytest
 import torch
 
 from adapters_lora.generator import GenerationSettings, TransformersGenerator
-from adapters_lora.int8_weights import Int8Linear, int8_copy
+from adapters_lora.int8_weights import Int8Linear, int8_copy, reading_prompt
 from bot.types import ChatMessage
 from tests.helpers import generate_together
 
 
-def test_an_int8_layer_stays_within_a_percent_of_fp32_on_both_paths() -> None:
+def test_an_int8_layer_stays_within_one_and_two_percent_of_fp32_on_its_two_paths() -> None:
     torch.manual_seed(0)
     linear = torch.nn.Linear(576, 1536, bias=True)
     layer = Int8Linear(linear)
     assert layer.weight_int8.dtype == torch.int8 and layer.weight_int8.shape == (1536, 576)
-    one_token = torch.randn(4, 1, 576)  # decoding: one token per row, the int8 kernel
-    prompt = torch.randn(1, 100, 576)  # a prompt: many tokens per row, the dequantized product
+    one_token = torch.randn(4, 1, 576)  # decoding: one token per row, the weight-only kernel (input in bf16)
+    prompt = torch.randn(1, 100, 576)  # a prompt: many tokens per row, int8 by int8 (input rounded to int8)
     with torch.inference_mode():
-        for x in (one_token, prompt):
+        for x, bound in ((one_token, 0.01), (prompt, 0.02)):
             exact, approx = linear(x), layer(x)
             assert approx.dtype == torch.float32 and approx.shape == exact.shape
-            assert (approx - exact).abs().max() < 0.01 * exact.abs().max()
+            assert (approx - exact).abs().max() < bound * exact.abs().max()
 
 
-def test_a_row_decodes_the_same_whatever_it_is_batched_with() -> None:
+def test_a_row_decodes_and_reads_its_prompt_the_same_whatever_it_is_batched_with() -> None:
     torch.manual_seed(1)
-    layer = Int8Linear(torch.nn.Linear(576, 576, bias=False))
-    batch = torch.randn(8, 1, 576)
-    with torch.inference_mode():
-        assert torch.equal(layer(batch)[3], layer(batch[3:4])[0])
+    for exact_input in (False, True):
+        layer = Int8Linear(torch.nn.Linear(576, 576, bias=False), exact_input=exact_input)
+        batch, prompts = torch.randn(8, 1, 576), torch.randn(3, 20, 576)
+        prompts[0] *= 50  # a row of a much larger scale beside it changes nothing for the others
+        with torch.inference_mode():
+            assert torch.equal(layer(batch)[3], layer(batch[3:4])[0])
+            assert torch.equal(layer(prompts)[1], layer(prompts[1:2])[0])
 
 
 def test_the_copy_quantizes_every_linear_layer_and_shares_the_rest() -> None:
@@ -52,11 +55,30 @@ def test_the_mlp_output_projection_reads_a_prompt_unrounded() -> None:
     copied = int8_copy(mlp)
     assert copied.down_proj.exact_input and not copied.up_proj.exact_input
     x = torch.randn(1, 100, 1536) * 3
-    dequantized = copied.down_proj.weight_int8.float() * copied.down_proj.scales.float()[:, None]
-    with torch.inference_mode():
+    dequantized = copied.down_proj.weight_int8.float() * copied.down_proj.row_scales[:, None]
+    with torch.inference_mode(), reading_prompt():
         exact, rounded = copied.down_proj(x), x.bfloat16().float() @ dequantized.T
         assert torch.allclose(exact, x @ dequantized.T, atol=1e-4)  # the input as it is, not rounded to bf16
         assert (exact - rounded).abs().max() > 1e-3
+
+
+def test_a_short_prompt_is_read_in_two_int8_parts_and_the_same_in_any_pieces() -> None:
+    torch.manual_seed(5)
+    layer = Int8Linear(torch.nn.Linear(576, 576, bias=False))
+    dequantized = layer.weight_int8.float() * layer.row_scales[:, None]
+    x = torch.randn(1, 300, 576)
+    exact = x @ dequantized.T
+
+    def error(out: torch.Tensor) -> float:
+        return float((out - exact[:, :out.shape[1]]).abs().max() / exact.abs().max())
+
+    with torch.inference_mode():
+        with reading_prompt():
+            short, long, piece = layer(x[:, :100]), layer(x), layer(x[:, :3])
+        kernel = layer(x[:, :3])  # three tokens outside a prompt: decoding's kernel, input in bf16
+    assert error(short) < 1e-4 < 0.1 * error(long)  # two parts up to 128 tokens a row, one part beyond
+    assert torch.equal(piece, short[:, :3])  # a prompt's tokens read in one piece or in several: the same
+    assert not torch.equal(kernel, piece)
 
 
 def test_a_voice_is_folded_into_the_copy_merged_or_not_and_left_out_for_the_base_model() -> None:
