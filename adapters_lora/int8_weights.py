@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -54,6 +55,7 @@ _FINER = 254  # the second part's scale: the first's over this (the first part's
 _FINE_MAX_TOKENS = 128  # tokens per row up to which a prompt is read in two int8 parts (see the module's docstring)
 _EXACT_LOGITS = 16  # logits recomputed in fp32: the int8 product's error is far below the gap to the 16th
 _READING_PROMPT: ContextVar[bool] = ContextVar("reading_prompt", default=False)
+_LAST_PARTS = threading.local()  # (input, parts, its int8 parts, their scales): see _int8_parts
 
 
 @contextmanager
@@ -66,6 +68,7 @@ def reading_prompt() -> Iterator[None]:
         yield
     finally:
         _READING_PROMPT.reset(token)
+        _LAST_PARTS.value = None  # the last input's parts (see _int8_parts), not kept past the prompt
 
 
 class Int8Linear(torch.nn.Module):
@@ -88,11 +91,12 @@ class Int8Linear(torch.nn.Module):
         flat = x.reshape(-1, self.in_features)
         if tokens_per_row <= _KERNEL_MAX_TOKENS and not _READING_PROMPT.get():
             out = self._decoding_product(flat)
+        elif tokens_per_row <= _FINE_MAX_TOKENS:
+            out = _int8_product(x, self.weight_int8, self.row_scales, 3 if self.exact_input else 2)
         elif self.exact_input:  # see _EXACT_INPUTS
             out = flat.float() @ self.weight_int8.float().mul_(self.row_scales[:, None]).T
         else:
-            out = _int8_product(flat.float(), self.weight_int8, self.row_scales,
-                                fine=tokens_per_row <= _FINE_MAX_TOKENS)
+            out = _int8_product(x, self.weight_int8, self.row_scales, 1)
         out = out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         return out if self.bias is None else out + self.bias
 
@@ -103,19 +107,38 @@ class Int8Linear(torch.nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-def _int8_product(x: torch.Tensor, weight: torch.Tensor, scales: torch.Tensor, fine: bool) -> torch.Tensor:
-    """x @ (weight * scales).T in int8 arithmetic: each row of `x` (a token) rounded to int8 on
-    its own scale (its largest value over 127) and, when `fine`, the rounding's remainder
-    added as a second int8 part on a _FINER times finer scale. fp32 out."""
-    step = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30).div_(127)
-    coarse = x.div(step).round_()
-    if not fine:
-        product = torch._int_mm(coarse.to(torch.int8), weight.T).float()
-    else:  # one product for both parts: the weight is read once
-        remainder = torch.addcmul(x, coarse, step, value=-1).div_(step).mul_(_FINER).round_()
-        both = torch._int_mm(torch.cat([coarse, remainder]).to(torch.int8), weight.T).float()
-        product = both[:len(x)].add_(both[len(x):], alpha=1 / _FINER)
+def _int8_product(x: torch.Tensor, weight: torch.Tensor, scales: torch.Tensor, parts: int) -> torch.Tensor:
+    """x @ (weight * scales).T in int8 arithmetic (see _int8_parts); fp32 out."""
+    pieces, step = _int8_parts(x, parts)
+    products = torch._int_mm(pieces, weight.T).float()  # every part at once: the weight is read once
+    rows = len(step)
+    product = products[:rows]
+    for part in range(1, parts):
+        product.add_(products[part * rows:(part + 1) * rows], alpha=1.0 / _FINER ** part)
     return product.mul_(step).mul_(scales)
+
+
+def _int8_parts(x: torch.Tensor, parts: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row of `x` (a token) rounded to int8 on its own scale (its largest value over
+    127), then each remainder again on a _FINER times finer scale, `parts` times in all: the
+    parts stacked (int8), and each row's scale. While a prompt is read, the last input's parts
+    are kept: attention's query, key and value projections (and the MLP's gate and up) read
+    the same input, quantized once."""
+    kept = getattr(_LAST_PARTS, "value", None)
+    if kept is not None and kept[0] is x and kept[1] == parts:  # the same object, held since: never changed in place
+        return kept[2], kept[3]
+    flat = x.reshape(-1, x.shape[-1]).float()
+    step = flat.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30).div_(127)
+    pieces, rest = [], flat
+    for part in range(parts):
+        piece = rest.div(step).mul_(_FINER ** part).round_()
+        pieces.append(piece)
+        if part + 1 < parts:
+            rest = torch.addcmul(rest, piece, step, value=-1.0 / _FINER ** part)
+    stacked = torch.cat(pieces).to(torch.int8)
+    if _READING_PROMPT.get():
+        _LAST_PARTS.value = (x, parts, stacked, step)
+    return stacked, step
 
 
 def _quantized_rows(weight: torch.Tensor, rows: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
