@@ -83,6 +83,23 @@ def test_a_page_quoted_to_several_askers_is_read_once_for_the_round(fp32) -> Non
     assert kept.layers[0].keys.shape[0] == 1
 
 
+def test_prompts_quoting_two_pages_are_each_read_after_their_own_page(fp32) -> None:
+    pages = ("Read the documentation and answer the question.\n\n[1] Trash: deleted files stay in the trash for 30 "
+             "days. Open Trash, select the file and click Restore.\n\n### Question\n",
+             "Read the documentation and answer the question.\n\n[1] Invoices: every invoice is emailed to the billing "
+             "contact and listed under Billing > Invoices, where it can be downloaded as a PDF.\n\n### Question\n")
+    prompts = [page + q for page in pages for q in ("Where is it?", "How long does it take?")]
+    alone = [fp32.generate(ask(p)) for p in prompts]
+    tokens = [fp32.prompt_tokens(ask(p)) for p in prompts]
+    with fp32._run_lock, torch.inference_mode():
+        openings = fp32._openings(fp32._switch.model, None, tokens)
+    for first, second in ((0, 1), (2, 3)):  # each pair after its own page, read once for both
+        assert openings[first][1] is openings[second][1]
+        assert openings[first][0] >= common_prefix_length([tokens[first], tokens[second]]) > common_prefix_length(tokens) + 20
+    assert openings[0][1] is not openings[2][1]
+    assert generate_together(fp32, prompts) == alone
+
+
 def test_the_shared_opening_stops_where_any_prompt_differs_or_ends() -> None:
     assert common_prefix_length([[1, 2, 3, 4], [1, 2, 3, 9], [1, 2, 7]]) == 2
     # an earlier prompt shorter than this round's: the rows' own difference past its end still counts
