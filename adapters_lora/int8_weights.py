@@ -110,12 +110,12 @@ class Int8Linear(torch.nn.Module):
 def _int8_product(x: torch.Tensor, weight: torch.Tensor, scales: torch.Tensor, parts: int) -> torch.Tensor:
     """x @ (weight * scales).T in int8 arithmetic (see _int8_parts); fp32 out."""
     pieces, step = _int8_parts(x, parts)
-    products = torch._int_mm(pieces, weight.T).float()  # every part at once: the weight is read once
+    products = torch._int_mm(pieces, weight.T)  # every part at once: the weight is read once
     rows = len(step)
-    product = products[:rows]
+    product = products[:rows].mul(step)  # int32 in, fp32 out: one pass
     for part in range(1, parts):
-        product.add_(products[part * rows:(part + 1) * rows], alpha=1.0 / _FINER ** part)
-    return product.mul_(step).mul_(scales)
+        product.addcmul_(products[part * rows:(part + 1) * rows], step, value=1.0 / _FINER ** part)
+    return product.mul_(scales)
 
 
 def _int8_parts(x: torch.Tensor, parts: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,14 +128,16 @@ def _int8_parts(x: torch.Tensor, parts: int) -> tuple[torch.Tensor, torch.Tensor
     if kept is not None and kept[0] is x and kept[1] == parts:  # the same object, held since: never changed in place
         return kept[2], kept[3]
     flat = x.reshape(-1, x.shape[-1]).float()
+    rows = len(flat)
     step = flat.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30).div_(127)
-    pieces, rest = [], flat
+    stacked = torch.empty((parts * rows, flat.shape[1]), dtype=torch.int8)
+    rest = flat
     for part in range(parts):
-        piece = rest.div(step).mul_(_FINER ** part).round_()
-        pieces.append(piece)
+        piece = rest.div(step) if part == 0 else rest.div(step).mul_(_FINER ** part)
+        piece.round_()
+        stacked[part * rows:(part + 1) * rows] = piece  # whole numbers within ±127: exact in int8
         if part + 1 < parts:
             rest = torch.addcmul(rest, piece, step, value=-1.0 / _FINER ** part)
-    stacked = torch.cat(pieces).to(torch.int8)
     if _READING_PROMPT.get():
         _LAST_PARTS.value = (x, parts, stacked, step)
     return stacked, step
