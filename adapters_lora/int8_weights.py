@@ -5,20 +5,23 @@ int8 (one scale per output channel) reads a quarter of the bytes of fp32. Decodi
 or a few per row) uses torch's int8 weight-only kernel on the input rounded to bf16; its cost
 grows with every row it reads.
 
-Reading a prompt (within `reading_prompt()`, or any call of more than a few tokens per row)
-quantizes the input too: each token to int8 on a scale of its own (its largest value over
-127), multiplied int8 by int8 into exact int32 (torch._int_mm, on VNNI where the CPU has it).
-No copy of the weights is made per call, and a token's result depends on that token alone.
-- A row of up to _FINE_MAX_TOKENS tokens (a lead-in's prompt past its kept opening, the common
-  case) is read in two int8 parts: the rounding, and its remainder on a 254 times finer
-  scale. On so few tokens the weight reads dominate and the second part costs little. In one
-  part, the tiny differences of reading a prompt in other pieces (after another kept opening,
-  or left-padded beside a longer prompt) flip roundings that add up over the layers: 4 of 12
-  crew lead-ins changed with the batch they were read in, none in two parts.
-- A longer row is read in one part: its time is arithmetic, which a second part would double
-  (first token on 1,536 tokens 1.85-1.88 s; 2.41 s in two parts; 2.37-2.45 s on the bf16
-  products of the weights used before).
-- The MLP's output projection (_EXACT_INPUTS) reads a prompt in fp32.
+Reading a prompt (within `reading_prompt()`, or any call of more than a few tokens per row):
+- Rows of up to _INT8_MAX_TOKENS tokens (a lead-in's prompt past its kept opening: what a
+  burst of questions reads) are multiplied int8 by int8 into exact int32 (torch._int_mm, on
+  VNNI where the CPU has it), with no copy of the weights made per call: each token is
+  rounded to int8 on a scale of its own (its largest value over 127), and its remainder
+  again on a 254 times finer scale, two parts in all. One 7-9-token remainder was read in
+  54-58 ms against 105 on bf16 products of the weights, four in 122-126 against 205. A
+  token's result depends on that token alone. In one part, the tiny differences of reading a
+  prompt in other pieces (after another kept opening, or left-padded beside a longer prompt)
+  flipped roundings that added up over the layers: 4 of 12 crew lead-ins changed with the
+  batch they were read in, none in two parts.
+- Longer rows are multiplied by the weights cast to bf16 (a 1,322-token prompt in 0.7 s
+  against 1.9 s on the kernel). Int8 by int8 in one part was faster (first token on 1,536
+  tokens about 1.9 s against 2.4), but a reply to the same long prompt then changed with the
+  opening kept from the question before; in two parts it was no faster than bf16.
+- The MLP's output projection (_EXACT_INPUTS) reads short rows in three int8 parts and long
+  ones in fp32: as close as fp32 either way.
 
 A row's path depends on its own length (padded to the longest row read with it) and its own
 values only. The residual stream, norms and attention stay fp32, and each output comes back
@@ -46,13 +49,14 @@ __all__ = ["Int8Linear", "Int8LogitsLayer", "int8_copy", "reading_prompt"]
 
 _KERNEL_MAX_TOKENS = 8  # tokens per row up to which the int8 kernel is used (its cost grows with every row it reads)
 _COMPUTE = torch.bfloat16
-# Layers whose prompt inputs stay fp32: the MLP's output projection reads the product of its
-# gate and up projections, a few of whose values are far larger than the rest. Rounded to bf16,
-# or to int8 steps of the largest value (even in two parts), a voice's subtle shift was lost:
-# the formal voice's greeting, 7-9 of 40 lead-ins against 40/40 (bench_answers --voice).
+# Layers whose prompt inputs are read as exactly as fp32 (three int8 parts up to
+# _INT8_MAX_TOKENS tokens a row, fp32 beyond): the MLP's output projection reads the product of
+# its gate and up projections, a few of whose values are far larger than the rest. Rounded to
+# bf16, or to int8 steps of the largest value in one or two parts, a voice's subtle shift was
+# lost: the formal voice's greeting, 7-9 of 40 lead-ins against 40/40 (bench_answers --voice).
 _EXACT_INPUTS = ("down_proj", "fc2", "w2", "dense_4h_to_h")
 _FINER = 254  # the second part's scale: the first's over this (the first part's error is at most half its step)
-_FINE_MAX_TOKENS = 128  # tokens per row up to which a prompt is read in two int8 parts (see the module's docstring)
+_INT8_MAX_TOKENS = 128  # tokens per row up to which a prompt is read int8 by int8 (see the module's docstring)
 _EXACT_LOGITS = 16  # logits recomputed in fp32: the int8 product's error is far below the gap to the 16th
 _READING_PROMPT: ContextVar[bool] = ContextVar("reading_prompt", default=False)
 _LAST_PARTS = threading.local()  # (input, parts, its int8 parts, their scales): see _int8_parts
@@ -76,7 +80,7 @@ class Int8Linear(torch.nn.Module):
 
     def __init__(self, linear: torch.nn.Linear, weight: torch.Tensor | None = None, exact_input: bool = False) -> None:
         """`weight` (default: the layer's own) is what gets quantized, e.g. with a voice merged in;
-        `exact_input`: a prompt's input stays fp32 (see _EXACT_INPUTS)."""
+        `exact_input`: a prompt's input is read as exactly as fp32 (see _EXACT_INPUTS)."""
         super().__init__()
         self.exact_input = exact_input
         weight_int8, scales = _quantized_rows((linear.weight if weight is None else weight).detach())
@@ -91,12 +95,11 @@ class Int8Linear(torch.nn.Module):
         flat = x.reshape(-1, self.in_features)
         if tokens_per_row <= _KERNEL_MAX_TOKENS and not _READING_PROMPT.get():
             out = self._decoding_product(flat)
-        elif tokens_per_row <= _FINE_MAX_TOKENS:
+        elif tokens_per_row <= _INT8_MAX_TOKENS:
             out = _int8_product(x, self.weight_int8, self.row_scales, 3 if self.exact_input else 2)
-        elif self.exact_input:  # see _EXACT_INPUTS
-            out = flat.float() @ self.weight_int8.float().mul_(self.row_scales[:, None]).T
-        else:
-            out = _int8_product(x, self.weight_int8, self.row_scales, 1)
+        else:  # scaling the weight: fewer values than the output
+            dtype = flat.dtype if self.exact_input else _COMPUTE
+            out = flat.to(dtype) @ self.weight_int8.to(dtype).mul_(self.scales[:, None]).T
         out = out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         return out if self.bias is None else out + self.bias
 
@@ -158,8 +161,8 @@ def _quantized_rows(weight: torch.Tensor, rows: int = 2048) -> tuple[torch.Tenso
 
 class Int8LogitsLayer(Int8Linear):
     """The output layer: int8 logits for every token, exact fp32 ones for the highest few. The
-    int8 ones always come from the decoding kernel, prompt or not: they only pick the few, and
-    int8 by int8 would pack this layer's weight (its whole vocabulary) again at every call."""
+    int8 ones come from the decoding kernel, prompt or not: they only pick the few, whose
+    logits are then recomputed the same whichever path picked them."""
 
     def __init__(self, linear: torch.nn.Linear, weight: torch.Tensor | None = None) -> None:
         super().__init__(linear, weight)
