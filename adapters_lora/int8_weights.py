@@ -11,7 +11,7 @@ Reading a prompt (within `reading_prompt()`, or any call of more than a few toke
   VNNI where the CPU has it), with no copy of the weights made per call: each token is
   rounded to int8 on a scale of its own (its largest value over 127), and its remainder
   again on a 254 times finer scale, two parts in all. One 7-9-token remainder was read in
-  54-58 ms against 105 on bf16 products of the weights, four in 122-126 against 205. A
+  54-58 ms against 105 on bf16 products of the weights, four in 114-126 against 205. A
   token's result depends on that token alone. In one part, the tiny differences of reading a
   prompt in other pieces (after another kept opening, or left-padded beside a longer prompt)
   flipped roundings that added up over the layers: 4 of 12 crew lead-ins changed with the
