@@ -273,7 +273,8 @@ class TransformersGenerator:
             limit = len(prompt) - 1  # every row keeps a token of its own to read
             others = prompts[:n] + prompts[n + 1:] + ([self._last_prompt] if self._last_prompt else [])
             shared = min(max((common_prefix_length([prompt, other]) for other in others), default=0), limit)
-            kept = self._longest_kept(voice, prompt, limit)
+            kept_key = self._longest_kept(voice, prompt, limit)
+            kept = len(kept_key[2]) if kept_key else 0
             length = shared if shared - kept >= _MIN_SHARED_TOKENS else kept
             if length < _MIN_SHARED_TOKENS or 2 * length < len(prompt):  # see _openings' docstring
                 openings.append((0, None))
@@ -287,11 +288,11 @@ class TransformersGenerator:
             openings.append((length, found[key]))
         return openings
 
-    def _longest_kept(self, voice: str | None, prompt: list[int], limit: int) -> int:
-        """The length of the longest kept opening (this voice and weights, at most `limit`
-        tokens) that `prompt` starts with; 0 when none."""
-        return max((len(tokens) for v, w, tokens in self._prefixes if (v, w) == (voice, self.weights)
-                    and len(tokens) <= limit and prompt[:len(tokens)] == list(tokens)), default=0)
+    def _longest_kept(self, voice: str | None, prompt: list[int], limit: int) -> tuple | None:
+        """The key of the longest kept opening (this voice and weights, at most `limit`
+        tokens) that `prompt` starts with; None when none."""
+        return max((key for key in self._prefixes if key[:2] == (voice, self.weights) and len(key[2]) <= limit
+                    and prompt[:len(key[2])] == list(key[2])), key=lambda key: len(key[2]), default=None)
 
     def _prefix_cache(self, model: Any, voice: str | None, tokens: list[int], store: bool) -> Any:
         """Keys and values of `tokens` (one row): the longest opening kept for this voice and
@@ -307,8 +308,7 @@ class TransformersGenerator:
             self.prefix_reuses += 1
             self._prefixes.move_to_end(key)
             return self._prefixes[key] if store else copy.deepcopy(self._prefixes[key])
-        base = max((k for k in self._prefixes if k[:2] == key[:2] and len(k[2]) < len(tokens)
-                    and tokens[:len(k[2])] == list(k[2])), key=lambda k: len(k[2]), default=None)
+        base = self._longest_kept(voice, tokens, len(tokens) - 1)
         if base is None:
             cache, start = DynamicCache(), 0
         else:
