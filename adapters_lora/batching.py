@@ -10,7 +10,10 @@ as soon as it ends (end of sequence, its own token limit, or its asker stopped r
 and a request of the round's voice that arrives meanwhile joins it at the next step
 (`join`), unless a request of another voice is waiting: then the round drains and that
 voice gets the next one. An idle model waits `gather_s` (50 ms) for requests asked together
-to arrive.
+to arrive. Rows share one left-padded cache, as long as the longest row: a batch takes rows
+while rows x the longest row's tokens (prompt and reply) stay within `max_batch_tokens`
+(16,384: eight prompts of 2,048 tokens, about 750 MB of keys and values for the bundled
+model), so 32 lead-ins decode together where eight long answers would already fill it.
 
 transformers 5's own continuous batching (`generate_batch`, paged attention) was measured
 on 2 CPU cores and was 4.6x slower than this padded batch (bench_generation), so it is not
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 _END = object()
+MAX_BATCH_TOKENS = 16_384  # rows x the longest row's prompt and reply tokens (see the module's docstring)
 
 
 @dataclass(eq=False)
@@ -139,12 +143,14 @@ class BatchScheduler:
 
     def __init__(self, run_round: Callable[[list[GenerationRequest], Callable[[int], list[GenerationRequest]]], None],
                  max_batch: int = 8,
-                 gather_s: float = 0.05, on_start: Callable[[], None] | None = None) -> None:
+                 gather_s: float = 0.05, on_start: Callable[[], None] | None = None,
+                 max_batch_tokens: int = MAX_BATCH_TOKENS) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.run_round = run_round
         self.on_start = on_start  # run first on the thread (e.g. its torch thread count)
         self.max_batch = max_batch
+        self.max_batch_tokens = max_batch_tokens
         self.gather_s = gather_s  # an idle model waits this long for questions asked together to join
         self._waiting: list[GenerationRequest] = []
         self._condition = threading.Condition()
@@ -187,12 +193,24 @@ class BatchScheduler:
             self._drop_cancelled()
             if room <= 0 or self._closed or any(r.voice != voice for r in self._waiting):
                 return []
-            joining = self._waiting[:room]
-            del self._waiting[:room]
+            joining = self._taken(self._waiting[:room], [r for r in self._current if not r.finished])
+            del self._waiting[:len(joining)]
             self._current.extend(joining)
             self.joined += len(joining)
             self.largest_batch = max(self.largest_batch, self.max_batch - room + len(joining))  # rows now decoding
             return joining
+
+    def _taken(self, candidates: list[GenerationRequest], running: list[GenerationRequest]) -> list[GenerationRequest]:
+        """The leading `candidates` that fit beside `running` within max_batch_tokens (the
+        first of a new round always does)."""
+        taken: list[GenerationRequest] = []
+        for request in candidates:
+            rows = running + taken + [request]
+            if (running or taken) and len(rows) * max(len(r.prompt) + r.max_new_tokens for r in rows) > \
+                    self.max_batch_tokens:
+                break
+            taken.append(request)
+        return taken
 
     def _drop_cancelled(self) -> None:
         for request in [r for r in self._waiting if r.cancelled]:
@@ -213,7 +231,7 @@ class BatchScheduler:
             if self._closed:
                 return []
             voice = self._waiting[0].voice
-            batch = [r for r in self._waiting if r.voice == voice][: self.max_batch]
+            batch = self._taken([r for r in self._waiting if r.voice == voice][: self.max_batch], [])
             for request in batch:
                 self._waiting.remove(request)
             self._current = batch  # requests that join the round are added to it

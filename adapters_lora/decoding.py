@@ -17,8 +17,9 @@ from typing import Any
 
 from adapters_lora.batching import BatchRows, GenerationRequest
 
-# (requests) -> (cache, attention mask, position of each row's last prompt token, last logits)
-Prefill = Callable[[list[GenerationRequest]], tuple[Any, Any, Any, Any]]
+# (requests) -> for each group of them read together: (their places in `requests`, cache,
+# attention mask, position of each row's last prompt token, last logits)
+Prefill = Callable[[list[GenerationRequest]], list[tuple[list[int], Any, Any, Any, Any]]]
 Join = Callable[[int], list[GenerationRequest]]  # (room) -> requests that join the running round
 Penalty = Callable[[list[list[int]], Any], Any]  # (each row's generated tokens, logits) -> logits
 
@@ -67,12 +68,17 @@ def decode_greedy(model: Any, rows: BatchRows, prefill: Prefill, max_batch: int,
 
 
 def _admit(rows: BatchRows, pending: list[int], prefill: Prefill, penalty: Penalty | None) -> _Batch | None:
-    """Reads the prompts of `pending` and picks each one's first token: the rows still going."""
-    cache, mask, last, logits = prefill([rows.requests[i] for i in pending])
-    chosen = _choose(rows, pending, logits, penalty)
-    batch = _Batch(rows=list(pending), cache=cache, mask=_grown(mask), positions=last + 1, step=chosen)
-    batch.keep(rows.going(pending))
-    return batch if batch.rows else None
+    """Reads the prompts of `pending` (in groups, as `prefill` chooses) and picks each one's
+    first token: one batch of the rows still going."""
+    admitted = None
+    for places, cache, mask, last, logits in prefill([rows.requests[i] for i in pending]):
+        indices = [pending[place] for place in places]
+        chosen = _choose(rows, indices, logits, penalty)
+        batch = _Batch(rows=indices, cache=cache, mask=_grown(mask), positions=last + 1, step=chosen)
+        batch.keep(rows.going(indices))
+        if batch.rows:
+            admitted = batch if admitted is None else merge(admitted, batch)
+    return admitted
 
 
 def _choose(rows: BatchRows, indices: list[int], logits: Any, penalty: Penalty | None) -> Any:

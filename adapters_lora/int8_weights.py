@@ -38,14 +38,13 @@ from __future__ import annotations
 
 import copy
 import ctypes
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 import torch
 
-__all__ = ["Int8Linear", "Int8LogitsLayer", "int8_copy", "reading_prompt"]
+__all__ = ["Int8Linear", "Int8LogitsLayer", "Int8Slice", "SharedProduct", "int8_copy", "reading_prompt"]
 
 _KERNEL_MAX_TOKENS = 8  # tokens per row up to which the int8 kernel is used (its cost grows with every row it reads)
 _COMPUTE = torch.bfloat16
@@ -59,7 +58,9 @@ _FINER = 254  # the second part's scale: the first's over this (the first part's
 _INT8_MAX_TOKENS = 128  # tokens per row up to which a prompt is read int8 by int8 (see the module's docstring)
 _EXACT_LOGITS = 16  # logits recomputed in fp32: the int8 product's error is far below the gap to the 16th
 _READING_PROMPT: ContextVar[bool] = ContextVar("reading_prompt", default=False)
-_LAST_PARTS = threading.local()  # (input, parts, its int8 parts, their scales): see _int8_parts
+# Projections of one input computed in one product (see SharedProduct): attention's query, key
+# and value, the MLP's gate and up.
+_SHARED_INPUTS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 
 
 @contextmanager
@@ -72,7 +73,6 @@ def reading_prompt() -> Iterator[None]:
         yield
     finally:
         _READING_PROMPT.reset(token)
-        _LAST_PARTS.value = None  # the last input's parts (see _int8_parts), not kept past the prompt
 
 
 class Int8Linear(torch.nn.Module):
@@ -110,6 +110,47 @@ class Int8Linear(torch.nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
+class SharedProduct(Int8Linear):
+    """Several projections of one input (attention's query, key and value; the MLP's gate and
+    up) as one int8 layer: one product, one rounding of the input, one call per path instead
+    of one per projection. Each output column is computed exactly as its own layer's would be
+    (the int8 products are exact, the scaling is per column). Its `Int8Slice`s, called one
+    after the other on the same input, share the product, which is dropped once each has
+    taken its part."""
+
+    def __init__(self, weights: list[torch.Tensor]) -> None:
+        stacked = torch.cat([w.detach() for w in weights])
+        super().__init__(torch.nn.Linear(stacked.shape[1], stacked.shape[0], bias=False, device="meta"), stacked)
+        self._members = len(weights)
+        self._last: list | None = None  # [input, product, slices taken]; the model runs on one thread at a time
+
+    def product(self, x: torch.Tensor) -> torch.Tensor:
+        last = self._last
+        if last is None or last[0] is not x:  # the same object: read by every slice before it changes
+            last = [x, self(x), 0]
+        last[2] += 1
+        self._last = None if last[2] == self._members else last
+        return last[1]
+
+
+class Int8Slice(torch.nn.Module):
+    """One projection of a SharedProduct: its columns of the shared product, and its bias."""
+
+    def __init__(self, shared: SharedProduct, start: int, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        self.shared = shared
+        self.start, self.stop = start, start + linear.out_features
+        self.bias = linear.bias  # shared with the source model, never changed
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.shared.product(x)[..., self.start:self.stop]
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return f"columns {self.start}-{self.stop} of a shared product, bias={self.bias is not None}"
+
+
 def _int8_product(x: torch.Tensor, weight: torch.Tensor, scales: torch.Tensor, parts: int) -> torch.Tensor:
     """x @ (weight * scales).T in int8 arithmetic (see _int8_parts); fp32 out."""
     pieces, step = _int8_parts(x, parts)
@@ -124,12 +165,7 @@ def _int8_product(x: torch.Tensor, weight: torch.Tensor, scales: torch.Tensor, p
 def _int8_parts(x: torch.Tensor, parts: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each row of `x` (a token) rounded to int8 on its own scale (its largest value over
     127), then each remainder again on a _FINER times finer scale, `parts` times in all: the
-    parts stacked (int8), and each row's scale. While a prompt is read, the last input's parts
-    are kept: attention's query, key and value projections (and the MLP's gate and up) read
-    the same input, quantized once."""
-    kept = getattr(_LAST_PARTS, "value", None)
-    if kept is not None and kept[0] is x and kept[1] == parts:  # the same object, held since: never changed in place
-        return kept[2], kept[3]
+    parts stacked (int8), and each row's scale."""
     flat = x.reshape(-1, x.shape[-1]).float()
     rows = len(flat)
     step = flat.abs().amax(dim=1, keepdim=True).clamp_(min=1e-30).div_(127)
@@ -141,8 +177,6 @@ def _int8_parts(x: torch.Tensor, parts: int) -> tuple[torch.Tensor, torch.Tensor
         stacked[part * rows:(part + 1) * rows] = piece  # whole numbers within ±127: exact in int8
         if part + 1 < parts:
             rest = torch.addcmul(rest, piece, step, value=-1.0 / _FINER ** part)
-    if _READING_PROMPT.get():
-        _LAST_PARTS.value = (x, parts, stacked, step)
     return stacked, step
 
 
@@ -189,7 +223,18 @@ def int8_copy(model: torch.nn.Module, with_adapters: bool = True) -> torch.nn.Mo
     copied = copy.deepcopy(model, memo)  # modules copied, every tensor shared
 
     def replace(source: torch.nn.Module, target: torch.nn.Module) -> None:
-        for name, child in source.named_children():
+        children = dict(source.named_children())
+        for names in _SHARED_INPUTS:
+            if all(_linear(children.get(name)) is not None for name in names):
+                layers = [children.pop(name) for name in names]
+                linears = [_linear(layer) for layer in layers]
+                shared = SharedProduct([_effective_weight(layer, with_adapters) if hasattr(layer, "base_layer")
+                                        else layer.weight for layer in layers])
+                start = 0
+                for name, linear in zip(names, linears):
+                    setattr(target, name, Int8Slice(shared, start, linear))
+                    start += linear.out_features
+        for name, child in children.items():
             exact = name in _EXACT_INPUTS
             if hasattr(child, "base_layer"):
                 setattr(target, name, Int8Linear(child.base_layer, _effective_weight(child, with_adapters), exact))
@@ -201,6 +246,12 @@ def int8_copy(model: torch.nn.Module, with_adapters: bool = True) -> torch.nn.Mo
     replace(model, copied)
     _return_freed_memory()
     return copied
+
+
+def _linear(layer: torch.nn.Module | None) -> torch.nn.Linear | None:
+    """The nn.Linear a layer computes with (a LoRA-carrying one's base layer), or None."""
+    inner = getattr(layer, "base_layer", layer)
+    return inner if isinstance(inner, torch.nn.Linear) else None
 
 
 def _return_freed_memory() -> None:

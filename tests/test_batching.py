@@ -5,13 +5,14 @@ its own limit, and an asker who stops reading stops its row."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from adapters_lora.batching import BatchScheduler, GenerationRequest
-from adapters_lora.generator import GenerationSettings, TransformersGenerator, common_prefix_length
+from adapters_lora.generator import GenerationSettings, TransformersGenerator, common_prefix_length, reading_groups
 from bot.types import ChatMessage
 from tests.helpers import generate_together
 
@@ -98,6 +99,54 @@ def test_prompts_quoting_two_pages_are_each_read_after_their_own_page(fp32) -> N
         assert openings[first][0] >= common_prefix_length([tokens[first], tokens[second]]) > common_prefix_length(tokens) + 20
     assert openings[0][1] is not openings[2][1]
     assert generate_together(fp32, prompts) == alone
+
+
+def test_a_long_rest_is_read_in_a_call_of_its_own_and_every_row_answers_as_alone(fp32) -> None:
+    page = ("Read the documentation and answer the question.\n\n[1] Exports: open Reports, pick a date range and "
+            "click Export; the file arrives by email within ten minutes.\n\n### Question\n")
+    long = "Summarize this, please: " + "the export of every report of every team, all year long; " * 8
+    prompts = [page + "Where is it?", page + "How long does it take?", page + long]
+    alone = [fp32.generate(ask(p)) for p in prompts[2:] + prompts[:2]]
+    alone = alone[1:] + alone[:1]
+    tokens = [fp32.prompt_tokens(ask(p)) for p in prompts]
+    requests = [GenerationRequest(t, 16, None) for t in tokens]
+    fp32._prefixes.clear()  # asked before, the long prompt would read only its last token after its own opening
+    with fp32._run_lock, torch.inference_mode():
+        groups = fp32._prefill(fp32._switch.model, None, requests, fp32._tokenizer.eos_token_id)
+    assert [places for places, *_ in groups] == [[2], [0, 1]]  # the short rests are not padded to the long one's
+    assert [mask.shape[1] for _, _, mask, _, _ in groups] == [len(tokens[2]), max(len(tokens[0]), len(tokens[1]))]
+    assert generate_together(fp32, prompts) == alone
+
+
+def test_rows_are_read_together_while_the_padding_is_no_longer_than_themselves() -> None:
+    assert reading_groups([20, 20, 116, 20]) == [[2], [0, 1, 3]]  # a burst's one long rest: a call of its own
+    assert reading_groups([6, 20]) == [[0, 1]]  # 14 padding tokens: cheaper than a call
+    assert reading_groups([40, 4, 30, 20]) == [[0, 2, 3], [1]]
+    assert reading_groups([5]) == [[0]] and reading_groups([]) == []
+
+
+def test_a_batch_takes_rows_while_rows_times_the_longest_fit_its_token_budget() -> None:
+    rounds: list[list[int]] = []
+    gate = threading.Event()
+
+    def run_round(batch: list[GenerationRequest], join) -> None:
+        gate.wait(10)
+        rounds.append([len(r.prompt) for r in batch] + [len(r.prompt) for r in join(8 - len(batch))])
+
+    scheduler = BatchScheduler(run_round, max_batch=8, max_batch_tokens=1000)
+    long, short = [GenerationRequest([1] * 400, 100, None) for _ in range(3)], [GenerationRequest([1] * 90, 10, None)
+                                                                                for _ in range(12)]
+    scheduler.submit(long[0])
+    time.sleep(0.2)  # the first round is under way, waiting at the gate
+    for request in long[1:] + short:
+        scheduler.submit(request)
+    gate.set()
+    for request in long + short:
+        assert list(request.pieces()) == []
+    scheduler.close()
+    # rows x the longest: two 500-token rows fit 1,000, three do not, and a 100-token row beside a
+    # 500-token one counts 500; eight 100-token rows fit, and max_batch stops there
+    assert rounds == [[400, 400], [400, 90], [90] * 8, [90] * 3]
 
 
 def test_the_shared_opening_stops_where_any_prompt_differs_or_ends() -> None:

@@ -4,13 +4,14 @@ what it answers alone."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 import torch
 
 from adapters_lora.generator import GenerationSettings, TransformersGenerator
-from adapters_lora.int8_weights import Int8Linear, int8_copy, reading_prompt
+from adapters_lora.int8_weights import Int8Linear, Int8Slice, int8_copy, reading_prompt
 from bot.types import ChatMessage
 from tests.helpers import generate_together
 
@@ -47,6 +48,25 @@ def test_the_copy_quantizes_every_linear_layer_and_shares_the_rest() -> None:
     assert [type(m).__name__ for m in copied.modules()].count("Int8Linear") == 2
     assert all(isinstance(m, torch.nn.Linear) for m in (model[0], model[2][0]))  # the source is left as it was
     assert copied[1].weight is model[1].weight and copied[0].bias is model[0].bias  # shared, not copied
+
+
+def test_projections_of_one_input_are_one_product_with_each_layers_own_result() -> None:
+    torch.manual_seed(6)
+    attention, names = torch.nn.Module(), ("q_proj", "k_proj", "v_proj")
+    for name, width, bias in zip(names, (576, 192, 192), (True, False, False)):
+        setattr(attention, name, torch.nn.Linear(576, width, bias=bias))
+    copied = int8_copy(attention)
+    shared = copied.q_proj.shared
+    assert all(isinstance(getattr(copied, n), Int8Slice) and getattr(copied, n).shared is shared for n in names)
+    assert shared.weight_int8.shape == (960, 576)
+    products = []
+    shared.register_forward_hook(lambda *_: products.append(1))
+    own = {n: Int8Linear(getattr(attention, n)) for n in names}
+    # decoding (the kernel), a short prompt (int8 by int8), a long one (bf16): each column as its own layer's
+    for x, prompt in ((torch.randn(8, 1, 576), False), (torch.randn(2, 20, 576), True), (torch.randn(1, 300, 576), True)):
+        with torch.inference_mode(), reading_prompt() if prompt else nullcontext():
+            assert all(torch.equal(getattr(copied, n)(x), own[n](x)) for n in names)
+    assert len(products) == 3  # one per input, not one per projection
 
 
 def test_the_mlp_output_projection_reads_a_prompt_unrounded() -> None:

@@ -123,7 +123,9 @@ class GenerationConfig(_Section):
         "fp32 on two cores with the same composed answers and voices (bench_generation, bench_answers); fp32 "
         "runs the model as loaded; auto: int8 where the CPU computes in bf16 natively (AVX-512 BF16, AMX), "
         "else fp32"))
-    max_batch: int = Field(8, ge=1, le=64, description="local: questions whose generation is decoded together")
+    max_batch: int = Field(32, ge=1, le=64, description=(
+        "local: questions whose generation is decoded together (fewer when their prompts are long: at most "
+        "16,384 tokens of rows x the longest row)"))
     backend: str = Field("local", pattern="^(local|openai)$", description=(
         "local: the model in this process; openai: an OpenAI-compatible server (vLLM with LoRA adapters)"))
     remote_url: str | None = Field(None, description="the server's API base, e.g. http://vllm:8000/v1")
@@ -184,7 +186,7 @@ class ServeConfig(_Section):
     platforms: list[str] = Field(default_factory=list, description=(
         "'slack' and/or 'discord'; empty: every platform whose token is set"))
     queue_size: int = Field(100, ge=1, description="questions that may wait their turn; more get a 'busy' reply")
-    workers: int = Field(8, ge=1, description=(
+    workers: int = Field(32, ge=1, description=(
         "questions answered at once; their generation is decoded together, in one batch (see generation.max_batch)"))
     max_wait_s: float = Field(300.0, gt=0, description=(
         "a question that would wait longer than this (estimated from recent answers) gets a 'busy' reply; "
