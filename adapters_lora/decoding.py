@@ -70,11 +70,13 @@ def decode_greedy(model: Any, rows: BatchRows, prefill: Prefill, max_batch: int,
 def _admit(rows: BatchRows, pending: list[int], prefill: Prefill, penalty: Penalty | None) -> _Batch | None:
     """Reads the prompts of `pending` (in groups, as `prefill` chooses) and picks each one's
     first token: one batch of the rows still going."""
+    from adapters_lora.growing_cache import growing
+
     admitted = None
     for places, cache, mask, last, logits in prefill([rows.requests[i] for i in pending]):
         indices = [pending[place] for place in places]
         chosen = _choose(rows, indices, logits, penalty)
-        batch = _Batch(rows=indices, cache=cache, mask=_grown(mask), positions=last + 1, step=chosen)
+        batch = _Batch(rows=indices, cache=growing(cache), mask=_grown(mask), positions=last + 1, step=chosen)
         batch.keep(rows.going(indices))
         if batch.rows:
             admitted = batch if admitted is None else merge(admitted, batch)

@@ -1,0 +1,56 @@
+"""A decoding batch's keys and values with room to grow in place.
+
+transformers' DynamicLayer appends each step's token with torch.cat, which copies the whole
+cache every step: 32-41 ms of a 129-141 ms step for 30 lead-ins decoded together (a burst).
+A GrowingLayer keeps its keys and values as views of buffers with a few steps' room: a step
+writes its token into the room, and only a replaced cache (rows that left or joined) or a
+full buffer is copied, once. Attention reads the same values either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers.cache_utils import DynamicLayer
+
+__all__ = ["GrowingLayer", "growing"]
+
+_ROOM = 32  # tokens of room made each time a buffer is made: a lead-in's whole reply, most often
+
+
+class GrowingLayer(DynamicLayer):
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        super().__init__()
+        self.keys, self.values = keys, values
+        self.device = keys.device
+        self.is_initialized = True
+        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._views: tuple[torch.Tensor, torch.Tensor] | None = None  # what keys and values were set to here
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        length, end = self.keys.shape[-2], self.keys.shape[-2] + key_states.shape[-2]
+        views, buffers = self._views, self._buffers
+        if views is None or buffers is None or views[0] is not self.keys or views[1] is not self.values \
+                or buffers[0].shape[-2] < end:  # replaced (rows left or joined), or full: copied into a new one
+            buffers = self._buffers = (_with_room(self.keys, end), _with_room(self.values, end))
+        buffers[0][:, :, length:end] = key_states
+        buffers[1][:, :, length:end] = value_states
+        self.keys, self.values = buffers[0][:, :, :end], buffers[1][:, :, :end]
+        self._views = (self.keys, self.values)
+        return self.keys, self.values
+
+
+def _with_room(tensor: torch.Tensor, end: int) -> torch.Tensor:
+    """A buffer for `end` tokens and _ROOM more, starting with `tensor`'s."""
+    buffer = tensor.new_empty((*tensor.shape[:2], end + _ROOM, tensor.shape[3]))
+    buffer[:, :, :tensor.shape[2]] = tensor
+    return buffer
+
+
+def growing(cache: Any) -> Any:
+    """`cache` (a DynamicCache after a prompt was read into it) with GrowingLayers, in place."""
+    cache.layers = [layer if isinstance(layer, GrowingLayer) else GrowingLayer(layer.keys, layer.values)
+                    for layer in cache.layers]
+    return cache
