@@ -259,7 +259,7 @@ class TransformersGenerator:
         mask = torch.tensor([[0] * (longest - length) + [1] * length + [0] * (width - len(rest)) + [1] * len(rest)
                              for (length, _), rest in zip(openings, rests)])
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, longest:]  # each row counts from its own start
-        cache = _stacked(openings, longest) if longest else DynamicCache()
+        cache = _stacked(openings, longest, width) if longest else DynamicCache()  # a long prompt's attention reads it contiguous
         with reading_prompt():
             logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
                            logits_to_keep=1).logits[:, -1, :].float()
@@ -362,24 +362,26 @@ def bf16_native() -> bool:
         return False
 
 
-def _stacked(openings: Sequence[tuple[int, Any]], length: int) -> Any:
+def _stacked(openings: Sequence[tuple[int, Any]], length: int, room: int) -> Any:
     """One cache of the openings' keys and values, a row each, left-padded with zeros (which
-    the attention mask hides) to `length` tokens."""
-    import torch
+    the attention mask hides) to `length` tokens, laid in buffers with `room` tokens more
+    (growing_cache): the rests and the replies are written there, not copied in."""
+    from adapters_lora.growing_cache import GrowingLayer, empty_with_room
 
     template = next(cache for _, cache in openings if cache is not None)
     stacked = copy.copy(template)  # its layers are replaced below, not changed
-    stacked.layers = [copy.copy(layer) for layer in template.layers]
-    for index, layer in enumerate(stacked.layers):
+    layers = []
+    for index, layer in enumerate(template.layers):
+        buffers = []
         for name in ("keys", "values"):
-            like = getattr(template.layers[index], name)
-            rows = {}
-            for _, cache in openings:
-                if id(cache) not in rows:
-                    tensor = getattr(cache.layers[index], name) if cache is not None else like[:, :, :0]
-                    rows[id(cache)] = torch.cat([tensor.new_zeros((*tensor.shape[:2], length - tensor.shape[2],
-                                                                   tensor.shape[3])), tensor], dim=2)
-            setattr(layer, name, torch.cat([rows[id(cache)] for _, cache in openings], dim=0))
+            buffer = empty_with_room(getattr(layer, name), len(openings), length + room)
+            for row, (_, cache) in enumerate(openings):
+                opening = getattr(cache.layers[index], name)[0] if cache is not None else buffer[row, :, :0]
+                buffer[row, :, :length - opening.shape[1]] = 0  # padding: hidden, but never garbage (0 x NaN)
+                buffer[row, :, length - opening.shape[1]:length] = opening
+            buffers.append(buffer)
+        layers.append(GrowingLayer.in_buffers(*buffers, length))
+    stacked.layers = layers
     return stacked
 
 

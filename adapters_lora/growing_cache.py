@@ -4,7 +4,8 @@ transformers' DynamicLayer appends each step's token with torch.cat, which copie
 cache every step: 32-41 ms of a 129-141 ms step for 30 lead-ins decoded together (a burst).
 A GrowingLayer keeps its keys and values as views of buffers with a few steps' room: a step
 writes its token into the room, and only a replaced cache (rows that left or joined) or a
-full buffer is copied, once. Attention reads the same values either way.
+full buffer is copied, once. Prompts are read into such buffers too, laid out with room for
+their rests and replies (generator._stacked). Attention reads the same values either way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from transformers.cache_utils import DynamicLayer
 
-__all__ = ["GrowingLayer", "growing"]
+__all__ = ["GrowingLayer", "empty_with_room", "growing"]
 
 _ROOM = 32  # tokens of room made each time a buffer is made: a lead-in's whole reply, most often
 
@@ -28,6 +29,13 @@ class GrowingLayer(DynamicLayer):
         self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
         self._views: tuple[torch.Tensor, torch.Tensor] | None = None  # what keys and values were set to here
 
+    @classmethod
+    def in_buffers(cls, keys: torch.Tensor, values: torch.Tensor, length: int) -> GrowingLayer:
+        """A layer of the first `length` tokens of these buffers, the rest of them its room."""
+        layer = cls(keys[:, :, :length], values[:, :, :length])
+        layer._buffers, layer._views = (keys, values), (layer.keys, layer.values)
+        return layer
+
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
                **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         length, end = self.keys.shape[-2], self.keys.shape[-2] + key_states.shape[-2]
@@ -40,6 +48,11 @@ class GrowingLayer(DynamicLayer):
         self.keys, self.values = buffers[0][:, :, :end], buffers[1][:, :, :end]
         self._views = (self.keys, self.values)
         return self.keys, self.values
+
+
+def empty_with_room(like: torch.Tensor, rows: int, tokens: int) -> torch.Tensor:
+    """A buffer (not zeroed) of `rows` rows for `tokens` tokens and _ROOM more (`like`'s heads and width)."""
+    return like.new_empty((rows, like.shape[1], tokens + _ROOM, like.shape[3]))
 
 
 def _with_room(tensor: torch.Tensor, end: int) -> torch.Tensor:
