@@ -157,9 +157,10 @@ class BatchScheduler:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._current: list[GenerationRequest] = []  # the round under way, joiners included
-        self.rounds = 0  # rounds run, requests that joined one under way, the largest batch: for benchmarks and tests
-        self.joined = 0
+        self.rounds = 0  # rounds run, requests that joined one under way, the largest batch, rounds that
+        self.joined = 0  # failed (each asker then hears why): for benchmarks and tests
         self.largest_batch = 0
+        self.failed_rounds = 0
 
     def submit(self, request: GenerationRequest) -> None:
         with self._condition:
@@ -250,6 +251,7 @@ class BatchScheduler:
                 voice = batch[0].voice
                 self.run_round(batch, lambda room: self.join(voice, room))
             except BaseException as err:  # every asker of the round hears why; the thread carries on
+                self.failed_rounds += 1
                 log.debug("generation round failed", exc_info=True)
                 for request in self._round_requests():
                     request.finish(err)

@@ -177,3 +177,16 @@ def test_a_round_takes_one_voice_and_the_others_wait_for_theirs() -> None:
     assert rounds in ([["crew"], ["formal"], ["crew", "crew"], [None]],
                       [["crew", "crew"], ["formal"], ["crew"], [None]])
     scheduler.close()
+
+
+def test_a_failed_round_is_counted_and_each_of_its_askers_hears_why() -> None:
+    def run_round(batch: list[GenerationRequest], join) -> None:
+        raise RuntimeError("the model could not be read")
+
+    scheduler = BatchScheduler(run_round, max_batch=4)
+    request = GenerationRequest([1], 1, None)
+    scheduler.submit(request)
+    with pytest.raises(RuntimeError, match="the model could not be read"):
+        list(request.pieces())
+    scheduler.close()
+    assert scheduler.failed_rounds == 1 and scheduler.rounds == 1

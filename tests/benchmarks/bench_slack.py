@@ -100,6 +100,7 @@ def burst(world: SlackWorld, count: int, label: str, alone: float, core: App, se
     lock = threading.Lock()
     batches = getattr(core.generator, "batches", None)
     largest_before = batches.largest_batch if batches else 0
+    failed_before = batches.failed_rounds if batches else 0
 
     def mention(i: int) -> None:
         channel = f"CBURST{setup}{i:02d}"
@@ -134,6 +135,8 @@ def burst(world: SlackWorld, count: int, label: str, alone: float, core: App, se
           "place-in-line messages shown: 0")
     if batches:
         print(f"largest generation batch: {max(batches.largest_batch, largest_before)}")
+        # a failing generator still answers (composed facts, the learned greeting), only faster: count it
+        print(f"generation rounds failed: {batches.failed_rounds - failed_before}")
     print(f"lost: {count - len(answered) - len(busy)}")
 
 
