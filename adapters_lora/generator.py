@@ -110,6 +110,7 @@ class TransformersGenerator:
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
             model.eval()
+            _use_own_attention(model)
             self._tokenizer, self._model = tokenizer, model
             self._switch = VoiceSwitch(model, merge=self.merge_voice)
 
@@ -347,6 +348,18 @@ class TransformersGenerator:
                 logits = model(input_ids=ids).logits[0, prompt.shape[1] - 1:-1].float()
         nll = torch.nn.functional.cross_entropy(logits, reply_ids[0], reduction="sum")
         return float(nll), int(reply_ids.shape[1])
+
+
+def _use_own_attention(model: Any) -> None:
+    """SDPA models attend through adapters_lora.attention (bitwise transformers' SDPA, without
+    copying grouped key and value heads for masked prompts); any other keeps its own."""
+    from adapters_lora.attention import ATTENTION
+
+    if getattr(model.config, "_attn_implementation", None) == "sdpa":
+        try:
+            model.set_attn_implementation(ATTENTION)
+        except (ValueError, ImportError, AttributeError):  # an architecture that only takes its own
+            pass
 
 
 @functools.cache
