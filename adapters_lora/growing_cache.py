@@ -57,7 +57,7 @@ def empty_with_room(like: torch.Tensor, rows: int, tokens: int) -> torch.Tensor:
 
 def _with_room(tensor: torch.Tensor, end: int) -> torch.Tensor:
     """A buffer for `end` tokens and _ROOM more, starting with `tensor`'s."""
-    buffer = tensor.new_empty((*tensor.shape[:2], end + _ROOM, tensor.shape[3]))
+    buffer = empty_with_room(tensor, len(tensor), end)
     buffer[:, :, :tensor.shape[2]] = tensor
     return buffer
 

@@ -227,11 +227,9 @@ def int8_copy(model: torch.nn.Module, with_adapters: bool = True) -> torch.nn.Mo
     def replace(source: torch.nn.Module, target: torch.nn.Module) -> None:
         children = dict(source.named_children())
         for names in _SHARED_INPUTS:
-            if all(_linear(children.get(name)) is not None for name in names):
-                layers = [children.pop(name) for name in names]
-                linears = [_linear(layer) for layer in layers]
-                shared = SharedProduct([_effective_weight(layer, with_adapters) if hasattr(layer, "base_layer")
-                                        else layer.weight for layer in layers])
+            linears = [_linear(children.get(name)) for name in names]
+            if all(linear is not None for linear in linears):
+                shared = SharedProduct([_effective_weight(children.pop(name), with_adapters) for name in names])
                 start = 0
                 for name, linear in zip(names, linears):
                     setattr(target, name, Int8Slice(shared, start, linear))
@@ -266,9 +264,11 @@ def _return_freed_memory() -> None:
 
 
 def _effective_weight(layer: torch.nn.Module, with_adapters: bool) -> torch.Tensor:
-    """A LoRA-carrying layer's weight as it computes: its base weight, with the active
-    adapters' deltas added unless they are merged into it already (or taken out when the
-    copy is to have none)."""
+    """A layer's weight as it computes: a plain one's own; a LoRA-carrying one's base weight,
+    with the active adapters' deltas added unless they are merged into it already (or taken
+    out when the copy is to have none)."""
+    if not hasattr(layer, "base_layer"):
+        return layer.weight
     weight = layer.base_layer.weight
     merged = getattr(layer, "merged", False)
     for adapter in layer.active_adapters:
