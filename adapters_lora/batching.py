@@ -12,8 +12,11 @@ and a request of the round's voice that arrives meanwhile joins it at the next s
 voice gets the next one. An idle model waits `gather_s` (50 ms) for requests asked together
 to arrive. Rows share one left-padded cache, as long as the longest row: a batch takes rows
 while rows x the longest row's tokens (prompt and reply) stay within `max_batch_tokens`
-(16,384: eight prompts of 2,048 tokens, about 750 MB of keys and values for the bundled
-model), so 32 lead-ins decode together where eight long answers would already fill it.
+(6,144: three prompts of 2,048 tokens, about 280 MB of keys and values for the bundled
+model), so 32 lead-ins decode together where three long answers already fill it. At 16,384
+(eight long prompts, 750 MB of keys and values) eight `free` answers of 1,900-token prompts
+took a bare generator from 1.1 GB to 2.5-2.8 GB, and 49 s; now 1.8 GB and 24 s: a long
+prompt's reading is bound by arithmetic, so batching long prompts saves little.
 
 transformers 5's own continuous batching (`generate_batch`, paged attention) was measured
 on 2 CPU cores and was 4.6x slower than this padded batch (bench_generation), so it is not
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 _END = object()
-MAX_BATCH_TOKENS = 16_384  # rows x the longest row's prompt and reply tokens (see the module's docstring)
+MAX_BATCH_TOKENS = 6_144  # rows x the longest row's prompt and reply tokens (see the module's docstring)
 
 
 @dataclass(eq=False)

@@ -123,6 +123,10 @@ def test_rows_are_read_together_while_the_padding_is_no_longer_than_themselves()
     assert reading_groups([6, 20]) == [[0, 1]]  # 14 padding tokens: cheaper than a call
     assert reading_groups([40, 4, 30, 20]) == [[0, 2, 3], [1]]
     assert reading_groups([5]) == [[0]] and reading_groups([]) == []
+    # a call reads at most 2,048 tokens (rows x the longest), unless one row alone is longer
+    assert reading_groups([1000, 1000, 1000]) == [[0, 1], [2]]
+    assert reading_groups([1900] * 3) == [[0], [1], [2]] and reading_groups([3000, 20]) == [[0], [1]]
+    assert reading_groups([20] * 30) == [list(range(30))]  # a burst's lead-ins: one call
 
 
 def test_a_batch_takes_rows_while_rows_times_the_longest_fit_its_token_budget() -> None:

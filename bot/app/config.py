@@ -125,7 +125,7 @@ class GenerationConfig(_Section):
         "else fp32"))
     max_batch: int = Field(32, ge=1, le=64, description=(
         "local: questions whose generation is decoded together (fewer when their prompts are long: at most "
-        "16,384 tokens of rows x the longest row)"))
+        "6,144 tokens of rows x the longest row)"))
     backend: str = Field("local", pattern="^(local|openai)$", description=(
         "local: the model in this process; openai: an OpenAI-compatible server (vLLM with LoRA adapters)"))
     remote_url: str | None = Field(None, description="the server's API base, e.g. http://vllm:8000/v1")

@@ -4,7 +4,9 @@ bundled GGUF when a llama-cpp-python build is given.
 
 - tokens/s on one sequence: a ~350-token chat prompt, 64 new tokens, greedy, prefill
   included, median of 3 after a warm-up;
-- time to first token for a ~1,500-token prompt;
+- time to first token for a ~1,500-token prompt, and where it goes on int8 weights: one read
+  of that prompt under torch's profiler (attention, matrix products, the rest), beside bare
+  products' rates and bf16 attention on this machine in the same run;
 - batch throughput: 1/2/4/8 questions asked at once (threads), total tokens/s and wall time;
 - with --transformers-cb: transformers' own continuous batching (`generate_batch`) on 8.
 
@@ -41,6 +43,7 @@ NEW_TOKENS = 64
 LLAMA_VENV = Path.home() / ".cache" / "supportbot-bench" / "llama-venv"
 LLAMA_VERSION = "0.3.36"
 _README = Path(__file__).resolve().parents[2] / "README.md"
+_PRODUCTS = ("aten::mm", "aten::_int_mm", "aten::_weight_int8pack_mm", "aten::addmm", "aten::bmm")
 
 
 def prompt_of(words: int, skip: int = 0) -> list[ChatMessage]:
@@ -166,6 +169,80 @@ def transformers_continuous_batching(model_dir: Path, size: int) -> tuple[float,
     return sum(len(o.generated_tokens) for o in out.values()) / wall, wall
 
 
+def first_token_parts(model_dir: Path, long: list[ChatMessage], threads: int) -> dict[str, float]:
+    """Where one read of the long prompt spends its time on int8 weights, read whole as the
+    generator reads it (torch's profiler, self time per operator): attention, matrix
+    products and the rest, in seconds; the
+    products' floating-point work (bf16 and fp32, as int8_weights computes a long prompt's)
+    in GFLOP; and, on this machine in the same run, bare products' GFLOP/s and the same
+    attention on bf16 inputs."""
+    import torch
+    from torch.profiler import profile
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+    from adapters_lora.int8_weights import Int8Linear, Int8LogitsLayer, int8_copy, reading_prompt
+
+    torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = int8_copy(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)).eval()
+    ids = tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in long],
+                                        add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+    tokens = ids.shape[1]
+
+    def read() -> None:
+        with torch.inference_mode(), reading_prompt():
+            model(input_ids=ids, cache=DynamicCache(), use_cache=True, logits_to_keep=1)
+    read()
+    with profile() as profiled:
+        read()
+    parts = {"attention": 0.0, "products": 0.0, "rest": 0.0}
+    for event in profiled.key_averages():
+        kind = ("attention" if "scaled_dot_product" in event.key else
+                "products" if event.key in _PRODUCTS else "rest")
+        parts[kind] += event.self_cpu_time_total / 1e6
+    layers = [m for m in model.modules() if isinstance(m, Int8Linear) and not isinstance(m, Int8LogitsLayer)]
+    for name, exact in (("bf16_gflop", False), ("fp32_gflop", True)):
+        parts[name] = sum(2 * tokens * m.in_features * m.out_features for m in layers if m.exact_input == exact) / 1e9
+    parts |= bare_rates(tokens)
+    config = model.config
+    heads, groups = config.num_attention_heads, config.num_attention_heads // config.num_key_value_heads
+    dim = config.hidden_size // heads
+    query = torch.randn(1, heads, tokens, dim)
+    keys, values = torch.randn(1, heads // groups, tokens, dim), torch.randn(1, heads // groups, tokens, dim)
+    for dtype in (torch.float32, torch.bfloat16):
+        q, k, v = (t.to(dtype) for t in (query, keys, values))
+        layer = median_of(3, lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                                                                         enable_gqa=True))
+        parts[f"attention_{str(dtype).split('.')[-1]}"] = layer * config.num_hidden_layers
+    return parts
+
+
+def bare_rates(tokens: int) -> dict[str, float]:
+    """GFLOP/s of one bare product of `tokens` rows by the bundled model's widest layer
+    (576 -> 3,072), fp32 and bf16, nothing else in the call."""
+    import torch
+
+    rates = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        x, w = torch.randn(tokens, 576).to(dtype), torch.randn(3072, 576).to(dtype)
+        seconds = median_of(5, lambda: x @ w.T)
+        rates[f"{str(dtype).split('.')[-1]}_rate"] = 2 * tokens * 576 * 3072 / seconds / 1e9
+    return rates
+
+
+def print_first_token_parts(parts: dict[str, float], tokens: int) -> None:
+    total = parts["attention"] + parts["products"] + parts["rest"]
+    floor = parts["bf16_gflop"] / parts["bfloat16_rate"] + parts["fp32_gflop"] / parts["float32_rate"]
+    print(f"\nfirst token on {tokens} tokens, int8 weights, one read profiled: {total:.2f} s = attention "
+          f"{parts['attention']:.2f} + matrix products {parts['products']:.2f} + the rest {parts['rest']:.2f}")
+    print(f"  products: {parts['bf16_gflop']:.0f} GFLOP on bf16 inputs and {parts['fp32_gflop']:.0f} on fp32 (the MLP "
+          f"output projection); a bare product here: bf16 {parts['bfloat16_rate']:.0f} GFLOP/s, fp32 "
+          f"{parts['float32_rate']:.0f}: {floor:.2f} s at those rates")
+    print(f"  attention alone on these shapes: fp32 {parts['attention_float32']:.2f} s, bf16 "
+          f"{parts['attention_bfloat16']:.2f} s; attention + products at bare rates: "
+          f"{parts['attention_float32'] + floor:.2f} s before norms, rotary, activations and casts")
+
+
 _LLAMA_SCRIPT = """
 import json, statistics, sys, time
 from llama_cpp import Llama
@@ -240,6 +317,7 @@ def main() -> None:
         print(f"{'supportbot ' + weight:<42}{speed:>10.1f}{first_s:>15.2f}   ({speed / plain[0]:.1f}x baseline)")
         batches[weight] = batch_throughput(generator, [1, 2, 4, 8])
         generator.batches.close()
+    print_first_token_parts(first_token_parts(model_dir, long, args.threads), sizes[1])  # on the main thread: torch's profiler refuses another
     if args.build_llama:
         build_llama(args.llama_venv)
     llama = llama_cpp(args.llama_venv, args.threads, messages, long)
