@@ -147,11 +147,12 @@ class BatchScheduler:
     def __init__(self, run_round: Callable[[list[GenerationRequest], Callable[[int], list[GenerationRequest]]], None],
                  max_batch: int = 8,
                  gather_s: float = 0.05, on_start: Callable[[], None] | None = None,
-                 max_batch_tokens: int = MAX_BATCH_TOKENS) -> None:
+                 max_batch_tokens: int = MAX_BATCH_TOKENS, on_idle: Callable[[], None] | None = None) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.run_round = run_round
         self.on_start = on_start  # run first on the thread (e.g. its torch thread count)
+        self.on_idle = on_idle  # run on the thread after a round when nothing waits (e.g. hand memory back)
         self.max_batch = max_batch
         self.max_batch_tokens = max_batch_tokens
         self.gather_s = gather_s  # an idle model waits this long for questions asked together to join
@@ -261,6 +262,16 @@ class BatchScheduler:
             else:
                 for request in self._round_requests():
                     request.finish()
+            self._after_round()
+
+    def _after_round(self) -> None:
+        with self._condition:
+            idle = not self._waiting and not self._closed
+        if idle and self.on_idle is not None:
+            try:
+                self.on_idle()
+            except Exception:  # housekeeping: the next round must not depend on it
+                log.debug("generation on_idle failed", exc_info=True)
 
     def _round_requests(self) -> list[GenerationRequest]:
         with self._condition:

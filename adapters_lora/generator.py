@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from adapters_lora.base_model import resolve_base_model
 from adapters_lora.batching import BatchRows, BatchScheduler, GenerationRequest
 from adapters_lora.decoding import Join, decode_greedy
+from adapters_lora.heap import keep_scratch_memory, return_freed_memory
 from adapters_lora.registry import VoiceRegistry
 from adapters_lora.voice_switch import VoiceSwitch
 from bot.protocols import BASE_VOICE
@@ -92,7 +93,8 @@ class TransformersGenerator:
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer refuses concurrent calls
-        self.batches = BatchScheduler(self._run_round, self.settings.max_batch, on_start=self._claim_cores)
+        self.batches = BatchScheduler(self._run_round, self.settings.max_batch, on_start=self._claim_cores,
+                                      on_idle=return_freed_memory)
 
     @property
     def model_id(self) -> str:
@@ -112,6 +114,7 @@ class TransformersGenerator:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
             model.eval()
             _use_own_attention(model)
+            keep_scratch_memory()  # adapters_lora.heap: scratch tensors reuse the heap's pages
             self._tokenizer, self._model = tokenizer, model
             self._switch = VoiceSwitch(model, merge=self.merge_voice)
 

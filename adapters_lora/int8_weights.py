@@ -39,12 +39,13 @@ worst 3rd of the 16 picked (451 decoding steps, three voices).
 from __future__ import annotations
 
 import copy
-import ctypes
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 import torch
+
+from adapters_lora.heap import return_freed_memory
 
 __all__ = ["Int8Linear", "Int8LogitsLayer", "Int8Slice", "SharedProduct", "int8_copy", "reading_prompt"]
 
@@ -244,7 +245,7 @@ def int8_copy(model: torch.nn.Module, with_adapters: bool = True) -> torch.nn.Mo
                 replace(child, getattr(target, name))
 
     replace(model, copied)
-    _return_freed_memory()
+    return_freed_memory()  # the quantizing's scratch: about 150 MB of resident memory for nothing
     return copied
 
 
@@ -252,15 +253,6 @@ def _linear(layer: torch.nn.Module | None) -> torch.nn.Linear | None:
     """The nn.Linear a layer computes with (a LoRA-carrying one's base layer), or None."""
     inner = getattr(layer, "base_layer", layer)
     return inner if isinstance(inner, torch.nn.Linear) else None
-
-
-def _return_freed_memory() -> None:
-    """Hand the quantizing's freed scratch memory back to the system (glibc keeps it in the
-    heap otherwise: about 150 MB of resident memory for nothing)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 def _effective_weight(layer: torch.nn.Module, with_adapters: bool) -> torch.Tensor:

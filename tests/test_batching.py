@@ -194,3 +194,40 @@ def test_a_failed_round_is_counted_and_each_of_its_askers_hears_why() -> None:
         list(request.pieces())
     scheduler.close()
     assert scheduler.failed_rounds == 1 and scheduler.rounds == 1
+
+
+def test_memory_is_handed_back_after_a_round_only_when_nothing_waits() -> None:
+    gate, rounds, idle = threading.Event(), [], []
+
+    def run_round(batch: list[GenerationRequest], join) -> None:
+        gate.wait(10)
+        rounds.append([r.voice for r in batch])
+
+    scheduler = BatchScheduler(run_round, max_batch=4, on_idle=lambda: idle.append(len(rounds)))
+    first, other = GenerationRequest([1], 1, "crew"), GenerationRequest([1], 1, "formal")
+    scheduler.submit(first)
+    time.sleep(0.2)  # the first round is under way, waiting at the gate
+    scheduler.submit(other)  # another voice: it waits for a round of its own
+    gate.set()
+    for request in (first, other):
+        assert list(request.pieces()) == []
+    deadline = time.monotonic() + 5
+    while not idle and time.monotonic() < deadline:
+        time.sleep(0.01)
+    scheduler.close()
+    assert rounds == [["crew"], ["formal"]]
+    assert idle == [2]  # not after the first round (the other voice waited), once after the second
+
+
+def test_an_idle_hook_that_fails_does_not_stop_the_generator() -> None:
+    def fail() -> None:
+        raise OSError("no such allocator")
+
+    scheduler = BatchScheduler(lambda batch, join: None, max_batch=2, on_idle=fail)
+    for _ in range(2):
+        request = GenerationRequest([1], 1, None)
+        scheduler.submit(request)
+        assert list(request.pieces()) == []
+        time.sleep(0.1)
+    scheduler.close()
+    assert scheduler.rounds == 2 and scheduler.failed_rounds == 0
