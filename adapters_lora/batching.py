@@ -14,9 +14,9 @@ to arrive. Rows share one left-padded cache, as long as the longest row: a batch
 while rows x the longest row's tokens (prompt and reply) stay within `max_batch_tokens`
 (6,144: three prompts of 2,048 tokens, about 280 MB of keys and values for the bundled
 model), so 32 lead-ins decode together where three long answers already fill it. At 16,384
-(eight long prompts, 750 MB of keys and values) eight `free` answers of 1,900-token prompts
-took a bare generator from 1.1 GB to 2.5-2.8 GB, and 49 s; now 1.8 GB and 24 s: a long
-prompt's reading is bound by arithmetic, so batching long prompts saves little.
+(eight long prompts, 750 MB of keys and values) eight `free` answers to 1,900-token prompts
+took a bare generator from 1.1 GB to a peak of 2.5-3.6 GB, and 38-49 s; now 1.8 GB and
+24-27 s: reading a long prompt is bound by arithmetic, so batching long prompts saves little.
 
 transformers 5's own continuous batching (`generate_batch`, paged attention) was measured
 on 2 CPU cores and was 4.6x slower than this padded batch (bench_generation), so it is not

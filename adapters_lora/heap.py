@@ -6,9 +6,10 @@ each thread's heap trimmed on free), so the next layer's tensors fault in new, z
 a 30-row admission of lead-ins faulted 110-270 thousand pages (0.4-1 GB), and a burst of 30
 spent 0.71-0.78 s of its ~4.7 CPU seconds in the kernel. Tensors up to 32 MB now come from
 the heap and up to 128 MB of freed memory stays there for the next ones (138-157 thousand
-faults, 0.40-0.42 s; bench_slack). What a round kept is handed back once the generator is
-idle (`return_freed_memory`), so memory between rounds stays as before: eight answers to
-1,900-token prompts left a bare generator at 1.7-2.0 GB without it, 1.1 GB with it.
+faults, 0.40-0.50 s; bench_slack, traced). What a round kept is handed back once the
+generator is idle (`return_freed_memory`), so memory between rounds is lower than before:
+eight answers to 1,900-token prompts left a bare generator at 1.7-2.0 GB until the next long
+round, now at 1.1 GB.
 
 Only on glibc, and not where the operator set glibc's malloc variables themselves.
 """
