@@ -383,21 +383,16 @@ def _stacked(openings: Sequence[tuple[int, Any]], length: int, room: int) -> Any
     """One cache of the openings' keys and values, a row each, left-padded with zeros (which
     the attention mask hides) to `length` tokens, laid in buffers with `room` tokens more
     (growing_cache): the rests and the replies are written there, not copied in."""
-    from adapters_lora.growing_cache import GrowingLayer, empty_with_room
+    from adapters_lora.growing_cache import laid_left_padded
 
     template = next(cache for _, cache in openings if cache is not None)
     stacked = copy.copy(template)  # its layers are replaced below, not changed
     layers = []
     for index, layer in enumerate(template.layers):
-        buffers = []
-        for name in ("keys", "values"):
-            buffer = empty_with_room(getattr(layer, name), len(openings), length + room)
-            for row, (_, cache) in enumerate(openings):
-                opening = getattr(cache.layers[index], name)[0] if cache is not None else buffer[row, :, :0]
-                buffer[row, :, :length - opening.shape[1]] = 0  # padding: hidden, but never garbage (0 x NaN)
-                buffer[row, :, length - opening.shape[1]:length] = opening
-            buffers.append(buffer)
-        layers.append(GrowingLayer.in_buffers(*buffers, length))
+        rows = [cache.layers[index] if cache is not None else None for _, cache in openings]
+        keys = [row.keys if row is not None else layer.keys[:, :, :0] for row in rows]  # no opening: all padding
+        values = [row.values if row is not None else layer.values[:, :, :0] for row in rows]
+        layers.append(laid_left_padded(keys, values, length, room))
     stacked.layers = layers
     return stacked
 

@@ -5,17 +5,20 @@ cache every step: 32-41 ms of a 129-141 ms step for 30 lead-ins decoded together
 A GrowingLayer keeps its keys and values as views of buffers with a few steps' room: a step
 writes its token into the room, and only a replaced cache (rows that left or joined) or a
 full buffer is copied, once. Prompts are read into such buffers too, laid out with room for
-their rests and replies (generator._stacked). Attention reads the same values either way.
+their rests and replies (generator._stacked), and rows that join a batch are laid beside the
+running ones straight into a new buffer (decoding.merge). Attention reads the same values
+either way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from transformers.cache_utils import DynamicLayer
 
-__all__ = ["GrowingLayer", "empty_with_room", "growing"]
+__all__ = ["GrowingLayer", "empty_with_room", "growing", "laid_left_padded"]
 
 _ROOM = 32  # tokens of room made each time a buffer is made: a lead-in's whole reply, most often
 
@@ -53,6 +56,24 @@ class GrowingLayer(DynamicLayer):
 def empty_with_room(like: torch.Tensor, rows: int, tokens: int) -> torch.Tensor:
     """A buffer (not zeroed) of `rows` rows for `tokens` tokens and _ROOM more (`like`'s heads and width)."""
     return like.new_empty((rows, like.shape[1], tokens + _ROOM, like.shape[3]))
+
+
+def laid_left_padded(keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor], length: int,
+                     room: int) -> GrowingLayer:
+    """One layer of these blocks of rows, one block after the other, each left-padded to
+    `length` tokens with zeros (which the attention mask hides; never garbage: 0 x NaN is
+    NaN), in buffers with `room` tokens more."""
+    buffers = []
+    for blocks in (keys, values):
+        buffer = empty_with_room(blocks[0], sum(len(block) for block in blocks), length + room)
+        row = 0
+        for block in blocks:
+            start = length - block.shape[2]
+            buffer[row:row + len(block), :, :start] = 0
+            buffer[row:row + len(block), :, start:length] = block
+            row += len(block)
+        buffers.append(buffer)
+    return GrowingLayer.in_buffers(*buffers, length)
 
 
 def _with_room(tensor: torch.Tensor, end: int) -> torch.Tensor:

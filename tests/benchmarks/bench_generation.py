@@ -203,8 +203,8 @@ def first_token_parts(model_dir: Path, long: list[ChatMessage], threads: int) ->
     layers = [m for m in model.modules() if isinstance(m, Int8Linear) and not isinstance(m, Int8LogitsLayer)]
     for name, exact in (("bf16_gflop", False), ("fp32_gflop", True)):
         parts[name] = sum(2 * tokens * m.in_features * m.out_features for m in layers if m.exact_input == exact) / 1e9
-    parts |= bare_rates(tokens)
     config = model.config
+    parts |= bare_rates(tokens, config.hidden_size, config.intermediate_size)
     heads, groups = config.num_attention_heads, config.num_attention_heads // config.num_key_value_heads
     dim = config.hidden_size // heads
     query = torch.randn(1, heads, tokens, dim)
@@ -217,16 +217,16 @@ def first_token_parts(model_dir: Path, long: list[ChatMessage], threads: int) ->
     return parts
 
 
-def bare_rates(tokens: int) -> dict[str, float]:
-    """GFLOP/s of one bare product of `tokens` rows by the bundled model's widest layer
-    (576 -> 3,072), fp32 and bf16, nothing else in the call."""
+def bare_rates(tokens: int, width: int, widest: int) -> dict[str, float]:
+    """GFLOP/s of one bare product of `tokens` rows by the model's widest layer (`width` ->
+    `widest`), fp32 and bf16, nothing else in the call."""
     import torch
 
     rates = {}
     for dtype in (torch.float32, torch.bfloat16):
-        x, w = torch.randn(tokens, 576).to(dtype), torch.randn(3072, 576).to(dtype)
+        x, w = torch.randn(tokens, width).to(dtype), torch.randn(widest, width).to(dtype)
         seconds = median_of(5, lambda: x @ w.T)
-        rates[f"{str(dtype).split('.')[-1]}_rate"] = 2 * tokens * 576 * 3072 / seconds / 1e9
+        rates[f"{str(dtype).split('.')[-1]}_rate"] = 2 * tokens * width * widest / seconds / 1e9
     return rates
 
 
