@@ -100,15 +100,14 @@ def _grown(mask: Any) -> Any:
 
 def merge(running: _Batch, joining: _Batch) -> _Batch:
     """One batch of both: the side whose cache is shorter is padded on the left (zero keys
-    and values, masked out), so every row's tokens end at the same place. Both are laid
-    straight into buffers with room for the next steps (growing_cache), copied once."""
+    and values, masked out), so every row's tokens end at the same place."""
     import torch
 
-    from adapters_lora.growing_cache import laid_left_padded
-
     length = max(running.mask.shape[1], joining.mask.shape[1])
-    running.cache.layers = [laid_left_padded([mine.keys, theirs.keys], [mine.values, theirs.values], length - 1, 0)
-                            for mine, theirs in zip(running.cache.layers, joining.cache.layers)]
+    for layer_running, layer_joining in zip(running.cache.layers, joining.cache.layers):
+        for name in ("keys", "values"):
+            both = [_left_padded(getattr(layer, name), length - 1, dim=-2) for layer in (layer_running, layer_joining)]
+            setattr(layer_running, name, torch.cat(both, dim=0))
     return _Batch(rows=running.rows + joining.rows, cache=running.cache,
                   mask=torch.cat([_left_padded(b.mask, length, dim=-1) for b in (running, joining)], dim=0),
                   positions=torch.cat([running.positions, joining.positions]),

@@ -5,9 +5,7 @@ cache every step: 32-41 ms of a 129-141 ms step for 30 lead-ins decoded together
 A GrowingLayer keeps its keys and values as views of buffers with a few steps' room: a step
 writes its token into the room, and only a replaced cache (rows that left or joined) or a
 full buffer is copied, once. Prompts are read into such buffers too, laid out with room for
-their rests and replies (generator._stacked), and rows that join a batch are laid beside the
-running ones straight into a new buffer (decoding.merge). Attention reads the same values
-either way.
+their rests and replies (generator._stacked). Attention reads the same values either way.
 """
 
 from __future__ import annotations
