@@ -204,7 +204,7 @@ def first_token_parts(model_dir: Path, long: list[ChatMessage], threads: int) ->
     for name, exact in (("bf16_gflop", False), ("fp32_gflop", True)):
         parts[name] = sum(2 * tokens * m.in_features * m.out_features for m in layers if m.exact_input == exact) / 1e9
     config = model.config
-    parts |= bare_rates(tokens, config.hidden_size, config.intermediate_size)
+    parts |= bare_rates(tokens, config.hidden_size, 2 * config.intermediate_size)  # gate and up: one product
     heads, groups = config.num_attention_heads, config.num_attention_heads // config.num_key_value_heads
     dim = config.hidden_size // heads
     query = torch.randn(1, heads, tokens, dim)
