@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 	touch $@
 
 test: install
+	scripts/install-system-packages.sh
 	$(BIN)/lint-imports
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
 
