@@ -60,24 +60,25 @@ class Chunker:
 
     def chunk_many(self, documents: Sequence[Document]) -> list[list[Chunk]]:
         """Chunk documents with one batched tokenizer pass; returns chunks per document."""
-        jobs: list[tuple[int, str, str]] = []  # (doc index, heading, section text)
+        jobs: list[tuple[int, str, str, str | None]] = []  # (doc index, heading, section text, anchor)
         for i, doc in enumerate(documents):
             for section in doc.sections:
-                jobs.append((i, " > ".join(h for h in section.heading_path if h), section.text))
-        texts = [text for _, _, text in jobs]
-        prefixes = [self._prefix(documents[i], heading) for i, heading, _ in jobs]
+                jobs.append((i, " > ".join(h for h in section.heading_path if h), section.text, section.anchor))
+        texts = [job[2] for job in jobs]
+        prefixes = [self._prefix(documents[job[0]], job[1]) for job in jobs]
         offsets = self._offsets(texts)
         prefix_sizes = [len(o) for o in self._offsets(prefixes)]
         out: list[list[Chunk]] = [[] for _ in documents]
-        for (i, heading, text), starts, prefix_tokens in zip(jobs, offsets, prefix_sizes):
+        for (i, heading, text, anchor), starts, prefix_tokens in zip(jobs, offsets, prefix_sizes):
             doc = documents[i]
+            url = f"{doc.url}#{anchor}" if doc.url and anchor else doc.url
             budget = max(8, self.settings.max_tokens - prefix_tokens)
             for piece in self._split(text, starts, budget):
                 chunks = out[i]
                 chunks.append(Chunk(
                     collection=doc.collection, source=doc.source, title=doc.title, heading=heading,
                     text=piece, position=len(chunks), content_hash=doc.content_hash, mtime=doc.mtime,
-                    url=doc.url,
+                    url=url,
                 ))
         return out
 

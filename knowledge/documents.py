@@ -12,6 +12,7 @@ class Section:
 
     heading_path: tuple[str, ...]
     text: str
+    anchor: str | None = None  # the heading's id on its page (None: slugged from the heading, or none)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class DocsRoot:
     name: str = ""
     url_base: str | None = None
     exclude: list[str] = field(default_factory=list)
+    anchors: str = "github"  # how headings become URL anchors (knowledge.anchors); "none": page URL only
+    page_urls: dict[str, str] | None = None  # a crawled website's mirror: source -> the page's URL
 
     def __post_init__(self) -> None:
         self.path = Path(self.path).expanduser().resolve()

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from knowledge.anchors import with_anchors
 from knowledge.chunking import Chunker, ChunkSettings
 from knowledge.documents import Chunk, DocsRoot, Document, SkippedFile
 from knowledge.embedding import Embedder
 from knowledge.loaders import LOADERS, LOADERS_VERSION, LoadError, load_file
 from knowledge.sources import iter_source_files, source_url
+from knowledge.web_page import load_web_page
 from knowledge.store import ChunkStore, IndexDamaged, IndexedDocument, LiveIndex
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,8 @@ class Indexer:
         not be read this time) stay as they are."""
         started = time.perf_counter()
         report = IndexReport(roots=[
-            {"path": str(r.path), "name": r.name, "url_base": r.url_base, "exclude": list(r.exclude)} for r in roots
+            {"path": str(r.path), "name": r.name, "url_base": r.url_base, "exclude": list(r.exclude),
+             "anchors": r.anchors} for r in roots
         ], notes=list(notes or []))
         names = [r.name for r in roots]
         if len(set(names)) != len(names):
@@ -184,15 +187,20 @@ class Indexer:
             files += [(root, source, path) for source, path in iter_source_files(root, outside)]
             report.skipped += [SkippedFile(f"{root.name}/{source}" if len(roots) > 1 else source, reason)
                                for source, reason in outside]
+        if progress:
+            progress("scanned", 0, len(files))  # the bar starts when scanning does: its rate is honest
         for done, (root, source, path) in enumerate(files, 1):
             key = (root.name, source)
             label = f"{root.name}/{source}" if len(roots) > 1 else source
+            if progress:
+                progress("scanned", done, len(files))
+            before = previous.get(key)
+            if root.page_urls is not None and before is not None and path.stat().st_mtime == before.mtime:
+                seen.add(key)  # a crawled page is rewritten only when it changed: same mtime, same page
+                report.unchanged += 1
+                continue
             try:
-                loaded, data = load_file(path, source, list(self.loading.encodings), self.loading.max_file_bytes)
-                text_chars = sum(len(section.text) for section in loaded.sections)
-                if text_chars > self.loading.max_text_chars:
-                    raise LoadError(f"{text_chars:,} characters of text, over the limit of "
-                                    f"{self.loading.max_text_chars:,} (index.max_text_chars)")
+                document = self._load(root, source, path)
             except LoadError as err:
                 report.skipped.append(SkippedFile(label, str(err)))
                 if key in previous:
@@ -200,23 +208,42 @@ class Indexer:
                     report.kept_previous.append(label)
                 continue
             seen.add(key)
-            digest = hashlib.sha256(data).hexdigest()
-            before = previous.get(key)
-            if before is not None and before.content_hash == digest:
+            if before is not None and before.content_hash == document.content_hash:
                 report.unchanged += 1
             else:
                 (report.updated if before else report.added).append(label)
-                changed.append(Document(
-                    collection=root.name, source=source, title=loaded.title, sections=loaded.sections,
-                    content_hash=digest, mtime=path.stat().st_mtime, url=source_url(root, source),
-                ))
-            if progress and (done % 50 == 0 or done == len(files)):
-                progress("scanned", done, len(files))
+                changed.append(document)
         return changed, seen
+
+    def _load(self, root: DocsRoot, source: str, path) -> Document:
+        """One file as a Document, its sections' anchors set; LoadError says why not."""
+        website = root.page_urls is not None
+        if website and source not in root.page_urls:
+            raise LoadError("not a page of the last crawl (left in the site's folder by hand?)")
+        loaded, data = load_file(path, source, list(self.loading.encodings), self.loading.max_file_bytes,
+                                 load_web_page if website else None)
+        text_chars = sum(len(section.text) for section in loaded.sections)
+        if text_chars > self.loading.max_text_chars:
+            raise LoadError(f"{text_chars:,} characters of text, over the limit of "
+                            f"{self.loading.max_text_chars:,} (index.max_text_chars)")
+        if website:
+            url = root.page_urls[source]
+            # a page's markup changes with every build (dates, asset hashes): what is indexed is its text
+            digest = hashlib.sha256(repr((loaded.title, loaded.sections)).encode("utf-8")).hexdigest()
+            sections = loaded.sections
+        else:
+            url = source_url(root, source)
+            digest = hashlib.sha256(data).hexdigest()
+            sections = with_anchors(loaded.sections, root.anchors) if url else loaded.sections
+        return Document(collection=root.name, source=source, title=loaded.title, sections=sections,
+                        content_hash=digest, mtime=path.stat().st_mtime, url=url)
 
     def _embed_and_write(self, writer, chunks: list[Chunk], progress: ProgressCallback | None) -> None:
         # Length-sorted across the whole run so every encode batch pads little; row order is free.
         chunks = sorted(chunks, key=lambda c: len(c.search_text), reverse=True)
+        if progress and chunks:
+            progress("embedded", 0, len(chunks))
+            progress("written", 0, len(chunks))
         for start in range(0, len(chunks), _WRITE_BATCH):
             batch = chunks[start:start + _WRITE_BATCH]
             offset = start

@@ -9,152 +9,31 @@ from __future__ import annotations
 import io
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from knowledge.documents import Section
+from knowledge.loader_base import (  # noqa: F401  (LoadedText, decode_text: this module's public names)
+    LoadedText,
+    LoadError,
+    Loader,
+    SectionBuilder,
+    clean_text,
+    decode_text,
+    title_from_name,
+)
+from knowledge.markdown_loader import load_markdown, load_mdx
 
 log = logging.getLogger(__name__)
 
 # Bump when extraction changes what text a file yields: stored chunks are then rebuilt.
-LOADERS_VERSION = 2
-
-
-class LoadError(Exception):
-    """A file that cannot be indexed; str(err) is the reason shown to the user."""
-
-
-@dataclass(frozen=True)
-class LoadedText:
-    title: str
-    sections: list[Section]
-
-
-Loader = Callable[[bytes, str, list[str]], LoadedText]
-
-_BINARY_SNIFF = 8192
-
-
-def decode_text(data: bytes, encodings: list[str]) -> str:
-    """Decode with a BOM if there is one, else the configured encodings in order."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as err:
-            raise LoadError(f"invalid UTF-16 text ({err.reason})") from None
-    if b"\x00" in data[:_BINARY_SNIFF]:
-        raise LoadError("binary content (NUL bytes) in a text file")
-    first_error: UnicodeDecodeError | None = None
-    for encoding in encodings:
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError as err:
-            first_error = first_error or err
-        except LookupError:
-            raise LoadError(f"unknown encoding {encoding!r} in config") from None
-    assert first_error is not None
-    raise LoadError(
-        f"not valid {'/'.join(encodings)} text (byte 0x{data[first_error.start]:02x} at offset "
-        f"{first_error.start}); save it as UTF-8 or add its encoding to index.encodings"
-    )
-
-
-def _title_from_name(name: str) -> str:
-    stem = Path(name).stem.replace("-", " ").replace("_", " ").strip()
-    return stem[:1].upper() + stem[1:] if stem else name
-
-
-def _clean(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = re.sub(r"[ \t]+\n", "\n", text)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-class _SectionBuilder:
-    """Collects text under a heading stack; headings of level n replace levels >= n."""
-
-    def __init__(self) -> None:
-        self.stack: list[tuple[int, str]] = []
-        self.lines: list[str] = []
-        self.sections: list[Section] = []
-
-    def heading(self, level: int, title: str) -> None:
-        self.flush()
-        while self.stack and self.stack[-1][0] >= level:
-            self.stack.pop()
-        self.stack.append((level, title.strip()))
-
-    def text(self, line: str) -> None:
-        self.lines.append(line)
-
-    def flush(self) -> None:
-        body = _clean("\n".join(self.lines))
-        if body:
-            self.sections.append(Section(tuple(t for _, t in self.stack), body))
-        self.lines = []
-
-    def finish(self) -> list[Section]:
-        self.flush()
-        return self.sections
-
-
-_INLINE_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
-_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>])")
-
-
-def _markdown_inline(text: str) -> str:
-    """Drop inline HTML (anchors like <a name=...></a>) and markdown backslash escapes."""
-    return _MD_ESCAPE.sub(r"\1", _INLINE_TAG.sub("", text))
-
-
-_ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
-_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
-
-
-def load_markdown(data: bytes, name: str, encodings: list[str]) -> LoadedText:
-    text = decode_text(data, encodings).replace("\r\n", "\n")
-    title = ""
-    front = _FRONT_MATTER.match(text)
-    if front:
-        text = text[front.end():]
-        m = re.search(r"^title:\s*[\"']?(.*?)[\"']?\s*$", front.group(1), re.M)
-        title = m.group(1) if m else ""
-    builder = _SectionBuilder()
-    lines = text.split("\n")
-    in_fence = False
-    for i, line in enumerate(lines):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            builder.text(line)
-            continue
-        if not in_fence:
-            atx = _ATX.match(line)
-            nxt = lines[i + 1] if i + 1 < len(lines) else ""
-            if atx:
-                level, heading = len(atx.group(1)), _markdown_inline(atx.group(2)).strip()
-                title = title or (heading if level == 1 else "")
-                builder.heading(level, heading)
-                continue
-            if line.strip() and re.fullmatch(r"=+\s*|-+\s*", nxt) and not re.fullmatch(r"[-=\s]+", line):
-                level = 1 if nxt.startswith("=") else 2
-                heading = _markdown_inline(line).strip()
-                title = title or (heading if level == 1 else "")
-                builder.heading(level, heading)
-                lines[i + 1] = ""
-                continue
-            line = _markdown_inline(line)
-        builder.text(line)
-    return LoadedText(title or _title_from_name(name), builder.finish())
+# 3: Markdown through CommonMark (markdown-it-py), HTML <pre> as fenced code, heading anchors.
+LOADERS_VERSION = 3
 
 
 def load_plain_text(data: bytes, name: str, encodings: list[str]) -> LoadedText:
     """Plain text: first line is the title; underlined or ALL-CAPS short lines are headings."""
     lines = decode_text(data, encodings).replace("\r\n", "\n").split("\n")
-    builder = _SectionBuilder()
+    builder = SectionBuilder()
     title = ""
     skip_next = False
     for i, line in enumerate(lines):
@@ -179,7 +58,7 @@ def load_plain_text(data: bytes, name: str, encodings: list[str]) -> LoadedText:
             skip_next = underlined
             continue
         builder.text(line)
-    return LoadedText(title or _title_from_name(name), builder.finish())
+    return LoadedText(title or title_from_name(name), builder.finish())
 
 
 def load_rst(data: bytes, name: str, encodings: list[str]) -> LoadedText:
@@ -209,7 +88,7 @@ def load_rst(data: bytes, name: str, encodings: list[str]) -> LoadedText:
             if isinstance(child, (nodes.title, nodes.system_message, nodes.comment)):
                 continue
             own.append(child.astext())
-        body = _clean("\n\n".join(own))
+        body = clean_text("\n\n".join(own))
         if body:
             sections.append(Section(path, body))
         for child in node.children:
@@ -219,7 +98,7 @@ def load_rst(data: bytes, name: str, encodings: list[str]) -> LoadedText:
                 walk(child, path + (heading,))
 
     walk(doctree, ())
-    title = next((s.heading_path[0] for s in sections if s.heading_path), "") or _title_from_name(name)
+    title = next((s.heading_path[0] for s in sections if s.heading_path), "") or title_from_name(name)
     return LoadedText(title, sections)
 
 
@@ -231,33 +110,40 @@ _HTML_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
 def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
     from bs4 import BeautifulSoup
 
+    from knowledge.html_headings import drop_permalinks, heading_anchor
+
     soup = BeautifulSoup(decode_text(data, encodings), "html.parser")
     for tag in soup.find_all(_HTML_DROP):
         tag.decompose()
     page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
     root = soup.body or soup
-    builder = _SectionBuilder()
+    builder = SectionBuilder()
     title = ""
     wanted = set(_HTML_HEADINGS + _HTML_BLOCKS)
     for el in root.find_all(list(wanted)):
         if el.name in _HTML_HEADINGS:
+            anchor = heading_anchor(el)
+            drop_permalinks(el)
             heading = el.get_text(" ", strip=True)
             if heading:
                 title = title or (heading if el.name == "h1" else "")
-                builder.heading(int(el.name[1]), heading)
+                builder.heading(int(el.name[1]), heading, anchor)
             continue
         if el.find_parent(_HTML_BLOCKS):
             continue  # already taken with its enclosing block
-        text = el.get_text("" if el.name == "pre" else " ", strip=el.name != "pre")
+        if el.name == "pre":
+            builder.code(el.get_text(""))
+            continue
+        text = el.get_text(" ", strip=True)
         if text:
             builder.text(("- " if el.name == "li" else "") + text)
             builder.text("")
     sections = builder.finish()
     if not sections:
-        loose = _clean(root.get_text("\n", strip=True))
+        loose = clean_text(root.get_text("\n", strip=True))
         if loose:
             sections = [Section((), loose)]
-    return LoadedText(title or page_title or _title_from_name(name), sections)
+    return LoadedText(title or page_title or title_from_name(name), sections)
 
 
 def load_pdf(data: bytes, name: str, encodings: list[str]) -> LoadedText:
@@ -273,7 +159,7 @@ def load_pdf(data: bytes, name: str, encodings: list[str]) -> LoadedText:
             raise LoadError("encrypted PDF; export an unprotected copy to index it")
         meta_title = reader.metadata.title if reader.metadata else None
         meta_title = meta_title if isinstance(meta_title, str) else ""  # some writers put a number there
-        pages = [(i + 1, _clean(page.extract_text() or "")) for i, page in enumerate(reader.pages)]
+        pages = [(i + 1, clean_text(page.extract_text() or "")) for i, page in enumerate(reader.pages)]
     except LoadError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as err:
@@ -281,7 +167,7 @@ def load_pdf(data: bytes, name: str, encodings: list[str]) -> LoadedText:
     title = meta_title.strip()
     if not title:
         first = next((t for _, t in pages if t), "")
-        title = first.split("\n", 1)[0].strip()[:120] if first else _title_from_name(name)
+        title = first.split("\n", 1)[0].strip()[:120] if first else title_from_name(name)
     sections = [Section((title, f"Page {n}"), text) for n, text in pages if text]
     return LoadedText(title, sections)
 
@@ -289,6 +175,7 @@ def load_pdf(data: bytes, name: str, encodings: list[str]) -> LoadedText:
 LOADERS: dict[str, Loader] = {
     ".md": load_markdown,
     ".markdown": load_markdown,
+    ".mdx": load_mdx,
     ".rst": load_rst,
     ".txt": load_plain_text,
     ".text": load_plain_text,
@@ -298,9 +185,11 @@ LOADERS: dict[str, Loader] = {
 }
 
 
-def load_file(path: Path, name: str, encodings: list[str], max_bytes: int) -> tuple[LoadedText, bytes]:
-    """Load one file, or raise LoadError saying why it was skipped."""
-    loader = LOADERS.get(path.suffix.lower())
+def load_file(path: Path, name: str, encodings: list[str], max_bytes: int,
+              loader: Loader | None = None) -> tuple[LoadedText, bytes]:
+    """Load one file (with `loader`, else the one its extension names), or raise LoadError
+    saying why it was skipped."""
+    loader = loader or LOADERS.get(path.suffix.lower())
     if loader is None:
         raise LoadError(f"unsupported file type {path.suffix or '(none)'}")
     try:

@@ -20,6 +20,10 @@ EXIT_USAGE = 2
 EXIT_GATE_REJECTED = 3
 
 
+_UNITS = {"scanned": "files", "fetched": "pages", "embedded": "chunks", "written": "rows", "pulled": "repos",
+          "evaluated": "checks"}
+
+
 def _progress_printer(quiet: bool):
     """Render re-index progress as tqdm bars on stderr (one per stage)."""
     if quiet:
@@ -27,15 +31,20 @@ def _progress_printer(quiet: bool):
     from tqdm import tqdm
 
     bars: dict[str, tqdm] = {}
+    closed: set[str] = set()
 
     def progress(stage: str, done: int, total: int) -> None:
+        if stage in closed:
+            return
         bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>9}", unit="", file=sys.stderr, leave=True)
+        if bar is None:  # stages announce themselves at 0, so the rate counts from the real start
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>9}", unit=f" {_UNITS.get(stage, 'items')}",
+                                     file=sys.stderr, leave=True, dynamic_ncols=True)
         bar.total = total
         bar.update(done - bar.n)
-        if done >= total:
+        if total and done >= total:
             bar.close()
+            closed.add(stage)
 
     return progress
 

@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -51,20 +52,44 @@ def default_data_dir() -> Path:
 
 
 class DocsSource(_Section):
-    """A named docs source: a local folder, or a git repository pulled before each re-index.
-    Channel scoping refers to sources by `name`."""
+    """A named docs source: a local folder, a git repository pulled before each re-index, or
+    a website crawled before each re-index. Channel scoping refers to sources by `name`."""
 
     path: Path | None = Field(None, description="local folder; for a git source, the docs folder inside the repo")
     name: str = ""
     git: str | None = Field(None, description="repository URL; checked out under <data_dir>/sources/<name>")
     branch: str | None = Field(None, description="git branch (default: the remote's default branch)")
+    url: str | None = Field(None, description=(
+        "docs website to crawl (its sitemap, else its links), staying under this URL's host and folder; "
+        "mirrored under <data_dir>/sources/<name>"))
+    include: list[str] = Field(default_factory=list, description=(
+        "website: URL patterns (* wildcards) to crawl instead of everything under `url`"))
+    max_pages: int = Field(1000, ge=1, description="website: most pages crawled and indexed")
+    delay_ms: int = Field(500, ge=0, description=(
+        "website: pause between two requests (robots.txt Crawl-delay may ask for more)"))
+    timeout_s: float = Field(20.0, gt=0, description="website: per request; a page that times out keeps its last version")
+    retries: int = Field(3, ge=0, le=10, description="website: tries after a timeout, 5xx or 429 (Retry-After obeyed)")
     url_base: str | None = None
-    exclude: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list, description=(
+        "folder/git: file patterns to skip; website: URL patterns (* wildcards) never crawled"))
+    anchors: str = Field("github", pattern="^(github|mkdocs|sphinx|none)$", description=(
+        "folder/git with url_base: how citations link to a heading, as the site's generator slugs it: "
+        "github (GitHub, Docusaurus), mkdocs (Python-Markdown toc), sphinx (docutils), none"))
 
     @model_validator(mode="after")
     def _path_or_git(self) -> DocsSource:
-        if self.path is None and not self.git:
-            raise ValueError("a docs source needs a `path` or a `git` URL")
+        kinds = [kind for kind, value in (("path", self.path is not None and not self.git), ("git", self.git),
+                                          ("url", self.url)) if value]
+        if not kinds:
+            raise ValueError("a docs source needs a `path`, a `git` URL or a website `url`")
+        if len(kinds) > 1 and "url" in kinds:
+            raise ValueError("a website source (`url`) takes no `path` or `git`")
+        if self.url is not None:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"website url {self.url!r} must start with http:// or https:// and name a host")
+            if not self.name:
+                self.name = parts.hostname
         if self.git and not self.name:
             self.name = self.git.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or "docs"
         if self.git and self.path is not None and self.path.is_absolute():

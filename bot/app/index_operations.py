@@ -50,7 +50,7 @@ class IndexOperations:
         return self.index(None, progress, started_by, trigger)
 
     def _build_index(self, progress: ProgressCallback | None, docs: list[Path] | None = None) -> IndexReport:
-        notes, unreadable = ([], set()) if docs else self._sync_git_sources(progress)
+        notes, unreadable = ([], set()) if docs else self._sync_sources(progress)
         roots = [r for r in self.knowledge.docs_roots(docs) if r.name not in unreadable]
         missing = [str(r.path) for r in roots if not r.path.is_dir()]
         if missing:
@@ -59,14 +59,25 @@ class IndexOperations:
         return self.knowledge.indexer.run(roots, progress=progress, approve=gate,
                                           keep_collections=frozenset(unreadable), notes=notes)
 
+    def _sync_sources(self, progress: ProgressCallback | None) -> tuple[list[str], set[str]]:
+        """Pull every git source and crawl every website. Returns notes for the report and
+        the sources with nothing to index (their documents stay as they are in the index)."""
+        notes, unreadable = self._sync_git_sources(progress)
+        for source in (d for d in self.settings.docs if d.url):
+            site_notes, readable = self._crawl_website(source, progress)
+            notes += site_notes
+            if not readable:
+                unreadable.add(source.name)
+        return notes, unreadable
+
     def _sync_git_sources(self, progress: ProgressCallback | None) -> tuple[list[str], set[str]]:
-        """Pull every git source. Returns notes for the report and the sources with no
-        checkout to index (their documents stay as they are in the index)."""
         from knowledge.git_sources import sync
 
         sources = [d for d in self.settings.docs if d.git]
         notes: list[str] = []
         unreadable: set[str] = set()
+        if progress and sources:
+            progress("pulled", 0, len(sources))
         for done, source in enumerate(sources, 1):
             result = sync(source.git, self.settings.sources_dir / source.name, source.branch)
             if not result.ok:
@@ -76,6 +87,24 @@ class IndexOperations:
             if progress:
                 progress("pulled", done, len(sources))
         return notes, unreadable
+
+    def _crawl_website(self, source: Any, progress: ProgressCallback | None) -> tuple[list[str], bool]:
+        """Crawl one website into its mirror: (notes, whether it has pages to index)."""
+        from knowledge.web_fetch import FetchSettings, WebClient
+        from knowledge.web_sources import SiteSettings, crawl_site, pages_folder
+
+        folder = self.settings.sources_dir / source.name
+        client = WebClient(FetchSettings(timeout_s=source.timeout_s, retries=source.retries,
+                                         delay_s=source.delay_ms / 1000,
+                                         max_bytes=int(self.settings.index.max_file_mb * 1_000_000)))
+        try:
+            report = crawl_site(SiteSettings(source.url, tuple(source.include), tuple(source.exclude),
+                                             source.max_pages), folder, client, progress)
+        finally:
+            client.close()
+        for line in report.notes(source.name, limit=1000):
+            log.info("%s", line)
+        return report.notes(source.name), pages_folder(folder).is_dir()
 
     def _gate(self, staged: LiveIndex, live: LiveIndex | None) -> GateVerdict:
         """Keep the live version unless the new one holds hit@5 on the gate QA file."""

@@ -93,10 +93,26 @@ class KnowledgeParts:
             identifier_boost=cfg.identifier_boost))
 
     def source_folder(self, source: Any) -> Path:
-        """Where a configured docs source is read from: its path, or its git checkout."""
+        """Where a configured docs source is read from: its path, its git checkout, or the
+        mirror of its website's pages."""
+        if source.url:
+            from knowledge.web_sources import pages_folder
+
+            return pages_folder(self.settings.sources_dir / source.name)
         if not source.git:
             return source.path
         return self.settings.sources_dir / source.name / (source.path or "")
+
+    def _root(self, source: Any) -> DocsRoot:
+        from knowledge.documents import DocsRoot
+
+        if source.url:
+            from knowledge.web_sources import site_pages
+
+            return DocsRoot(self.source_folder(source), source.name, anchors="none",
+                            page_urls=site_pages(self.settings.sources_dir / source.name))
+        return DocsRoot(self.source_folder(source), source.name, source.url_base, list(source.exclude),
+                        anchors=source.anchors)
 
     def docs_roots(self, override: list[Path] | None = None) -> list[DocsRoot]:
         """Explicit folders, else configured sources (git ones at their checkout), else those
@@ -106,15 +122,14 @@ class KnowledgeParts:
         if override:
             return unique_names([DocsRoot(Path(p)) for p in override])
         if self.settings.docs:
-            return unique_names([DocsRoot(self.source_folder(d), d.name, d.url_base, list(d.exclude))
-                                 for d in self.settings.docs])
+            return unique_names([self._root(d) for d in self.settings.docs])
         try:
             live = self.store.live(refresh=True)
         except RetrievalUnavailable:
             live = None  # a damaged manifest: index what is configured, else the sample docs
         if live and live.report.get("roots"):
-            return [DocsRoot(Path(r["path"]), r["name"], r.get("url_base"), r.get("exclude", []))
-                    for r in live.report["roots"]]
+            return [DocsRoot(Path(r["path"]), r["name"], r.get("url_base"), r.get("exclude", []),
+                             r.get("anchors", "github")) for r in live.report["roots"]]
         return [DocsRoot(bundled_sample_docs(), SAMPLE_DOCS_NAME)]
 
 

@@ -1,0 +1,199 @@
+"""Which pages of a docs site to crawl: its scope, robots.txt, sitemaps and links.
+
+A site source stays on its start URL's host and under its path (`https://docs.example.com/
+guide/` never reaches `/blog/` or another host) unless `include` patterns say otherwise;
+`exclude` patterns always win. robots.txt is read with the standard library's parser, and
+sitemaps (robots.txt `Sitemap:` lines, else /sitemap.xml, sitemap indexes, gzip) with its
+XML parser: both formats are simple and fully specified, so no extra dependency is needed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import hashlib
+import posixpath
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.robotparser import RobotFileParser
+
+from knowledge.web_fetch import Fetched, WebClient
+
+MAX_SITEMAPS = 50  # sitemap files read per crawl (an index may list many)
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def normalize(url: str) -> str:
+    """A page's canonical URL: no fragment, lower-case scheme and host, no default port,
+    dot segments resolved."""
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port
+    netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
+    path = posixpath.normpath(parts.path) if parts.path else "/"
+    if parts.path.endswith("/") and not path.endswith("/"):
+        path += "/"
+    path = "/" if path in (".", "//") else path
+    return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a site source may fetch."""
+
+    start: str
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def prefix(self) -> str:
+        """The start URL up to its last '/': the folder the crawl stays in."""
+        start = normalize(self.start)
+        return start if start.endswith("/") else start.rsplit("/", 1)[0] + "/"
+
+    def allows(self, url: str) -> bool:
+        url = normalize(url)
+        if urlsplit(url).scheme not in ("http", "https"):
+            return False
+        if any(fnmatch.fnmatchcase(url, pattern) for pattern in self.exclude):
+            return False
+        if self.include:
+            return any(fnmatch.fnmatchcase(url, pattern) for pattern in self.include)
+        return url.startswith(self.prefix) or url == self.prefix.rstrip("/")
+
+    def source_for(self, url: str) -> str:
+        """The page's file name under the site's folder: its path below the start URL's
+        folder (else host and path), `index.html` for a folder URL, `.html` added to an
+        extensionless one, a hash of the query string kept apart."""
+        url = normalize(url)
+        parts = urlsplit(url)
+        if url.startswith(self.prefix):
+            rel = url[len(self.prefix):].split("?", 1)[0]
+        else:
+            rel = parts.netloc + parts.path
+        rel = rel.lstrip("/")
+        if not rel or rel.endswith("/"):
+            rel += "index.html"
+        elif "." not in rel.rsplit("/", 1)[-1]:
+            rel += ".html"
+        if parts.query:
+            stem, dot, ext = rel.rpartition(".")
+            rel = f"{stem}__q{hashlib.sha1(parts.query.encode()).hexdigest()[:10]}{dot}{ext}"
+        segments = [_safe_segment(s) for s in rel.split("/") if s not in ("", ".", "..")]
+        return "/".join(segments)
+
+
+def _safe_segment(segment: str) -> str:
+    """A path segment the docs walker will not skip (hidden, `__x`) and a filesystem takes."""
+    if segment.startswith((".", "__")):
+        segment = "_" + segment.lstrip("._")
+    if len(segment.encode()) > 200:
+        segment = segment[:80] + "-" + hashlib.sha1(segment.encode()).hexdigest()[:16]
+    return segment
+
+
+class Robots:
+    """robots.txt rules for our User-Agent (RFC 9309: a missing file allows everything)."""
+
+    def __init__(self, parser: RobotFileParser | None, user_agent: str) -> None:
+        self.parser = parser
+        self.user_agent = user_agent
+
+    def allowed(self, url: str) -> bool:
+        return self.parser is None or self.parser.can_fetch(self.user_agent, url)
+
+    @property
+    def crawl_delay(self) -> float | None:
+        delay = self.parser.crawl_delay(self.user_agent) if self.parser else None
+        return float(delay) if delay is not None else None
+
+    @property
+    def sitemaps(self) -> list[str]:
+        return list(self.parser.site_maps() or []) if self.parser else []
+
+
+class SiteUnavailable(Exception):
+    """The site itself cannot be read now (robots.txt unreachable): keep what we have."""
+
+
+def read_robots(client: WebClient, start: str) -> Robots:
+    parts = urlsplit(normalize(start))
+    fetched = client.get(urlunsplit((parts.scheme, parts.netloc, "/robots.txt", "", "")))
+    if fetched.transient:
+        # RFC 9309: an unreachable robots.txt means "assume everything is disallowed".
+        raise SiteUnavailable(f"robots.txt could not be read ({fetched.transient})")
+    if fetched.status != 200:
+        return Robots(None, client.settings.user_agent)  # 4xx: no rules
+    parser = RobotFileParser()
+    parser.parse(fetched.body.decode("utf-8", errors="replace").splitlines())
+    return Robots(parser, client.settings.user_agent)
+
+
+def read_sitemaps(client: WebClient, start: str, robots: Robots) -> dict[str, str | None] | None:
+    """Every page URL the site's sitemaps list, with its `lastmod` (None: not given), or
+    None when the site has no sitemap."""
+    parts = urlsplit(normalize(start))
+    root = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
+    candidates = robots.sitemaps or [urljoin(Scope(start).prefix, "sitemap.xml"), urljoin(root, "sitemap.xml")]
+    pending = list(dict.fromkeys(candidates))
+    pages: dict[str, str | None] = {}
+    found = False
+    read = 0
+    while pending and read < MAX_SITEMAPS:
+        url = pending.pop(0)
+        read += 1
+        fetched = client.get(url)
+        if fetched.status != 200 or not fetched.body:
+            continue
+        try:
+            tree = ElementTree.fromstring(_maybe_gunzip(fetched.body))
+        except (ElementTree.ParseError, OSError, EOFError):
+            continue
+        kind = tree.tag.rsplit("}", 1)[-1]
+        if kind == "sitemapindex":
+            found = True
+            pending += [loc for loc, _ in _entries(tree, "sitemap") if loc not in pending]
+        elif kind == "urlset":
+            found = True
+            for loc, lastmod in _entries(tree, "url"):
+                pages.setdefault(normalize(loc), lastmod)
+    return pages if found else None
+
+
+def _entries(tree: ElementTree.Element, kind: str) -> list[tuple[str, str | None]]:
+    entries = []
+    for entry in tree:
+        if entry.tag.rsplit("}", 1)[-1] != kind:
+            continue
+        fields = {child.tag.rsplit("}", 1)[-1]: (child.text or "").strip() for child in entry}
+        if fields.get("loc"):
+            entries.append((fields["loc"], fields.get("lastmod") or None))
+    return entries
+
+
+def _maybe_gunzip(body: bytes) -> bytes:
+    return gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+
+
+def is_html(fetched: Fetched) -> bool:
+    return fetched.media_type in _HTML_TYPES or (not fetched.media_type and fetched.body.lstrip()[:1] == b"<")
+
+
+def page_links(html: str, base_url: str) -> tuple[list[str], bool, bool]:
+    """(links on the page, may index, may follow) as the page's own robots meta tag says."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "lxml")
+    robots_meta = " ".join(str(m.get("content", "")).lower() for m in soup.find_all("meta", attrs={"name": "robots"}))
+    base = soup.find("base", href=True)
+    base_url = urljoin(base_url, str(base["href"])) if base else base_url
+    links = []
+    for anchor in soup.find_all("a", href=True):
+        if "nofollow" in str(anchor.get("rel") or ""):
+            continue
+        href = str(anchor["href"]).strip()
+        if not href or href.startswith(("#", "mailto:", "javascript:", "tel:")):
+            continue
+        links.append(normalize(urljoin(base_url, href)))
+    return list(dict.fromkeys(links)), "noindex" not in robots_meta, "nofollow" not in robots_meta
