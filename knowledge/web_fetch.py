@@ -17,6 +17,7 @@ from email.message import Message
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 USER_AGENT = "supportbot-docs-crawler/1.0 (indexes a team's docs for its support bot; obeys robots.txt)"
@@ -100,10 +101,10 @@ class WebClient:
                                _transient_status(response.status_code, self.settings.retries))
         except _TooLarge:
             return Fetched(url, 200, refused=f"larger than {self.settings.max_bytes / 1e6:.1f} MB")
-        except requests.exceptions.Timeout:
-            return Fetched(url, 0, transient=f"timed out after {self.settings.retries + 1} tries "
-                                            f"({self.settings.timeout_s:g}s each)")
         except requests.exceptions.RequestException as err:
+            if _timed_out(err):
+                return Fetched(url, 0, transient=f"timed out after {self.settings.retries + 1} tries "
+                                                f"({self.settings.timeout_s:g}s each)")
             return Fetched(url, 0, transient=f"unreachable after {self.settings.retries + 1} tries "
                                             f"({_reason(err)})")
 
@@ -132,6 +133,20 @@ def _transient_status(status: int, retries: int) -> str | None:
     if status in _RETRIED_STATUSES:
         return f"HTTP {status} after {retries + 1} tries"
     return None
+
+
+def _timed_out(err: BaseException) -> bool:
+    """requests reports a read timeout that outlived its retries as a ConnectionError
+    wrapping urllib3's MaxRetryError; look through the wrapping."""
+    seen: BaseException | None = err
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, (requests.exceptions.Timeout, TimeoutError, ReadTimeoutError, ConnectTimeoutError)):
+            return True
+        seen = getattr(seen, "reason", None) or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException)
+                                                 else None)
+    return False
 
 
 def _reason(err: Exception) -> str:

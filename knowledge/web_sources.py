@@ -75,12 +75,17 @@ class CrawlReport:
                  f"{self.pages} pages, {len(self.changed)} new or changed, {self.unchanged} unchanged, "
                  f"{len(self.removed)} removed, {len(self.skipped)} skipped; {self.requests} requests "
                  f"in {self.seconds:.1f}s"]
-        lines += [f"{name}: kept the last good version of {url}: {why}" for url, why in self.kept[:limit]]
-        lines += [f"{name}: removed {url}: {why}" for url, why in self.removed[:limit]]
-        lines += [f"{name}: skipped {url}: {why}" for url, why in self.skipped[:limit]]
-        hidden = sum(max(0, len(items) - limit) for items in (self.kept, self.removed, self.skipped))
-        if hidden:
-            lines.append(f"{name}: ... and {hidden} more (see the log)")
+        for verb, items in (("kept the last good version of", self.kept), ("removed", self.removed),
+                            ("skipped", self.skipped)):
+            by_reason: dict[str, list[str]] = {}
+            for url, why in items:
+                by_reason.setdefault(why, []).append(url)
+            for why, urls in by_reason.items():
+                if len(urls) == 1:
+                    lines.append(f"{name}: {verb} {urls[0]}: {why}")
+                else:
+                    shown = ", ".join(urls[:limit]) + (f" and {len(urls) - limit} more" if len(urls) > limit else "")
+                    lines.append(f"{name}: {verb} {len(urls)} pages: {why} ({shown})")
         return lines
 
 
@@ -95,7 +100,7 @@ def pages_folder(folder: Path) -> Path:
 
 def crawl_site(site: SiteSettings, folder: Path, client: WebClient, progress: Progress | None = None) -> CrawlReport:
     """Bring the mirror in `folder` up to date with the site."""
-    started = time.perf_counter()
+    started, requests_before = time.perf_counter(), client.requests
     report = CrawlReport(normalize(site.url))
     crawl = _Crawl(site, folder, client, report, progress)
     try:
@@ -103,7 +108,7 @@ def crawl_site(site: SiteSettings, folder: Path, client: WebClient, progress: Pr
     except SiteUnavailable as err:
         report.ok = False
         report.message = f"{err}; kept the last crawl's {len(crawl.previous)} pages"
-    report.requests = client.requests
+    report.requests = client.requests - requests_before
     report.seconds = time.perf_counter() - started
     return report
 
@@ -223,7 +228,7 @@ class _Crawl:
         if fetched.transient:
             return False, fetched.transient
         if fetched.status in (404, 410):
-            return True, f"HTTP {fetched.status} (the site no longer has it)"
+            return True, f"HTTP {fetched.status} (not found)"
         if fetched.refused:
             return True, fetched.refused
         if fetched.status != 200:
