@@ -215,4 +215,4 @@ def _html_text(html: str) -> str:
         comment.extract()
     for tag in soup.find_all(["script", "style"]):
         tag.decompose()
-    return re.sub(r"[ \t]+", " ", soup.get_text(" ")).strip()
+    return re.sub(r"\s+", " ", soup.get_text(" ")).strip()

@@ -115,3 +115,58 @@ def test_utf16_with_bom_is_decoded(tmp_path: Path) -> None:
     path = tmp_path / "wide.md"
     path.write_bytes("# Wide\n\nUTF-16 text here.".encode("utf-16"))
     assert load(path).sections[0].text == "UTF-16 text here."
+
+
+# ----- CommonMark: the cases a line-by-line reader got wrong ------------------------------
+
+def test_markdown_indented_code_is_code_and_its_hash_lines_are_not_headings(tmp_path: Path) -> None:
+    doc = tmp_path / "cli.md"
+    doc.write_text("# CLI\n\nRun this:\n\n    # comment, not a heading\n    driftctl sync --all\n\nDone.\n")
+    loaded = load(doc)
+    assert [s.heading_path for s in loaded.sections] == [("CLI",)]
+    assert loaded.sections[0].text == "Run this:\n\n```\n# comment, not a heading\ndriftctl sync --all\n```\n\nDone."
+
+
+def test_markdown_html_blocks_and_lists_holding_hashes_open_no_sections(tmp_path: Path) -> None:
+    doc = tmp_path / "notes.md"
+    doc.write_text(
+        "# Notes\n\n<details>\n<summary>Why</summary>\n# inside the HTML block\n</details>\n\n"
+        "<!-- editor's note: do not index -->\n\n"
+        "- step one\n- # not a section\n  still the item\n\n## Real section\n\nBody.\n")
+    loaded = load(doc)
+    assert [s.heading_path for s in loaded.sections] == [("Notes",), ("Notes", "Real section")]
+    notes = loaded.sections[0].text
+    assert "Why # inside the HTML block" in notes and "editor's note" not in notes
+    assert "- step one\n- not a section\n  still the item" in notes
+
+
+def test_markdown_reference_links_resolve_and_their_definitions_are_not_text(tmp_path: Path) -> None:
+    doc = tmp_path / "links.md"
+    doc.write_text("# Links\n\nSee the [status page][status] or <https://help.example.com>.\n\n"
+                   "[status]: https://status.example.com \"Status\"\n")
+    text = load(doc).sections[0].text
+    assert text == "See the [status page](https://status.example.com) or [https://help.example.com](https://help.example.com)."
+
+
+def test_mdx_drops_imports_exports_and_jsx_but_keeps_their_text(tmp_path: Path) -> None:
+    doc = tmp_path / "setup.mdx"
+    doc.write_text(
+        "---\ntitle: Setup\n---\nimport Tabs from '@theme/Tabs';\nimport TabItem from '@theme/TabItem';\n\n"
+        "export const meta = {\n  sidebar: true,\n};\n\n## Install\n\n<Tabs>\n  <TabItem value=\"mac\" label=\"macOS\">\n"
+        "    Install with `brew install driftctl`.\n  </TabItem>\n</Tabs>\n\n{/* hidden note */}\n\n"
+        "```jsx\n<Tabs>kept inside code</Tabs>\n```\n")
+    loaded = load(doc)
+    assert loaded.title == "Setup"
+    assert [s.heading_path for s in loaded.sections] == [("Install",)]
+    assert loaded.sections[0].text == "Install with `brew install driftctl`.\n\n```jsx\n<Tabs>kept inside code</Tabs>\n```"
+
+
+def test_html_pre_is_a_code_block_and_headings_keep_their_ids(tmp_path: Path) -> None:
+    doc = tmp_path / "shell.html"
+    doc.write_text(
+        "<html><body><h1>Shell</h1><section id='sync-now'><h2>Sync now<a class='headerlink' href='#sync-now'>¶</a>"
+        "</h2><p>Run:</p><pre>$ driftctl sync\nsynced 3 folders</pre></section></body></html>")
+    loaded = load(doc)
+    section = loaded.sections[-1]
+    assert (section.heading_path, section.anchor) == (("Shell", "Sync now"), "sync-now")
+    assert section.text == "Run:\n\n```\n$ driftctl sync\nsynced 3 folders\n```"
