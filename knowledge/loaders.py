@@ -21,12 +21,15 @@ from knowledge.loader_base import (  # noqa: F401  (LoadedText, decode_text: thi
     decode_text,
     title_from_name,
 )
+from knowledge.docx_loader import load_docx
 from knowledge.markdown_loader import load_markdown, load_mdx
+from knowledge.notebook_loader import load_notebook
 
 log = logging.getLogger(__name__)
 
 # Bump when extraction changes what text a file yields: stored chunks are then rebuilt.
-# 3: Markdown through CommonMark (markdown-it-py), HTML <pre> as fenced code, heading anchors.
+# 3: Markdown through CommonMark (markdown-it-py), HTML <pre> as fenced code, heading anchors,
+#    MDX, Word and Jupyter notebooks.
 LOADERS_VERSION = 3
 
 
@@ -182,6 +185,8 @@ LOADERS: dict[str, Loader] = {
     ".html": load_html,
     ".htm": load_html,
     ".pdf": load_pdf,
+    ".docx": load_docx,
+    ".ipynb": load_notebook,
 }
 
 

@@ -27,12 +27,12 @@ _PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
 def load_markdown(data: bytes, name: str, encodings: list[str]) -> LoadedText:
     text = decode_text(data, encodings).replace("\r\n", "\n")
-    return _load(text, name)
+    return load_markdown_text(text, name)
 
 
 def load_mdx(data: bytes, name: str, encodings: list[str]) -> LoadedText:
     """MDX: ESM lines and JSX tags out, the text between tags kept."""
-    return _load(strip_mdx(decode_text(data, encodings).replace("\r\n", "\n")), name)
+    return load_markdown_text(strip_mdx(decode_text(data, encodings).replace("\r\n", "\n")), name)
 
 
 _ESM = re.compile(r"^(?:import|export)\b[^\n]*(?:\n(?![ \t]*\n)[^\n]*)*", re.M)  # to the next blank line
@@ -73,7 +73,8 @@ def _strip_jsx(text: str) -> str:
     return "\n".join(out)
 
 
-def _load(text: str, name: str) -> LoadedText:
+def load_markdown_text(text: str, name: str) -> LoadedText:
+    """Markdown already decoded (a notebook's cells, an MDX page without its JSX)."""
     title = ""
     front = _FRONT_MATTER.match(text)
     if front:

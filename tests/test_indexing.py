@@ -167,3 +167,35 @@ def test_a_doc_replaced_by_a_link_out_of_the_docs_folder_is_dropped_not_kept(tmp
         ("b.md", "a link to a file outside the docs folder (not followed)")]
     assert report.deleted == ["b.md"] and report.kept_previous == []  # unlike an unreadable file, never kept
     assert set(store.indexed_documents()) == {("docs", "a.md")}
+
+
+def test_progress_starts_each_stage_at_zero_and_counts_files_chunks_and_rows(
+    tmp_path: Path, docs: Path, embedder: Embedder
+) -> None:
+    """Each bar is announced before its work (so its rate and ETA count from the real start)
+    and advances with the work: one step per file scanned, per embedding batch, per write."""
+    calls: list[tuple[str, int, int]] = []
+    indexer, _ = make_indexer(tmp_path, embedder)
+    report = indexer.run([DocsRoot(docs)], progress=lambda stage, done, total: calls.append((stage, done, total)))
+    chunks = report.chunks_embedded
+    assert [c for c in calls if c[0] == "scanned"] == [("scanned", n, 3) for n in range(4)]
+    embedded = [done for stage, done, total in calls if stage == "embedded"]
+    assert embedded[0] == 0 and embedded[-1] == chunks and embedded == sorted(embedded)
+    assert [c for c in calls if c[0] == "written"] == [("written", 0, chunks), ("written", chunks, chunks)]
+    stages = [stage for stage, _, _ in calls]
+    assert stages.index("embedded") > max(i for i, s in enumerate(stages) if s == "scanned")
+
+
+def test_cli_progress_bars_name_their_units_and_stay_quiet_for_json(capsys) -> None:
+    from bot.app.cli import _progress_printer
+
+    assert _progress_printer(quiet=True) is None
+    progress = _progress_printer(quiet=False)
+    for stage, unit in (("scanned", "files"), ("fetched", "pages"), ("embedded", "chunks"), ("written", "rows")):
+        progress(stage, 0, 4)
+        progress(stage, 2, 4)
+        progress(stage, 4, 4)
+        progress(stage, 4, 4)  # a late repeat after the bar closed prints nothing more
+    err = capsys.readouterr().err
+    for stage, unit in (("scanned", "files"), ("fetched", "pages"), ("embedded", "chunks"), ("written", "rows")):
+        assert err.count(f"{stage}: 100%") == 1 and f"4/4 [" in err and f" {unit}/s]" in err

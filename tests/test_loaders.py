@@ -170,3 +170,56 @@ def test_html_pre_is_a_code_block_and_headings_keep_their_ids(tmp_path: Path) ->
     section = loaded.sections[-1]
     assert (section.heading_path, section.anchor) == (("Shell", "Sync now"), "sync-now")
     assert section.text == "Run:\n\n```\n$ driftctl sync\nsynced 3 folders\n```"
+
+
+def test_word_headings_are_sections_lists_are_items_and_tables_are_rows(tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = "Onboarding"
+    document.add_heading("Accounts", level=1)
+    document.add_paragraph("Every new hire gets an account on day one.")
+    document.add_paragraph("Open the admin console", style="List Bullet")
+    document.add_heading("Plans", level=2)
+    table = document.add_table(rows=3, cols=2)
+    for row, cells in zip(table.rows, [("Plan", "Seats"), ("Team", "25"), ("Enterprise", "unlimited")]):
+        for cell, text in zip(row.cells, cells):
+            cell.text = text
+    document.add_paragraph("Prices are per month.")
+    document.save(tmp_path / "onboarding.docx")
+    loaded = load(tmp_path / "onboarding.docx")
+    assert loaded.title == "Onboarding"
+    assert [s.heading_path for s in loaded.sections] == [("Accounts",), ("Accounts", "Plans")]
+    assert loaded.sections[0].text == "Every new hire gets an account on day one.\n\n- Open the admin console"
+    assert loaded.sections[1].text == ("| Plan | Seats |\n| --- | --- |\n| Team | 25 |\n| Enterprise | unlimited |\n\n"
+                                       "Prices are per month.")
+
+
+def test_notebook_markdown_cells_and_code_cells_without_outputs(tmp_path: Path) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"language": "python", "name": "python3", "display_name": "Python 3"}})
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("# Sync API\n\nCall the client once per folder."),
+        nbformat.v4.new_code_cell("client.sync('/docs')", outputs=[nbformat.v4.new_output(
+            "stream", name="stdout", text="synced 1,024 files in 3.2s")]),
+        nbformat.v4.new_markdown_cell("## Errors\n\n`E42` means the token expired."),
+    ]
+    (tmp_path / "sync.ipynb").write_text(nbformat.writes(notebook))
+    loaded = load(tmp_path / "sync.ipynb")
+    assert loaded.title == "Sync API"
+    assert [(s.heading_path, s.text) for s in loaded.sections] == [
+        (("Sync API",), "Call the client once per folder.\n\n```python\nclient.sync('/docs')\n```"),
+        (("Sync API", "Errors"), "`E42` means the token expired."),
+    ]
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("broken.docx", b"PK\x03\x04 not really a zip", "corrupt Word document"),
+    ("broken.ipynb", b'{"cells": [', "not a Jupyter notebook"),
+])
+def test_bad_word_files_and_notebooks_are_skipped_with_a_reason(tmp_path: Path, name: str, content: bytes,
+                                                                  reason: str) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(LoadError, match=reason):
+        load(tmp_path / name)
