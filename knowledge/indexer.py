@@ -16,6 +16,7 @@ from knowledge.embedding import Embedder
 from knowledge.loaders import LOADERS, LOADERS_VERSION, LoadError, load_file
 from knowledge.sources import iter_source_files, source_url
 from knowledge.web_page import load_web_page
+from knowledge.wiki_exports import is_attachment
 from knowledge.store import ChunkStore, IndexDamaged, IndexedDocument, LiveIndex
 
 log = logging.getLogger(__name__)
@@ -189,11 +190,15 @@ class Indexer:
                                for source, reason in outside]
         if progress:
             progress("scanned", 0, len(files))  # the bar starts when scanning does: its rate is honest
+        attachments = 0
         for done, (root, source, path) in enumerate(files, 1):
             key = (root.name, source)
             label = f"{root.name}/{source}" if len(roots) > 1 else source
             if progress:
                 progress("scanned", done, len(files))
+            if root.page_urls is None and is_attachment(source, path.suffix.lower() in LOADERS):
+                attachments += 1
+                continue
             before = previous.get(key)
             if root.page_urls is not None and before is not None and path.stat().st_mtime == before.mtime:
                 seen.add(key)  # a crawled page is rewritten only when it changed: same mtime, same page
@@ -213,6 +218,8 @@ class Indexer:
             else:
                 (report.updated if before else report.added).append(label)
                 changed.append(document)
+        if attachments:
+            report.notes.append(f"passed over {attachments} attachment files of wiki exports (images, files, styles)")
         return changed, seen
 
     def _load(self, root: DocsRoot, source: str, path) -> Document:

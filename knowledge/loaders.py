@@ -24,6 +24,8 @@ from knowledge.loader_base import (  # noqa: F401  (LoadedText, decode_text: thi
 from knowledge.docx_loader import load_docx
 from knowledge.markdown_loader import load_markdown, load_mdx
 from knowledge.notebook_loader import load_notebook
+from knowledge.wiki_exports import confluence_page, notion_title
+from knowledge.wiki_exports import page_title as wiki_page_title
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,9 @@ def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
         tag.decompose()
     page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
     root = soup.body or soup
+    confluence = confluence_page(soup)
+    if confluence is not None:  # a page of a Confluence export: its own content, titled by its place
+        page_title, root = confluence
     builder = SectionBuilder()
     title = ""
     wanted = set(_HTML_HEADINGS + _HTML_BLOCKS)
@@ -146,6 +151,10 @@ def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
         loose = clean_text(root.get_text("\n", strip=True))
         if loose:
             sections = [Section((), loose)]
+    if confluence is not None:
+        return LoadedText(page_title, sections)
+    if notion_title(name):
+        return LoadedText(wiki_page_title(title or page_title, name), sections)
     return LoadedText(title or page_title or title_from_name(name), sections)
 
 

@@ -19,6 +19,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from knowledge.loader_base import LoadedText, SectionBuilder, decode_text, title_from_name
+from knowledge.wiki_exports import notion_title, page_title
 
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 _FRONT_TITLE = re.compile(r"^title:\s*[\"']?(.*?)[\"']?\s*$", re.M)
@@ -98,7 +99,8 @@ def load_markdown_text(text: str, name: str) -> LoadedText:
             builder.text(line)
         builder.text("")
         i = end
-    return LoadedText(title or title_from_name(name), builder.finish())
+    return LoadedText(page_title(title, name) if notion_title(name) else title or title_from_name(name),
+                      builder.finish())
 
 
 def _block_end(tokens: list[Token], start: int) -> int:

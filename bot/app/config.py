@@ -33,6 +33,7 @@ from pydantic_settings import (
 
 DEFAULT_CONFIG_FILE = "supportbot.toml"
 _SOURCE_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_SOURCE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class ConfigError(ValueError):
@@ -55,7 +56,9 @@ class DocsSource(_Section):
     """A named docs source: a local folder, a git repository pulled before each re-index, or
     a website crawled before each re-index. Channel scoping refers to sources by `name`."""
 
-    path: Path | None = Field(None, description="local folder; for a git source, the docs folder inside the repo")
+    path: Path | None = Field(None, description=(
+        "local folder, or a .zip (a wiki export, unpacked under <data_dir>/sources/<name> when it changes); "
+        "for a git source, the docs folder inside the repo"))
     name: str = ""
     git: str | None = Field(None, description="repository URL; checked out under <data_dir>/sources/<name>")
     branch: str | None = Field(None, description="git branch (default: the remote's default branch)")
@@ -90,6 +93,8 @@ class DocsSource(_Section):
                 raise ValueError(f"website url {self.url!r} must start with http:// or https:// and name a host")
             if not self.name:
                 self.name = parts.hostname
+        if self.path is not None and not self.git and self.path.suffix.lower() == ".zip" and not self.name:
+            self.name = _SOURCE_NAME_UNSAFE.sub("-", self.path.stem).strip("-") or "docs"
         if self.git and not self.name:
             self.name = self.git.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or "docs"
         if self.git and self.path is not None and self.path.is_absolute():

@@ -63,6 +63,15 @@ class IndexOperations:
         """Pull every git source and crawl every website. Returns notes for the report and
         the sources with nothing to index (their documents stay as they are in the index)."""
         notes, unreadable = self._sync_git_sources(progress)
+        for source in (d for d in self.settings.docs if d.path is not None and not d.git
+                       and d.path.suffix.lower() == ".zip"):
+            from knowledge.archives import unpack
+
+            result = unpack(source.path, self.knowledge.source_folder(source))
+            if not result.ok or result.unsafe:
+                notes.append(f"{source.name}: {result.message}")
+                if not result.folder.is_dir():
+                    unreadable.add(source.name)
         for source in (d for d in self.settings.docs if d.url):
             site_notes, readable = self._crawl_website(source, progress)
             notes += site_notes

@@ -100,6 +100,8 @@ class KnowledgeParts:
 
             return pages_folder(self.settings.sources_dir / source.name)
         if not source.git:
+            if source.path.suffix.lower() == ".zip":  # an export as downloaded: its unpacked copy
+                return self.settings.sources_dir / source.name
             return source.path
         return self.settings.sources_dir / source.name / (source.path or "")
 
