@@ -18,10 +18,13 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
-from knowledge.web_fetch import Fetched, WebClient
+from knowledge.web_fetch import HTML_TYPES, Fetched, WebClient
 
 MAX_SITEMAPS = 50  # sitemap files read per crawl (an index may list many)
-_HTML_TYPES = ("text/html", "application/xhtml+xml")
+# Links to these are files, not pages: never requested while following links.
+_NOT_PAGES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".ico", ".pdf", ".zip", ".gz", ".tgz", ".bz2",
+              ".xz", ".tar", ".epub", ".css", ".js", ".json", ".xml", ".txt", ".mp4", ".webm", ".mp3", ".woff",
+              ".woff2", ".ttf", ".exe", ".dmg", ".msi", ".deb", ".rpm", ".whl")
 
 
 def normalize(url: str) -> str:
@@ -177,7 +180,7 @@ def _maybe_gunzip(body: bytes) -> bytes:
 
 
 def is_html(fetched: Fetched) -> bool:
-    return fetched.media_type in _HTML_TYPES or (not fetched.media_type and fetched.body.lstrip()[:1] == b"<")
+    return fetched.media_type in HTML_TYPES or (not fetched.media_type and fetched.body.lstrip()[:1] == b"<")
 
 
 def page_links(html: str, base_url: str) -> tuple[list[str], bool, bool]:
@@ -195,5 +198,7 @@ def page_links(html: str, base_url: str) -> tuple[list[str], bool, bool]:
         href = str(anchor["href"]).strip()
         if not href or href.startswith(("#", "mailto:", "javascript:", "tel:")):
             continue
-        links.append(normalize(urljoin(base_url, href)))
+        link = normalize(urljoin(base_url, href))
+        if not urlsplit(link).path.lower().endswith(_NOT_PAGES):
+            links.append(link)
     return list(dict.fromkeys(links)), "noindex" not in robots_meta, "nofollow" not in robots_meta

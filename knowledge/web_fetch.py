@@ -22,6 +22,7 @@ from urllib3.util.retry import Retry
 
 USER_AGENT = "supportbot-docs-crawler/1.0 (indexes a team's docs for its support bot; obeys robots.txt)"
 _RETRIED_STATUSES = (429, 500, 502, 503, 504)
+HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,10 @@ class WebClient:
     def close(self) -> None:
         self.session.close()
 
-    def get(self, url: str, etag: str | None = None, last_modified: str | None = None) -> Fetched:
-        """GET `url`, conditionally when validators from the last fetch are given."""
+    def get(self, url: str, etag: str | None = None, last_modified: str | None = None,
+            html_only: bool = False) -> Fetched:
+        """GET `url`, conditionally when validators from the last fetch are given. With
+        `html_only`, the body of an answer that says it is not HTML is never downloaded."""
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -94,7 +97,8 @@ class WebClient:
         try:
             with self.session.get(url, headers=headers, timeout=self.settings.timeout_s, stream=True) as response:
                 body = b""
-                if response.status_code == 200:
+                media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+                if response.status_code == 200 and not (html_only and media and media not in HTML_TYPES):
                     body = self._read(response)
                 return Fetched(response.url, response.status_code, body,
                                {k.lower(): v for k, v in response.headers.items()},

@@ -188,7 +188,7 @@ class _Crawl:
             self.report.unchanged += 1
             return []
         fetched = self.client.get(url, before.etag if has_file and before else None,
-                                  before.last_modified if has_file and before else None)
+                                  before.last_modified if has_file and before else None, html_only=True)
         if fetched.status == 304 and before and has_file:
             self._hold(url, PageState(before.source, fetched.headers.get("etag", before.etag),
                                       fetched.headers.get("last-modified", before.last_modified), lastmod))
