@@ -184,19 +184,25 @@ def is_html(fetched: Fetched) -> bool:
 
 
 def page_links(html: str, base_url: str) -> tuple[list[str], bool, bool]:
-    """(links on the page, may index, may follow) as the page's own robots meta tag says."""
-    from bs4 import BeautifulSoup
+    """(links on the page, may index, may follow) as the page's own robots meta tag says.
+    lxml's HTML parser: a crawl reads every page it fetches for links."""
+    import lxml.html
+    from lxml import etree
 
-    soup = BeautifulSoup(html, "lxml")
-    robots_meta = " ".join(str(m.get("content", "")).lower() for m in soup.find_all("meta", attrs={"name": "robots"}))
-    base = soup.find("base", href=True)
-    base_url = urljoin(base_url, str(base["href"])) if base else base_url
+    try:
+        doc = lxml.html.document_fromstring(html.encode("utf-8"), parser=lxml.html.HTMLParser(encoding="utf-8"))
+    except (etree.ParserError, ValueError):
+        return [], True, True
+    robots_meta = " ".join(str(m.get("content", "")).lower()
+                           for m in doc.iter("meta") if str(m.get("name", "")).lower() == "robots")
+    base = next((str(b.get("href")) for b in doc.iter("base") if b.get("href")), None)
+    base_url = urljoin(base_url, base) if base else base_url
     links = []
-    for anchor in soup.find_all("a", href=True):
-        if "nofollow" in str(anchor.get("rel") or ""):
+    for anchor in doc.iter("a"):
+        href = (anchor.get("href") or "").strip()
+        if not href or "nofollow" in str(anchor.get("rel") or "").lower():
             continue
-        href = str(anchor["href"]).strip()
-        if not href or href.startswith(("#", "mailto:", "javascript:", "tel:")):
+        if href.startswith(("#", "mailto:", "javascript:", "tel:")):
             continue
         link = normalize(urljoin(base_url, href))
         if not urlsplit(link).path.lower().endswith(_NOT_PAGES):

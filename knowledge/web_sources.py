@@ -50,6 +50,7 @@ class PageState:
     etag: str | None = None
     last_modified: str | None = None
     lastmod: str | None = None  # the sitemap's, when it gave one
+    links: tuple[str, ...] = ()  # the page's links (following links): a 304 needs no re-read
 
 
 @dataclass
@@ -191,9 +192,10 @@ class _Crawl:
                                   before.last_modified if has_file and before else None, html_only=True)
         if fetched.status == 304 and before and has_file:
             self._hold(url, PageState(before.source, fetched.headers.get("etag", before.etag),
-                                      fetched.headers.get("last-modified", before.last_modified), lastmod))
+                                      fetched.headers.get("last-modified", before.last_modified), lastmod,
+                                      before.links))
             self.report.unchanged += 1
-            return self._links_of_stored(before, url) if follow else []
+            return list(before.links)
         problem = self._problem(url, fetched, robots)
         if problem is not None:
             gone, why = problem
@@ -202,7 +204,7 @@ class _Crawl:
                 return []
             self._hold(url, before)
             self.report.kept.append((url, why))
-            return self._links_of_stored(before, url) if follow else []
+            return list(before.links)
         text = _decoded(fetched)
         links, may_index, may_follow = page_links(text, fetched.url)
         if not may_index:
@@ -220,8 +222,10 @@ class _Crawl:
         else:
             _write_atomic(target, data)
             self.report.changed.append(url)
-        self._hold(url, PageState(source, fetched.headers.get("etag"), fetched.headers.get("last-modified"), lastmod))
-        return links if follow and may_follow else []
+        followed = tuple(links) if follow and may_follow else ()
+        self._hold(url, PageState(source, fetched.headers.get("etag"), fetched.headers.get("last-modified"), lastmod,
+                                  followed))
+        return list(followed)
 
     def _problem(self, url: str, fetched: Fetched, robots: Robots) -> tuple[bool, str] | None:
         """(gone for good, why) when the answer is not a page to index, else None."""
@@ -245,13 +249,6 @@ class _Crawl:
     def _hold(self, url: str, page: PageState) -> None:
         self.held[url] = page
         self.sources[page.source] = url
-
-    def _links_of_stored(self, page: PageState, url: str) -> list[str]:
-        try:
-            links, _, may_follow = page_links((self.pages / page.source).read_text("utf-8"), url)
-        except (OSError, UnicodeDecodeError):
-            return []
-        return links if may_follow else []
 
     def _write_state(self) -> None:
         for url, before in self.previous.items():
@@ -277,7 +274,8 @@ def _decoded(fetched: Fetched) -> str:
 def _load_state(folder: Path) -> dict[str, PageState]:
     try:
         payload = json.loads((Path(folder) / STATE_FILE).read_text("utf-8"))
-        return {url: PageState(**page) for url, page in payload.get("pages", {}).items()}
+        return {url: PageState(**{**page, "links": tuple(page.get("links", ()))})
+                for url, page in payload.get("pages", {}).items()}
     except (OSError, ValueError, TypeError):
         return {}  # no crawl yet, or a damaged state file: the next crawl fetches every page again
 

@@ -109,13 +109,19 @@ def test_link_crawl_stays_under_the_start_folder_and_obeys_robots(tmp_path, embe
             "<h1>", f'<p><a href="{other.url}/tutorial/offsite.html">elsewhere</a> '
                     f'<a href="{site.url}/library/json.html">json</a></p><h1>', 1))
         (root / "robots.txt").write_text("User-agent: supportbot-docs-crawler\nDisallow: /tutorial/whatnow.html\n")
-        report = make_app(tmp_path / "data", embedder, site.url + "/tutorial/index.html").index_ops.index()
+        app = make_app(tmp_path / "data", embedder, site.url + "/tutorial/index.html")
+        report = app.index_ops.index()
 
         assert sorted(report.added) == ["index.html", "interactive.html", "venv.html"]
         assert other.hits == []
         assert site.requested("/library/json.html") == [] and site.requested(WHATNOW) == []
         assert any(f"skipped {site.url}{WHATNOW}: disallowed by robots.txt" in note for note in report.notes)
         assert any("crawled " in note and "(links): 3 pages" in note for note in report.notes)
+
+        site.hits.clear()  # unchanged: every page answers 304, its links come from the last crawl
+        again = app.index_ops.index()
+        assert (again.deleted, again.chunks_embedded, again.unchanged) == ([], 0, 3)
+        assert [h.status for h in site.requested(VENV)] == [304] and site.requested(WHATNOW) == []
 
 
 def test_a_site_that_cannot_be_reached_keeps_its_pages_and_says_so(tmp_path, embedder) -> None:
