@@ -27,6 +27,7 @@ benchmarks: install
 	$(BIN)/python -m tests.benchmarks.bench_retrieval
 	$(BIN)/python -m tests.benchmarks.bench_scale
 	$(BIN)/python -m tests.benchmarks.bench_reindex
+	$(BIN)/python -m tests.benchmarks.bench_crawl
 	$(BIN)/python -m tests.benchmarks.bench_slack
 	$(BIN)/python -m tests.benchmarks.bench_s3
 	$(BIN)/python -m tests.benchmarks.bench_voice
