@@ -250,7 +250,6 @@ class Indexer:
         chunks = sorted(chunks, key=lambda c: len(c.search_text), reverse=True)
         if progress and chunks:
             progress("embedded", 0, len(chunks))
-            progress("written", 0, len(chunks))
         for start in range(0, len(chunks), _WRITE_BATCH):
             batch = chunks[start:start + _WRITE_BATCH]
             offset = start
@@ -260,6 +259,8 @@ class Indexer:
                     progress("embedded", offset + done, len(chunks))
 
             vectors = self.embedder.embed_documents([c.search_text for c in batch], progress=report)
+            if progress and start == 0:
+                progress("written", 0, len(chunks))
             writer.add(batch, vectors)
             if progress:
                 progress("written", start + len(batch), len(chunks))

@@ -213,8 +213,7 @@ class _Crawl:
             return links if follow and may_follow else []
         source = before.source if before else self.scope.source_for(url)
         if self.sources.get(source, url) != url:
-            self.report.skipped.append((url, f"same file name as {self.sources[source]}"))
-            return []
+            return []  # the same page under a second URL (`guide/` and `guide/index.html`)
         data = text.encode("utf-8")
         target = self.pages / source
         if has_file and target.read_bytes() == data:
