@@ -5,7 +5,8 @@ navigation; no sitemap, so pages are found by following links). One configured
 `[[docs]] url` source runs through the same re-index the schedule runs, and prints:
 - the first crawl + index: pages/s crawled alone, and pages/s crawled, extracted and indexed;
 - an unchanged re-crawl (every page answers 304, nothing re-embedded): its time as a share of
-  the first;
+  the first; then the same site with a sitemap: once (304s again), and unchanged with the
+  sitemap's lastmod (no page requested at all);
 - the machine's bare rates beside them, measured in this run: plain GETs of the same pages
   (no politeness, no parsing), and trafilatura's extraction alone.
 
@@ -37,6 +38,18 @@ SITE = Path("/usr/share/doc/python3.11/html")
 
 
 class _Quiet(SimpleHTTPRequestHandler):
+    sitemap: bytes | None = None  # served at /sitemap.xml once set
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/sitemap.xml" and _Quiet.sitemap is not None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(_Quiet.sitemap)))
+            self.end_headers()
+            self.wfile.write(_Quiet.sitemap)
+            return
+        super().do_GET()
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002
         pass
 
@@ -67,6 +80,15 @@ def main() -> None:
         print(f"{'unchanged re-crawl + re-index':<34} {again_s:7.1f} s  {again_s / first_s:6.1%} of the first; "
               f"{again.chunks_embedded} chunks re-embedded, {again.unchanged} pages unchanged "
               f"(crawl {_crawl_seconds(again):.1f} s)")
+        urls = sorted(site_pages(work / "sources" / "pydocs").values())
+        _Quiet.sitemap = ('<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">' + "".join(
+            f"<url><loc>{u}</loc><lastmod>2024-01-01</lastmod></url>" for u in urls) + "</urlset>").encode()
+        listed_s, listed = _run(app)  # the site now has a sitemap: its pages are asked for once more (304s)
+        lastmod_s, lastmod = _run(app)
+        print(f"{'sitemap appears, same pages':<34} {listed_s:7.1f} s  {listed_s / first_s:6.1%} of the first; "
+              f"{listed.chunks_embedded} chunks re-embedded (crawl {_crawl_seconds(listed):.1f} s)")
+        print(f"{'unchanged re-crawl, sitemap lastmod':<34} {lastmod_s:7.1f} s  {lastmod_s / first_s:6.1%} of the first; "
+              f"{_requests(lastmod)} requests (robots.txt and the sitemap), {lastmod.chunks_embedded} re-embedded")
         _bare_rates(app, work / "sources" / "pydocs")
     finally:
         server.shutdown()
@@ -85,6 +107,13 @@ def _crawl_seconds(report) -> float:
         if " requests in " in note:
             return float(note.rsplit(" requests in ", 1)[1].split("s", 1)[0])
     return float("nan")
+
+
+def _requests(report) -> str:
+    for note in report.notes:
+        if " requests in " in note:
+            return note.rsplit("; ", 1)[1].split(" requests", 1)[0]
+    return "?"
 
 
 def _bare_rates(app: App, folder: Path) -> None:
