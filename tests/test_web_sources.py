@@ -89,7 +89,7 @@ def test_sitemap_crawl_indexes_main_content_with_anchors_then_recrawls_increment
 
         site.hits.clear()
         site.faults[VENV] = ["hang", "hang"]  # the first try and its retry both time out
-        site.faults[WHATNOW] = [(503, {"Retry-After": "0"}), (503, {"Retry-After": "0"})]
+        site.faults[WHATNOW] = [(429, {"Retry-After": "0"}), (503, {"Retry-After": "0"})]
         (root / "maps" / "docs.xml").write_text(sitemap([(site.url + VENV, None), (site.url + WHATNOW, "2024-02-02")]))
         fourth = app.index_ops.index()
         assert (fourth.deleted, fourth.chunks_embedded) == ([], 0)
@@ -119,9 +119,11 @@ def test_link_crawl_stays_under_the_start_folder_and_obeys_robots(tmp_path, embe
         assert any("crawled " in note and "(links): 3 pages" in note for note in report.notes)
 
         site.hits.clear()  # unchanged: every page answers 304, its links come from the last crawl
+        site.faults[VENV] = [(429, {"Retry-After": "0"})]  # once: the retry gets through
         again = app.index_ops.index()
         assert (again.deleted, again.chunks_embedded, again.unchanged) == ([], 0, 3)
-        assert [h.status for h in site.requested(VENV)] == [304] and site.requested(WHATNOW) == []
+        assert [h.status for h in site.requested(VENV)] == [429, 304] and site.requested(WHATNOW) == []
+        assert not any("kept the last good version" in note for note in again.notes)
 
 
 def test_a_site_that_cannot_be_reached_keeps_its_pages_and_says_so(tmp_path, embedder) -> None:
