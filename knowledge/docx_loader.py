@@ -58,5 +58,5 @@ def _table(table, builder: SectionBuilder) -> None:
     for n, cells in enumerate(rows):
         builder.text("| " + " | ".join(cells) + " |")
         if n == 0 and len(rows) > 1:
-            builder.text("|" + "|".join(" --- " for _ in cells) + "|")
+            builder.text("|" + "|".join("---" for _ in cells) + "|")
     builder.text("")

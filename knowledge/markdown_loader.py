@@ -179,12 +179,13 @@ def _render_table(tokens: list[Token], indent: str) -> Iterator[str]:
         elif token.type == "tr_close":
             yield f"{indent}| " + " | ".join(row) + " |"
         elif token.type == "thead_close":
-            yield f"{indent}|" + "|".join(" --- " for _ in row) + "|"
+            yield f"{indent}|" + "|".join("---" for _ in row) + "|"
 
 
 def inline_text(children: list[Token], plain: bool = False) -> str:
-    """Inline tokens as Markdown (links resolved to `[text](url)`), or as plain text for
-    headings; inline HTML is dropped, escapes are already undone by the parser."""
+    """Inline tokens as Markdown (links resolved to `[text](url)`), or for headings without
+    link and emphasis markup (code spans keep their backticks, as the line reader kept them);
+    inline HTML is dropped, escapes are already undone by the parser."""
     out: list[str] = []
     hrefs: list[str] = []
     for child in children:
@@ -192,7 +193,7 @@ def inline_text(children: list[Token], plain: bool = False) -> str:
         if kind == "text":
             out.append(child.content)
         elif kind == "code_inline":
-            out.append(child.content if plain else f"`{child.content}`")
+            out.append(f"`{child.content}`")
         elif kind in ("softbreak", "hardbreak"):
             out.append(" " if plain else "\n")
         elif kind == "image":

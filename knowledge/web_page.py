@@ -90,7 +90,7 @@ def _block(element: Any, builder: SectionBuilder) -> None:
         for n, row in enumerate(rows):
             builder.text("| " + " | ".join(row) + " |")
             if n == 0 and len(rows) > 1 and any(c.get("role") == "head" for c in element.iter("cell")):
-                builder.text("|" + "|".join(" --- " for _ in row) + "|")
+                builder.text("|" + "|".join("---" for _ in row) + "|")
         builder.text("")
         return
     text = _text(element)

@@ -191,7 +191,7 @@ def test_word_headings_are_sections_lists_are_items_and_tables_are_rows(tmp_path
     assert loaded.title == "Onboarding"
     assert [s.heading_path for s in loaded.sections] == [("Accounts",), ("Accounts", "Plans")]
     assert loaded.sections[0].text == "Every new hire gets an account on day one.\n\n- Open the admin console"
-    assert loaded.sections[1].text == ("| Plan | Seats |\n| --- | --- |\n| Team | 25 |\n| Enterprise | unlimited |\n\n"
+    assert loaded.sections[1].text == ("| Plan | Seats |\n|---|---|\n| Team | 25 |\n| Enterprise | unlimited |\n\n"
                                        "Prices are per month.")
 
 
