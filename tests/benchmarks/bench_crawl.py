@@ -88,7 +88,7 @@ def main() -> None:
         print(f"{'sitemap appears, same pages':<34} {listed_s:7.1f} s  {listed_s / first_s:6.1%} of the first; "
               f"{listed.chunks_embedded} chunks re-embedded (crawl {_crawl_seconds(listed):.1f} s)")
         print(f"{'unchanged re-crawl, sitemap lastmod':<34} {lastmod_s:7.1f} s  {lastmod_s / first_s:6.1%} of the first; "
-              f"{_requests(lastmod)} requests (robots.txt and the sitemap), {lastmod.chunks_embedded} re-embedded")
+              f"{_requests(lastmod)} requests (robots.txt and sitemap lookups), {lastmod.chunks_embedded} re-embedded")
         _bare_rates(app, work / "sources" / "pydocs")
     finally:
         server.shutdown()
