@@ -162,3 +162,36 @@ def test_scope_names_pages_inside_their_folder_and_refuses_the_rest() -> None:
     wider = Scope("https://docs.example.com/guide/", include=("https://docs.example.com/*",))
     assert wider.allows("https://docs.example.com/blog/post.html")
     assert wider.source_for("https://docs.example.com/blog/post.html") == "docs.example.com/blog/post.html"
+
+
+def test_sitemap_indexes_and_gzipped_sitemaps_are_read(tmp_path) -> None:
+    import gzip
+
+    from knowledge.web_discovery import read_robots, read_sitemaps
+    from knowledge.web_fetch import FetchSettings, WebClient
+
+    root = tmp_path / "site"
+    root.mkdir()
+    with serve(root) as site:
+        (root / "robots.txt").write_text(f"User-agent: *\nDisallow:\nSitemap: {site.url}/sitemap_index.xml\n")
+        (root / "sitemap_index.xml").write_text(
+            '<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            f"<sitemap><loc>{site.url}/docs.xml.gz</loc></sitemap><sitemap><loc>{site.url}/missing.xml</loc>"
+            "</sitemap></sitemapindex>")
+        (root / "docs.xml.gz").write_bytes(gzip.compress(sitemap([
+            (site.url + "/guide/a.html", "2024-05-01"), (site.url + "/guide/b.html#top", None)]).encode()))
+        client = WebClient(FetchSettings(delay_s=0, retries=0))
+        pages = read_sitemaps(client, site.url + "/guide/", read_robots(client, site.url + "/guide/"))
+    assert pages == {site.url + "/guide/a.html": "2024-05-01", site.url + "/guide/b.html": None}
+
+
+def test_page_links_obey_the_pages_robots_meta_and_skip_files() -> None:
+    from knowledge.web_discovery import page_links
+
+    html = ('<html><head><base href="/docs/v2/"><meta name="robots" content="noindex, follow"></head><body>'
+            '<a href="setup.html#linux">Setup</a> <a href="../v1/old.html" rel="nofollow">old</a> '
+            '<a href="guide.pdf">PDF</a> <a href="mailto:help@example.com">mail</a> <a href="#top">top</a>'
+            '</body></html>')
+    links, may_index, may_follow = page_links(html, "https://docs.example.com/docs/index.html")
+    assert links == ["https://docs.example.com/docs/v2/setup.html"]
+    assert (may_index, may_follow) == (False, True)
