@@ -101,7 +101,7 @@ def test_one_sentence_that_answers_is_found_though_no_page_as_a_whole_was_close_
     passages = core.answers.retrieve(Question(text=question), [])
     assert not any(p.relevant for p in passages)  # retrieval's page-level gate alone would abstain
     answer = core.answers.answer(Question(text=question))
-    assert not answer.abstained and "| Windows | `%LOCALAPPDATA%\\Driftwood\\logs` |" in answer.answer
+    assert not answer.abstained and "| Windows | `%LOCALAPPDATA%\\Driftwood\\logs\\` |" in answer.answer
     assert [c.source for c in answer.citations] == ["troubleshooting/sync-stuck.md"]
     assert invented_identifiers(answer.answer, [p.text for p in passages]) == set()
     assert core.answers.answer(Question(text="how do I cancel my gym membership")).abstained  # its closest: 0.56
