@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -93,6 +94,7 @@ def main() -> None:
     finally:
         server.shutdown()
         server.server_close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _run(app: App):
