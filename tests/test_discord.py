@@ -51,8 +51,11 @@ async def online(registry, feedback, recorder: Recorder, **settings) -> SupportB
 
 
 def is_final_edit(sent: Sent) -> bool:
-    return sent.method == "PATCH" and sent.url.endswith("/messages/@original") and not sent.payload.get(
-        "content", "").endswith(" …")
+    """An edit that is not a streamed answer's partial text nor a re-index's progress line
+    (which the re-index shows in place, as often as the edit interval allows)."""
+    content = sent.payload.get("content", "")
+    return sent.method == "PATCH" and sent.url.endswith("/messages/@original") and not content.endswith(" …") \
+        and not content.startswith("Re-indexing… ")
 
 
 def finals(sent: list[Sent]) -> list[Sent]:
