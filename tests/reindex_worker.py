@@ -1,4 +1,4 @@
-"""A real re-index in its own process that pauses at a chosen progress stage, so tests can
+"""A real re-index in its own process that pauses once a chosen progress stage is done, so tests can
 act while it holds the lock midway (ask again from another process, or SIGKILL it).
 
     python -m tests.reindex_worker DATA_DIR DOCS_DIR STAGE
@@ -23,7 +23,7 @@ def main() -> None:
 
     def progress(stage: str, done: int, total: int) -> None:
         nonlocal paused
-        if stage == pause_at and not paused and done > 0:
+        if stage == pause_at and not paused and done >= total > 0:  # the stage done, the next not begun
             paused = True
             print(f"PAUSED {stage} {done}/{total}", flush=True)
             sys.stdin.readline()
