@@ -115,6 +115,7 @@ class ChatFlow:
         if not (self._accepting or _taken_before_stop.get()):
             return ChatReply(RESTARTING_TEXT)
         self._in_flight += 1
+        asked_at = time.monotonic()
         try:
             ticket = self.queue.submit(lambda: self.commands.ask(question, self._until_abandoned(on_token)))
             work = asyncio.wrap_future(ticket.future)
@@ -143,7 +144,9 @@ class ChatFlow:
             self._in_flight -= 1
         if reply.answer is None:
             return ChatReply(reply.text)
-        return ChatReply(reply.answer.answer, reply.answer, self.feedback.record_answer(question, reply.answer))
+        waited_ms = round((time.monotonic() - asked_at) * 1000, 1)  # what the asker waited, queue included
+        return ChatReply(reply.answer.answer, reply.answer,
+                         self.feedback.record_answer(question, reply.answer, answer_ms=waited_ms))
 
     async def ask_live(self, question: Question, edit: Edit, interval_s: float,
                        fit: Callable[[str], str] = lambda text: text, unfinished: str = " …",
@@ -219,6 +222,16 @@ class ChatFlow:
         except FeedbackUnavailable as err:
             log.error("answer not found for posting: %s", err)
             return FEEDBACK_DOWN_TEXT
+
+    def escalate(self, answer_id: str, user_id: str) -> None:
+        """A "talk to a human" press: counted for insights (the docs did not settle it). The
+        request for a person goes out whether or not it could be recorded."""
+        try:
+            self.feedback.escalate(answer_id, user_id)
+        except UnknownAnswer:
+            log.info("talk to a human on an answer no longer stored: %s", answer_id)
+        except FeedbackUnavailable as err:
+            log.error("escalation not recorded: %s", err)
 
     @staticmethod
     def human_request(group: str | None, user: str) -> str:

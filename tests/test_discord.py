@@ -85,7 +85,7 @@ def test_ask_defers_then_answers_with_a_sources_embed_and_buttons(core) -> None:
         ids = button_ids(final)
         assert [i.split(":")[1] for i in ids] == ["up", "down", "human"]
         answer_id = ids[0].split(":")[2]
-        assert core.feedback.get(answer_id).user_id == "discord:930000000000000001"
+        assert core.feedback.get(answer_id).user_id == core.feedback.stored_user_id("discord:930000000000000001")
         await bot.close()
 
     run(scenario())

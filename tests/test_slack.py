@@ -66,7 +66,7 @@ def test_a_mention_is_answered_in_its_thread_with_sources_and_buttons(slack: Sla
     buttons = actions_of(final["blocks"])
     assert set(buttons) == {kit.UP, kit.DOWN, kit.HUMAN}
     stored = slack.core.feedback.get(buttons[kit.UP])
-    assert stored.question == "How much does the Team plan cost?" and stored.user_id == "slack:UALICE"
+    assert stored.question == "How much does the Team plan cost?" and stored.user_id == slack.core.feedback.stored_user_id("slack:UALICE")
     assert stored.sources[0]["source"] == "billing/plans.md" and "[1] Plans and pricing" in stored.context
 
 

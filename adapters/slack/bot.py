@@ -45,11 +45,11 @@ log = logging.getLogger(__name__)
 PLACEHOLDER = f"_{LOOKING_UP_TEXT}_"
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
 # `/supportbot NAME` as Slack spells the core's commands.
-_ADMIN_COMMANDS = ("reindex", "status", "voice", "help")
+_ADMIN_COMMANDS = ("reindex", "status", "voice", "insights", "help")
 ADMIN_SPELLING = "/supportbot {name}"
 SLACK_HELP = ("Mention me or DM me a question, or use `/ask <question>` (only you see the answer). "
               "Admins: `/supportbot reindex`, `/supportbot status`, "
-              "`/supportbot voice [list | activate NAME | rollback]`.")
+              "`/supportbot voice [list | activate NAME | rollback]`, `/supportbot insights [7d]`.")
 COMMANDS = ("/ask", "/supportbot")
 EVENTS = ("app_mention", "message")
 # What the listeners need (deploy/slack-manifest.yaml asks for exactly these).
@@ -145,7 +145,7 @@ class SlackBot:
         name = words[0].lower() if words else "help"
         if name not in _ADMIN_COMMANDS:
             await ack(response_type="ephemeral",
-                      text=f"Unknown command `{words[0]}`. Try `/supportbot help` (reindex, status, voice, help).")
+                      text=f"Unknown command `{words[0]}`. Try `/supportbot help` (reindex, status, voice, insights, help).")
             return
         await ack(response_type="ephemeral", text=WORKING_TEXT)
         user = command["user_id"]
@@ -234,6 +234,7 @@ class SlackBot:
         await ack()
         channel, thread_ts = _where(body)
         group = f"<!subteam^{self.settings.human_group}>" if self.settings.human_group else None
+        self.chat.escalate(action["value"], f"slack:{body['user']['id']}")
         if channel:
             await self._post(channel, thread_ts, self.chat.human_request(group, f"<@{body['user']['id']}>"))
 

@@ -26,11 +26,14 @@ from bot.conversation import ConversationMemory
 from bot.feedback import FeedbackStore
 from bot.notify import ChannelNotifier
 from bot.protocols import Generator
+from bot.types import Answer, Question
 from bot.work_queue import WorkQueue
 
 if TYPE_CHECKING:
     from adapters_lora.registry import VoiceRegistry
+    from bot.app.insights_service import InsightsService, WeeklyDigest
     from bot.app.metrics import Metrics
+    from bot.app.scheduler import NightlyReindex
     from knowledge.embedding import Embedder
     from knowledge.retrieval import HybridRetriever
     from knowledge.store import ChunkStore
@@ -56,6 +59,7 @@ class App:
         self._feedback = feedback
         self._work_queue = work_queue
         self._metrics: Metrics | None = None
+        self._insights: InsightsService | None = None
         self._answers: AnswerService | None = None
         self._commands: CommandRegistry | None = None
         self._chat: ChatFlow | None = None
@@ -95,15 +99,43 @@ class App:
                 top_k=self.settings.retrieval.top_k, channel_voices=tuple(self.settings.voice.channels.items()),
                 channel_sources=scoped, mode=mode, frame=cfg.frame),
                 indexed_at=self.index_ops.indexed_at if cfg.show_indexed_at else None,
-                active_voice=self.voices.active_voice, on_answered=lambda q, a: self.metrics.on_answer(q, a),
+                active_voice=self.voices.active_voice, on_answered=self._answered,
                 composer=Composer(self.knowledge.embedder))
         return self._answers
+
+    def _answered(self, question: Question, answer: Answer) -> None:
+        self.metrics.on_answer(question, answer)
+        if answer.abstained and question.text.strip():  # a coverage gap: its vector is kept for insights
+            self.insights.remember_question(question.text)
+
+    @property
+    def insights(self) -> InsightsService:
+        if self._insights is None:
+            from bot.app.insights_service import InsightsService
+
+            self._insights = InsightsService(self.feedback, lambda: self.knowledge.embedder)
+        return self._insights
+
+    def digest(self) -> WeeklyDigest:
+        from bot.app.insights_service import WeeklyDigest
+
+        cfg = self.settings.insights
+        return WeeklyDigest(self.insights, self.notifier, cfg.digest_channel or self.settings.reindex.admin_channel,
+                            cfg.digest_days)
+
+    def schedule(self) -> NightlyReindex:
+        """The scheduler's jobs (not started): the nightly re-index and the weekly digest."""
+        from bot.app.scheduler import DigestJob
+
+        cron = self.settings.insights.digest_schedule
+        return self.index_ops.nightly(DigestJob(cron, self.digest().run) if cron else None)
 
     @property
     def feedback(self) -> FeedbackStore:
         if self._feedback is None:
-            self._feedback = FeedbackStore(self.settings.feedback_path,
-                                           on_rating=lambda r: self.metrics.on_rating(r))
+            cfg = self.settings.insights
+            self._feedback = FeedbackStore(self.settings.feedback_path, on_rating=lambda r: self.metrics.on_rating(r),
+                                           retention_days=cfg.retention_days, hash_user_ids=cfg.hash_user_ids)
         return self._feedback
 
     @property
@@ -128,7 +160,7 @@ class App:
         if self._commands is None:
             policy = AccessPolicy(self.settings.admins, trusted_platforms={"console", "cli"})
             self._commands = build_registry(policy, self.answers, self.index_ops, self.status_report,
-                                            voices=self.voices)
+                                            voices=self.voices, insights=lambda since: self.insights.summary(since))
         return self._commands
 
     @property

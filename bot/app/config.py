@@ -229,6 +229,27 @@ class DiscordConfig(_Section):
         "answer direct messages to the bot (asks Discord for the DM intent)"))
 
 
+class InsightsConfig(_Section):
+    """What is kept about each question, for how long, and the weekly digest for the admins."""
+
+    retention_days: int = Field(90, ge=0, description=(
+        "questions older than this are deleted with their ratings, comments and escalations; 0 keeps them"))
+    hash_user_ids: bool = Field(True, description=(
+        "store who asked and who rated as a keyed hash (counts still work); false stores the platform ids"))
+    digest_schedule: str = Field("0 9 * * 1", description=(
+        "crontab line for the digest posted to the admins (in reindex.timezone); '' = no digest"))
+    digest_channel: str | None = Field(None, description=(
+        "where the digest goes, e.g. slack:C0123ABCD or discord:123456789; default reindex.admin_channel"))
+    digest_days: int = Field(7, ge=1, le=366, description="days the digest looks back over")
+
+    @field_validator("digest_schedule")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if value.strip() and len(value.split()) != 5:
+            raise ValueError(f"digest_schedule {value!r} must be a crontab line with 5 fields, e.g. '0 9 * * 1'")
+        return value.strip()
+
+
 class ConversationConfig(_Section):
     history_turns: int = Field(3, ge=0, description="earlier exchanges a follow-up sees")
     ttl_hours: float = Field(24.0, gt=0, description="a conversation is forgotten after this long idle")
@@ -307,6 +328,7 @@ class Settings(BaseSettings):
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
     voice: VoiceConfig = Field(default_factory=VoiceConfig)
     reindex: ReindexConfig = Field(default_factory=ReindexConfig)
+    insights: InsightsConfig = Field(default_factory=InsightsConfig)
     answers: AnswersConfig = Field(default_factory=AnswersConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)

@@ -18,7 +18,7 @@ from bot.reindex_job import HISTORY_FILE, SCHEDULE, ReindexJob, RunHistory, RunR
 from bot.reindex_lock import ReindexLock
 
 if TYPE_CHECKING:
-    from bot.app.scheduler import NightlyReindex
+    from bot.app.scheduler import DigestJob, NightlyReindex
     from knowledge.indexer import GateVerdict, IndexReport
     from knowledge.store import ChunkStore, LiveIndex
 
@@ -138,15 +138,16 @@ class IndexOperations:
         live = self.store.live()
         return local_time(live.built_at) if live else None
 
-    def nightly(self) -> NightlyReindex:
-        """The schedule (not started), running the configured sources' re-index."""
+    def nightly(self, digest: DigestJob | None = None) -> NightlyReindex:
+        """The schedule (not started), running the configured sources' re-index (and the
+        admins' digest, when one is handed in)."""
         from bot.app.scheduler import NightlyReindex, ScheduleError, ScheduleSettings
 
         cfg = self.settings.reindex
-        if not cfg.schedule:
+        if not cfg.schedule and digest is None:
             raise ScheduleError("no re-index schedule is configured (reindex.schedule is empty)")
         return NightlyReindex(ScheduleSettings(cfg.schedule, cfg.timezone, cfg.misfire_grace_minutes * 60,
-                                               self.jobstore_path), self.scheduled_reindex)
+                                               self.jobstore_path), self.scheduled_reindex, digest)
 
     @property
     def jobstore_path(self) -> Path:
