@@ -176,7 +176,8 @@ def build_insights(store: FeedbackStore, group: GroupByMeaning, start: float, en
     facts = store.answers_between(start, end)
     previous = store.answers_between(2 * start - end, start)
     return Insights(start, end, PeriodFigures.of(facts), PeriodFigures.of(previous),
-                    coverage_gaps(facts, group)[:top_gaps], down_rated_pages(facts)[:top_pages], by_day(facts))
+                    coverage_gaps(facts, group)[:top_gaps], down_rated_pages(facts)[:top_pages],
+                    by_day(facts, start, end))
 
 
 def coverage_gaps(facts: list[AnswerFacts], group: GroupByMeaning) -> list[Gap]:
@@ -234,17 +235,16 @@ def down_rated_pages(facts: list[AnswerFacts]) -> list[DownRatedPage]:
     return [DownRatedPage(s, titles[s], downs[s], answers[s]) for s in sorted(downs, key=lambda s: (-downs[s], s))]
 
 
-def by_day(facts: list[AnswerFacts]) -> list[Day]:
-    if not facts:
-        return []
+def by_day(facts: list[AnswerFacts], start: float, end: float) -> list[Day]:
+    """Every local day of the period, quiet days included (a trend shows them as zero)."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for fact in facts:
         day = counts[datetime.fromtimestamp(fact.created_at).strftime("%Y-%m-%d")]
         day[0] += 1
         day[1] += not fact.abstained
         day[2] += fact.thumbs_down
-    first = datetime.fromtimestamp(facts[0].created_at).date()
-    last = datetime.fromtimestamp(facts[-1].created_at).date()
+    first = datetime.fromtimestamp(start).date()
+    last = datetime.fromtimestamp(max(start, end - 1)).date()
     days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
     return [Day(d, *counts.get(d, [0, 0, 0])) for d in days]
 

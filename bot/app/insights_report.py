@@ -8,13 +8,15 @@ import base64
 import html
 import io
 import textwrap
+from datetime import datetime
 
 from bot.insights import Insights
 
 _FIGURES = [  # (key in Insights.changes(), label, kind)
     ("questions", "Questions", "count"), ("answer_rate", "Answered", "rate"),
-    ("abstention_rate", "Abstained", "rate"), ("thumbs_up", "👍", "count"), ("thumbs_down", "👎", "count"),
-    ("thumbs_up_rate", "👍 share of ratings", "rate"), ("escalations", "Asked for a person", "count"),
+    ("abstention_rate", "Abstained", "rate"), ("thumbs_up", "Thumbs up", "count"),
+    ("thumbs_down", "Thumbs down", "count"), ("thumbs_up_rate", "Thumbs up, share of ratings", "rate"),
+    ("escalations", "Asked for a person", "count"),
     ("median_answer_ms", "Median answer time", "ms"),
 ]
 
@@ -49,6 +51,8 @@ def chart_png(insights: Insights, dpi: int = 110) -> bytes:
         for y, gap in enumerate(top):
             gaps.text(gap.questions, y, f" {gap.questions}", va="center", fontsize=8)
         gaps.set_title("Top coverage gaps (questions per topic)")
+        gaps.xaxis.get_major_locator().set_params(integer=True)
+        trend.yaxis.get_major_locator().set_params(integer=True)
         gaps.tick_params(axis="y", labelsize=8)
         if not top:
             gaps.text(0.5, 0.5, "no coverage gaps", ha="center", va="center", transform=gaps.transAxes)
@@ -90,21 +94,23 @@ def report_html(insights: Insights, png: bytes | None = None) -> str:
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ padding: .35em .8em; border-bottom: 1px solid #ddd;
 text-align: left; vertical-align: top; }} td.value {{ font-weight: bold; }} ul {{ margin: .2em 0; }}
-small {{ color: #666; }} img {{ max-width: 100%; }} .summary {{ white-space: pre-wrap; background: #f6f6f6; padding: 1em; }}
+small {{ color: #666; }} img {{ max-width: 100%; }}
 </style></head><body>
 <h1>What the docs did not answer</h1>
-<p>{esc(data['since'])} to {esc(data['until'])}, compared with the period before ({esc(data['previous_since'])} on).</p>
+<p>From {_when(insights.start)} to {_when(insights.end)}, compared with the same length of time before.</p>
 <h2>Figures</h2>
 <table id="figures"><tr><th></th><th>This period</th><th>Previous</th><th>Change</th></tr>{''.join(rows)}</table>
 {chart}
 <h2>Top coverage gaps</h2>
-{f'<table id="gaps"><tr><th>#</th><th>Topic and examples</th><th>Questions</th><th>Unanswered</th><th>👎</th><th>Asked for a person</th><th>Closest page</th></tr>{"".join(gap_rows)}</table>' if gap_rows else '<p>None: every question was answered without a 👎 or a call for a person.</p>'}
-<h2>Pages with the most 👎</h2>
-{f'<table id="pages"><tr><th>Page</th><th>👎</th><th>Answers</th></tr>{"".join(page_rows)}</table>' if page_rows else '<p>No 👎 in this period.</p>'}
-<h2>Digest</h2>
-<p class="summary">{esc(insights.summary())}</p>
+{f'<table id="gaps"><tr><th>#</th><th>Topic and examples</th><th>Questions</th><th>Unanswered</th><th>Thumbs down</th><th>Asked for a person</th><th>Closest page</th></tr>{"".join(gap_rows)}</table>' if gap_rows else '<p>None: every question was answered without a thumbs down or a call for a person.</p>'}
+<h2>Pages with the most thumbs down</h2>
+{f'<table id="pages"><tr><th>Page</th><th>Thumbs down</th><th>Answers rated down</th></tr>{"".join(page_rows)}</table>' if page_rows else '<p>No thumbs down in this period.</p>'}
 </body></html>
 """
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _shown(value: float | int | None, kind: str) -> str:
