@@ -130,6 +130,25 @@ def test_admin_commands_are_refused_to_others_and_run_for_admins(core) -> None:
     run(scenario())
 
 
+def test_insights_are_refused_to_others_and_summarised_for_admins(core) -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+        bot = await online(core.commands, core.feedback, recorder)
+        feed(bot, "INTERACTION_CREATE", slash("supportbot", sub="insights", user_id=930000000000000077, name="guest"))
+        sent = await recorder.wait_for(lambda s: finals(s))
+        assert finals(sent)[-1].payload["content"] == "Sorry, /insights is for admins only."
+        feed(bot, "INTERACTION_CREATE", slash("supportbot", [{"type": 3, "name": "since", "value": "2w"}],
+                                              sub="insights", user_id=DISCORD_ADMIN, name="owner"))
+        sent = await recorder.wait_for(lambda s: len(finals(s)) == 2)
+        shown = finals(sent)[-1].payload["content"]
+        report = core.insights.report("2w")
+        assert shown.splitlines()[0] == report.summary().splitlines()[0]
+        assert shown.startswith(f"Since ") and f" {report.current.questions} questions, " in shown
+        await bot.close()
+
+    run(scenario())
+
+
 def test_commands_sync_to_the_guild_with_manage_server_as_the_default_permission(core) -> None:
     async def scenario() -> None:
         recorder = Recorder()
@@ -139,7 +158,7 @@ def test_commands_sync_to_the_guild_with_manage_server_as_the_default_permission
         commands = {c["name"]: c for c in synced.payload["list"]}
         assert set(commands) == {"ask", "supportbot"}
         assert int(commands["supportbot"]["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
-        assert {o["name"] for o in commands["supportbot"]["options"]} == {"reindex", "status", "voice"}
+        assert {o["name"] for o in commands["supportbot"]["options"]} == {"reindex", "status", "voice", "insights"}
         assert commands["ask"]["default_member_permissions"] is None
         await bot.close()
 
@@ -193,7 +212,7 @@ def test_thumbs_down_stores_feedback_and_opens_the_form_and_buttons_survive_a_re
         assert modal["type"] == 9 and modal["data"]["custom_id"] == "sb:wrong:" + down.split(":")[2]
         rows = core.feedback._db.execute("SELECT user_id, rating FROM feedback WHERE answer_id = ?",
                                          (down.split(":")[2],)).fetchall()
-        assert rows == [("discord:930000000000000001", -1)]
+        assert rows == [(core.feedback.stored_user_id("discord:930000000000000001"), -1)]
         await restarted.close()
 
     run(scenario())

@@ -63,15 +63,14 @@ class Seeded:
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Seeded:
+def seeded(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, core: App) -> Seeded:
     data = tmp_path_factory.mktemp("insights")
     clock = Clock()
     real_now = clock.now
     app = App(load_settings(None, data_dir=data, admins=["slack:UADMIN"],
                             insights={"digest_channel": "slack:CADMINS"}),
-              embedder=embedder, generator=ScriptedGenerator(),
-              feedback=FeedbackStore(data / "feedback.sqlite", clock=clock))
-    app.index_ops.index()
+              embedder=embedder, generator=ScriptedGenerator(), store=core.knowledge.store,  # the session's index
+              retriever=core.knowledge.retriever, feedback=FeedbackStore(data / "feedback.sqlite", clock=clock))
     world = Seeded(app, clock, data)
     clock.now = real_now - 10 * DAY  # the week before
     for text in ("How much does the Team plan cost?", "Which macOS versions are supported?",

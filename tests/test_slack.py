@@ -178,7 +178,8 @@ def test_thumbs_down_stores_feedback_and_asks_what_was_wrong(slack: SlackWorld) 
     db = slack.core.feedback._db
     rows = db.execute("SELECT user_id, rating, comment FROM feedback WHERE answer_id = ? ORDER BY id",
                       (answer_id,)).fetchall()
-    assert rows == [("slack:UALICE", -1, None), ("slack:UALICE", None, "It listed last year's prices.")]
+    alice = slack.core.feedback.stored_user_id("slack:UALICE")  # kept as a keyed hash
+    assert rows == [(alice, -1, None), (alice, None, "It listed last year's prices.")]
 
 
 def test_talk_to_a_human_mentions_the_configured_group_in_the_thread(core: App) -> None:
@@ -188,6 +189,34 @@ def test_talk_to_a_human_mentions_the_configured_group_in_the_thread(core: App) 
         post = slack.api.wait_for(lambda calls: any(c.method == "chat.postMessage" for c in calls))[-1].body
         assert post == {**post, "channel": "C0001", "thread_ts": "1700000000.000800",
                         "text": "<!subteam^S0HUMANS>, <@UALICE> would like a person to help with this question."}
+
+
+def test_talk_to_a_human_is_counted_as_an_escalation_of_its_answer(slack: SlackWorld) -> None:
+    slack.mention("Can I sign in with Okta?", ts="1700000000.000850")
+    final = slack.api.wait_for(lambda calls: len(slack.finals()) == 1) and slack.finals()[0].body
+    answer_id = actions_of(final["blocks"])[kit.HUMAN]
+    send(slack.served.url, action_body(kit.HUMAN, answer_id, "UALICE", slack.api.response_url("h"),
+                                       thread_ts="1700000000.000850"), FORM)
+    slack.api.wait_for(lambda calls: any(c.method == "chat.postMessage" and "would like a person" in c.body["text"]
+                                         for c in calls))
+    asked = [f for f in slack.core.feedback.answers_between(0, time.time() + 1) if f.id == answer_id]
+    assert [(f.question, f.escalations) for f in asked] == [("Can I sign in with Okta?", 1)]
+
+
+def test_insights_are_for_admins_and_show_the_summary(slack: SlackWorld) -> None:
+    slack.command("/supportbot", "insights", "UGUEST", "guest")
+    reply = slack.api.wait_for(lambda calls: any(c.method == "response_url" for c in calls))[-1].body
+    assert reply["text"] == "Sorry, /supportbot insights is for admins only."
+    slack.command("/supportbot", "insights 30d", "UADMIN", "admin")
+    replies = slack.api.wait_for(lambda calls: any(c.method == "response_url" and c.body["text"].startswith("Since ")
+                                                   for c in calls))
+    expected = slack.core.insights.report("30d").summary()
+    assert replies[-1].body["text"].splitlines()[0] == expected.splitlines()[0]
+    assert f" {slack.core.insights.report('30d').current.questions} questions, " in replies[-1].body["text"]
+    slack.command("/supportbot", "insights yesterday", "UADMIN", "admin2")
+    bad = slack.api.wait_for(lambda calls: any(c.method == "response_url" and "'yesterday'" in c.body["text"]
+                                               for c in calls))
+    assert bad[-1].body["text"] == "'yesterday': use a span back from now (7d, 24h, 2w) or a past date (2026-11-30)"
 
 
 def test_a_rate_limited_post_is_retried(slack: SlackWorld) -> None:
