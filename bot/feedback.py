@@ -130,6 +130,7 @@ class FeedbackStore:
             self._user_key = _user_key(db)
             if self.hash_user_ids:
                 self._hash_plain_user_ids(db)
+            self._forget_expired(db)
             db.commit()
         except BaseException:
             db.close()
@@ -179,7 +180,7 @@ class FeedbackStore:
                      json.dumps(sources), answer.context, answer.voice, question.conversation_id or None, answer_ms,
                      question_key(question.text)))
                 if self.clock() - self._purged_at > _PURGE_EVERY_S:
-                    self._forget_expired()
+                    self._forget_expired(self._db)
         except FeedbackUnavailable as err:
             log.error("answer %s not recorded: %s", answer_id, err)
         return answer_id
@@ -198,20 +199,20 @@ class FeedbackStore:
         """Delete the questions older than the retention period (with their ratings,
         comments, escalations and vectors); returns how many questions went."""
         with self._lock, self._failing_as_unavailable(), self._db:
-            return self._forget_expired()
+            return self._forget_expired(self._db)
 
-    def _forget_expired(self) -> int:
+    def _forget_expired(self, db: sqlite3.Connection) -> int:
         self._purged_at = self.clock()
         if self.retention_days <= 0:
             return 0
         cutoff = (self.clock() - self.retention_days * 86_400,)
         old = "SELECT id FROM answers WHERE created_at < ?"
-        self._db.execute(f"DELETE FROM feedback WHERE answer_id IN ({old})", cutoff)
-        self._db.execute(f"DELETE FROM escalations WHERE answer_id IN ({old})", cutoff)
-        gone = self._db.execute("DELETE FROM answers WHERE created_at < ?", cutoff).rowcount
+        db.execute(f"DELETE FROM feedback WHERE answer_id IN ({old})", cutoff)
+        db.execute(f"DELETE FROM escalations WHERE answer_id IN ({old})", cutoff)
+        gone = db.execute("DELETE FROM answers WHERE created_at < ?", cutoff).rowcount
         if gone:
-            self._db.execute("DELETE FROM question_vectors WHERE question_key NOT IN "
-                             "(SELECT question_key FROM answers WHERE question_key IS NOT NULL)")
+            db.execute("DELETE FROM question_vectors WHERE question_key NOT IN "
+                       "(SELECT question_key FROM answers WHERE question_key IS NOT NULL)")
             log.info("forgot %d question(s) older than %d days", gone, self.retention_days)
         return gone
 
@@ -382,8 +383,8 @@ def _migrate(db: sqlite3.Connection) -> None:
     db.execute(schema.VERSION_TABLE)
     version = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
     if version > schema.LATEST:
-        log.warning("the feedback database %s is from a newer release (schema %d, this one knows %d)",
-                    db, version, schema.LATEST)
+        log.warning("the feedback database is from a newer release (schema %d, this one knows %d): left as it is",
+                    version, schema.LATEST)
         return
     if version == 0:
         for (table, column), ddl in schema.UNVERSIONED_COLUMNS.items():

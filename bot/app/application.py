@@ -105,7 +105,7 @@ class App:
 
     def _answered(self, question: Question, answer: Answer) -> None:
         self.metrics.on_answer(question, answer)
-        if answer.abstained and question.text.strip():  # a coverage gap: its vector is kept for insights
+        if question.text.strip():  # its vector, kept for grouping coverage gaps in insights
             self.insights.remember_question(question.text)
 
     @property

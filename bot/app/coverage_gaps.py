@@ -1,7 +1,9 @@
 """Grouping questions by meaning with the bundled embedder: the `GroupByMeaning` insights use.
 
-Each distinct question is embedded once and its vector kept in the feedback store, so a
-report over a hundred thousand questions embeds only those it has not seen. Groups come
+Each distinct question is embedded once and its vector kept in the feedback store (as
+float16: half the space, and cosine similarities move by less than 0.001), mostly at answer
+time from the retrieval's own query vector, so a report over a hundred thousand questions
+embeds only those it has not seen and usually loads no model at all. Groups come
 from one pass of leader clustering (most-asked question first: it joins the closest group
 whose centroid is at least `SAME_TOPIC` cosine-similar, else starts one), which costs
 O(questions x groups) and needs no number of groups chosen per corpus. A group is named by
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 # different topics of one product (SSO with Okta vs with Azure AD, Terraform vs on-premise)
 # at 0.4 and below: the bar sits between, not fitted to any one corpus.
 SAME_TOPIC = 0.45
+VECTOR_DTYPE = np.float16
 
 
 class MeaningGroups:
@@ -48,15 +51,19 @@ class MeaningGroups:
         missing = [i for i, key in enumerate(keys) if key not in stored]
         if missing:
             fresh = embedder.embed_documents([texts[i] for i in missing])
-            made = {keys[i]: fresh[n].astype(np.float32).tobytes() for n, i in enumerate(missing)}
+            made = {keys[i]: _stored(fresh[n]) for n, i in enumerate(missing)}
             self.store.save_vectors(made, model)
             stored.update(made)
             log.info("embedded %d new question(s) for coverage gaps", len(missing))
-        return np.stack([np.frombuffer(stored[key], dtype=np.float32) for key in keys])
+        return np.stack([np.frombuffer(stored[key], dtype=VECTOR_DTYPE) for key in keys]).astype(np.float32)
 
     def remember(self, key: str, vector: np.ndarray, model: str) -> None:
         """Keep a question's vector computed elsewhere (the retrieval's, at answer time)."""
-        self.store.save_vectors({key: np.asarray(vector, dtype=np.float32).tobytes()}, model)
+        self.store.save_vectors({key: _stored(vector)}, model)
+
+
+def _stored(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=VECTOR_DTYPE).tobytes()
 
 
 def leader_groups(vectors: np.ndarray, same_topic: float) -> list[list[int]]:

@@ -41,8 +41,9 @@ class InsightsService:
         return self.report(since or "7d").summary()
 
     def remember_question(self, text: str) -> None:
-        """At answer time, for an unanswered question: keep its vector (the retrieval just
-        computed it, so it comes from the embedder's cache), so reports need not embed it."""
+        """At answer time: keep the question's vector (the retrieval just computed it, so it
+        comes from the embedder's cache), so a report need not load the model to group the
+        questions that were not answered, or that are rated 👎 or escalated later."""
         try:
             embedder = self._embedder()
             self.groups.remember(question_key(text), embedder.embed_query(text), embedder.model_id)
