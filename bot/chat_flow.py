@@ -94,10 +94,15 @@ class Rated:
 
 
 class ChatFlow:
-    def __init__(self, commands: CommandRegistry, feedback: FeedbackStore, queue: WorkQueue) -> None:
+    """`on_answered(question, answer)`: called on the worker thread for every answer the
+    flow records, after it is written (e.g. to keep the question's vector for insights)."""
+
+    def __init__(self, commands: CommandRegistry, feedback: FeedbackStore, queue: WorkQueue,
+                 on_answered: Callable[[Question, Answer], None] | None = None) -> None:
         self.commands = commands
         self.feedback = feedback
         self.queue = queue
+        self.on_answered = on_answered
         self._threads: OrderedDict[str, float] = OrderedDict()
         self._deliveries: OrderedDict[str, None] = OrderedDict()
         self._accepting = True
@@ -117,7 +122,7 @@ class ChatFlow:
         self._in_flight += 1
         asked_at = time.monotonic()
         try:
-            ticket = self.queue.submit(lambda: self.commands.ask(question, self._until_abandoned(on_token)))
+            ticket = self.queue.submit(lambda: self._answer(question, on_token))
             work = asyncio.wrap_future(ticket.future)
             said, said_at = "", 0.0
             while not (await asyncio.wait({work}, timeout=0.2))[0]:
@@ -147,6 +152,16 @@ class ChatFlow:
         waited_ms = round((time.monotonic() - asked_at) * 1000, 1)  # what the asker waited, queue included
         return ChatReply(reply.answer.answer, reply.answer,
                          self.feedback.record_answer(question, reply.answer, answer_ms=waited_ms))
+
+    def _answer(self, question: Question, on_token: Callable[[str], None] | None) -> Reply:
+        """On a worker: the answer, then `on_answered` (its failure never costs the answer)."""
+        reply = self.commands.ask(question, self._until_abandoned(on_token))
+        if reply.answer is not None and self.on_answered is not None:
+            try:
+                self.on_answered(question, reply.answer)
+            except Exception:
+                log.exception("after answering on %s", question.platform)
+        return reply
 
     async def ask_live(self, question: Question, edit: Edit, interval_s: float,
                        fit: Callable[[str], str] = lambda text: text, unfinished: str = " …",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from bot.acl import AccessPolicy
 from bot.answering import AnswerService, TokenCallback
+from bot.feedback import FeedbackUnavailable
 from bot.insights import InsightsError
 from bot.protocols import Refused, Reindexer, StatusSource, VoiceControl
 from bot.reindex_lock import AlreadyRunning
@@ -202,6 +203,8 @@ def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Rein
             return Reply(insights(args or "7d"))
         except InsightsError as err:
             return Reply(str(err).replace("--since ", ""), ok=False)
+        except FeedbackUnavailable as err:  # the store is damaged: say which file and what to do
+            return Reply(str(err), ok=False)
 
     registry.register(Command("reindex", "re-index the docs now (admins)", reindex, admin_only=True))
     if insights is not None:

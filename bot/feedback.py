@@ -210,9 +210,9 @@ class FeedbackStore:
         db.execute(f"DELETE FROM feedback WHERE answer_id IN ({old})", cutoff)
         db.execute(f"DELETE FROM escalations WHERE answer_id IN ({old})", cutoff)
         gone = db.execute("DELETE FROM answers WHERE created_at < ?", cutoff).rowcount
+        db.execute("DELETE FROM question_vectors WHERE question_key NOT IN "  # also of answers never recorded
+                   "(SELECT question_key FROM answers WHERE question_key IS NOT NULL)")
         if gone:
-            db.execute("DELETE FROM question_vectors WHERE question_key NOT IN "
-                       "(SELECT question_key FROM answers WHERE question_key IS NOT NULL)")
             log.info("forgot %d question(s) older than %d days", gone, self.retention_days)
         return gone
 

@@ -26,7 +26,6 @@ from bot.conversation import ConversationMemory
 from bot.feedback import FeedbackStore
 from bot.notify import ChannelNotifier
 from bot.protocols import Generator
-from bot.types import Answer, Question
 from bot.work_queue import WorkQueue
 
 if TYPE_CHECKING:
@@ -99,14 +98,9 @@ class App:
                 top_k=self.settings.retrieval.top_k, channel_voices=tuple(self.settings.voice.channels.items()),
                 channel_sources=scoped, mode=mode, frame=cfg.frame),
                 indexed_at=self.index_ops.indexed_at if cfg.show_indexed_at else None,
-                active_voice=self.voices.active_voice, on_answered=self._answered,
+                active_voice=self.voices.active_voice, on_answered=lambda q, a: self.metrics.on_answer(q, a),
                 composer=Composer(self.knowledge.embedder))
         return self._answers
-
-    def _answered(self, question: Question, answer: Answer) -> None:
-        self.metrics.on_answer(question, answer)
-        if question.text.strip():  # its vector, kept for grouping coverage gaps in insights
-            self.insights.remember_question(question.text)
 
     @property
     def insights(self) -> InsightsService:
@@ -167,7 +161,9 @@ class App:
     def chat(self) -> ChatFlow:
         """The chat flow every platform adapter is handed."""
         if self._chat is None:
-            self._chat = ChatFlow(self.commands, self.feedback, self.work_queue)
+            # every question asked in chat keeps its vector, for grouping coverage gaps in insights
+            self._chat = ChatFlow(self.commands, self.feedback, self.work_queue,
+                                  on_answered=lambda question, _: self.insights.remember_question(question.text))
         return self._chat
 
     def warm_up(self) -> None:

@@ -44,6 +44,8 @@ class InsightsService:
         """At answer time: keep the question's vector (the retrieval just computed it, so it
         comes from the embedder's cache), so a report need not load the model to group the
         questions that were not answered, or that are rated 👎 or escalated later."""
+        if not text.strip():
+            return
         try:
             embedder = self._embedder()
             self.groups.remember(question_key(text), embedder.embed_query(text), embedder.model_id)
@@ -74,6 +76,8 @@ class WeeklyDigest:
                 return None
             self.notifier.post(self.channel, text, attachment=(CHART_FILE, chart_png(insights)))
             return text
-        except (InsightsError, RuntimeError, OSError) as err:
+        except (InsightsError, RuntimeError, OSError) as err:  # the store or the disk: said in one line
             log.error("weekly digest not posted: %s", err)
-            return None
+        except Exception:  # e.g. the platform refused the post; the schedule goes on
+            log.exception("weekly digest not posted")
+        return None
