@@ -50,6 +50,13 @@ def default_data_dir() -> Path:
     return Path(base) / "supportbot"
 
 
+def crontab_line(key: str, value: str, example: str) -> str:
+    """A schedule setting: empty (off) or five crontab fields; the scheduler checks the rest."""
+    if value.strip() and len(value.split()) != 5:
+        raise ValueError(f"{key} {value!r} must be a crontab line with 5 fields, e.g. '{example}'")
+    return value.strip()
+
+
 class DocsSource(_Section):
     """A named docs source: a local folder, or a git repository pulled before each re-index.
     Channel scoping refers to sources by `name`."""
@@ -164,9 +171,7 @@ class ReindexConfig(_Section):
     @field_validator("schedule")
     @classmethod
     def _five_fields(cls, value: str) -> str:
-        if value.strip() and len(value.split()) != 5:
-            raise ValueError(f"schedule {value!r} must be a crontab line with 5 fields, e.g. '0 3 * * *'")
-        return value.strip()
+        return crontab_line("schedule", value, "0 3 * * *")
 
 
 class AnswersConfig(_Section):
@@ -245,9 +250,7 @@ class InsightsConfig(_Section):
     @field_validator("digest_schedule")
     @classmethod
     def _five_fields(cls, value: str) -> str:
-        if value.strip() and len(value.split()) != 5:
-            raise ValueError(f"digest_schedule {value!r} must be a crontab line with 5 fields, e.g. '0 9 * * 1'")
-        return value.strip()
+        return crontab_line("digest_schedule", value, "0 9 * * 1")
 
 
 class ConversationConfig(_Section):
