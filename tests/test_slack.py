@@ -219,6 +219,33 @@ def test_insights_are_for_admins_and_show_the_summary(slack: SlackWorld) -> None
     assert bad[-1].body["text"] == "'yesterday': use a span back from now (7d, 24h, 2w) or a past date (2026-11-30)"
 
 
+def test_the_digest_is_posted_to_the_admins_channel_with_its_chart_uploaded(slack: SlackWorld) -> None:
+    import asyncio
+
+    from bot.app.insights_service import CHART_FILE, WeeklyDigest
+    from bot.app.serving import _file_poster, _poster
+    from bot.notify import ChannelNotifier
+
+    loop = asyncio.new_event_loop()  # the bot's loop, as in `serve`; the digest runs on the scheduler's thread
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    try:
+        notifier = ChannelNotifier()
+        notifier.register("slack", _poster(slack.bot, loop), _file_poster(slack.bot, loop))
+        text = WeeklyDigest(slack.core.insights, notifier, "slack:CADMINS", 7).run()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
+    assert text is not None and text.startswith("This week: ")
+    (asked,) = slack.api.of("files.getUploadURLExternal")
+    (uploaded,) = slack.api.of("upload")
+    (completed,) = slack.api.of("files.completeUploadExternal")
+    assert asked.body["filename"] == CHART_FILE and int(asked.body["length"]) == len(uploaded.body["data"])
+    assert uploaded.body["data"].startswith(b"\x89PNG") and len(uploaded.body["data"]) > 20_000
+    assert (completed.body["channel_id"], completed.body["initial_comment"]) == ("CADMINS", text)
+    assert slack.api.of("chat.postMessage") == []  # the text rides with the chart, once
+
+
 def test_a_rate_limited_post_is_retried(slack: SlackWorld) -> None:
     slack.api.rate_limited["chat.postMessage"] = 1
     slack.mention("How do I turn on two-factor authentication?", ts="1700000000.000900")

@@ -269,7 +269,9 @@ class SupportBotCore:
         pieces = message_pieces(text)
         for n, piece in enumerate(pieces, 1):
             attached = {"file": discord.File(io.BytesIO(file[1]), filename=file[0])} if file and n == len(pieces) else {}
-            await channel.send(piece, **attached)  # type: ignore[union-attr]
+            # questions quoted in a digest are people's words: they ping nobody
+            await channel.send(piece, allowed_mentions=discord.AllowedMentions.none(),  # type: ignore[union-attr]
+                               **attached)
 
 
 class SupportBot(SupportBotCore, commands.Bot):

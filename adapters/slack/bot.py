@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -54,7 +54,7 @@ COMMANDS = ("/ask", "/supportbot")
 EVENTS = ("app_mention", "message")
 # What the listeners need (deploy/slack-manifest.yaml asks for exactly these).
 SCOPES = frozenset({"app_mentions:read", "channels:history", "groups:history", "im:history", "chat:write",
-                    "commands", "usergroups:read", "assistant:write"})
+                    "commands", "usergroups:read", "assistant:write", "files:write"})
 _GROUP_TTL_S = 300
 
 
@@ -287,8 +287,17 @@ class SlackBot:
             fields["blocks"] = kit.without_mass_mentions(blocks, self.settings.human_group)
         return fields
 
-    async def post_notice(self, channel: str, text: str) -> None:
-        """For the admins' channel (re-index summaries)."""
+    async def post_notice(self, channel: str, text: str, file: tuple[str, bytes] | None = None) -> None:
+        """For the admins' channel (re-index summaries, the digest with its chart). Should the
+        upload be refused (an app installed before it asked for files:write), the text still goes."""
+        if file is not None:
+            try:
+                await self.client.files_upload_v2(channel=channel, filename=file[0], file=file[1], title=file[0],
+                                                  initial_comment=self._outgoing(text)["text"])
+                return
+            except (SlackApiError, SlackClientError) as err:
+                log.warning("could not attach %s in %s (%s); posting the text alone", file[0], channel,
+                            api_error(err) if isinstance(err, SlackApiError) else err)
         await self._post(channel, None, text)
 
     def _first_delivery(self, body: dict) -> bool:
