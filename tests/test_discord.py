@@ -149,6 +149,21 @@ def test_insights_are_refused_to_others_and_summarised_for_admins(core) -> None:
     run(scenario())
 
 
+def test_a_notice_with_a_chart_is_one_message_with_the_file_and_pings_nobody(core) -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+        bot = await online(core.commands, core.feedback, recorder)
+        text = "This week: 3 questions, 67% answered.\nTop gaps:\n1. Can <@930000000000000001> use @everyone? (1 question)"
+        await bot.post_notice(str(CHANNEL_ID), text, file=("supportbot-insights.png", b"\x89PNG fake chart"))
+        (sent,) = [s for s in recorder.sent if s.url.endswith(f"/channels/{CHANNEL_ID}/messages")]
+        assert sent.method == "POST" and sent.payload["content"] == text
+        assert sent.payload["files"] == [("supportbot-insights.png", b"\x89PNG fake chart")]
+        assert sent.payload["allowed_mentions"] == {"parse": []}  # people's questions ping nobody
+        await bot.close()
+
+    run(scenario())
+
+
 def test_commands_sync_to_the_guild_with_manage_server_as_the_default_permission(core) -> None:
     async def scenario() -> None:
         recorder = Recorder()
