@@ -10,11 +10,15 @@ Printed beside it:
     release that kept none): every distinct gap question is embedded;
   - bare rates of this machine: reading the rows alone (one SELECT, no joins), and the
     embedder's questions per second.
+Grouping quality is printed for the synthetic gaps (the set the grouping was chosen on) and
+for held-out paraphrases written apart from it (9 topics), against one plain leader pass
+on the raw vectors: purity (questions in a group sharing its main topic) and completeness
+(a topic's questions in its largest group).
 Each report runs as the real CLI process (`python -m bot insights --json`); its wall time
 includes starting Python (and loading the embedder when it has anything to embed), its peak
 memory is that process's maximum resident set (GNU time's %M).
 
-Run: .venv/bin/python -m tests.benchmarks.bench_insights [--questions 100000]
+Run: .venv/bin/python -m tests.benchmarks.bench_insights [--questions 100000] [--no-cold]
 """
 
 from __future__ import annotations
@@ -49,6 +53,22 @@ TEMPLATES = ["How do I set up {s}?", "Does Driftwood support {s}?", "Is {s} avai
              "Where are the docs for {s}?", "{s} is not working, what should I do?", "Can I use {s} with the API?"]
 OPENINGS = ["", "Hi, ", "Quick question: ", "Hello team - ", "Hey! "]
 ENDINGS = ["", " Thanks", " thx", " (urgent)"]
+HELD_OUT = [  # (question, topic): paraphrases written apart from SUBJECTS / TEMPLATES
+    ("How do I connect Driftwood to Salesforce?", "sf"), ("Is there a Salesforce integration?", "sf"),
+    ("Can Driftwood sync contacts from Salesforce?", "sf"), ("Where do I find the Salesforce connector?", "sf"),
+    ("Can I restore a file I deleted two months ago?", "restore"), ("How do I recover files deleted last quarter?", "restore"),
+    ("Is there a way to undelete very old files?", "restore"), ("Does Driftwood work on Chromebooks?", "chromeos"),
+    ("Is there a ChromeOS client?", "chromeos"), ("Can I install the app on a Chromebook?", "chromeos"),
+    ("What is your uptime SLA?", "sla"), ("Do you guarantee 99.9% availability?", "sla"),
+    ("Is there a service level agreement?", "sla"), ("Can I set a different language for the interface?", "lang"),
+    ("How do I switch the app to German?", "lang"), ("Is the UI available in French?", "lang"),
+    ("How many devices can one user connect?", "devices"), ("Is there a limit on devices per account?", "devices"),
+    ("Can I share a folder with someone outside my company?", "external"),
+    ("How do I invite an external guest to a folder?", "external"),
+    ("Does Driftwood support two-way sync with Google Drive?", "gdrive"),
+    ("Can I mirror my Google Drive into Driftwood?", "gdrive"), ("Do you support Okta SSO?", "okta"),
+    ("How do I log in with Okta?", "okta"), ("Is SAML single sign-on with Okta available?", "okta"),
+]
 PAGES = ["billing/plans.md", "account/team-admin.md", "api/authentication.md", "setup/quickstart.md",
          "troubleshooting/error-codes.md", "api/webhooks.rst", "setup/install-linux.md", "account/sharing.md"]
 
@@ -116,6 +136,37 @@ def store_answer_time_vectors(path: Path, texts: list[str]) -> float:
     return rate
 
 
+def grouping_quality(items: list[tuple[str, str]]) -> str:
+    """Purity and completeness of the product's grouping, beside one plain leader pass."""
+    from collections import Counter
+
+    import numpy as np
+
+    from bot.app.coverage_gaps import SAME_TOPIC, group_by_meaning, leader_groups
+    from knowledge.embedding import Embedder
+
+    topics = [topic for _, topic in items]
+    vectors = Embedder().embed_documents([text for text, _ in items])
+
+    def scored(groups: list[list[int]]) -> str:
+        purity = sum(Counter(topics[i] for i in g).most_common(1)[0][1] for g in groups) / len(items)
+        complete = np.mean([max(sum(topics[i] == t for i in g) for g in groups) / topics.count(t)
+                            for t in set(topics)])
+        return f"{len(groups)} groups, purity {purity:.2f}, completeness {complete:.2f}"
+
+    return (f"{len(items)} questions on {len(set(topics))} topics: {scored(group_by_meaning(vectors))} "
+            f"(baseline, one leader pass on raw vectors: {scored(leader_groups(vectors, SAME_TOPIC))})")
+
+
+def synthetic_gaps(seed: int = 1) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    items = [((rng.choice(OPENINGS) + template.format(s=subject) + rng.choice(ENDINGS)).strip(), subject)
+             for subject in SUBJECTS for template in TEMPLATES for _ in range(2)]
+    items = list(dict.fromkeys(items))
+    rng.shuffle(items)
+    return items
+
+
 def bare_read_s(path: Path) -> float:
     started = time.perf_counter()
     with sqlite3.connect(path) as db:
@@ -139,7 +190,10 @@ def report(data: Path) -> tuple[float, float, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=100_000)
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold baseline (minutes on a busy box)")
     args = parser.parse_args()
+    print(f"grouping, chosen on: {grouping_quality(synthetic_gaps())}")
+    print(f"grouping, held out:  {grouping_quality(HELD_OUT)}")
     with tempfile.TemporaryDirectory() as tmp:
         cold, warm = Path(tmp) / "cold", Path(tmp) / "warm"
         cold.mkdir()
@@ -163,6 +217,8 @@ def main() -> None:
               f"answer rate {figures['answer_rate']['value']:.3f}, {len(out['gaps'])} gaps shown, "
               f"top: {out['gaps'][0]['name']!r} ({out['gaps'][0]['questions']:,})")
         assert figures["questions"]["value"] == args.questions and figures["thumbs_down"]["value"] == counts["down"]
+        if args.no_cold:
+            return
         wall, peak, _ = report(cold)
         print(f"baseline, cold (no vector stored, every gap wording embedded): {wall:.2f} s, peak RSS {peak:,.0f} MB")
         wall, peak, _ = report(cold)
