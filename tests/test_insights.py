@@ -154,6 +154,8 @@ def test_the_weekly_digest_is_scheduled_and_posts_the_summary_with_the_chart(see
         fields = {f.name: str(f) for f in job.trigger.fields}
         assert (fields["day_of_week"], fields["hour"], fields["minute"]) == ("mon", "9", "0")  # "0 9 * * 1"
         scheduler_module.run_scheduled_digest()  # exactly what APScheduler calls on Monday at 09:00
+        assert seeded.app.status_report.status()["next_insights_digest"].startswith(
+            str(schedule.next_digest().astimezone().year))  # readable from any process
     finally:
         schedule.shutdown()
     assert [channel for channel, _ in posted] == ["CADMINS"]  # Slack: the text (no file scope asked for)

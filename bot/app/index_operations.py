@@ -176,17 +176,19 @@ class IndexOperations:
         return (f"{state['type']} index: {state['indexed_rows']:,} chunks indexed, "
                 f"{state['unindexed_rows']:,} searched exactly until the next re-index folds them in")
 
-    def next_scheduled(self) -> str:
+    def next_scheduled(self, job: str = "reindex") -> str:
+        """When the re-index (or the digest: `job="digest"`) runs next, as the scheduler stored it."""
         from datetime import datetime, timezone
 
-        from bot.app.scheduler import stored_next_run
+        from bot.app.scheduler import DIGEST_JOB_ID, JOB_ID, stored_next_run
 
-        if not self.settings.reindex.schedule:
-            return "not scheduled (reindex.schedule is empty)"
-        at = stored_next_run(self.jobstore_path)
+        cron, key, job_id = ((self.settings.reindex.schedule, "reindex.schedule", JOB_ID) if job == "reindex" else
+                             (self.settings.insights.digest_schedule, "insights.digest_schedule", DIGEST_JOB_ID))
+        if not cron:
+            return f"not scheduled ({key} is empty)"
+        at = stored_next_run(self.jobstore_path, job_id)
         if at is None:
-            return (f"{self.settings.reindex.schedule!r} once a scheduler runs "
-                    "(`supportbot serve` or `supportbot scheduler`)")
+            return f"{cron!r} once a scheduler runs (`supportbot serve` or `supportbot scheduler`)"
         overdue = " (overdue: is the scheduler running?)" if at < datetime.now(timezone.utc) else ""
         return local_time(at.isoformat()) + overdue
 

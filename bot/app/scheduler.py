@@ -165,13 +165,13 @@ class NightlyReindex:
             _digest_runner = None
 
 
-def stored_next_run(jobstore: Path) -> datetime | None:
-    """The next run time as the scheduler last stored it, readable from any process."""
+def stored_next_run(jobstore: Path, job_id: str = JOB_ID) -> datetime | None:
+    """A job's next run time as the scheduler last stored it, readable from any process."""
     if not jobstore.exists():
         return None
     try:
         with sqlite3.connect(f"file:{jobstore}?mode=ro", uri=True) as db:
-            row = db.execute("SELECT next_run_time FROM apscheduler_jobs WHERE id = ?", (JOB_ID,)).fetchone()
+            row = db.execute("SELECT next_run_time FROM apscheduler_jobs WHERE id = ?", (job_id,)).fetchone()
     except sqlite3.Error:
         return None
     if not row or row[0] is None:
