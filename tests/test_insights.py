@@ -22,7 +22,7 @@ from bs4 import BeautifulSoup
 import bot.app.scheduler as scheduler_module
 from bot.app.application import App
 from bot.app.config import load_settings
-from bot.app.coverage_gaps import MeaningGroups
+from bot.app.coverage_gaps import MeaningGroups, stored_as
 from bot.app.insights_report import chart_png
 from bot.app.insights_service import CHART_FILE, WeeklyDigest
 from bot.feedback import FeedbackStore, UnknownAnswer, question_key
@@ -137,7 +137,7 @@ def test_paraphrases_of_one_missing_topic_form_one_group_and_unrelated_questions
     named = sorted(sorted(texts[i] for i in group) for group in groups)
     assert named == sorted([sorted(texts[:3]), ["Can I pay with PayPal?"], ["Do you support Okta SSO?"],
                             ["Does the desktop app have a night theme?", "Is there a dark mode?"]])
-    assert set(store.vectors(keys, embedder.model_id)) == set(keys)  # embedded once, kept for the next report
+    assert set(store.vectors(keys, stored_as(embedder.model_id))) == set(keys)  # embedded once, kept for later
 
 
 def test_the_weekly_digest_is_scheduled_and_posts_the_summary_with_the_chart(seeded: Seeded) -> None:

@@ -53,7 +53,7 @@ class MeaningGroups:
 
     def vectors(self, texts: list[str], keys: list[str]) -> np.ndarray:
         embedder = self._embedder()
-        model = embedder.model_id
+        model = stored_as(embedder.model_id)
         stored = self.store.vectors(keys, model)
         missing = [i for i, key in enumerate(keys) if key not in stored]
         if missing:
@@ -64,9 +64,15 @@ class MeaningGroups:
             log.info("embedded %d new question(s) for coverage gaps", len(missing))
         return np.stack([np.frombuffer(stored[key], dtype=VECTOR_DTYPE) for key in keys]).astype(np.float32)
 
-    def remember(self, key: str, vector: np.ndarray, model: str) -> None:
+    def remember(self, key: str, vector: np.ndarray, model_id: str) -> None:
         """Keep a question's vector computed elsewhere (the retrieval's, at answer time)."""
-        self.store.save_vectors({key: _stored(vector)}, model)
+        self.store.save_vectors({key: _stored(vector)}, stored_as(model_id))
+
+
+def stored_as(model_id: str) -> str:
+    """The name vectors are stored under: the model and the number format, so neither a
+    change of model nor of format ever mixes vectors."""
+    return f"{model_id}/{np.dtype(VECTOR_DTYPE).name}"
 
 
 def _stored(vector: np.ndarray) -> bytes:

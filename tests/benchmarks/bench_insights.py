@@ -121,7 +121,7 @@ def fill(path: Path, questions: int, now: float, seed: int = 7) -> tuple[list[st
 
 def store_answer_time_vectors(path: Path, texts: list[str]) -> float:
     """What the bot keeps at answer time; returns questions/s embedded."""
-    from bot.app.coverage_gaps import VECTOR_DTYPE
+    from bot.app.coverage_gaps import VECTOR_DTYPE, stored_as
     from knowledge.embedding import Embedder
 
     embedder = Embedder()
@@ -131,7 +131,7 @@ def store_answer_time_vectors(path: Path, texts: list[str]) -> float:
     rate = len(texts) / (time.perf_counter() - started)
     store = FeedbackStore(path)
     store.save_vectors({question_key(t): v.astype(VECTOR_DTYPE).tobytes() for t, v in zip(texts, vectors)},
-                       embedder.model_id)
+                       stored_as(embedder.model_id))
     store.close()
     return rate
 
