@@ -1,9 +1,12 @@
-"""What users thought of the answers: 👍/👎, comments, and admins' corrections, in SQLite.
+"""What users thought of the answers: 👍/👎, comments, admins' corrections and "talk to a
+human" presses, in SQLite.
 
-Every answer a chat platform shows is recorded (question, answer, sources, passages, voice,
-user) so a button pressed days later, after restarts, still finds what it rates. 👍-rated and
-admin-corrected answers export as voice examples: the brand voice learns from what the team
-approved.
+Every answer a chat platform shows is recorded (question, answer, sources and their scores,
+passages, voice, platform and channel, answer time, a hashed user id) so a button pressed
+days later, after restarts, still finds what it rates, and insights can count what the docs
+did not answer. 👍-rated and admin-corrected answers export as voice examples: the brand
+voice learns from what the team approved. Questions older than the retention period are
+deleted; the tables are defined, and upgraded in place, in `bot.feedback_schema`.
 """
 
 from __future__ import annotations
