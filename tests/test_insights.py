@@ -220,6 +220,13 @@ def test_a_bad_since_gets_one_line_and_no_report(seeded: Seeded) -> None:
                           "or a past date (2026-11-30)\n")
 
 
+def test_a_damaged_store_is_named_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "feedback.sqlite").write_text("not a database, only text long enough to look like a header\n")
+    run = cli(tmp_path)
+    assert run.returncode == 1 and run.stdout == "" and len(run.stderr.splitlines()) == 1
+    assert run.stderr.startswith(f"Error: the feedback database {tmp_path / 'feedback.sqlite'} cannot be used")
+
+
 def test_retention_deletes_old_questions_with_their_ratings_escalations_and_vectors(tmp_path: Path) -> None:
     clock = Clock()
     store = FeedbackStore(tmp_path / "feedback.sqlite", retention_days=30, clock=clock)
@@ -257,10 +264,16 @@ INSERT INTO feedback (answer_id, created_at, user_id, rating) VALUES ('a1', 2, '
 """
 
 
-def test_a_feedback_file_from_the_first_release_is_migrated_in_place_keeping_every_row(tmp_path: Path) -> None:
+LAST_RELEASE = FIRST_RELEASE.replace("voice TEXT);", "voice TEXT, conversation TEXT);").replace(
+    "'', NULL);", "'', NULL, 'slack:C1:1.0');") + "CREATE INDEX answers_conversation ON answers(conversation);"
+
+
+@pytest.mark.parametrize("release", [FIRST_RELEASE, LAST_RELEASE], ids=["first-release", "last-release"])
+def test_a_feedback_file_from_an_earlier_release_is_migrated_in_place_keeping_every_row(tmp_path: Path,
+                                                                                       release: str) -> None:
     path = tmp_path / "feedback.sqlite"
     with sqlite3.connect(path) as db:
-        db.executescript(FIRST_RELEASE)
+        db.executescript(release)
     store = FeedbackStore(path, retention_days=0)
     assert store.counts() == {"answers": 1, "thumbs_up": 1, "thumbs_down": 0}
     stored = store.get("a1")
