@@ -333,6 +333,18 @@ class FeedbackStore:
         return [AnswerFacts(row[0], row[1], row[2], row[3] or question_key(row[2]), bool(row[4]), row[5], row[6],
                             row[7], row[8], row[9]) for row in rows]
 
+    def comments_between(self, start: float, end: float) -> dict[str, list[str]]:
+        """What raters said was wrong, by answer, for the answers given in [start, end)."""
+        with self._lock, self._failing_as_unavailable():
+            rows = self._db.execute(
+                "SELECT f.answer_id, f.comment FROM feedback f JOIN answers a ON a.id = f.answer_id "
+                "WHERE a.created_at >= ? AND a.created_at < ? AND f.comment IS NOT NULL ORDER BY f.id",
+                (start, end)).fetchall()
+        said: dict[str, list[str]] = {}
+        for answer_id, comment in rows:
+            said.setdefault(answer_id, []).append(comment)
+        return said
+
     def vectors(self, keys: list[str], model: str) -> dict[str, bytes]:
         """Stored vectors of these question keys by `model` (those known; the rest are missing)."""
         found: dict[str, bytes] = {}

@@ -114,6 +114,7 @@ class DownRatedPage:
     title: str
     thumbs_down: int
     answers: int  # answers citing it that got a 👎
+    comments: list[str] = field(default_factory=list)  # what raters said was wrong, latest first
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,9 @@ class Insights:
         else:
             lines.append("No coverage gaps: every question was answered without a 👎 or a call for a person.")
         if self.down_rated_pages:
-            lines.append("Most 👎: " + ", ".join(f"{p.source} ({p.thumbs_down})" for p in self.down_rated_pages[:3]))
+            lines.append("Most 👎: " + ", ".join(
+                f"{p.source} ({p.thumbs_down}{', “' + p.comments[0] + '”' if p.comments else ''})"
+                for p in self.down_rated_pages[:3]))
         return "\n".join(lines)
 
 
@@ -175,8 +178,9 @@ def build_insights(store: FeedbackStore, group: GroupByMeaning, start: float, en
     """Insights for [start, end), compared with the period of the same length before it."""
     facts = store.answers_between(start, end)
     previous = store.answers_between(2 * start - end, start)
+    pages = down_rated_pages(facts, store.comments_between(start, end))[:top_pages]
     return Insights(start, end, PeriodFigures.of(facts), PeriodFigures.of(previous),
-                    coverage_gaps(facts, group)[:top_gaps], down_rated_pages(facts)[:top_pages],
+                    coverage_gaps(facts, group)[:top_gaps], pages,
                     by_day(facts, start, end))
 
 
@@ -220,11 +224,13 @@ def _closest_page(asked: list[AnswerFacts]) -> Page | None:
     return Page(source, page.get("title", source), page.get("url"), round(float(page.get("score", 0)), 3))
 
 
-def down_rated_pages(facts: list[AnswerFacts]) -> list[DownRatedPage]:
-    """Pages cited by answers rated 👎, most 👎 first."""
+def down_rated_pages(facts: list[AnswerFacts], comments: dict[str, list[str]] | None = None,
+                     kept: int = EXAMPLES_PER_GAP) -> list[DownRatedPage]:
+    """Pages cited by answers rated 👎, most 👎 first, with what raters said was wrong."""
     downs: Counter[str] = Counter()
     answers: Counter[str] = Counter()
     titles: dict[str, str] = {}
+    said: dict[str, list[str]] = defaultdict(list)
     for fact in facts:
         if not fact.thumbs_down:
             continue
@@ -232,7 +238,9 @@ def down_rated_pages(facts: list[AnswerFacts]) -> list[DownRatedPage]:
             downs[source["source"]] += fact.thumbs_down
             answers[source["source"]] += 1
             titles[source["source"]] = source.get("title", source["source"])
-    return [DownRatedPage(s, titles[s], downs[s], answers[s]) for s in sorted(downs, key=lambda s: (-downs[s], s))]
+            said[source["source"]] += (comments or {}).get(fact.id, [])
+    return [DownRatedPage(s, titles[s], downs[s], answers[s], said[s][::-1][:kept])
+            for s in sorted(downs, key=lambda s: (-downs[s], s))]
 
 
 def by_day(facts: list[AnswerFacts], start: float, end: float) -> list[Day]:

@@ -35,6 +35,7 @@ DAY = 86_400.0
 CHROMIUM = shutil.which("chromium")
 OKTA = ["How do I set up SSO with Okta?", "Can I log in with Okta single sign-on?", "Okta SSO configuration steps"]
 OKTA_ANSWERED = "Does Driftwood support Okta SAML login?"  # answered from the API page, then rated 👎
+LIMITS_WRONG = "The limits changed last month."  # what the 👎 on the rate-limits answer said
 
 
 class Clock:
@@ -90,6 +91,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, core: A
                                     (world.ids[OKTA_ANSWERED], "slack:U4", -1),
                                     (world.ids["What are the API rate limits?"], "slack:U5", -1)]:
         assert app.chat.rate(answer_id, user, rating).recorded  # U1 changes their mind: one 👍 counts
+    assert app.chat.comment(world.ids["What are the API rate limits?"], "slack:U5", LIMITS_WRONG, "", by_admin=False) is None
     app.chat.escalate(world.ids[OKTA_ANSWERED], "slack:U4")
     app.chat.escalate(world.ids["Do you offer an Android app?"], "slack:U6")
     clock.now = real_now
@@ -121,8 +123,8 @@ def test_the_figures_and_gaps_count_what_was_asked_answered_rated_and_escalated(
     assert (android["name"], android["closest_page"]["source"]) == ("Do you offer an Android app?", "api/webhooks.rst")
     assert colour["name"] == "How do I change the colour theme?"
     assert (limits["name"], limits["closest_page"]["source"]) == ("What are the API rate limits?", "api/rate-limits.md")
-    assert [(p["source"], p["thumbs_down"]) for p in report["down_rated_pages"]] == [
-        ("api/authentication.md", 1), ("api/rate-limits.md", 1)]
+    assert [(p["source"], p["thumbs_down"], p["comments"]) for p in report["down_rated_pages"]] == [
+        ("api/authentication.md", 1, []), ("api/rate-limits.md", 1, [LIMITS_WRONG])]
     assert [d["questions"] for d in report["days"]][-3] == 10 and sum(d["questions"] for d in report["days"]) == 10
     assert "Terraform" not in json.dumps(report["gaps"])  # last week's gap is not this week's
 
@@ -165,7 +167,7 @@ def test_the_weekly_digest_is_scheduled_and_posts_the_summary_with_the_chart(see
     assert lines[1] == "Previous period: 4 questions, 75% answered, 👍 1 / 👎 0, 0 asked for a person."
     assert lines[2] == "Top gaps:" and lines[3].startswith("1. ") and "(4 questions, e.g. “" in lines[3]
     assert lines[4].startswith("2. Do you offer an Android app? (1 question; closest page: api/webhooks.rst)")
-    assert lines[-1] == "Most 👎: api/authentication.md (1), api/rate-limits.md (1)"
+    assert lines[-1] == f"Most 👎: api/authentication.md (1), api/rate-limits.md (1, “{LIMITS_WRONG}”)"
 
     WeeklyDigest(seeded.app.insights, seeded.app.notifier, "discord:4242", 7).run()
     (channel, text, name, png), = files  # Discord takes files: the chart rides along
@@ -206,6 +208,8 @@ def test_the_cli_report_as_json_png_and_an_html_page_chromium_renders(seeded: Se
     gaps = [[td.get_text(" ", strip=True) for td in r.find_all("td")] for r in soup.select("#gaps tr")[1:]]
     assert [g[2:6] for g in gaps] == [["4", "3", "1", "1"], ["1", "1", "0", "1"], ["1", "1", "0", "0"],
                                       ["1", "0", "1", "0"]]
+    pages = [[td.get_text(" ", strip=True) for td in r.find_all("td")] for r in soup.select("#pages tr")[1:]]
+    assert [p[1:] for p in pages] == [["1", "1", ""], ["1", "1", LIMITS_WRONG]]
     assert soup.find("img")["src"].startswith("data:image/png;base64,")
     shot = tmp_path / "shot.png"
     subprocess.run([*browser, f"--screenshot={shot}", "--window-size=1200,1600", html_file.as_uri()],

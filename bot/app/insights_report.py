@@ -85,7 +85,8 @@ def report_html(insights: Insights, png: bytes | None = None) -> str:
                         f"<td>{gap.unanswered}</td><td>{gap.thumbs_down}</td><td>{gap.escalated}</td>"
                         f"<td>{closest}</td></tr>")
     page_rows = [f"<tr><td>{esc(p.title)} <small>{esc(p.source)}</small></td><td>{p.thumbs_down}</td>"
-                 f"<td>{p.answers}</td></tr>" for p in insights.down_rated_pages]
+                 f"<td>{p.answers}</td><td><ul>{''.join(f'<li>{esc(c)}</li>' for c in p.comments)}</ul></td></tr>"
+                 for p in insights.down_rated_pages]
     chart = (f"<img alt=\"Questions per day and top coverage gaps\" src=\"data:image/png;base64,"
              f"{base64.b64encode(png).decode()}\">" if png else "")
     return f"""<!doctype html>
@@ -104,7 +105,7 @@ small {{ color: #666; }} img {{ max-width: 100%; }}
 <h2>Top coverage gaps</h2>
 {f'<table id="gaps"><tr><th>#</th><th>Topic and examples</th><th>Questions</th><th>Unanswered</th><th>Thumbs down</th><th>Asked for a person</th><th>Closest page</th></tr>{"".join(gap_rows)}</table>' if gap_rows else '<p>None: every question was answered without a thumbs down or a call for a person.</p>'}
 <h2>Pages with the most thumbs down</h2>
-{f'<table id="pages"><tr><th>Page</th><th>Thumbs down</th><th>Answers rated down</th></tr>{"".join(page_rows)}</table>' if page_rows else '<p>No thumbs down in this period.</p>'}
+{f'<table id="pages"><tr><th>Page</th><th>Thumbs down</th><th>Answers rated down</th><th>What was wrong</th></tr>{"".join(page_rows)}</table>' if page_rows else '<p>No thumbs down in this period.</p>'}
 </body></html>
 """
 
