@@ -42,6 +42,8 @@ def chart_png(insights: Insights, dpi: int = 110) -> bytes:
         rate = f"{c.answer_rate:.0%} answered" if c.answer_rate is not None else "no questions"
         trend.set_title(f"Questions per day: {c.questions}, {rate}")
         trend.legend(loc="upper left", fontsize=8)
+        step = max(1, len(labels) // 14)  # a long period: every few days labelled, not a smear
+        trend.set_xticks(range(0, len(labels), step), labels[::step])
         trend.tick_params(axis="x", labelrotation=45, labelsize=8)
         if not days:
             trend.text(0.5, 0.5, "no questions in this period", ha="center", va="center", transform=trend.transAxes)
