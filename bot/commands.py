@@ -1,4 +1,4 @@
-"""The command registry every surface dispatches to: ask, reindex, status, voice, help.
+"""The command registry every surface dispatches to: ask, reindex, status, voice, insights, help.
 
 Two typed entries: `ask(question)` and `run(name, args, ctx)`, where the context says who
 asked and where. Chat platforms map their own spellings (`/supportbot reindex`) to a name;
@@ -193,10 +193,6 @@ def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Rein
             return Reply(f"Active voice: {active or 'base model'}. Voices: {listed}.")
         return Reply("Usage: /voice [list] | /voice activate NAME | /voice rollback", ok=False)
 
-    registry.register(Command("ask", "answer a question from the docs", ask, usage="<question>"))
-    if voices is not None:
-        registry.register(Command("voice", "list, activate or roll back brand voices (admins)", voice,
-                                  admin_only=True, usage="[list | activate NAME | rollback]", listing=True))
     def show_insights(args: str, ctx: CommandContext) -> Reply:
         assert insights is not None
         try:
@@ -206,6 +202,10 @@ def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Rein
         except FeedbackUnavailable as err:  # the store is damaged: say which file and what to do
             return Reply(str(err), ok=False)
 
+    registry.register(Command("ask", "answer a question from the docs", ask, usage="<question>"))
+    if voices is not None:
+        registry.register(Command("voice", "list, activate or roll back brand voices (admins)", voice,
+                                  admin_only=True, usage="[list | activate NAME | rollback]", listing=True))
     registry.register(Command("reindex", "re-index the docs now (admins)", reindex, admin_only=True))
     if insights is not None:
         registry.register(Command("insights", "answer rates and what the docs did not answer (admins)",
