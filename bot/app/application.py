@@ -96,7 +96,7 @@ class App:
                 channel_sources=scoped, mode=mode, frame=cfg.frame),
                 indexed_at=self.index_ops.indexed_at if cfg.show_indexed_at else None,
                 active_voice=self.voices.active_voice, on_answered=lambda q, a: self.metrics.on_answer(q, a),
-                composer=Composer(self.knowledge.embedder))
+                composer=Composer(self.knowledge.embedder), voice_frames=self.voices.frame)
         return self._answers
 
     @property
@@ -141,7 +141,7 @@ class App:
     def warm_up(self) -> None:
         """Load what the first answer would otherwise wait a minute for: the index, the
         embedder, the generator (the bundled model is converted on its first load) and the
-        active voice's greeting and sign-off (learned from replies it writes)."""
+        active voice's greeting and sign-off (learned from its example replies)."""
         from bot.protocols import BASE_VOICE
         from bot.types import ChatMessage
 

@@ -61,6 +61,7 @@ def train(obj: Context, dataset: Path | None, name: str, activate: bool, **overr
     click.echo(f"Trained {result.name}: held-out loss {result.initial_held_out_loss:.3f} -> "
                f"{result.best_held_out_loss:.3f} in {result.steps} steps, {result.seconds:.0f}s"
                + (" (stopped early)" if result.stopped_early else "") + f". Saved to {result.path}")
+    click.echo(f"Learned from {result.frame.replies} training replies: {result.frame.summary()}")
     if activate:
         obj.app.voices.activate_voice(name)
         click.echo(f"Active voice: {name}")
@@ -102,6 +103,8 @@ def list_voices(obj: Context) -> None:
         click.echo(f"{'*' if info.name == active else ' '} {info.name:<20} {info.meta.get('created_at', '')}  "
                    f"base {info.meta.get('base_model', '?')}  held-out ppl "
                    f"{metrics.get('held_out_perplexity_before', '?')} -> {metrics.get('held_out_perplexity_after', '?')}")
+        frame = obj.app.voices.frame(info.name)
+        click.echo(f"    {frame.summary() if frame else 'frame: unknown (trained before frames were learned; retrain)'}")
 
 
 @voice.command()

@@ -4,12 +4,14 @@ core's /voice command speaks to; the voice registry itself lives in adapters_lor
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.app.config import Settings
+from bot.voice_frame import VoiceFrame, learn_frame
 
 if TYPE_CHECKING:
     from adapters_lora.registry import VoiceRegistry
@@ -62,6 +64,27 @@ class Voices:
             raise RegistryError(f"voice {name!r} was trained on {info.meta.get('base_model')}, "
                                 f"but this bot runs {self.base_model_id()}")
         return self.registry.activate(name)
+
+    def frame(self, name: str) -> VoiceFrame | None:
+        """The greeting and sign-off the voice's example replies share: saved when it was
+        trained; for a voice trained before frames were learned, learned now from its dataset
+        if that file is still there (else None: answers in it go unframed)."""
+        info = {v.name: v for v in self.registry.list()}.get(name)
+        if info is None:
+            return None
+        if isinstance(info.meta.get("frame"), dict):
+            return VoiceFrame.from_dict(info.meta["frame"])
+        from adapters_lora.dataset import DatasetError, load_examples, split_held_out
+
+        training, path = info.meta.get("training", {}), Path(info.meta.get("dataset", {}).get("path", ""))
+        try:
+            examples = load_examples(path)
+            train, _ = split_held_out(examples, training.get("held_out_fraction", 0.1), training.get("seed", 1234))
+        except (DatasetError, OSError) as err:
+            logging.getLogger(__name__).warning("voice %s has no learned frame and its examples cannot be read (%s); "
+                                                "retrain it to frame its answers", name, str(err).splitlines()[0])
+            return None
+        return learn_frame([e.answer for e in train])
 
     def rollback_voice(self) -> str | None:
         return self.registry.rollback()
