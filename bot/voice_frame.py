@@ -138,7 +138,7 @@ def learn_frame(replies: Sequence[str]) -> VoiceFrame:
         reasons.insert(0, f"no opening line is shared by {GREETING_SHARE:.0%} of the {n} replies "
                           f"(they open with their facts)")
     vocabulary = _framing_vocabulary(parsed, greetings, sign_off)
-    return VoiceFrame(tuple(greetings), sign_off, frozenset(vocabulary), n, greeted_by / n, signed_by / n,
+    return VoiceFrame(tuple(greetings), sign_off, frozenset(vocabulary), n, round(greeted_by / n, 4), round(signed_by / n, 4),
                       tuple(reasons))
 
 
