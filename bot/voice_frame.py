@@ -62,6 +62,14 @@ class VoiceFrame:
         wanted = squash(line)
         return next((g for g in self.greetings if squash(g.splitlines()[0]) == wanted), "")
 
+    def opens(self, answer: str) -> bool:
+        """Whether `answer` opens with one of the greetings, exactly as the team writes it."""
+        return any(answer == g or answer.startswith(g + "\n") for g in self.greetings)
+
+    def closes(self, answer: str) -> bool:
+        """Whether `answer` closes with the whole sign-off, exactly as the team writes it."""
+        return bool(self.sign_off) and (answer == self.sign_off or answer.endswith("\n" + self.sign_off))
+
     def summary(self) -> str:
         """One line for `voice train` and `voice list`."""
         if not self.greetings and not self.sign_off:

@@ -48,6 +48,9 @@ def check(dataset: Path) -> None:
 @click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps.")
 @click.option("--learning-rate", type=float, default=None)
 @click.option("--rank", type=int, default=None, help="LoRA rank.")
+@click.option("--batch-size", type=int, default=None, help="Examples per optimizer step.")
+@click.option("--top-layers", type=int, default=None,
+              help="LoRA only in the top N decoder layers (fewer: faster on a small CPU).")
 @click.option("--seed", type=int, default=None)
 @click.option("--activate", is_flag=True, help="Make it the active voice when training succeeds.")
 @click.pass_obj
@@ -86,6 +89,20 @@ def evaluate(obj: Context, name: str, as_json: bool) -> None:
     for label in ("base", "adapter"):
         click.echo(f"Grounding ({label}): fact recall {g[label]['fact_recall']}, "
                    f"invented citations {g[label]['invented_citation_rate']}")
+    frame = report["frame"]
+    click.echo(f"Frame learned: {frame['learned']}")
+    if "skipped" in frame:
+        click.echo(f"Frame in answers: skipped ({frame['skipped']})")
+        return
+    recall = frame["fact_recall"]
+    click.echo(f"Frame in answers to {frame['answered']} held-out questions: greeting {_rate(frame['greeting_rate'])}, "
+               f"full sign-off {_rate(frame['sign_off_rate'])}; fact recall {recall['voiced']} with the voice, "
+               f"{recall['plain']} without; invented identifiers {frame['invented_identifiers']}; "
+               f"changes outside the frame {frame['unframed_changes']}; lead-in {frame['lead_in_ms']} ms per answer")
+
+
+def _rate(value: float | None) -> str:
+    return "n/a (the voice has none)" if value is None else f"{value:.2f}"
 
 
 @voice.command(name="list")

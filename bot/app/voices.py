@@ -14,6 +14,7 @@ from bot.app.config import Settings
 from bot.voice_frame import VoiceFrame, learn_frame
 
 if TYPE_CHECKING:
+    from adapters_lora.dataset import VoiceExample
     from adapters_lora.registry import VoiceRegistry
     from adapters_lora.train import TrainingResult
     from bot.protocols import Generator
@@ -74,17 +75,24 @@ class Voices:
             return None
         if isinstance(info.meta.get("frame"), dict):
             return VoiceFrame.from_dict(info.meta["frame"])
-        from adapters_lora.dataset import DatasetError, load_examples, split_held_out
+        from adapters_lora.dataset import DatasetError
 
-        training, path = info.meta.get("training", {}), Path(info.meta.get("dataset", {}).get("path", ""))
         try:
-            examples = load_examples(path)
-            train, _ = split_held_out(examples, training.get("held_out_fraction", 0.1), training.get("seed", 1234))
+            train, _ = self.examples(name)
         except (DatasetError, OSError) as err:
             logging.getLogger(__name__).warning("voice %s has no learned frame and its examples cannot be read (%s); "
                                                 "retrain it to frame its answers", name, str(err).splitlines()[0])
             return None
         return learn_frame([e.answer for e in train])
+
+    def examples(self, name: str) -> tuple[list[VoiceExample], list[VoiceExample]]:
+        """The voice's (training, held-out) examples, split as its training split them."""
+        from adapters_lora.dataset import load_examples, split_held_out
+
+        meta = {v.name: v for v in self.registry.list()}[name].meta
+        training = meta.get("training", {})
+        examples = load_examples(Path(meta.get("dataset", {}).get("path", "")))
+        return split_held_out(examples, training.get("held_out_fraction", 0.1), training.get("seed", 1234))
 
     def rollback_voice(self) -> str | None:
         return self.registry.rollback()
