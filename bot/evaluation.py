@@ -128,7 +128,7 @@ def evaluate(service: AnswerService, items: Sequence[QAItem], generate: bool = T
             else:
                 answered += 1
                 cited_expected += any(c.source in relevant for c in answer.citations)
-            quality.add(item, answer)
+            quality.add(item, answer, service.framer.frame(answer.voice).texts())
         else:
             latencies.append(retrieval_ms)
             top = passages[: service.settings.top_k]
@@ -165,7 +165,9 @@ class AnswerQuality:
         self.invented = self.garbled = self.answered = 0
         self.yes_no: list[bool] = []
 
-    def add(self, item: QAItem, answer: Answer) -> None:
+    def add(self, item: QAItem, answer: Answer, frame: Sequence[str] = ()) -> None:
+        """`frame`: the answering voice's own greeting and sign-off (names and emoji there are
+        the team's words, not identifiers the answer invented)."""
         if item.answer.strip():
             self.recalls.append(0.0 if answer.abstained else recall(answer.answer, item.answer))
         if item.yes_no:
@@ -174,7 +176,7 @@ class AnswerQuality:
             return
         self.answered += 1
         self.words.append(word_count(answer.answer))
-        self.invented += bool(invented_identifiers(answer.answer, [answer.context]))
+        self.invented += bool(invented_identifiers(answer.answer, [answer.context, *frame]))
         self.garbled += garbled(answer.answer) is not None
 
     def report(self) -> dict[str, float | None]:
