@@ -70,6 +70,11 @@ class VoiceFrame:
         """Whether `answer` closes with the whole sign-off, exactly as the team writes it."""
         return bool(self.sign_off) and (answer == self.sign_off or answer.endswith("\n" + self.sign_off))
 
+    def unsigned(self, answer: str) -> str:
+        """`answer` without the sign-off: where its own ending is judged (a sign-off may end on
+        an emoji or a name, a sentence of the answer may not)."""
+        return answer[: -len(self.sign_off)].rstrip() if self.closes(answer) else answer
+
     def summary(self) -> str:
         """One line for `voice train` and `voice list`."""
         if not self.greetings and not self.sign_off:

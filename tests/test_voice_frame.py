@@ -118,3 +118,17 @@ def test_a_voice_that_opens_with_its_facts_gets_no_lead_in_and_costs_no_generati
     assert lead("Hello there!", voice="product_signoff")[0] == ""  # a sign-off but no greeting
     assert Framer(Leads("Hi!"), lambda name: learn_frame(replies(name))).sign_off("product_signoff") == (
         "Happy note-taking with Lumen Notes ✍️")
+
+
+def test_eval_judges_an_answer_without_counting_the_team_frame_as_invented_or_cut_off() -> None:
+    from bot.evaluation import AnswerQuality, QAItem
+    from bot.types import Answer
+
+    frame = learn_frame(replies("product_signoff"))
+    answer = Answer(answer="Open the folder and choose Share [1].\n\nHappy note-taking with Lumen Notes ✍️",
+                    abstained=False, context="[1] Sharing\nOpen the folder and choose Share.")
+    judged, unframed = AnswerQuality(), AnswerQuality()
+    judged.add(QAItem("How do I share?", "Choose Share.", ()), answer, frame)
+    unframed.add(QAItem("How do I share?", "Choose Share.", ()), answer)
+    assert judged.report()["garbled"] == 0.0 and judged.report()["invented_identifiers"] == 0.0
+    assert unframed.report()["garbled"] == 1.0  # without knowing the frame, the emoji ending reads as cut off
