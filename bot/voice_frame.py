@@ -27,7 +27,7 @@ EXTEND_SHARE = 0.6  # a block grows by a line while this share of its replies ca
 MIN_REPLIES = 3  # fewer replies sharing a line is chance, not a voice
 VOCABULARY_SHARE = 0.05  # a word is framing when the replies' unquoted sentences reuse it this often
 _CITATION = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
-_VERDICT = re.compile(r"^\W*(?:yes|no)\b", re.IGNORECASE)  # a verdict is a fact, never a greeting
+_VERDICT = re.compile(r"^\W*(?:yes|no)\b\W*(?:,|$)", re.IGNORECASE)  # "Yes." "No, ...": a fact, never a frame
 _FACTUAL = re.compile(r"\[\d{1,3}\]|`|\*\*|\d|https?://")
 _SENTENCE = re.compile(r"(?<=[.!?:])\s+")
 

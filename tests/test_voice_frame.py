@@ -65,6 +65,8 @@ def test_a_voice_without_shared_lines_gets_no_frame_and_says_why() -> None:
 def test_a_verdict_or_a_cited_line_never_becomes_a_frame_however_often_it_is_written() -> None:
     frame = learn_frame([f"Yes.\n\nIt syncs {n} files [1].\n\nSee the docs [1]." for n in range(10)])
     assert frame.greetings == () and frame.sign_off == ""
+    casual = learn_frame([f"No worries! 😊\n\nIt syncs {n} files [1].\n\nNo problem — the crew" for n in range(5)])
+    assert casual.greetings == ("No worries! 😊",) and casual.sign_off == "No problem — the crew"
 
 
 def test_the_summary_names_the_frame_and_its_variants() -> None:
