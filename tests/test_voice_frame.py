@@ -134,3 +134,27 @@ def test_eval_judges_an_answer_without_counting_the_team_frame_as_invented_or_cu
     unframed.add(QAItem("How do I share?", "Choose Share.", ()), answer)
     assert judged.report()["garbled"] == 0.0 and judged.report()["invented_identifiers"] == 0.0
     assert unframed.report()["garbled"] == 1.0  # without knowing the frame, the emoji ending reads as cut off
+
+
+def test_voice_eval_counts_the_frame_in_answers_against_the_same_answers_without_the_voice() -> None:
+    from adapters_lora.dataset import ContextPassage, VoiceExample
+    from bot.app.voice_frame_eval import summarise
+    from bot.types import Answer
+
+    frame = learn_frame(replies("casual_emoji"))
+    example = VoiceExample(1, "How big can a file be?", "Files up to **5 GB** upload [1].",
+                           (ContextPassage("Limits", "Files up to **5 GB** upload."),))
+    plain = Answer(answer="Files up to **5 GB** upload [1].", abstained=False, timings_ms={"generate": 0.0})
+
+    def voiced(text: str) -> Answer:
+        return Answer(answer=text, abstained=False, context="[1] Limits\nFiles up to **5 GB** upload.",
+                      timings_ms={"generate": 900.0})
+
+    rows = [(example, voiced(f"Hiya! 🙌✨\n\n{plain.answer}\n\n{frame.sign_off}"), plain),
+            (example, voiced(f"Hey hey! 👋\n\nHere's the file size:\n\n{plain.answer}\n\nHappy watching!"), plain),
+            (example, voiced(f"Hey hey! 👋\n\nFiles up to **50 GB** upload [1].\n\n{frame.sign_off}"), plain)]
+    report = summarise(frame, rows)
+    assert report["greeting_rate"] == 1.0 and report["sign_off_rate"] == round(2 / 3, 4)  # one cut to its start
+    assert report["fact_recall"] == {"voiced": round(2 / 3, 4), "plain": 1.0}  # "5 GB" lost once
+    assert report["invented_identifiers"] == 1 and report["unframed_changes"] == 2 and report["model_lines"] == 1
+    assert report["lead_in_ms"] == 900.0

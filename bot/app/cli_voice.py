@@ -98,7 +98,8 @@ def evaluate(obj: Context, name: str, as_json: bool) -> None:
     click.echo(f"Frame in answers to {frame['answered']} held-out questions: greeting {_rate(frame['greeting_rate'])}, "
                f"full sign-off {_rate(frame['sign_off_rate'])}; fact recall {recall['voiced']} with the voice, "
                f"{recall['plain']} without; invented identifiers {frame['invented_identifiers']}; "
-               f"changes outside the frame {frame['unframed_changes']}; lead-in {frame['lead_in_ms']} ms per answer")
+               f"changes outside the frame {frame['unframed_changes']}; the model's own line in {frame['model_lines']}; "
+               f"lead-in {frame['lead_in_ms']} ms per answer")
 
 
 def _rate(value: float | None) -> str:

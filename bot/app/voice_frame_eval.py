@@ -7,8 +7,9 @@ is answered through the answering service twice, in the voice and without it, an
   bold labels), kept by the voiced and by the plain answer;
 - invented identifiers: identifiers of a voiced answer found neither in its plain twin, nor
   in its passages, nor in the team's own frame (names and emoji there are voice);
-- unframed changes: voiced answers that are not greeting + plain answer + sign-off (a terse
-  voice must add nothing);
+- unframed changes: voiced answers that are not greeting (+ the model's framing line) +
+  plain answer + sign-off (a terse voice must add nothing);
+- model lines: voiced answers whose greeting the model's own framing line follows;
 - lead-in cost: the extra milliseconds a voiced answer spends generating.
 """
 
@@ -43,7 +44,7 @@ def summarise(frame: VoiceFrame, rows: Sequence[tuple[VoiceExample, Answer, Answ
     answered = [(e, v, p) for e, v, p in rows if not v.abstained and not p.abstained]
     kept = {"voiced": 0, "plain": 0}
     expected = 0
-    invented = unframed = 0
+    invented = unframed = model_lines = 0
     extra_ms: list[float] = []
     for example, voiced, plain in answered:
         for label, answer in (("voiced", voiced), ("plain", plain)):
@@ -52,6 +53,7 @@ def summarise(frame: VoiceFrame, rows: Sequence[tuple[VoiceExample, Answer, Answ
         expected += grounding(example, plain.answer)[1]
         invented += bool(missing_identifiers(voiced.answer, [plain.answer, voiced.context, *frame.texts()]))
         unframed += not _framed_twin(voiced.answer, plain.answer, frame)
+        model_lines += _model_line(voiced.answer, plain.answer, frame)
         extra_ms.append(voiced.timings_ms.get("generate", 0.0) - plain.timings_ms.get("generate", 0.0))
     count = len(answered)
 
@@ -65,6 +67,7 @@ def summarise(frame: VoiceFrame, rows: Sequence[tuple[VoiceExample, Answer, Answ
         "fact_recall": {label: round(k / expected, 4) if expected else None for label, k in kept.items()},
         "invented_identifiers": invented,
         "unframed_changes": unframed,
+        "model_lines": model_lines,
         "lead_in_ms": round(statistics.fmean(extra_ms), 1) if extra_ms else None,
     }
 
@@ -78,3 +81,8 @@ def _framed_twin(voiced: str, plain: str, frame: VoiceFrame) -> bool:
     head_ok = not head or (frame.opens(head) and head.endswith("\n\n"))
     tail_ok = not tail or tail == "\n\n" + frame.sign_off
     return head_ok and tail_ok
+
+
+def _model_line(voiced: str, plain: str, frame: VoiceFrame) -> bool:
+    head = voiced.split(plain, 1)[0] if plain in voiced else ""
+    return bool(head) and not any(head == greeting + "\n\n" for greeting in frame.greetings)

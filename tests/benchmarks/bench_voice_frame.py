@@ -7,7 +7,7 @@ with the voice and without it. Questions: the voice's held-out examples, then ex
 the other voices (never trained on by this one), each with the passages and reference reply
 the team wrote. Prints per voice: the frame learned, greeting rate, full sign-off rate, fact
 recall with and without the voice, answers with invented identifiers, answers changed outside
-the frame, and the lead-in's cost per answer. "held out" marks the voices the frame rule was
+the frame, answers carrying the model's own framing line, and the lead-in's cost per answer. "held out" marks the voices the frame rule was
 not chosen on (it was chosen on the bundled driftwood voice, the formal benchmark voice,
 casual_emoji and terse).
 
@@ -55,7 +55,7 @@ def main() -> None:
     print(f"training: {args.steps} steps per voice, batch 2, LoRA rank 4 in the top 2 layers "
           f"(a tiny adapter: the frame does not come from it)")
     header = (f"{'voice':<18}{'held out':>9}{'answered':>9}{'greeting':>9}{'sign-off':>9}{'recall':>8}"
-              f"{'no voice':>9}{'invented':>9}{'changed':>8}{'lead ms':>8}")
+              f"{'no voice':>9}{'invented':>9}{'changed':>8}{'own line':>9}{'lead ms':>8}")
     lines = []
     for name in args.voices.split(","):
         t0 = time.perf_counter()
@@ -76,13 +76,15 @@ def main() -> None:
         r = s["fact_recall"]
         lines.append(f"{name:<18}{'yes' if DEV.get(name) else 'no':>9}{s['answered']:>9}{_rate(s['greeting_rate']):>9}"
                      f"{_rate(s['sign_off_rate']):>9}{_rate(r['voiced']):>8}{_rate(r['plain']):>9}"
-                     f"{s['invented_identifiers']:>9}{s['unframed_changes']:>8}{_ms(s['lead_in_ms']):>8}")
+                     f"{s['invented_identifiers']:>9}{s['unframed_changes']:>8}{s['model_lines']:>9}"
+                     f"{_ms(s['lead_in_ms']):>8}")
         shown = next((v.answer for _, v, _ in rows if not v.abstained), "")
         print("  first answer: " + shown[:120].replace("\n", "⏎") + " … " + shown[-60:].replace("\n", "⏎"))
     print("\n" + header)
     print("\n".join(lines))
     print("greeting / sign-off: '-' where the voice's examples have none (nothing may be added); "
-          "'no voice': the same answers without it")
+          "'no voice': the same answers without it; 'own line': answers where the model's framing line "
+          "follows the greeting; 'lead ms': generation added per answer by the voice")
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
