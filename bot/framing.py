@@ -66,13 +66,11 @@ class Framer:
         frame = self.frame(voice_name)
         if not frame.greetings:
             return ""
-        line = self._write_lead(question, body, history, voice)
-        picked = frame.greeting_opening(line)
-        if picked:
-            return picked
-        if framing_line(line, question, frame, sources):
-            return f"{frame.greeting}\n\n{line}"
-        return frame.greeting
+        picked, line = frame.split_greeting(self._write_lead(question, body, history, voice))
+        greeting = picked or frame.greeting
+        if line and framing_line(line, question, frame, sources):
+            return f"{greeting}\n\n{line}"
+        return greeting
 
     def _write_lead(self, question: str, body: str, history: Sequence[Turn], voice: str | None) -> str:
         """The first line the voice writes above `body` (the facts it will be followed by)."""

@@ -15,7 +15,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bot.grounding import content_terms
 
@@ -47,7 +47,7 @@ class VoiceFrame:
     replies: int = 0  # how many example replies it was learned from
     greeted: float = 0.0  # share of those replies opening with one of the greetings
     signed: float = 0.0  # share closing with the sign-off
-    reasons: tuple[str, ...] = field(default=())  # why no greeting / sign-off was found
+    reasons: tuple[str, ...] = ()  # why no greeting / sign-off was found
 
     @property
     def greeting(self) -> str:
@@ -57,10 +57,15 @@ class VoiceFrame:
         """The team's own framing text: names and emoji here are voice, not invented facts."""
         return [*self.greetings, self.sign_off] if self.sign_off else list(self.greetings)
 
-    def greeting_opening(self, line: str) -> str:
-        """The greeting whose first line `line` is (whitespace aside), as the team writes it."""
-        wanted = squash(line)
-        return next((g for g in self.greetings if squash(g.splitlines()[0]) == wanted), "")
+    def split_greeting(self, line: str) -> tuple[str, str]:
+        """(the greeting `line` opens with, as the team writes it, or ""; the rest of the line):
+        a model that writes "Hiya! 🙌✨ Here's how:" picked the greeting "Hiya! 🙌✨"."""
+        squashed = squash(line)
+        for greeting in sorted(self.greetings, key=len, reverse=True):
+            first = squash(greeting.splitlines()[0])
+            if squashed == first or squashed.startswith(first + " "):
+                return greeting, squashed[len(first):].strip()
+        return "", squashed
 
     def opens(self, answer: str) -> bool:
         """Whether `answer` opens with one of the greetings, exactly as the team writes it."""
@@ -81,13 +86,13 @@ class VoiceFrame:
             return "frame: none found, because " + "; ".join(self.reasons)
         parts = []
         if self.greetings:
-            more = f" (+{len(self.greetings) - 1} more: {', '.join(map(_shown, self.greetings[1:4]))}" \
+            more = f" (+{len(self.greetings) - 1} more: {', '.join(map(repr, self.greetings[1:4]))}" \
                    f"{', …' if len(self.greetings) > 4 else ''})" if len(self.greetings) > 1 else ""
-            parts.append(f"greeting: {_shown(self.greeting)}{more} in {self.greeted:.0%} of {self.replies} replies")
+            parts.append(f"greeting: {self.greeting!r}{more} in {self.greeted:.0%} of {self.replies} replies")
         else:
             parts.append(f"greeting: none ({self.reasons[0]})")
         if self.sign_off:
-            parts.append(f"sign-off: {_shown(self.sign_off)} in {self.signed:.0%}")
+            parts.append(f"sign-off: {self.sign_off!r} in {self.signed:.0%}")
         else:
             parts.append(f"sign-off: none ({self.reasons[-1]})")
         return ", ".join(parts)
@@ -102,10 +107,6 @@ class VoiceFrame:
         return cls(tuple(data.get("greetings", ())), data.get("sign_off", ""), frozenset(data.get("vocabulary", ())),
                    int(data.get("replies", 0)), float(data.get("greeted", 0.0)), float(data.get("signed", 0.0)),
                    tuple(data.get("reasons", ())))
-
-
-def _shown(text: str) -> str:
-    return repr(text)
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,8 @@ def lead(model_line: str, voice: str = "casual_emoji") -> tuple[str, Leads]:
 
 def test_the_greeting_the_model_picks_is_used_as_the_team_writes_it() -> None:
     assert lead("Hiya!   🙌✨")[0] == "Hiya! 🙌✨"
+    assert lead("Hiya! 🙌✨ Here's how to share a folder:")[0] == "Hiya! 🙌✨\n\nHere's how to share a folder:"
+    assert lead("Hiya! 🙌✨ Run `drift share` first.")[0] == "Hiya! 🙌✨"
 
 
 def test_a_model_line_that_frames_the_question_follows_the_team_greeting_names_and_emoji_included() -> None:
