@@ -160,3 +160,19 @@ def test_voice_eval_counts_the_frame_in_answers_against_the_same_answers_without
     assert report["fact_recall"] == {"voiced": round(2 / 3, 4), "plain": 1.0}  # "5 GB" lost once
     assert report["invented_identifiers"] == 1 and report["unframed_changes"] == 2 and report["model_lines"] == 1
     assert report["lead_in_ms"] == 900.0
+
+
+def test_a_voice_trained_before_frames_were_saved_learns_its_frame_from_its_dataset(tmp_path: Path) -> None:
+    from bot.app.config import load_settings
+    from bot.app.voices import Voices
+
+    voices = Voices(load_settings(data_dir=tmp_path))
+    for name, dataset in (("older", VOICES / "spanish_greeting.jsonl"), ("orphan", tmp_path / "gone.jsonl")):
+        folder = voices.registry.root / name
+        folder.mkdir(parents=True)
+        (folder / "voice.json").write_text(json.dumps({"name": name, "dataset": {"path": str(dataset)},
+                                                       "training": {"held_out_fraction": 0.1, "seed": 1234}}))
+    older = voices.frame("older")
+    assert older is not None and older.greetings == ("¡Hola! 👋", "¡Buenas!")
+    assert older.sign_off == "¡Saludos! — Equipo de Soporte" and older.replies == 41  # its training split
+    assert voices.frame("orphan") is None and voices.frame("unknown") is None
