@@ -176,3 +176,26 @@ def test_a_voice_trained_before_frames_were_saved_learns_its_frame_from_its_data
     assert older is not None and older.greetings == ("¡Hola! 👋", "¡Buenas!")
     assert older.sign_off == "¡Saludos! — Equipo de Soporte" and older.replies == 41  # its training split
     assert voices.frame("orphan") is None and voices.frame("unknown") is None
+
+
+@pytest.mark.parametrize(("voice", "opens", "closes"), [
+    ("casual_emoji", "Hiya! 🙌✨\n\n", "\n\nHappy watching! 📺 — The Streamly Crew"),
+    ("formal_signature", "Dear customer,\n\n", "\n\nKind regards,\nMaria Keller\nCustomer Care · Northwind Bank"),
+    ("terse", "", ""),
+    ("spanish_greeting", "¡Hola! 👋\n\n", "\n\n¡Saludos! — Equipo de Soporte"),
+    ("product_signoff", "", "\n\nHappy note-taking with Lumen Notes ✍️"),
+])
+def test_answers_in_each_shape_of_voice_carry_its_frame_verbatim_around_the_same_facts(
+        core, voice: str, opens: str, closes: str) -> None:
+    from bot.answering import AnswerService
+    from bot.types import Question
+
+    question = Question(text="How do I share a folder with someone outside my team?")
+    plain = AnswerService(core.knowledge.retriever, Leads("Hiya! 🙌✨"), composer=core.answers.composer,
+                          active_voice=lambda: None).answer(question)
+    model = Leads("Hiya! 🙌✨")  # a model that opens with one of the casual voice's greetings
+    voiced = AnswerService(core.knowledge.retriever, model, composer=core.answers.composer,
+                           active_voice=lambda: voice, voice_frames=lambda name: learn_frame(replies(name))
+                           ).answer(question)
+    assert voiced.answer == opens + plain.answer + closes
+    assert len(model.prompts) == (1 if opens else 0)  # a voice that opens with its facts costs no generation
