@@ -35,7 +35,7 @@ def _registry_errors(func):
 @click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_registry_errors
 def check(dataset: Path) -> None:
-    """Validate a voice dataset (JSONL) without training."""
+    """Validate a voice dataset (JSONL) and show the frame it would teach, without training."""
     from bot.app.voices import check_voice_dataset
 
     click.echo(check_voice_dataset(dataset))

@@ -119,4 +119,5 @@ def check_voice_dataset(path: Path) -> str:
     with_context = sum(1 for e in examples if e.context)
     train, held = split_held_out(examples, 0.1, 1234)
     return (f"{path}: {len(examples)} examples OK ({with_context} with context); "
-            f"{len(train)} for training, {len(held)} held out.")
+            f"{len(train)} for training, {len(held)} held out.\n"
+            f"Training would learn: {learn_frame([e.answer for e in train]).summary()}")
