@@ -4,7 +4,10 @@ names, punctuation, line breaks), and the words they use around their facts.
 
 No word list of ours decides what a greeting is: a frame is the leading or trailing block of
 lines that a clear share of the replies share, compared after normalising whitespace only.
-What the replies share word for word across many different questions cannot be a fact about
+Where no whole line is shared, the first sentence of the first lines and the closing
+sentences of the last lines are compared the same way (a greeting or sign-off written on the
+same line as the facts). What the replies share word for word across many different
+questions cannot be a fact about
 any one of them; a voice whose replies open (or close) straight with the facts gets no
 greeting (or sign-off), and the frame says why.
 """
@@ -30,6 +33,10 @@ _CITATION = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
 _VERDICT = re.compile(r"^\W*(?:yes|no)\b\W*(?:,|$)", re.IGNORECASE)  # "Yes." "No, ...": a fact, never a frame
 _FACTUAL = re.compile(r"\[\d{1,3}\]|`|\*\*|\d|https?://")
 _SENTENCE = re.compile(r"(?<=[.!?:])\s+")
+# A line's first sentence (or salutation) with any emoji after it ("Hey there! 👋"), and each
+# place a sentence ends inside a line (what follows may be a sign-off)
+_FIRST_SENTENCE = re.compile(r"^.*?[.!?,…](?:\s*[^\w\s\[]+)*(?=\s+\S)")
+_SENTENCE_END = re.compile(r"[.!?…](?:\s*[^\w\s\[]+)*(?=\s+\S)")
 
 
 def squash(line: str) -> str:
@@ -143,11 +150,13 @@ def learn_frame(replies: Sequence[str]) -> VoiceFrame:
     if n < MIN_REPLIES:
         return VoiceFrame(replies=n, reasons=(f"only {n} example replies (a frame needs {MIN_REPLIES})",))
     reasons: list[str] = []
-    sign_off, signed_by = _shared_ending(parsed)
+    sign_off, signed_by = _shared_ending(parsed) or _shared_inline_ending(parsed)
     if not sign_off:
         reasons.append("no closing line is shared by "
                        f"{SIGN_OFF_SHARE:.0%} of the {n} replies (they end with their facts)")
     greetings, greeted_by = _shared_openings(parsed, sign_off)
+    if not greetings:
+        greetings, greeted_by = _shared_inline_openings(parsed)
     if not greetings:
         reasons.insert(0, f"no opening line is shared by {GREETING_SHARE:.0%} of the {n} replies "
                           f"(they open with their facts)")
@@ -165,16 +174,38 @@ def _framing_line(key: str) -> bool:
     return not _CITATION.search(key) and not _VERDICT.match(key)
 
 
-def _shared_ending(parsed: list[_Reply]) -> tuple[str, int]:
+def _shared_inline_ending(parsed: list[_Reply]) -> tuple[str, int]:
+    """Where no closing line is shared: the closing sentences most last lines share
+    ("Click Save [1]. Happy watching! — the Crew"), or ("", 0)."""
+    tails: Counter[str] = Counter()
+    for reply in parsed:
+        last = reply.keys[-1]
+        tails.update({last[m.end():].strip() for m in _SENTENCE_END.finditer(last)})
+    shared = [(t, c) for t, c in tails.items() if c >= _need(len(parsed), SIGN_OFF_SHARE) and _framing_line(t)]
+    return max(shared, key=lambda item: (item[1], len(item[0]))) if shared else ("", 0)
+
+
+def _shared_inline_openings(parsed: list[_Reply]) -> tuple[list[str], int]:
+    """Where no opening line is shared: the first sentences a clear share of first lines
+    open with ("Hey there! 👋 Here's how to ..."), most common first, or ([], 0)."""
+    heads = Counter(m.group(0) for m in (_FIRST_SENTENCE.search(r.keys[0]) for r in parsed) if m)
+    n = len(parsed)
+    variants = [(line, count) for line, count in heads.most_common()
+                if count >= _need(n, VARIANT_SHARE) and _framing_line(line)]
+    total = sum(count for _, count in variants)
+    return ([line for line, _ in variants], total) if total >= _need(n, GREETING_SHARE) else ([], 0)
+
+
+def _shared_ending(parsed: list[_Reply]) -> tuple[str, int] | None:
     """The closing block most replies carry, grown upwards line by line while most of the
     replies that carry it carry the longer block too; ("", 0) when none is shared enough."""
     n = len(parsed)
     last = Counter(r.keys[-1] for r in parsed if len(r.keys) > 1 and _framing_line(r.keys[-1]))
     if not last:
-        return "", 0
+        return None
     top, support = max(last.items(), key=lambda item: (item[1], len(item[0])))
     if support < _need(n, SIGN_OFF_SHARE):
-        return "", 0
+        return None
     block = (top,)
     while len(block) < MAX_BLOCK_LINES:
         carriers = [r for r in parsed if len(r.keys) > len(block) + 1 and r.keys[-len(block):] == block]

@@ -212,3 +212,12 @@ def test_voice_check_says_which_frame_training_would_learn(tmp_path: Path, clean
     assert result.output.splitlines()[-1] == (
         "Training would learn: greeting: 'Dear customer,' (+1 more: 'Good afternoon,') in 84% of 38 replies, "
         "sign-off: 'Kind regards,\\nMaria Keller\\nCustomer Care · Northwind Bank' in 100%")
+
+
+def test_a_greeting_and_sign_off_written_on_the_same_line_as_the_facts_are_found_too() -> None:
+    facts = ["Open the folder and choose Share [1].", "Uploads resume on their own [1].", "Choose Export [2].",
+             "Invoices are in Billing [1]."]
+    frame = learn_frame([f"Hey there! 👋 {fact} Happy watching! 📺 — The Streamly Crew" for fact in facts])
+    assert frame.greetings == ("Hey there! 👋",)
+    assert frame.sign_off == "Happy watching! 📺 — The Streamly Crew"
+    assert learn_frame(replies("terse")).greetings == ()  # first sentences of facts are not shared
