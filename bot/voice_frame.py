@@ -7,9 +7,8 @@ lines that a clear share of the replies share, compared after normalising whites
 Where no whole line is shared, the first sentence of the first lines and the closing
 sentences of the last lines are compared the same way (a greeting or sign-off written on the
 same line as the facts). What the replies share word for word across many different
-questions cannot be a fact about
-any one of them; a voice whose replies open (or close) straight with the facts gets no
-greeting (or sign-off), and the frame says why.
+questions cannot be a fact about any one of them; a voice whose replies open (or close)
+straight with the facts gets no greeting (or sign-off), and the frame says why.
 """
 
 from __future__ import annotations
