@@ -8,6 +8,7 @@ would. Nothing here answers, indexes or renders; the parts do.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -99,7 +100,7 @@ class App:
                 channel_sources=scoped, mode=mode, frame=cfg.frame),
                 indexed_at=self.index_ops.indexed_at if cfg.show_indexed_at else None,
                 active_voice=self.voices.active_voice, on_answered=lambda q, a: self.metrics.on_answer(q, a),
-                composer=Composer(self.knowledge.embedder))
+                composer=Composer(self.knowledge.embedder), voice_frames=self.voices.frame)
         return self._answers
 
     @property
@@ -169,7 +170,7 @@ class App:
     def warm_up(self) -> None:
         """Load what the first answer would otherwise wait a minute for: the index, the
         embedder, the generator (the bundled model is converted on its first load) and the
-        active voice's greeting and sign-off (learned from replies it writes)."""
+        active voice's greeting and sign-off (learned from its example replies)."""
         from bot.protocols import BASE_VOICE
         from bot.types import ChatMessage
 
@@ -196,7 +197,28 @@ class App:
         return live is not None, info
 
     def evaluate_voice(self, name: str, log: Any = None) -> dict[str, Any]:
-        return self.voices.evaluate(name, self.generator, self.knowledge.embedder.embed_documents, log=log)
+        """The voice's held-out figures (adapters_lora.voice_eval), and how its frame shows in
+        real answers to its held-out questions, against the same answers without it."""
+        from bot.app.voice_frame_eval import frame_report
+        from bot.voice_frame import VoiceFrame
+
+        report = self.voices.evaluate(name, self.generator, self.knowledge.embedder.embed_documents, log=log)
+        frame = self.voices.frame(name) or VoiceFrame()
+        if not self.knowledge.store.live():
+            report["frame"] = {"learned": frame.summary(), "skipped": "no docs index to answer from: run `index`"}
+        else:
+            _, held = self.voices.examples(name)
+            (log or (lambda m: None))(f"answering {len(held)} held-out questions with and without the voice ...")
+            report["frame"] = {"learned": frame.summary(), **frame_report(self.answer_service_for, name, frame, held)}
+        (self.voices.registry.path(name) / "eval.json").write_text(json.dumps(report, indent=2))
+        return report
+
+    def answer_service_for(self, voice: str | None) -> AnswerService:
+        """An answering service like the bot's that answers in `voice` (None: no voice),
+        whichever voice is active: for evaluations and benchmarks."""
+        answers = self.answers
+        return AnswerService(answers.retriever, answers.generator, settings=answers.settings,
+                             active_voice=lambda: voice, composer=answers.composer, voice_frames=self.voices.frame)
 
     def run_console(self, user: str) -> None:
         from adapters.console import ConsoleChat
