@@ -35,7 +35,7 @@ from tests.discord_fakes import (
     start_offline,
     user,
 )
-from tests.fakes import FixedAnswers, ScriptedGenerator
+from tests.fakes import FixedAnswers, ScriptedGenerator, driftwood_frame
 
 
 def run(scenario) -> Any:
@@ -244,7 +244,8 @@ def test_an_exception_in_the_core_becomes_an_error_reply_and_the_bot_keeps_going
 
         generate = stream
 
-    broken = AnswerService(core.knowledge.retriever, Broken(), active_voice=lambda: "crew")  # the voice's lead-in fails
+    broken = AnswerService(core.knowledge.retriever, Broken(), active_voice=lambda: "crew",  # the voice's lead-in fails
+                           voice_frames=lambda name: driftwood_frame())
     registry = build_registry(AccessPolicy(), broken, core.index_ops, core.status_report)
 
     async def scenario() -> None:
