@@ -31,3 +31,4 @@ benchmarks: install
 	$(BIN)/python -m tests.benchmarks.bench_slack
 	$(BIN)/python -m tests.benchmarks.bench_s3
 	$(BIN)/python -m tests.benchmarks.bench_voice
+	$(BIN)/python -m tests.benchmarks.bench_voice_frame

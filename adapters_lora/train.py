@@ -23,6 +23,7 @@ from adapters_lora.dataset import VoiceExample, dataset_hash, load_examples, req
 from adapters_lora.encoding import IGNORE_INDEX, EncodedExample, encode_example
 from adapters_lora.registry import VOICE_FILE, VoiceRegistry
 from bot.protocols import VoiceRefused
+from bot.voice_frame import VoiceFrame, learn_frame
 
 
 class TrainingSettingsError(VoiceRefused, ValueError):
@@ -82,6 +83,7 @@ class TrainingResult:
     initial_held_out_loss: float
     seconds: float
     stopped_early: bool
+    frame: VoiceFrame = field(default_factory=VoiceFrame)  # greeting and sign-off its training replies share
     model: Any = field(default=None, repr=False)  # the trained peft model, still in memory
 
 
@@ -191,14 +193,16 @@ def train_voice(dataset: Path, name: str, registry: VoiceRegistry, base_model: s
 
     model.eval()
     result = TrainingResult(name, registry.root / name, len(train_enc), len(held_enc), skipped_a + skipped_b, step,
-                            best_loss, initial, seconds, stopped_early, model)
+                            best_loss, initial, seconds, stopped_early, learn_frame([e.answer for e in train_set]),
+                            model)
     with registry.staging(name) as staging:
         model.save_pretrained(staging)
         meta = _voice_meta(result, config, base_model_id, dataset, len(examples))
         (staging / "report.json").write_text(json.dumps({"loss_curves": curve, **meta["metrics"]}, indent=2))
         _plot(curve, staging / "loss.png", name)
         (staging / VOICE_FILE).write_text(json.dumps(meta, indent=2))
-    say(f"Voice {name!r} saved: held-out loss {initial:.3f} -> {best_loss:.3f} in {seconds:.0f}s.")
+    say(f"Voice {name!r} saved: held-out loss {initial:.3f} -> {best_loss:.3f} in {seconds:.0f}s; "
+        f"{result.frame.summary()}.")
     return result
 
 
@@ -279,6 +283,7 @@ def _voice_meta(result: TrainingResult, config: TrainingConfig, base_model_id: s
         "base_model": base_model_id,
         "dataset": {"path": str(dataset), "sha256": dataset_hash(dataset), "examples": examples},
         "training": asdict(config),
+        "frame": result.frame.to_dict(),  # learned from the training replies, used exactly as written
         "versions": {"peft": peft.__version__, "transformers": transformers.__version__, "torch": torch.__version__},
         "metrics": {
             "held_out_loss_before": round(result.initial_held_out_loss, 4),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from bot.composer import Composer
 from bot.conversation import ConversationMemory
-from bot.framing import Framer
+from bot.framing import FrameSource, Framer
 from bot.generated_text import cited_numbers
 from bot.grounding import is_noise, missing_identifiers
 from bot.prompting import build_messages, render_context, retrieval_query
@@ -53,10 +53,10 @@ class AnswerService:
                  indexed_at: Callable[[], str | None] | None = None,
                  active_voice: Callable[[], str | None] | None = None,
                  on_answered: Callable[[Question, Answer], None] | None = None,
-                 composer: Composer | None = None) -> None:
+                 composer: Composer | None = None, voice_frames: FrameSource | None = None) -> None:
         self.retriever = retriever
         self.composer = composer or Composer()
-        self.framer = Framer(generator)
+        self.framer = Framer(generator, voice_frames)  # voice_frames: each voice's frame, learned from its examples
         self.generator = generator
         self.memory = memory or ConversationMemory()
         self.settings = settings or AnsweringSettings()

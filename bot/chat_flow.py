@@ -94,10 +94,15 @@ class Rated:
 
 
 class ChatFlow:
-    def __init__(self, commands: CommandRegistry, feedback: FeedbackStore, queue: WorkQueue) -> None:
+    """`on_answered(question, answer)`: called on the worker thread for every answer the
+    flow records, after it is written (e.g. to keep the question's vector for insights)."""
+
+    def __init__(self, commands: CommandRegistry, feedback: FeedbackStore, queue: WorkQueue,
+                 on_answered: Callable[[Question, Answer], None] | None = None) -> None:
         self.commands = commands
         self.feedback = feedback
         self.queue = queue
+        self.on_answered = on_answered
         self._threads: OrderedDict[str, float] = OrderedDict()
         self._deliveries: OrderedDict[str, None] = OrderedDict()
         self._accepting = True
@@ -115,8 +120,9 @@ class ChatFlow:
         if not (self._accepting or _taken_before_stop.get()):
             return ChatReply(RESTARTING_TEXT)
         self._in_flight += 1
+        asked_at = time.monotonic()
         try:
-            ticket = self.queue.submit(lambda: self.commands.ask(question, self._until_abandoned(on_token)))
+            ticket = self.queue.submit(lambda: self._answer(question, on_token))
             work = asyncio.wrap_future(ticket.future)
             said, said_at = "", 0.0
             while not (await asyncio.wait({work}, timeout=0.2))[0]:
@@ -143,7 +149,19 @@ class ChatFlow:
             self._in_flight -= 1
         if reply.answer is None:
             return ChatReply(reply.text)
-        return ChatReply(reply.answer.answer, reply.answer, self.feedback.record_answer(question, reply.answer))
+        waited_ms = round((time.monotonic() - asked_at) * 1000, 1)  # what the asker waited, queue included
+        return ChatReply(reply.answer.answer, reply.answer,
+                         self.feedback.record_answer(question, reply.answer, answer_ms=waited_ms))
+
+    def _answer(self, question: Question, on_token: Callable[[str], None] | None) -> Reply:
+        """On a worker: the answer, then `on_answered` (its failure never costs the answer)."""
+        reply = self.commands.ask(question, self._until_abandoned(on_token))
+        if reply.answer is not None and self.on_answered is not None:
+            try:
+                self.on_answered(question, reply.answer)
+            except Exception:
+                log.exception("after answering on %s", question.platform)
+        return reply
 
     async def ask_live(self, question: Question, edit: Edit, interval_s: float,
                        fit: Callable[[str], str] = lambda text: text, unfinished: str = " …",
@@ -219,6 +237,16 @@ class ChatFlow:
         except FeedbackUnavailable as err:
             log.error("answer not found for posting: %s", err)
             return FEEDBACK_DOWN_TEXT
+
+    def escalate(self, answer_id: str, user_id: str) -> None:
+        """A "talk to a human" press: counted for insights (the docs did not settle it). The
+        request for a person goes out whether or not it could be recorded."""
+        try:
+            self.feedback.escalate(answer_id, user_id)
+        except UnknownAnswer:
+            log.info("talk to a human on an answer no longer stored: %s", answer_id)
+        except FeedbackUnavailable as err:
+            log.error("escalation not recorded: %s", err)
 
     @staticmethod
     def human_request(group: str | None, user: str) -> str:

@@ -1,4 +1,4 @@
-"""The command registry every surface dispatches to: ask, reindex, status, voice, help.
+"""The command registry every surface dispatches to: ask, reindex, status, voice, insights, help.
 
 Two typed entries: `ask(question)` and `run(name, args, ctx)`, where the context says who
 asked and where. Chat platforms map their own spellings (`/supportbot reindex`) to a name;
@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from bot.acl import AccessPolicy
 from bot.answering import AnswerService, TokenCallback
+from bot.feedback import FeedbackUnavailable
+from bot.insights import InsightsError
 from bot.protocols import Refused, Reindexer, StatusSource, VoiceControl
 from bot.reindex_lock import AlreadyRunning
 from bot.types import Answer, Question
@@ -133,8 +135,10 @@ def format_status(info: dict) -> str:
 
 
 def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Reindexer,
-                   status: StatusSource, voices: VoiceControl | None = None) -> CommandRegistry:
-    """Wire the built-in commands to the core services."""
+                   status: StatusSource, voices: VoiceControl | None = None,
+                   insights: Callable[[str], str] | None = None) -> CommandRegistry:
+    """Wire the built-in commands to the core services. `insights(since)` is the summary of
+    what the docs did not answer since then (raises InsightsError for a bad `since`)."""
     def answer(question: Question, on_token: TokenCallback | None) -> Reply:
         answer = answers.answer(question, on_token=on_token)
         return Reply(answer.answer, answer=answer)
@@ -189,11 +193,23 @@ def build_registry(policy: AccessPolicy, answers: AnswerService, reindexer: Rein
             return Reply(f"Active voice: {active or 'base model'}. Voices: {listed}.")
         return Reply("Usage: /voice [list] | /voice activate NAME | /voice rollback", ok=False)
 
+    def show_insights(args: str, ctx: CommandContext) -> Reply:
+        assert insights is not None
+        try:
+            return Reply(insights(args or "7d"))
+        except InsightsError as err:
+            return Reply(str(err).replace("--since ", ""), ok=False)
+        except FeedbackUnavailable as err:  # the store is damaged: say which file and what to do
+            return Reply(str(err), ok=False)
+
     registry.register(Command("ask", "answer a question from the docs", ask, usage="<question>"))
     if voices is not None:
         registry.register(Command("voice", "list, activate or roll back brand voices (admins)", voice,
                                   admin_only=True, usage="[list | activate NAME | rollback]", listing=True))
     registry.register(Command("reindex", "re-index the docs now (admins)", reindex, admin_only=True))
+    if insights is not None:
+        registry.register(Command("insights", "answer rates and what the docs did not answer (admins)",
+                                  show_insights, admin_only=True, usage="[7d | 24h | 2w | DATE]"))
     registry.register(Command("status", "index and model status (admins)", show_status, admin_only=True,
                               listing=True))
     registry.register(Command("help", "list commands", show_help, listing=True))

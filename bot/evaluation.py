@@ -17,6 +17,7 @@ from bot.answering import AnswerService
 from bot.jsonl import UnreadableFile, read_objects
 from bot.protocols import Retriever
 from bot.types import Answer, Question
+from bot.voice_frame import VoiceFrame
 
 KS = (1, 5, 10)
 
@@ -128,7 +129,7 @@ def evaluate(service: AnswerService, items: Sequence[QAItem], generate: bool = T
             else:
                 answered += 1
                 cited_expected += any(c.source in relevant for c in answer.citations)
-            quality.add(item, answer)
+            quality.add(item, answer, service.framer.frame(answer.voice))
         else:
             latencies.append(retrieval_ms)
             top = passages[: service.settings.top_k]
@@ -165,7 +166,10 @@ class AnswerQuality:
         self.invented = self.garbled = self.answered = 0
         self.yes_no: list[bool] = []
 
-    def add(self, item: QAItem, answer: Answer) -> None:
+    def add(self, item: QAItem, answer: Answer, frame: VoiceFrame | None = None) -> None:
+        """`frame`: the answering voice's greeting and sign-off (names and emoji there are the
+        team's words, not invented identifiers, and a sign-off may end on an emoji)."""
+        frame = frame or VoiceFrame()
         if item.answer.strip():
             self.recalls.append(0.0 if answer.abstained else recall(answer.answer, item.answer))
         if item.yes_no:
@@ -174,8 +178,8 @@ class AnswerQuality:
             return
         self.answered += 1
         self.words.append(word_count(answer.answer))
-        self.invented += bool(invented_identifiers(answer.answer, [answer.context]))
-        self.garbled += garbled(answer.answer) is not None
+        self.invented += bool(invented_identifiers(answer.answer, [answer.context, *frame.texts()]))
+        self.garbled += garbled(frame.unsigned(answer.answer)) is not None
 
     def report(self) -> dict[str, float | None]:
         def share(count: int) -> float:

@@ -1,15 +1,21 @@
-"""What users thought of the answers: 👍/👎, comments, and admins' corrections, in SQLite.
+"""What users thought of the answers: 👍/👎, comments, admins' corrections and "talk to a
+human" presses, in SQLite.
 
-Every answer a chat platform shows is recorded (question, answer, sources, passages, voice,
-user) so a button pressed days later, after restarts, still finds what it rates. 👍-rated and
-admin-corrected answers export as voice examples: the brand voice learns from what the team
-approved.
+Every answer a chat platform shows is recorded (question, answer, sources and their scores,
+passages, voice, platform and channel, answer time, a hashed user id) so a button pressed
+days later, after restarts, still finds what it rates, and insights can count what the docs
+did not answer. 👍-rated and admin-corrected answers export as voice examples: the brand
+voice learns from what the team approved. Questions older than the retention period are
+deleted; the tables are defined, and upgraded in place, in `bot.feedback_schema`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 import sqlite3
 import threading
 import time
@@ -19,26 +25,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot import feedback_schema as schema
 from bot.types import Answer, Citation, Question
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS answers (
-    id TEXT PRIMARY KEY, created_at REAL NOT NULL, platform TEXT NOT NULL, channel TEXT, user_id TEXT NOT NULL,
-    question TEXT NOT NULL, answer TEXT NOT NULL, abstained INTEGER NOT NULL, sources TEXT NOT NULL,
-    context TEXT NOT NULL, voice TEXT, conversation TEXT
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, answer_id TEXT NOT NULL REFERENCES answers(id), created_at REAL NOT NULL,
-    user_id TEXT NOT NULL, rating INTEGER, comment TEXT, correction TEXT, by_admin INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS feedback_answer ON feedback(answer_id);
-CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, at REAL NOT NULL);
-"""
 _OPEN_ATTEMPTS = 25
 _DELIVERIES_KEPT_S = 86_400  # platforms re-deliver within minutes (Slack: 3 tries; Discord: a resume)
-_MIGRATIONS = {  # columns added after the first release of a table
-    ("answers", "conversation"): "ALTER TABLE answers ADD COLUMN conversation TEXT",
-}
+_PURGE_EVERY_S = 3600  # retention is applied when the store opens and then at most hourly
+HASHED_PREFIX = "h:"  # a user id stored as its keyed hash
 
 
 log = logging.getLogger(__name__)
@@ -74,12 +67,43 @@ class StoredAnswer:
         return [Citation.model_validate(c) for c in self.sources]
 
 
+@dataclass(frozen=True)
+class AnswerFacts:
+    """One recorded question as insights see it."""
+
+    id: str
+    created_at: float
+    question: str
+    question_key: str
+    abstained: bool
+    answer_ms: float | None
+    sources_json: str  # parsed only for the few that become coverage gaps
+    thumbs_up: int
+    thumbs_down: int
+    escalations: int
+
+    @property
+    def sources(self) -> list[dict]:
+        return json.loads(self.sources_json)
+
+
 class FeedbackStore:
-    def __init__(self, path: Path, on_rating: Callable[[int], None] | None = None) -> None:
+    """`retention_days`: questions older than this are deleted with their ratings,
+    escalations and vectors (0 keeps them). `hash_user_ids`: user ids are stored as a keyed
+    hash (the key lives in the database, so one user's presses still count once, and a
+    copied table alone names nobody). `clock` is handed in by tests that seed past weeks."""
+
+    def __init__(self, path: Path, on_rating: Callable[[int], None] | None = None, *, retention_days: int = 90,
+                 hash_user_ids: bool = True, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self.on_rating = on_rating  # e.g. metrics
+        self.retention_days = retention_days
+        self.hash_user_ids = hash_user_ids
+        self.clock = clock
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
+        self._user_key = b""
+        self._purged_at = 0.0
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -105,40 +129,95 @@ class FeedbackStore:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("BEGIN IMMEDIATE")  # replicas sharing the file set it up one at a time
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            for (table, column), ddl in _MIGRATIONS.items():  # a database from an earlier release
-                if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
-                    db.execute(ddl)
-            db.execute("CREATE INDEX IF NOT EXISTS answers_conversation ON answers(conversation)")
+            _migrate(db)
+            self._user_key = _user_key(db)
+            if self.hash_user_ids:
+                self._hash_plain_user_ids(db)
+            self._forget_expired(db)
             db.commit()
         except BaseException:
             db.close()
             raise
         return db
 
+    def _hash_plain_user_ids(self, db: sqlite3.Connection) -> None:
+        """Rows written before hashing was on (an earlier release, or the setting turned on)."""
+        for table in ("answers", "feedback", "escalations"):
+            plain = [row[0] for row in db.execute(
+                f"SELECT DISTINCT user_id FROM {table} WHERE user_id NOT LIKE '{HASHED_PREFIX}%'")]
+            db.executemany(f"UPDATE {table} SET user_id = ? WHERE user_id = ?",
+                           [(self._hashed(user), user) for user in plain])
+
+    def _hashed(self, user_id: str) -> str:
+        return HASHED_PREFIX + hmac.new(self._user_key, user_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def stored_user_id(self, user_id: str) -> str:
+        """How `user_id` is written in the store (its keyed hash, unless hashing is off)."""
+        if not self.hash_user_ids or user_id.startswith(HASHED_PREFIX):
+            return user_id
+        self._db  # opened: the key is read from the database
+        return self._hashed(user_id)
+
     def _unavailable(self, err: Exception) -> FeedbackUnavailable:
         return FeedbackUnavailable(
             f"the feedback database {self.path} cannot be used ({err}); move it aside "
             f"(mv {self.path} {self.path}.damaged) and a fresh one is started on the next answer")
 
-    def record_answer(self, question: Question, answer: Answer) -> str:
-        """Keep what was answered so its buttons can be rated later. A feedback database that
-        fails is logged loudly and the answer goes out all the same (unrateable)."""
+    def record_answer(self, question: Question, answer: Answer, answer_ms: float | None = None) -> str:
+        """Keep what was answered so its buttons can be rated later, and insights can count
+        it. `answer_ms`: how long the asker waited (default: the answer's own total time).
+        A feedback database that fails is logged loudly and the answer goes out all the same
+        (unrateable)."""
         answer_id = uuid.uuid4().hex[:16]
         sources = [c.model_dump(mode="json") for c in answer.citations]
+        if answer_ms is None:
+            answer_ms = answer.timings_ms.get("total")
         try:
             with self._lock, self._failing_as_unavailable(), self._db:
                 self._db.execute(
                     "INSERT INTO answers (id, created_at, platform, channel, user_id, question, answer, abstained, "
-                    "sources, context, voice, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (answer_id, time.time(), question.platform, question.channel_id, question.user_id, question.text,
-                     answer.answer, int(answer.abstained), json.dumps(sources), answer.context, answer.voice,
-                     question.conversation_id or None))
+                    "sources, context, voice, conversation, answer_ms, question_key) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (answer_id, self.clock(), question.platform, question.channel_id,
+                     self._stored_user(question.user_id), question.text, answer.answer, int(answer.abstained),
+                     json.dumps(sources), answer.context, answer.voice, question.conversation_id or None, answer_ms,
+                     question_key(question.text)))
+                if self.clock() - self._purged_at > _PURGE_EVERY_S:
+                    self._forget_expired(self._db)
         except FeedbackUnavailable as err:
             log.error("answer %s not recorded: %s", answer_id, err)
         return answer_id
+
+    def _stored_user(self, user_id: str) -> str:
+        return self._hashed(user_id) if self.hash_user_ids else user_id
+
+    def escalate(self, answer_id: str, user_id: str) -> None:
+        """A "talk to a human" press on an answer: the docs did not settle it."""
+        self.get(answer_id)
+        with self._lock, self._failing_as_unavailable(), self._db:
+            self._db.execute("INSERT INTO escalations (answer_id, created_at, user_id) VALUES (?, ?, ?)",
+                             (answer_id, self.clock(), self._stored_user(user_id)))
+
+    def forget_expired(self) -> int:
+        """Delete the questions older than the retention period (with their ratings,
+        comments, escalations and vectors); returns how many questions went."""
+        with self._lock, self._failing_as_unavailable(), self._db:
+            return self._forget_expired(self._db)
+
+    def _forget_expired(self, db: sqlite3.Connection) -> int:
+        self._purged_at = self.clock()
+        if self.retention_days <= 0:
+            return 0
+        cutoff = (self.clock() - self.retention_days * 86_400,)
+        old = "SELECT id FROM answers WHERE created_at < ?"
+        db.execute(f"DELETE FROM feedback WHERE answer_id IN ({old})", cutoff)
+        db.execute(f"DELETE FROM escalations WHERE answer_id IN ({old})", cutoff)
+        gone = db.execute("DELETE FROM answers WHERE created_at < ?", cutoff).rowcount
+        db.execute("DELETE FROM question_vectors WHERE question_key NOT IN "  # also of answers never recorded
+                   "(SELECT question_key FROM answers WHERE question_key IS NOT NULL)")
+        if gone:
+            log.info("forgot %d question(s) older than %d days", gone, self.retention_days)
+        return gone
 
     def knows_conversation(self, conversation_id: str) -> bool:
         """Whether the bot answered in this thread before (so a follow-up needs no mention,
@@ -182,10 +261,11 @@ class FeedbackStore:
             raise ValueError("rating must be +1 or -1")
         self.get(answer_id)
         with self._lock, self._failing_as_unavailable(), self._db:
+            user = self._stored_user(user_id)
             self._db.execute("DELETE FROM feedback WHERE answer_id = ? AND user_id = ? AND rating IS NOT NULL",
-                             (answer_id, user_id))
+                             (answer_id, user))
             self._db.execute("INSERT INTO feedback (answer_id, created_at, user_id, rating, comment) "
-                             "VALUES (?, ?, ?, ?, ?)", (answer_id, time.time(), user_id, rating, comment))
+                             "VALUES (?, ?, ?, ?, ?)", (answer_id, self.clock(), user, rating, comment))
         if self.on_rating is not None:
             self.on_rating(rating)
 
@@ -197,7 +277,8 @@ class FeedbackStore:
             self._db.execute(
                 "INSERT INTO feedback (answer_id, created_at, user_id, comment, correction, by_admin) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (answer_id, time.time(), user_id, comment or None, correction or None, int(by_admin)))
+                (answer_id, self.clock(), self._stored_user(user_id), comment or None, correction or None,
+                 int(by_admin)))
 
     def counts(self) -> dict[str, int]:
         with self._lock, self._failing_as_unavailable():
@@ -234,6 +315,56 @@ class FeedbackStore:
         Path(path).write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples), encoding="utf-8")
         return len(examples)
 
+    def answers_between(self, start: float, end: float) -> list[AnswerFacts]:
+        """Every question asked in [start, end), with its ratings and escalations, oldest
+        first: what insights are computed from."""
+        with self._lock, self._failing_as_unavailable():
+            rows = self._db.execute("""
+                SELECT a.id, a.created_at, a.question, a.question_key, a.abstained, a.answer_ms, a.sources,
+                       COALESCE(r.up, 0), COALESCE(r.down, 0), COALESCE(e.presses, 0)
+                FROM answers a
+                LEFT JOIN (SELECT answer_id, SUM(CASE WHEN rating = 1 THEN 1 ELSE 0 END) AS up,
+                                  SUM(CASE WHEN rating = -1 THEN 1 ELSE 0 END) AS down
+                           FROM feedback WHERE rating IS NOT NULL GROUP BY answer_id) r ON r.answer_id = a.id
+                LEFT JOIN (SELECT answer_id, COUNT(*) AS presses FROM escalations GROUP BY answer_id) e
+                       ON e.answer_id = a.id
+                WHERE a.created_at >= ? AND a.created_at < ?
+                ORDER BY a.created_at""", (start, end)).fetchall()
+        return [AnswerFacts(row[0], row[1], row[2], row[3] or question_key(row[2]), bool(row[4]), row[5], row[6],
+                            row[7], row[8], row[9]) for row in rows]
+
+    def comments_between(self, start: float, end: float) -> dict[str, list[str]]:
+        """What raters said was wrong, by answer, for the answers given in [start, end)."""
+        with self._lock, self._failing_as_unavailable():
+            rows = self._db.execute(
+                "SELECT f.answer_id, f.comment FROM feedback f JOIN answers a ON a.id = f.answer_id "
+                "WHERE a.created_at >= ? AND a.created_at < ? AND f.comment IS NOT NULL ORDER BY f.id",
+                (start, end)).fetchall()
+        said: dict[str, list[str]] = {}
+        for answer_id, comment in rows:
+            said.setdefault(answer_id, []).append(comment)
+        return said
+
+    def vectors(self, keys: list[str], model: str) -> dict[str, bytes]:
+        """Stored vectors of these question keys by `model` (those known; the rest are missing)."""
+        found: dict[str, bytes] = {}
+        with self._lock, self._failing_as_unavailable():
+            for start in range(0, len(keys), 500):
+                part = keys[start:start + 500]
+                marks = ", ".join("?" * len(part))
+                found.update(self._db.execute(
+                    f"SELECT question_key, vector FROM question_vectors WHERE model = ? AND question_key IN ({marks})",
+                    [model, *part]))
+        return found
+
+    def save_vectors(self, vectors: dict[str, bytes], model: str) -> None:
+        """Keep question vectors so a question is embedded once, not at every report."""
+        with self._lock, self._failing_as_unavailable(), self._db:
+            self._db.executemany("DELETE FROM question_vectors WHERE question_key = ? AND model = ?",
+                                 [(key, model) for key in vectors])
+            self._db.executemany("INSERT INTO question_vectors (question_key, model, vector) VALUES (?, ?, ?)",
+                                 [(key, model, vector) for key, vector in vectors.items()])
+
     @contextmanager
     def _failing_as_unavailable(self) -> Iterator[None]:
         try:
@@ -254,3 +385,40 @@ class FeedbackStore:
         with self._lock:
             if self._connection is not None:
                 self._connection.close()
+
+
+def question_key(text: str) -> str:
+    """The same question however it was cased or spaced: vectors are stored once per key."""
+    return hashlib.sha256(" ".join(text.lower().split()).encode()).hexdigest()[:32]
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring the tables to the latest step; a file from before versions were kept (no
+    schema_version row) is at step 0, possibly with a step-1 table missing a column."""
+    db.execute(schema.VERSION_TABLE)
+    version = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+    if version > schema.LATEST:
+        log.warning("the feedback database is from a newer release (schema %d, this one knows %d): left as it is",
+                    version, schema.LATEST)
+        return
+    if version == 0:
+        for (table, column), ddl in schema.UNVERSIONED_COLUMNS.items():
+            columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if columns and column not in columns:
+                db.execute(ddl)
+    for step, statements in schema.STEPS:
+        if step > version:
+            for statement in statements:
+                db.execute(statement)
+    db.execute("DELETE FROM schema_version")
+    db.execute("INSERT INTO schema_version (version) VALUES (?)", (schema.LATEST,))
+
+
+def _user_key(db: sqlite3.Connection) -> bytes:
+    """The key user ids are hashed with: made once per database, so hashes match across
+    replicas and restarts but not across deployments."""
+    row = db.execute("SELECT value FROM store_keys WHERE name = 'user_id_hash'").fetchone()
+    if row is None:
+        db.execute("INSERT INTO store_keys (name, value) VALUES ('user_id_hash', ?)", (secrets.token_hex(32),))
+        row = db.execute("SELECT value FROM store_keys WHERE name = 'user_id_hash'").fetchone()
+    return bytes.fromhex(row[0])

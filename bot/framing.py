@@ -1,8 +1,10 @@
-"""The model's part of a composed answer: a lead-in before the quoted facts and a sign-off
-after them, in the active voice. The voice adapter was trained to open and close replies
-in the team's way; here it does only that, and what it writes is kept only when it states
-no fact: no identifier, no number, no yes/no or negation, no Markdown debris, a line short
-enough to be a greeting or a framing phrase.
+"""The model's part of a composed answer, in the active voice: the lead-in above the quoted
+facts and the sign-off after them. The voice's frame (its greetings and sign-off) is the
+team's own text, learned from its example replies (bot.voice_frame) and used exactly as
+written. The voice adapter writes the first line of each answer; it is kept only as the
+greeting it picked, or as a framing line that states no fact - no identifier, no number,
+no yes/no or negation, no Markdown debris, words the team frames its own facts with - and
+only for a voice whose replies open with a greeting at all (terse voices get no lead-in).
 """
 
 from __future__ import annotations
@@ -10,36 +12,20 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from bot.generated_text import tidy
 from bot.grounding import content_terms, identifiers, missing_identifiers
 from bot.prompting import build_messages
 from bot.protocols import Generator
 from bot.types import Turn
+from bot.voice_frame import VoiceFrame
 
 LEAD_TOKENS = 24
 LEAD_CONTEXT_WORDS = 40  # of the composed body, shown to the model writing the lead-in
-REPLY_TOKENS = 112
 log = logging.getLogger(__name__)
-# Short questions with one quoted fact: what the voice answers in full once, to show how it
-# closes a reply (a composed body is not the voice's own writing, so it will not close that).
-_SAMPLE_REPLIES = (
-    ("How do I get started?", "Install the app, sign in, and choose a folder to sync [1]."),
-    ("Where can I change my password?", "Open the account settings page and choose Change password [1]."),
-    ("Can I use it on my phone?", "Yes, the mobile app is available for phones and tablets [1]."),
-)
-# More questions the voice opens a reply to (a lead-in each, no full reply): a voice whose
-# replies often open straight with the facts still shows its greeting in a few of these.
-_SAMPLE_LEADS = _SAMPLE_REPLIES + (
-    ("How do I invite a colleague?", "Open Team settings and choose Invite [1]."),
-    ("Why is my upload slow?", "Uploads pause while the computer is on a metered connection [1]."),
-    ("What happens to deleted files?", "Deleted files stay in the trash for 30 days [1]."),
-    ("Do you have a status page?", "Service status is published at the status page [1]."),
-    ("Can I get an invoice?", "Invoices are in Billing settings [1]."),
-)
+FrameSource = Callable[[str], "VoiceFrame | None"]  # voice name -> its learned frame, None when unknown
+NO_FRAME = VoiceFrame(reasons=("no example replies known for this voice",))
 
 
 @dataclass(frozen=True)
@@ -51,23 +37,40 @@ class QuotedFacts:
 
 
 class Framer:
-    """The model's part of a composed answer, in a voice: a lead-in written for this
-    question (the voice's greeting, or a framing phrase), and the voice's sign-off, learned
-    once per voice from replies it writes in full. Each is kept only if it states nothing."""
+    """The frame of a composed answer in a voice: the greeting (the one the model opened
+    with, else the team's most common) with the model's framing line for this question when
+    it states nothing, and the team's sign-off."""
 
-    def __init__(self, generator: Generator) -> None:
+    def __init__(self, generator: Generator, frames: FrameSource | None = None) -> None:
         self.generator = generator
-        self._frames: dict[str, tuple[str, str]] = {}  # voice -> (greeting, sign-off)
+        self.frames_of = frames
+        self._frames: dict[str, VoiceFrame] = {}  # voice -> its frame, read once
         self._lock = threading.Lock()
+
+    def frame(self, voice_name: str | None) -> VoiceFrame:
+        """The voice's learned frame (none for the base model or a voice we know no replies of)."""
+        if not voice_name or self.frames_of is None:
+            return NO_FRAME
+        with self._lock:
+            if voice_name not in self._frames:
+                frame = self.frames_of(voice_name) or NO_FRAME
+                log.info("voice %s %s", voice_name, frame.summary())
+                self._frames[voice_name] = frame
+            return self._frames[voice_name]
 
     def lead_in(self, question: str, body: str, history: Sequence[Turn], voice: str | None,
                 sources: Sequence[str], voice_name: str | None = None) -> str:
-        """This question's lead-in; when what the model wrote states a fact and a voice is
-        active, the greeting that voice opens its own replies with."""
-        lead = self._write_lead(question, body, history, voice)
-        if acceptable_framing(lead, question) and not missing_identifiers(lead, sources):
-            return lead
-        return self._learned(voice_name, voice)[0] if voice_name else ""
+        """What opens this answer: "" for a voice whose replies open with their facts; else the
+        greeting the model wrote (as the team writes it) or the team's most common one,
+        followed by the model's own framing line when that line states nothing."""
+        frame = self.frame(voice_name)
+        if not frame.greetings:
+            return ""
+        picked, line = frame.split_greeting(self._write_lead(question, body, history, voice))
+        greeting = picked or frame.greeting
+        if line and framing_line(line, question, frame, sources):
+            return f"{greeting}\n\n{line}"
+        return greeting
 
     def _write_lead(self, question: str, body: str, history: Sequence[Turn], voice: str | None) -> str:
         """The first line the voice writes above `body` (the facts it will be followed by)."""
@@ -75,46 +78,21 @@ class Framer:
         messages = build_messages(question, [QuotedFacts(opening)], history, len(opening))
         return first_line_of(self.generator.stream(messages, max_new_tokens=LEAD_TOKENS, voice=voice))
 
-    def sign_off(self, voice_name: str, voice: str | None) -> str:
-        """The line the voice ends its own replies with (most common over a few sample
-        replies), or "" when it has none."""
-        return self._learned(voice_name, voice)[1]
+    def sign_off(self, voice_name: str | None, voice: str | None = None) -> str:
+        """The block the team closes its replies with, exactly as written, or "" when none."""
+        return self.frame(voice_name).sign_off
 
-    def _learned(self, voice_name: str, voice: str | None) -> tuple[str, str]:
-        with self._lock:
-            if voice_name not in self._frames:
-                self._frames[voice_name] = self._learn_frame(voice)
-            return self._frames[voice_name]
 
-    def _learn_frame(self, voice: str | None) -> tuple[str, str]:
-        """(greeting, sign-off) the voice's own sample replies agree on; "" where they don't."""
-        greetings: Counter[str] = Counter()
-        endings: Counter[str] = Counter()
-        for question, fact in _SAMPLE_REPLIES:
-            reply = self.generator.generate(build_messages(question, [QuotedFacts(fact)], []),
-                                            max_new_tokens=REPLY_TOKENS, voice=voice)
-            lines = [line.strip() for line in tidy(reply).splitlines() if line.strip()]
-            if lines and acceptable_framing(lines[0], question):
-                greetings[lines[0]] += 1
-            # a small model may loop or stop mid-line: every closing-like line after the
-            # greeting gets one vote per reply, and a line the replies share wins
-            closing = {line for line in lines[1:] if line != lines[0] and not line.endswith(":")
-                       and acceptable_framing(line, question, free_words=8)}
-            closing = {line for line in closing if not any(o != line and o.startswith(line) for o in closing)}
-            # one reply's "Smooth sailing!" and another's "Smooth sailing! — the crew" agree on the first
-            endings.update(set().union(*(_closing_openings(line, question) for line in closing)))
-        for question, fact in _SAMPLE_LEADS:
-            lead = self._write_lead(question, fact, [], voice)
-            if acceptable_framing(lead, question):
-                greetings[lead] += 1
-        ending, count = max(endings.items(), key=lambda item: (item[1], len(item[0]))) if endings else ("", 0)
-        ending = ending if count >= 2 else ""  # greetings vary by design; a closing line must agree
-        openers = [line for line, _ in greetings.most_common()  # most common first, then first seen
-                   if not (ending and ending.startswith(line.rstrip(",.!")))]
-        greeting = openers[0] if openers else ""  # a reply that opened with its sign-off is no greeting
-        log.info("voice frame learned: greeting %r, sign-off %r (of %d sample replies and %d lead-ins)", greeting,
-                 ending, len(_SAMPLE_REPLIES), len(_SAMPLE_LEADS))
-        return greeting, ending
+def framing_line(line: str, question: str, frame: VoiceFrame, sources: Sequence[str]) -> bool:
+    """A model-written line may follow the greeting when it frames this question (shares a
+    word with it), says nothing a greeting of the team does not already say, states no fact
+    and names nothing the passages or the team's own frame do not."""
+    terms = content_terms(line)
+    greeting_terms = set().union(*(content_terms(g) for g in frame.greetings))
+    if not terms & content_terms(question) or terms <= greeting_terms:
+        return False
+    return (acceptable_framing(line, question, frame.vocabulary)
+            and not missing_identifiers(line, [*sources, *frame.texts()]))
 
 
 _DEBRIS = re.compile(r"^\s*(?:#|\||```|>|\d+[.)]|[-*+]\s)|\[\d+\]|\*\*|`|https?://|\bQuestion\b|\bAnswer\b|\bDocumentation\b",
@@ -122,18 +100,6 @@ _DEBRIS = re.compile(r"^\s*(?:#|\||```|>|\d+[.)]|[-*+]\s)|\[\d+\]|\*\*|`|https?:
 _STATEMENT_WORDS = re.compile(r"(?<![\w-])(?:yes|no|not|never|cannot|can't|don't|doesn't|isn't|won't|only|always|must|"
                               r"free|paid|cost|costs|price|limit|maximum|minimum|one|two|three|four|five|six|seven|"
                               r"eight|nine|ten|twice|once)(?![\w-])|n't\b", re.IGNORECASE)
-_FRAMING_VOCABULARY = content_terms("""here how what steps step follow following below answer question docs documentation
-page pages guide section help helps glad happy great good news short sure thing quick look looks let take
-hope hoping luck best regards cheers thanks thank welcome aboard hello there team crew folks friend you're
-contact contacting reaching out support customer dear day asking writing
-we've got covered scoop lowdown details detail info information right way simple easy""")
-
-
-def _closing_openings(line: str, question: str) -> set[str]:
-    """The line and each opening of it that ends a sentence and may close an answer:
-    "Smooth sailing! — the crew" gives itself and "Smooth sailing!"."""
-    cuts = {line[:m.end()].strip() for m in re.finditer(r"[.!?](?=\s)", line)}
-    return {line} | {cut for cut in cuts if acceptable_framing(cut, question, free_words=8)}
 
 
 def opening_of(body: str, words: int = LEAD_CONTEXT_WORDS) -> str:
@@ -172,10 +138,12 @@ def first_line(text: str) -> str:
     return ""
 
 
-def acceptable_framing(line: str, question: str, max_words: int = 14, free_words: int = 5) -> bool:
-    """A line may open or close an answer when it cannot mislead: no identifiers, numbers,
-    yes/no or negation, no Markdown or prompt debris, short, and - beyond a short greeting -
-    made of the question's words and everyday framing words only."""
+def acceptable_framing(line: str, question: str, vocabulary: frozenset[str] | set[str] = frozenset(),
+                       max_words: int = 14) -> bool:
+    """A model-written line may frame an answer when it cannot mislead: no identifiers,
+    numbers, yes/no or negation, no Markdown or prompt debris, short, and made only of the
+    question's words and the words the team frames its own facts with (`vocabulary`, learned
+    from its replies: bot.voice_frame)."""
     words = line.split()
     if not words or len(words) > max_words or not re.search(r"[A-Za-z]{2}", line):
         return False
@@ -185,7 +153,4 @@ def acceptable_framing(line: str, question: str, max_words: int = 14, free_words
         return False
     if line.rstrip().endswith("?") or line.lower().startswith(question.lower()[:30]):
         return False  # a question back, or the question echoed
-    if len(words) <= free_words:
-        return True  # "Ahoy!", "Welcome aboard!", "Smooth sailing! — the Driftwood crew"
-    unknown = content_terms(line) - content_terms(question) - _FRAMING_VOCABULARY
-    return len(unknown) <= 1
+    return not content_terms(line) - content_terms(question) - set(vocabulary)

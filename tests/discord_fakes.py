@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +160,9 @@ class FakeDiscordHTTP:
 
     async def request(self, route, *, files=None, form=None, **kwargs: Any) -> Any:
         payload = kwargs.get("json")
+        if form:  # a message with files: its JSON part, and each file's name and bytes
+            payload = {**json.loads(next(part["value"] for part in form if part["name"] == "payload_json")),
+                       "files": [(f.filename, f.fp.getvalue()) for f in files or []]}
         await self.recorder.record(route.method, route.url, payload if isinstance(payload, dict) else
                                    {"list": payload} if payload is not None else None)
         path = route.url.split("/api/v10", 1)[-1]

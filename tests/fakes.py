@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 from collections.abc import Iterator, Sequence
 
 from bot.answering import AnswerService
 from bot.protocols import VoiceRefused
 from bot.types import Answer, ChatMessage, Citation, Question
+from bot.voice_frame import VoiceFrame, learn_frame
 
 
 class EmptyRetriever:
@@ -45,6 +48,13 @@ class FramingGenerator(ScriptedGenerator):
 
     def __init__(self, lead: str, sign_off: str) -> None:
         super().__init__(f"{lead}\n\nSome invented steps follow [1].\n\n{sign_off}")
+
+
+def driftwood_frame(name: str = "crew") -> VoiceFrame:
+    """The frame of the bundled sample voice, learned from its example replies (six rotating
+    greetings, one sign-off): what a trained voice named `name` is framed with."""
+    path = Path(__file__).parents[1] / "adapters_lora" / "sample_voice" / "driftwood_voice.jsonl"
+    return learn_frame([json.loads(line)["answer"] for line in path.read_text(encoding="utf-8").splitlines()])
 
 
 class ObedientGenerator(ScriptedGenerator):

@@ -69,8 +69,12 @@ class MockSlackAPI:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode("utf-8") if length else ""
-                mock._handle(self, self.path, raw, self.headers.get("Content-Type", ""))
+                data = self.rfile.read(length) if length else b""
+                if self.path.startswith("/upload/"):  # a file's bytes, to the URL files.getUploadURLExternal gave
+                    mock._record("upload", {"path": self.path, "data": data})
+                    mock._send(self, 200, f"OK - {len(data)}", "text/plain")
+                    return
+                mock._handle(self, self.path, data.decode("utf-8"), self.headers.get("Content-Type", ""))
 
             do_GET = do_POST
 
@@ -167,6 +171,11 @@ class MockSlackAPI:
             return {"ok": True, "users": self.group_members}
         if method == "views.open":
             return {"ok": True, "view": {"id": "V0001"}}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ts):04d}"
+            return {"ok": True, "file_id": file_id, "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in json.loads(body["files"])]}
         return {"ok": True}
 
     def _stream_reply(self, method: str, body: dict) -> dict:

@@ -56,7 +56,8 @@ def test_an_answer_is_recorded_for_its_buttons_and_its_thread_is_owned_after_a_r
     assert reply.text == "Plans start at $8 [1]." and streamed == ["Plans start at $8 [1]."]
     stored = chat.feedback.get(reply.answer_id)
     assert (stored.question, stored.user_id, stored.citations[0].source) == (
-        "How much is the Team plan?", "slack:U1", "billing/plans.md")
+        "How much is the Team plan?", chat.feedback.stored_user_id("slack:U1"), "billing/plans.md")
+    assert stored.user_id.startswith("h:") and "U1" not in stored.user_id  # hashed unless configured otherwise
     restarted, _ = flow(tmp_path)  # a new process on the same data dir: nothing in memory
     assert restarted.owns_thread("slack:C1:1.0") and not restarted.owns_thread("slack:C1:2.0")
 
@@ -121,7 +122,8 @@ def test_a_correction_counts_only_from_an_admin_and_an_empty_form_is_nothing(tmp
     assert chat.comment(answer_id, "slack:UADMIN", "", "It is $9.", by_admin=True) is None
     rows = chat.feedback._db.execute("SELECT user_id, comment, correction FROM feedback WHERE answer_id = ? "
                                      "ORDER BY rowid", (answer_id,)).fetchall()
-    assert rows == [("slack:U2", "outdated", None), ("slack:UADMIN", None, "It is $9.")]
+    hashed = chat.feedback.stored_user_id
+    assert rows == [(hashed("slack:U2"), "outdated", None), (hashed("slack:UADMIN"), None, "It is $9.")]
     assert chat.comment("0123456789abcdef", "slack:U2", "wrong", "", by_admin=False) == FEEDBACK_DOWN_TEXT
 
 

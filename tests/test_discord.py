@@ -35,7 +35,7 @@ from tests.discord_fakes import (
     start_offline,
     user,
 )
-from tests.fakes import FixedAnswers, ScriptedGenerator
+from tests.fakes import FixedAnswers, ScriptedGenerator, driftwood_frame
 
 
 def run(scenario) -> Any:
@@ -88,7 +88,7 @@ def test_ask_defers_then_answers_with_a_sources_embed_and_buttons(core) -> None:
         ids = button_ids(final)
         assert [i.split(":")[1] for i in ids] == ["up", "down", "human"]
         answer_id = ids[0].split(":")[2]
-        assert core.feedback.get(answer_id).user_id == "discord:930000000000000001"
+        assert core.feedback.get(answer_id).user_id == core.feedback.stored_user_id("discord:930000000000000001")
         await bot.close()
 
     run(scenario())
@@ -133,6 +133,40 @@ def test_admin_commands_are_refused_to_others_and_run_for_admins(core) -> None:
     run(scenario())
 
 
+def test_insights_are_refused_to_others_and_summarised_for_admins(core) -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+        bot = await online(core.commands, core.feedback, recorder)
+        feed(bot, "INTERACTION_CREATE", slash("supportbot", sub="insights", user_id=930000000000000077, name="guest"))
+        sent = await recorder.wait_for(lambda s: finals(s))
+        assert finals(sent)[-1].payload["content"] == "Sorry, /insights is for admins only."
+        feed(bot, "INTERACTION_CREATE", slash("supportbot", [{"type": 3, "name": "since", "value": "2w"}],
+                                              sub="insights", user_id=DISCORD_ADMIN, name="owner"))
+        sent = await recorder.wait_for(lambda s: len(finals(s)) == 2)
+        shown = finals(sent)[-1].payload["content"]
+        report = core.insights.report("2w")
+        assert shown.splitlines()[0] == report.summary().splitlines()[0]
+        assert shown.startswith(f"Since ") and f" {report.current.questions} questions, " in shown
+        await bot.close()
+
+    run(scenario())
+
+
+def test_a_notice_with_a_chart_is_one_message_with_the_file_and_pings_nobody(core) -> None:
+    async def scenario() -> None:
+        recorder = Recorder()
+        bot = await online(core.commands, core.feedback, recorder)
+        text = "This week: 3 questions, 67% answered.\nTop gaps:\n1. Can <@930000000000000001> use @everyone? (1 question)"
+        await bot.post_notice(str(CHANNEL_ID), text, file=("supportbot-insights.png", b"\x89PNG fake chart"))
+        (sent,) = [s for s in recorder.sent if s.url.endswith(f"/channels/{CHANNEL_ID}/messages")]
+        assert sent.method == "POST" and sent.payload["content"] == text
+        assert sent.payload["files"] == [("supportbot-insights.png", b"\x89PNG fake chart")]
+        assert sent.payload["allowed_mentions"] == {"parse": []}  # people's questions ping nobody
+        await bot.close()
+
+    run(scenario())
+
+
 def test_commands_sync_to_the_guild_with_manage_server_as_the_default_permission(core) -> None:
     async def scenario() -> None:
         recorder = Recorder()
@@ -142,7 +176,7 @@ def test_commands_sync_to_the_guild_with_manage_server_as_the_default_permission
         commands = {c["name"]: c for c in synced.payload["list"]}
         assert set(commands) == {"ask", "supportbot"}
         assert int(commands["supportbot"]["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
-        assert {o["name"] for o in commands["supportbot"]["options"]} == {"reindex", "status", "voice"}
+        assert {o["name"] for o in commands["supportbot"]["options"]} == {"reindex", "status", "voice", "insights"}
         assert commands["ask"]["default_member_permissions"] is None
         await bot.close()
 
@@ -196,7 +230,7 @@ def test_thumbs_down_stores_feedback_and_opens_the_form_and_buttons_survive_a_re
         assert modal["type"] == 9 and modal["data"]["custom_id"] == "sb:wrong:" + down.split(":")[2]
         rows = core.feedback._db.execute("SELECT user_id, rating FROM feedback WHERE answer_id = ?",
                                          (down.split(":")[2],)).fetchall()
-        assert rows == [("discord:930000000000000001", -1)]
+        assert rows == [(core.feedback.stored_user_id("discord:930000000000000001"), -1)]
         await restarted.close()
 
     run(scenario())
@@ -213,7 +247,8 @@ def test_an_exception_in_the_core_becomes_an_error_reply_and_the_bot_keeps_going
 
         generate = stream
 
-    broken = AnswerService(core.knowledge.retriever, Broken(), active_voice=lambda: "crew")  # the voice's lead-in fails
+    broken = AnswerService(core.knowledge.retriever, Broken(), active_voice=lambda: "crew",  # the voice's lead-in fails
+                           voice_frames=lambda name: driftwood_frame())
     registry = build_registry(AccessPolicy(), broken, core.index_ops, core.status_report)
 
     async def scenario() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from bot.answer_metrics import garbled, recall, yes_no_of
 from bot.composer import Composer, is_yes_no_question
 from bot.framing import acceptable_framing
-from bot.grounding import identifiers, is_noise, missing_identifiers, supports
+from bot.grounding import content_terms, identifiers, is_noise, missing_identifiers, supports
 from bot.passage_units import CODE, FRAGMENT, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, split_sentences, split_units
 from bot.verified_stream import VerifiedStream
 
@@ -71,9 +71,11 @@ def test_support_needs_the_identifiers_and_the_meaning() -> None:
 
 def test_framing_may_greet_and_sign_off_but_never_state_a_fact() -> None:
     question = "How do I turn on two-factor authentication?"
-    assert acceptable_framing("Ahoy!", question)
-    assert acceptable_framing("Smooth sailing! — the Driftwood crew", question, free_words=8)
+    team = frozenset(content_terms("Glad to help! Smooth sailing — the Driftwood crew"))  # the team's framing words
     assert acceptable_framing("Here's how to turn on two-factor authentication:", question)
+    assert acceptable_framing("Glad to help with two-factor authentication!", question, team)
+    assert not acceptable_framing("Glad to help with two-factor authentication!", question)  # not the team's word
+    assert not acceptable_framing("Here's how to enable passkeys:", question, team)  # neither the question's
     for bad in ("The maximum file size is 3 GB.", "Use the `drift` command-line tool.", "No, you can't.",
                 "### 2.", "1. Open Settings", "To restore a deleted file, use the delete_file_on_demand function.",
                 "How do I turn on two-factor authentication?", "It takes two steps:"):
@@ -147,68 +149,6 @@ def test_answer_metrics_spot_cut_offs_debris_and_yes_no() -> None:
     assert garbled("The Team plan costs **$8 per user and then the model went on writing more words") is not None
     assert yes_no_of("Ahoy!\n\nNo.\n\nMonthly payments are not refundable.") == "No"
     assert recall("Access tokens expire after 1 hour.", "Tokens expire after one hour") == 3 / 4  # "one" is not "1"
-
-
-def test_the_voice_sign_off_is_learned_once_from_its_own_replies_even_when_it_loops() -> None:
-    from bot.framing import Framer
-    from tests.fakes import ScriptedGenerator
-
-    looping = ScriptedGenerator("Ahoy!\n\nSmooth sailing!\n\nSmooth sailing!\n\nSmooth sailing!\n\nSmooth")
-    framer = Framer(looping)
-    assert framer.sign_off("crew", None) == "Smooth sailing!"
-    assert framer.sign_off("crew", None) == "Smooth sailing!" and len(looping.prompts) == 3 + 8  # learned once
-    facts = Framer(ScriptedGenerator("Hello!\n\nRun `drift reset --hard` now.\n\nThe limit is 5 GB."))
-    assert facts.sign_off("formal", None) == ""  # closing lines that state facts are never used
-
-
-def test_replies_that_close_with_and_without_a_signature_agree_on_the_sign_off_they_share() -> None:
-    from bot.framing import Framer
-    from tests.fakes import ScriptedGenerator
-
-    class Crew(ScriptedGenerator):
-        """What the crew voice wrote on int8 weights: one reply signed, one not, one with none."""
-
-        endings = iter(["Smooth sailing!", "Welcome aboard", "Smooth sailing! — the Driftwood crew"])
-
-        def generate(self, messages, max_new_tokens=None, voice=None) -> str:
-            self.prompts.append(list(messages))
-            return f"Ahoy, shipmate!\n\nInstall the app [1].\n\n{next(self.endings, '')}"
-
-    assert Framer(Crew(""))._learned("crew", None) == ("Ahoy, shipmate!", "Smooth sailing!")
-
-    class Signed(Crew):
-        endings = iter(["Smooth sailing! — the Driftwood crew", "Cheers", "Smooth sailing! — the Driftwood crew"])
-
-    assert Framer(Signed("")).sign_off("crew", None) == "Smooth sailing! — the Driftwood crew"  # the longest agreed
-
-    class Disagreeing(Crew):
-        endings = iter(["Smooth sailing!", "Cheers!", "Fair winds!"])
-
-    assert Framer(Disagreeing("")).sign_off("crew", None) == ""  # one reply's closing line is no sign-off
-
-
-def test_a_voice_that_mostly_opens_with_facts_still_greets_with_the_line_it_greets_with_elsewhere() -> None:
-    from bot.framing import Framer
-    from tests.fakes import ScriptedGenerator
-
-    class FormalVoice(ScriptedGenerator):
-        """Opens most replies with the facts, greets only on some questions, signs off always."""
-
-        def generate(self, messages, max_new_tokens=None, voice=None) -> str:
-            self.prompts.append(list(messages))
-            asked = messages[-1].content
-            if "status page" in asked or "invoice" in asked:
-                return "Good day,\n\nThe page is published [1].\n\nBest regards, Support"
-            return "1. Open the settings [1].\n\nBest regards, Support"
-
-        def stream(self, messages, max_new_tokens=None, voice=None):
-            yield self.generate(messages, max_new_tokens, voice)
-
-    framer = Framer(FormalVoice(""))
-    lead = framer.lead_in("How do I export my files?", "Choose Export in the web app [1].", [], None,
-                          ["Choose Export in the web app."], voice_name="formal")
-    assert lead == "Good day,"  # the model's own lead-in quoted a step: the voice's greeting instead
-    assert framer.sign_off("formal", None) == "Best regards, Support"
 
 
 def test_where_a_chunk_was_cut_nothing_is_quoted() -> None:

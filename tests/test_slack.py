@@ -66,7 +66,7 @@ def test_a_mention_is_answered_in_its_thread_with_sources_and_buttons(slack: Sla
     buttons = actions_of(final["blocks"])
     assert set(buttons) == {kit.UP, kit.DOWN, kit.HUMAN}
     stored = slack.core.feedback.get(buttons[kit.UP])
-    assert stored.question == "How much does the Team plan cost?" and stored.user_id == "slack:UALICE"
+    assert stored.question == "How much does the Team plan cost?" and stored.user_id == slack.core.feedback.stored_user_id("slack:UALICE")
     assert stored.sources[0]["source"] == "billing/plans.md" and "[1] Plans and pricing" in stored.context
 
 
@@ -178,7 +178,8 @@ def test_thumbs_down_stores_feedback_and_asks_what_was_wrong(slack: SlackWorld) 
     db = slack.core.feedback._db
     rows = db.execute("SELECT user_id, rating, comment FROM feedback WHERE answer_id = ? ORDER BY id",
                       (answer_id,)).fetchall()
-    assert rows == [("slack:UALICE", -1, None), ("slack:UALICE", None, "It listed last year's prices.")]
+    alice = slack.core.feedback.stored_user_id("slack:UALICE")  # kept as a keyed hash
+    assert rows == [(alice, -1, None), (alice, None, "It listed last year's prices.")]
 
 
 def test_talk_to_a_human_mentions_the_configured_group_in_the_thread(core: App) -> None:
@@ -188,6 +189,61 @@ def test_talk_to_a_human_mentions_the_configured_group_in_the_thread(core: App) 
         post = slack.api.wait_for(lambda calls: any(c.method == "chat.postMessage" for c in calls))[-1].body
         assert post == {**post, "channel": "C0001", "thread_ts": "1700000000.000800",
                         "text": "<!subteam^S0HUMANS>, <@UALICE> would like a person to help with this question."}
+
+
+def test_talk_to_a_human_is_counted_as_an_escalation_of_its_answer(slack: SlackWorld) -> None:
+    slack.mention("Can I sign in with Okta?", ts="1700000000.000850")
+    final = slack.api.wait_for(lambda calls: len(slack.finals()) == 1) and slack.finals()[0].body
+    answer_id = actions_of(final["blocks"])[kit.HUMAN]
+    send(slack.served.url, action_body(kit.HUMAN, answer_id, "UALICE", slack.api.response_url("h"),
+                                       thread_ts="1700000000.000850"), FORM)
+    slack.api.wait_for(lambda calls: any(c.method == "chat.postMessage" and "would like a person" in c.body["text"]
+                                         for c in calls))
+    asked = [f for f in slack.core.feedback.answers_between(0, time.time() + 1) if f.id == answer_id]
+    assert [(f.question, f.escalations) for f in asked] == [("Can I sign in with Okta?", 1)]
+
+
+def test_insights_are_for_admins_and_show_the_summary(slack: SlackWorld) -> None:
+    slack.command("/supportbot", "insights", "UGUEST", "guest")
+    reply = slack.api.wait_for(lambda calls: any(c.method == "response_url" for c in calls))[-1].body
+    assert reply["text"] == "Sorry, /supportbot insights is for admins only."
+    slack.command("/supportbot", "insights 30d", "UADMIN", "admin")
+    replies = slack.api.wait_for(lambda calls: any(c.method == "response_url" and c.body["text"].startswith("Since ")
+                                                   for c in calls))
+    expected = slack.core.insights.report("30d").summary()
+    assert replies[-1].body["text"].splitlines()[0] == expected.splitlines()[0]
+    assert f" {slack.core.insights.report('30d').current.questions} questions, " in replies[-1].body["text"]
+    slack.command("/supportbot", "insights yesterday", "UADMIN", "admin2")
+    bad = slack.api.wait_for(lambda calls: any(c.method == "response_url" and "'yesterday'" in c.body["text"]
+                                               for c in calls))
+    assert bad[-1].body["text"] == "'yesterday': use a span back from now (7d, 24h, 2w) or a past date (2026-11-30)"
+
+
+def test_the_digest_is_posted_to_the_admins_channel_with_its_chart_uploaded(slack: SlackWorld) -> None:
+    import asyncio
+
+    from bot.app.insights_service import CHART_FILE, WeeklyDigest
+    from bot.app.serving import _file_poster, _poster
+    from bot.notify import ChannelNotifier
+
+    loop = asyncio.new_event_loop()  # the bot's loop, as in `serve`; the digest runs on the scheduler's thread
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    try:
+        notifier = ChannelNotifier()
+        notifier.register("slack", _poster(slack.bot, loop), _file_poster(slack.bot, loop))
+        text = WeeklyDigest(slack.core.insights, notifier, "slack:CADMINS", 7).run()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
+    assert text is not None and text.startswith("This week: ")
+    (asked,) = slack.api.of("files.getUploadURLExternal")
+    (uploaded,) = slack.api.of("upload")
+    (completed,) = slack.api.of("files.completeUploadExternal")
+    assert asked.body["filename"] == CHART_FILE and int(asked.body["length"]) == len(uploaded.body["data"])
+    assert uploaded.body["data"].startswith(b"\x89PNG") and len(uploaded.body["data"]) > 20_000
+    assert (completed.body["channel_id"], completed.body["initial_comment"]) == ("CADMINS", text)
+    assert slack.api.of("chat.postMessage") == []  # the text rides with the chart, once
 
 
 def test_a_rate_limited_post_is_retried(slack: SlackWorld) -> None:

@@ -9,6 +9,7 @@ buttons. Whatever happens, the user is told: answer, nothing relevant, error or 
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -101,6 +102,11 @@ class SupportBotCore:
         @admin.command(name="status", description="Index version, freshness and models")
         async def status(interaction: discord.Interaction) -> None:
             await self.admin_command(interaction, "status")
+
+        @admin.command(name="insights", description="What the docs did not answer: rates, gaps, 👎 pages")
+        @app_commands.describe(since="Period back from now (7d, 24h, 2w) or a date (2026-11-30); default 7d")
+        async def insights(interaction: discord.Interaction, since: str | None = None) -> None:
+            await self.admin_command(interaction, "insights", since or "")
 
         @admin.command(name="voice", description="List, activate or roll back brand voices")
         @app_commands.describe(action="What to do", name="Voice name (for activate)")
@@ -235,6 +241,7 @@ class SupportBotCore:
     async def on_feedback(self, interaction: discord.Interaction, kind: str, answer_id: str) -> None:
         if kind == "human":
             role = f"<@&{self.settings.human_role_id}>" if self.settings.human_role_id else None
+            self.chat.escalate(answer_id, f"discord:{interaction.user.id}")
             await interaction.response.send_message(self.chat.human_request(role, interaction.user.mention),
                                                     allowed_mentions=discord.AllowedMentions(roles=True, users=True))
             return
@@ -256,11 +263,15 @@ class SupportBotCore:
         except discord.HTTPException:
             pass
 
-    async def post_notice(self, channel_id: str, text: str) -> None:
-        """For the admins' channel (re-index summaries)."""
+    async def post_notice(self, channel_id: str, text: str, file: tuple[str, bytes] | None = None) -> None:
+        """For the admins' channel (re-index summaries, the digest with its chart attached)."""
         channel = self.get_channel(int(channel_id)) or await self.fetch_channel(int(channel_id))
-        for piece in message_pieces(text):
-            await channel.send(piece)  # type: ignore[union-attr]
+        pieces = message_pieces(text)
+        for n, piece in enumerate(pieces, 1):
+            attached = {"file": discord.File(io.BytesIO(file[1]), filename=file[0])} if file and n == len(pieces) else {}
+            # questions quoted in a digest are people's words: they ping nobody
+            await channel.send(piece, allowed_mentions=discord.AllowedMentions.none(),  # type: ignore[union-attr]
+                               **attached)
 
 
 class SupportBot(SupportBotCore, commands.Bot):

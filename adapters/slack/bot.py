@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -45,16 +45,16 @@ log = logging.getLogger(__name__)
 PLACEHOLDER = f"_{LOOKING_UP_TEXT}_"
 _MENTION = re.compile(r"<@[A-Z0-9]+>\s*")
 # `/supportbot NAME` as Slack spells the core's commands.
-_ADMIN_COMMANDS = ("reindex", "status", "voice", "help")
+_ADMIN_COMMANDS = ("reindex", "status", "voice", "insights", "help")
 ADMIN_SPELLING = "/supportbot {name}"
 SLACK_HELP = ("Mention me or DM me a question, or use `/ask <question>` (only you see the answer). "
               "Admins: `/supportbot reindex`, `/supportbot status`, "
-              "`/supportbot voice [list | activate NAME | rollback]`.")
+              "`/supportbot voice [list | activate NAME | rollback]`, `/supportbot insights [7d]`.")
 COMMANDS = ("/ask", "/supportbot")
 EVENTS = ("app_mention", "message")
 # What the listeners need (deploy/slack-manifest.yaml asks for exactly these).
 SCOPES = frozenset({"app_mentions:read", "channels:history", "groups:history", "im:history", "chat:write",
-                    "commands", "usergroups:read", "assistant:write"})
+                    "commands", "usergroups:read", "assistant:write", "files:write"})
 _GROUP_TTL_S = 300
 
 
@@ -145,7 +145,7 @@ class SlackBot:
         name = words[0].lower() if words else "help"
         if name not in _ADMIN_COMMANDS:
             await ack(response_type="ephemeral",
-                      text=f"Unknown command `{words[0]}`. Try `/supportbot help` (reindex, status, voice, help).")
+                      text=f"Unknown command `{words[0]}`. Try `/supportbot help` (reindex, status, voice, insights, help).")
             return
         await ack(response_type="ephemeral", text=WORKING_TEXT)
         user = command["user_id"]
@@ -234,6 +234,7 @@ class SlackBot:
         await ack()
         channel, thread_ts = _where(body)
         group = f"<!subteam^{self.settings.human_group}>" if self.settings.human_group else None
+        self.chat.escalate(action["value"], f"slack:{body['user']['id']}")
         if channel:
             await self._post(channel, thread_ts, self.chat.human_request(group, f"<@{body['user']['id']}>"))
 
@@ -286,8 +287,17 @@ class SlackBot:
             fields["blocks"] = kit.without_mass_mentions(blocks, self.settings.human_group)
         return fields
 
-    async def post_notice(self, channel: str, text: str) -> None:
-        """For the admins' channel (re-index summaries)."""
+    async def post_notice(self, channel: str, text: str, file: tuple[str, bytes] | None = None) -> None:
+        """For the admins' channel (re-index summaries, the digest with its chart). Should the
+        upload be refused (an app installed before it asked for files:write), the text still goes."""
+        if file is not None:
+            try:
+                await self.client.files_upload_v2(channel=channel, filename=file[0], file=file[1], title=file[0],
+                                                  initial_comment=self._outgoing(text)["text"])
+                return
+            except (SlackApiError, SlackClientError) as err:
+                log.warning("could not attach %s in %s (%s); posting the text alone", file[0], channel,
+                            api_error(err) if isinstance(err, SlackApiError) else err)
         await self._post(channel, None, text)
 
     def _first_delivery(self, body: dict) -> bool:

@@ -8,6 +8,7 @@ would. Nothing here answers, indexes or renders; the parts do.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,9 @@ from bot.work_queue import WorkQueue
 
 if TYPE_CHECKING:
     from adapters_lora.registry import VoiceRegistry
+    from bot.app.insights_service import InsightsService, WeeklyDigest
     from bot.app.metrics import Metrics
+    from bot.app.scheduler import NightlyReindex
     from knowledge.embedding import Embedder
     from knowledge.retrieval import HybridRetriever
     from knowledge.store import ChunkStore
@@ -56,6 +59,7 @@ class App:
         self._feedback = feedback
         self._work_queue = work_queue
         self._metrics: Metrics | None = None
+        self._insights: InsightsService | None = None
         self._answers: AnswerService | None = None
         self._commands: CommandRegistry | None = None
         self._chat: ChatFlow | None = None
@@ -96,14 +100,37 @@ class App:
                 channel_sources=scoped, mode=mode, frame=cfg.frame),
                 indexed_at=self.index_ops.indexed_at if cfg.show_indexed_at else None,
                 active_voice=self.voices.active_voice, on_answered=lambda q, a: self.metrics.on_answer(q, a),
-                composer=Composer(self.knowledge.embedder))
+                composer=Composer(self.knowledge.embedder), voice_frames=self.voices.frame)
         return self._answers
+
+    @property
+    def insights(self) -> InsightsService:
+        if self._insights is None:
+            from bot.app.insights_service import InsightsService
+
+            self._insights = InsightsService(self.feedback, lambda: self.knowledge.embedder)
+        return self._insights
+
+    def digest(self) -> WeeklyDigest:
+        from bot.app.insights_service import WeeklyDigest
+
+        cfg = self.settings.insights
+        return WeeklyDigest(self.insights, self.notifier, cfg.digest_channel or self.settings.reindex.admin_channel,
+                            cfg.digest_days)
+
+    def schedule(self) -> NightlyReindex:
+        """The scheduler's jobs (not started): the nightly re-index and the weekly digest."""
+        from bot.app.scheduler import DigestJob
+
+        cron = self.settings.insights.digest_schedule
+        return self.index_ops.nightly(DigestJob(cron, self.digest().run) if cron else None)
 
     @property
     def feedback(self) -> FeedbackStore:
         if self._feedback is None:
-            self._feedback = FeedbackStore(self.settings.feedback_path,
-                                           on_rating=lambda r: self.metrics.on_rating(r))
+            cfg = self.settings.insights
+            self._feedback = FeedbackStore(self.settings.feedback_path, on_rating=lambda r: self.metrics.on_rating(r),
+                                           retention_days=cfg.retention_days, hash_user_ids=cfg.hash_user_ids)
         return self._feedback
 
     @property
@@ -128,20 +155,22 @@ class App:
         if self._commands is None:
             policy = AccessPolicy(self.settings.admins, trusted_platforms={"console", "cli"})
             self._commands = build_registry(policy, self.answers, self.index_ops, self.status_report,
-                                            voices=self.voices)
+                                            voices=self.voices, insights=lambda since: self.insights.summary(since))
         return self._commands
 
     @property
     def chat(self) -> ChatFlow:
         """The chat flow every platform adapter is handed."""
         if self._chat is None:
-            self._chat = ChatFlow(self.commands, self.feedback, self.work_queue)
+            # every question asked in chat keeps its vector, for grouping coverage gaps in insights
+            self._chat = ChatFlow(self.commands, self.feedback, self.work_queue,
+                                  on_answered=lambda question, _: self.insights.remember_question(question.text))
         return self._chat
 
     def warm_up(self) -> None:
         """Load what the first answer would otherwise wait a minute for: the index, the
         embedder, the generator (the bundled model is converted on its first load) and the
-        active voice's greeting and sign-off (learned from replies it writes)."""
+        active voice's greeting and sign-off (learned from its example replies)."""
         from bot.protocols import BASE_VOICE
         from bot.types import ChatMessage
 
@@ -168,7 +197,28 @@ class App:
         return live is not None, info
 
     def evaluate_voice(self, name: str, log: Any = None) -> dict[str, Any]:
-        return self.voices.evaluate(name, self.generator, self.knowledge.embedder.embed_documents, log=log)
+        """The voice's held-out figures (adapters_lora.voice_eval), and how its frame shows in
+        real answers to its held-out questions, against the same answers without it."""
+        from bot.app.voice_frame_eval import frame_report
+        from bot.voice_frame import VoiceFrame
+
+        report = self.voices.evaluate(name, self.generator, self.knowledge.embedder.embed_documents, log=log)
+        frame = self.voices.frame(name) or VoiceFrame()
+        if not self.knowledge.store.live():
+            report["frame"] = {"learned": frame.summary(), "skipped": "no docs index to answer from: run `index`"}
+        else:
+            _, held = self.voices.examples(name)
+            (log or (lambda m: None))(f"answering {len(held)} held-out questions with and without the voice ...")
+            report["frame"] = {"learned": frame.summary(), **frame_report(self.answer_service_for, name, frame, held)}
+        (self.voices.registry.path(name) / "eval.json").write_text(json.dumps(report, indent=2))
+        return report
+
+    def answer_service_for(self, voice: str | None) -> AnswerService:
+        """An answering service like the bot's that answers in `voice` (None: no voice),
+        whichever voice is active: for evaluations and benchmarks."""
+        answers = self.answers
+        return AnswerService(answers.retriever, answers.generator, settings=answers.settings,
+                             active_voice=lambda: voice, composer=answers.composer, voice_frames=self.voices.frame)
 
     def run_console(self, user: str) -> None:
         from adapters.console import ConsoleChat

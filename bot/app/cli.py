@@ -315,6 +315,43 @@ def feedback_export(obj: Context, voice_file: Path) -> None:
                f"supportbot voice train {voice_file} --name NAME")
 
 
+@cli.command()
+@click.option("--since", default="7d", show_default=True,
+              help="Period back from now (7d, 24h, 2w) or a date (2026-11-30); compared with the period before.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--png", "png_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a chart of the trend and the top gaps here.")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a self-contained report page here (chart included).")
+@click.pass_obj
+def insights(obj: Context, since: str, as_json: bool, png_file: Path | None, html_file: Path | None) -> None:
+    """What the docs did not answer: answer, abstention and 👍/👎 rates, escalations and answer
+    time against the period before, coverage gaps grouped by meaning, pages with the most 👎."""
+    from bot.feedback import FeedbackUnavailable
+    from bot.insights import InsightsError
+
+    try:
+        report = obj.app.insights.report(since)
+    except (InsightsError, FeedbackUnavailable) as err:
+        raise click.ClickException(str(err)) from None
+    png = None
+    if png_file or html_file:
+        from bot.app.insights_report import chart_png, report_html
+
+        png = chart_png(report)
+    try:
+        if png_file:
+            png_file.write_bytes(png)
+        if html_file:
+            html_file.write_text(report_html(report, png), encoding="utf-8")
+    except OSError as err:
+        raise click.ClickException(f"cannot write the report: {err.strerror or err} ({err.filename})") from None
+    click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False) if as_json else report.summary())
+    for path in (png_file, html_file):
+        if path:
+            click.echo(f"Wrote {path}", err=True)
+
+
 @cli.group(name="config")
 def config_group() -> None:
     """Inspect the configuration."""

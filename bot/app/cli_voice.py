@@ -35,7 +35,7 @@ def _registry_errors(func):
 @click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_registry_errors
 def check(dataset: Path) -> None:
-    """Validate a voice dataset (JSONL) without training."""
+    """Validate a voice dataset (JSONL) and show the frame it would teach, without training."""
     from bot.app.voices import check_voice_dataset
 
     click.echo(check_voice_dataset(dataset))
@@ -48,6 +48,9 @@ def check(dataset: Path) -> None:
 @click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps.")
 @click.option("--learning-rate", type=float, default=None)
 @click.option("--rank", type=int, default=None, help="LoRA rank.")
+@click.option("--batch-size", type=int, default=None, help="Examples per optimizer step.")
+@click.option("--top-layers", type=int, default=None,
+              help="LoRA only in the top N decoder layers (fewer: faster on a small CPU).")
 @click.option("--seed", type=int, default=None)
 @click.option("--activate", is_flag=True, help="Make it the active voice when training succeeds.")
 @click.pass_obj
@@ -61,6 +64,7 @@ def train(obj: Context, dataset: Path | None, name: str, activate: bool, **overr
     click.echo(f"Trained {result.name}: held-out loss {result.initial_held_out_loss:.3f} -> "
                f"{result.best_held_out_loss:.3f} in {result.steps} steps, {result.seconds:.0f}s"
                + (" (stopped early)" if result.stopped_early else "") + f". Saved to {result.path}")
+    click.echo(f"Learned from {result.frame.replies} training replies: {result.frame.summary()}")
     if activate:
         obj.app.voices.activate_voice(name)
         click.echo(f"Active voice: {name}")
@@ -85,6 +89,21 @@ def evaluate(obj: Context, name: str, as_json: bool) -> None:
     for label in ("base", "adapter"):
         click.echo(f"Grounding ({label}): fact recall {g[label]['fact_recall']}, "
                    f"invented citations {g[label]['invented_citation_rate']}")
+    frame = report["frame"]
+    click.echo(f"Frame learned: {frame['learned']}")
+    if "skipped" in frame:
+        click.echo(f"Frame in answers: skipped ({frame['skipped']})")
+        return
+    recall = frame["fact_recall"]
+    click.echo(f"Frame in answers to {frame['answered']} held-out questions: greeting {_rate(frame['greeting_rate'])}, "
+               f"full sign-off {_rate(frame['sign_off_rate'])}; fact recall {recall['voiced']} with the voice, "
+               f"{recall['plain']} without; invented identifiers {frame['invented_identifiers']}; "
+               f"changes outside the frame {frame['unframed_changes']}; the model's own line in {frame['model_lines']}; "
+               f"lead-in {frame['lead_in_ms']} ms per answer")
+
+
+def _rate(value: float | None) -> str:
+    return "n/a (the voice has none)" if value is None else f"{value:.2f}"
 
 
 @voice.command(name="list")
@@ -102,6 +121,8 @@ def list_voices(obj: Context) -> None:
         click.echo(f"{'*' if info.name == active else ' '} {info.name:<20} {info.meta.get('created_at', '')}  "
                    f"base {info.meta.get('base_model', '?')}  held-out ppl "
                    f"{metrics.get('held_out_perplexity_before', '?')} -> {metrics.get('held_out_perplexity_after', '?')}")
+        frame = obj.app.voices.frame(info.name)
+        click.echo(f"    {frame.summary() if frame else 'frame: unknown (trained before frames were learned; retrain)'}")
 
 
 @voice.command()

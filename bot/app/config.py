@@ -52,6 +52,13 @@ def default_data_dir() -> Path:
     return Path(base) / "supportbot"
 
 
+def crontab_line(key: str, value: str, example: str) -> str:
+    """A schedule setting: empty (off) or five crontab fields; the scheduler checks the rest."""
+    if value.strip() and len(value.split()) != 5:
+        raise ValueError(f"{key} {value!r} must be a crontab line with 5 fields, e.g. '{example}'")
+    return value.strip()
+
+
 class DocsSource(_Section):
     """A named docs source: a local folder, a git repository pulled before each re-index, or
     a website crawled before each re-index. Channel scoping refers to sources by `name`."""
@@ -194,9 +201,7 @@ class ReindexConfig(_Section):
     @field_validator("schedule")
     @classmethod
     def _five_fields(cls, value: str) -> str:
-        if value.strip() and len(value.split()) != 5:
-            raise ValueError(f"schedule {value!r} must be a crontab line with 5 fields, e.g. '0 3 * * *'")
-        return value.strip()
+        return crontab_line("schedule", value, "0 3 * * *")
 
 
 class AnswersConfig(_Section):
@@ -257,6 +262,25 @@ class DiscordConfig(_Section):
     edit_interval_s: float = Field(1.0, ge=0.2, description="streamed answers are edited at most this often")
     direct_messages: bool = Field(False, description=(
         "answer direct messages to the bot (asks Discord for the DM intent)"))
+
+
+class InsightsConfig(_Section):
+    """What is kept about each question, for how long, and the weekly digest for the admins."""
+
+    retention_days: int = Field(90, ge=0, description=(
+        "questions older than this are deleted with their ratings, comments and escalations; 0 keeps them"))
+    hash_user_ids: bool = Field(True, description=(
+        "store who asked and who rated as a keyed hash (counts still work); false stores the platform ids"))
+    digest_schedule: str = Field("0 9 * * 1", description=(
+        "crontab line for the digest posted to the admins (in reindex.timezone); '' = no digest"))
+    digest_channel: str | None = Field(None, description=(
+        "where the digest goes, e.g. slack:C0123ABCD or discord:123456789; default reindex.admin_channel"))
+    digest_days: int = Field(7, ge=1, le=366, description="days the digest looks back over")
+
+    @field_validator("digest_schedule")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        return crontab_line("digest_schedule", value, "0 9 * * 1")
 
 
 class ConversationConfig(_Section):
@@ -337,6 +361,7 @@ class Settings(BaseSettings):
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
     voice: VoiceConfig = Field(default_factory=VoiceConfig)
     reindex: ReindexConfig = Field(default_factory=ReindexConfig)
+    insights: InsightsConfig = Field(default_factory=InsightsConfig)
     answers: AnswersConfig = Field(default_factory=AnswersConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)

@@ -18,7 +18,7 @@ from bot.reindex_job import HISTORY_FILE, SCHEDULE, ReindexJob, RunHistory, RunR
 from bot.reindex_lock import ReindexLock
 
 if TYPE_CHECKING:
-    from bot.app.scheduler import NightlyReindex
+    from bot.app.scheduler import DigestJob, NightlyReindex
     from knowledge.indexer import GateVerdict, IndexReport
     from knowledge.store import ChunkStore, LiveIndex
 
@@ -176,15 +176,16 @@ class IndexOperations:
         live = self.store.live()
         return local_time(live.built_at) if live else None
 
-    def nightly(self) -> NightlyReindex:
-        """The schedule (not started), running the configured sources' re-index."""
+    def nightly(self, digest: DigestJob | None = None) -> NightlyReindex:
+        """The schedule (not started), running the configured sources' re-index (and the
+        admins' digest, when one is handed in)."""
         from bot.app.scheduler import NightlyReindex, ScheduleError, ScheduleSettings
 
         cfg = self.settings.reindex
-        if not cfg.schedule:
+        if not cfg.schedule and digest is None:
             raise ScheduleError("no re-index schedule is configured (reindex.schedule is empty)")
         return NightlyReindex(ScheduleSettings(cfg.schedule, cfg.timezone, cfg.misfire_grace_minutes * 60,
-                                               self.jobstore_path), self.scheduled_reindex)
+                                               self.jobstore_path), self.scheduled_reindex, digest)
 
     @property
     def jobstore_path(self) -> Path:
@@ -213,17 +214,19 @@ class IndexOperations:
         return (f"{state['type']} index: {state['indexed_rows']:,} chunks indexed, "
                 f"{state['unindexed_rows']:,} searched exactly until the next re-index folds them in")
 
-    def next_scheduled(self) -> str:
+    def next_scheduled(self, job: str = "reindex") -> str:
+        """When the re-index (or the digest: `job="digest"`) runs next, as the scheduler stored it."""
         from datetime import datetime, timezone
 
-        from bot.app.scheduler import stored_next_run
+        from bot.app.scheduler import DIGEST_JOB_ID, JOB_ID, stored_next_run
 
-        if not self.settings.reindex.schedule:
-            return "not scheduled (reindex.schedule is empty)"
-        at = stored_next_run(self.jobstore_path)
+        cron, key, job_id = ((self.settings.reindex.schedule, "reindex.schedule", JOB_ID) if job == "reindex" else
+                             (self.settings.insights.digest_schedule, "insights.digest_schedule", DIGEST_JOB_ID))
+        if not cron:
+            return f"not scheduled ({key} is empty)"
+        at = stored_next_run(self.jobstore_path, job_id)
         if at is None:
-            return (f"{self.settings.reindex.schedule!r} once a scheduler runs "
-                    "(`supportbot serve` or `supportbot scheduler`)")
+            return f"{cron!r} once a scheduler runs (`supportbot serve` or `supportbot scheduler`)"
         overdue = " (overdue: is the scheduler running?)" if at < datetime.now(timezone.utc) else ""
         return local_time(at.isoformat()) + overdue
 

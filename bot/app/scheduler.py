@@ -1,5 +1,5 @@
-"""The nightly re-index on APScheduler 3, inside `supportbot serve` or alone as
-`supportbot scheduler` (one scheduler for many bot replicas).
+"""The nightly re-index (and the admins' weekly insights digest) on APScheduler 3, inside
+`supportbot serve` or alone as `supportbot scheduler` (one scheduler for many bot replicas).
 
 The job lives in a SQLite job store in the data dir, so a run that was due while the box was
 down is still owed at the next start: it runs once (coalesce), if it is no later than the
@@ -26,10 +26,12 @@ from apscheduler.triggers.cron import CronTrigger
 log = logging.getLogger(__name__)
 
 JOB_ID = "nightly-reindex"
+DIGEST_JOB_ID = "weekly-digest"
 JOBSTORE_FILE = "scheduler.sqlite"
 _WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 _runner: Callable[[], None] | None = None
+_digest_runner: Callable[[], None] | None = None
 
 
 def run_scheduled_reindex() -> None:
@@ -41,13 +43,27 @@ def run_scheduled_reindex() -> None:
     _runner()
 
 
+def run_scheduled_digest() -> None:
+    """What APScheduler calls for the digest (stored by reference, like the re-index)."""
+    if _digest_runner is None:
+        log.error("scheduled digest fired, but no digest is installed in this process")
+        return
+    _digest_runner()
+
+
 class ScheduleError(ValueError):
     pass
 
 
 @dataclass(frozen=True)
+class DigestJob:
+    cron: str  # crontab line, in the schedule's time zone
+    run: Callable[[], None]
+
+
+@dataclass(frozen=True)
 class ScheduleSettings:
-    cron: str  # standard crontab: minute hour day-of-month month day-of-week (0 or 7 = Sunday)
+    cron: str  # standard crontab: minute hour day-of-month month day-of-week (0 or 7 = Sunday); "" = no re-index
     timezone: str  # IANA name; "" = this machine's zone
     misfire_grace_s: int
     jobstore: Path
@@ -84,56 +100,78 @@ def time_zone(name: str):
 
 
 class NightlyReindex:
-    """Owns one BackgroundScheduler with the re-index job in it."""
+    """Owns one BackgroundScheduler with the re-index job in it, and the digest's when one
+    is configured."""
 
-    def __init__(self, settings: ScheduleSettings, run: Callable[[], None]) -> None:
+    def __init__(self, settings: ScheduleSettings, run: Callable[[], None], digest: DigestJob | None = None) -> None:
         self.settings = settings
         self.run = run
-        self.trigger = cron_trigger(settings.cron, settings.timezone)
+        self.digest = digest
+        self.digest_trigger = cron_trigger(digest.cron, settings.timezone) if digest else None
+        self.trigger = cron_trigger(settings.cron, settings.timezone) if settings.cron else None
+        if self.trigger is None and self.digest_trigger is None:
+            raise ScheduleError("nothing to schedule (reindex.schedule and insights.digest_schedule are empty)")
+        zone = (self.trigger or self.digest_trigger).timezone  # type: ignore[union-attr]
         settings.jobstore.parent.mkdir(parents=True, exist_ok=True)
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{settings.jobstore}")},
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.misfire_grace_s},
-            timezone=self.trigger.timezone,
+            timezone=zone,
         )
 
     def start(self) -> datetime | None:
         """Start the schedule and return the next run time. A run still owed from before
         (the stored next run time is in the past) is kept, so it happens now, once."""
-        global _runner
+        global _runner, _digest_runner
         _runner = self.run
+        _digest_runner = self.digest.run if self.digest else None
         self.scheduler.start(paused=True)
-        stored = self.scheduler.get_job(JOB_ID)
-        now = datetime.now(timezone.utc)
-        owed = stored.next_run_time if stored and stored.next_run_time and stored.next_run_time <= now else None
-        extra = {"next_run_time": owed} if owed else {}
-        self.scheduler.add_job(run_scheduled_reindex, self.trigger, id=JOB_ID, name="nightly re-index",
-                               replace_existing=True, **extra)
+        owed = None
+        if self.trigger is not None:
+            stored = self.scheduler.get_job(JOB_ID)
+            now = datetime.now(timezone.utc)
+            owed = stored.next_run_time if stored and stored.next_run_time and stored.next_run_time <= now else None
+            extra = {"next_run_time": owed} if owed else {}
+            self.scheduler.add_job(run_scheduled_reindex, self.trigger, id=JOB_ID, name="nightly re-index",
+                                   replace_existing=True, **extra)
+        elif self.scheduler.get_job(JOB_ID):
+            self.scheduler.remove_job(JOB_ID)  # the schedule was switched off since
+        if self.digest_trigger is not None:  # a digest missed while down is skipped: the next one covers it
+            self.scheduler.add_job(run_scheduled_digest, self.digest_trigger, id=DIGEST_JOB_ID, name="weekly digest",
+                                   replace_existing=True)
+        elif self.scheduler.get_job(DIGEST_JOB_ID):
+            self.scheduler.remove_job(DIGEST_JOB_ID)
         self.scheduler.resume()
         if owed:
             log.info("a scheduled re-index was missed at %s; running it now", owed)
         return self.next_run()
+
+    def next_digest(self) -> datetime | None:
+        job = self.scheduler.get_job(DIGEST_JOB_ID)
+        return job.next_run_time if job else None
 
     def next_run(self) -> datetime | None:
         job = self.scheduler.get_job(JOB_ID)
         return job.next_run_time if job else None
 
     def shutdown(self, wait: bool = True) -> None:
-        global _runner
+        global _runner, _digest_runner
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
         if _runner is self.run:
             _runner = None
+        if self.digest and _digest_runner is self.digest.run:
+            _digest_runner = None
 
 
-def stored_next_run(jobstore: Path) -> datetime | None:
-    """The next run time as the scheduler last stored it, readable from any process."""
+def stored_next_run(jobstore: Path, job_id: str = JOB_ID) -> datetime | None:
+    """A job's next run time as the scheduler last stored it, readable from any process."""
     if not jobstore.exists():
         return None
     try:
         with sqlite3.connect(f"file:{jobstore}?mode=ro", uri=True) as db:
-            row = db.execute("SELECT next_run_time FROM apscheduler_jobs WHERE id = ?", (JOB_ID,)).fetchone()
+            row = db.execute("SELECT next_run_time FROM apscheduler_jobs WHERE id = ?", (job_id,)).fetchone()
     except sqlite3.Error:
         return None
     if not row or row[0] is None:

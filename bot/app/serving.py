@@ -83,8 +83,8 @@ def discord_bot(app: App):
 def run_serve(app: App) -> None:
     platforms = check_setup(app)
     nightly = None
-    if app.settings.reindex.in_serve and app.settings.reindex.schedule:
-        nightly = app.index_ops.nightly()
+    if app.settings.reindex.in_serve and (app.settings.reindex.schedule or app.settings.insights.digest_schedule):
+        nightly = app.schedule()
     try:
         asyncio.run(_serve(app, platforms, nightly))
     finally:
@@ -158,11 +158,11 @@ async def _serve(app: App, platforms: list[str], nightly) -> None:
             log.info("Slack Socket Mode: connecting")
     if "discord" in platforms:
         discord = discord_bot(app)
-        app.notifier.register("discord", _poster(discord, loop))
+        app.notifier.register("discord", _poster(discord, loop), _file_poster(discord, loop))
         closers.append(discord.close)
         tasks.append(asyncio.create_task(discord.start(app.settings.discord_token.get_secret_value())))
     if nightly is not None:
-        log.info("nightly re-index scheduled; next run %s", nightly.start())
+        log.info("scheduled: next re-index %s, next digest %s", nightly.start(), nightly.next_digest())
     stop = asyncio.create_task(stopping.wait())
     done, _ = await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
     if stop in done:
@@ -209,13 +209,22 @@ def _poster(bot: Any, loop: asyncio.AbstractEventLoop) -> Callable[[str, str], N
     return post
 
 
+def _file_poster(bot: Any, loop: asyncio.AbstractEventLoop) -> Callable[[str, str, str, bytes], None]:
+    """A platform's `post_notice` with a file attached (the digest's chart)."""
+    def post(channel: str, text: str, name: str, data: bytes) -> None:
+        asyncio.run_coroutine_threadsafe(bot.post_notice(channel, text, file=(name, data)), loop).result(timeout=60)
+
+    return post
+
+
 def run_scheduler(app: App, announce: Callable[[str], None] = log.info) -> None:
     """`supportbot scheduler`: the nightly re-index alone (one per deployment), with
     /healthz and /metrics (re-index runs are counted here) when serve.health_port is set.
     Stops on Ctrl-C or SIGTERM; a re-index in progress finishes first."""
-    nightly = app.index_ops.nightly()
+    nightly = app.schedule()
     _exit_on_sigterm()
-    announce(f"Scheduler running ({app.settings.reindex.schedule!r}); next re-index {nightly.start()}.")
+    announce(f"Scheduler running ({app.settings.reindex.schedule!r}); next re-index {nightly.start()}, "
+             f"next digest {nightly.next_digest()}.")
     try:
         asyncio.run(_wait_for_stop(app))
     except KeyboardInterrupt:

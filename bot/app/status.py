@@ -49,6 +49,7 @@ class StatusReport:
             "last_reindex": describe_run(ops.history.last()),
             "last_scheduled_reindex": describe_run(ops.history.last(SCHEDULE)),
             "next_scheduled_reindex": ops.next_scheduled(),
+            "next_insights_digest": ops.next_scheduled("digest"),
         }
         running = ops.lock.running()
         if running:

@@ -4,14 +4,17 @@ core's /voice command speaks to; the voice registry itself lives in adapters_lor
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.app.config import Settings
+from bot.voice_frame import VoiceFrame, learn_frame
 
 if TYPE_CHECKING:
+    from adapters_lora.dataset import VoiceExample
     from adapters_lora.registry import VoiceRegistry
     from adapters_lora.train import TrainingResult
     from bot.protocols import Generator
@@ -63,6 +66,34 @@ class Voices:
                                 f"but this bot runs {self.base_model_id()}")
         return self.registry.activate(name)
 
+    def frame(self, name: str) -> VoiceFrame | None:
+        """The greeting and sign-off the voice's example replies share: saved when it was
+        trained; for a voice trained before frames were learned, learned now from its dataset
+        if that file is still there (else None: answers in it go unframed)."""
+        info = {v.name: v for v in self.registry.list()}.get(name)
+        if info is None:
+            return None
+        if isinstance(info.meta.get("frame"), dict):
+            return VoiceFrame.from_dict(info.meta["frame"])
+        from adapters_lora.dataset import DatasetError
+
+        try:
+            train, _ = self.examples(name)
+        except (DatasetError, OSError) as err:
+            logging.getLogger(__name__).warning("voice %s has no learned frame and its examples cannot be read (%s); "
+                                                "retrain it to frame its answers", name, str(err).splitlines()[0])
+            return None
+        return learn_frame([e.answer for e in train])
+
+    def examples(self, name: str) -> tuple[list[VoiceExample], list[VoiceExample]]:
+        """The voice's (training, held-out) examples, split as its training split them."""
+        from adapters_lora.dataset import load_examples, split_held_out
+
+        meta = {v.name: v for v in self.registry.list()}[name].meta
+        training = meta.get("training", {})
+        examples = load_examples(Path(meta.get("dataset", {}).get("path", "")))
+        return split_held_out(examples, training.get("held_out_fraction", 0.1), training.get("seed", 1234))
+
     def rollback_voice(self) -> str | None:
         return self.registry.rollback()
 
@@ -88,4 +119,5 @@ def check_voice_dataset(path: Path) -> str:
     with_context = sum(1 for e in examples if e.context)
     train, held = split_held_out(examples, 0.1, 1234)
     return (f"{path}: {len(examples)} examples OK ({with_context} with context); "
-            f"{len(train)} for training, {len(held)} held out.")
+            f"{len(train)} for training, {len(held)} held out.\n"
+            f"Training would learn: {learn_frame([e.answer for e in train]).summary()}")
