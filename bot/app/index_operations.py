@@ -25,12 +25,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def reindex_lock(settings: Settings) -> ReindexLock:
+    """With `state.url` the lock is in PostgreSQL (one writer across hosts), else in the data dir."""
+    if settings.state.url:
+        from bot.app.pg_state import PostgresReindexLock
+
+        return PostgresReindexLock(settings.state.url)  # type: ignore[return-value]  # same interface
+    return ReindexLock(settings.data_dir)
+
+
 class IndexOperations:
     def __init__(self, settings: Settings, knowledge: KnowledgeParts, notifier: ChannelNotifier,
                  on_finished: Callable[[RunRecord], None] | None = None) -> None:
         self.settings = settings
         self.knowledge = knowledge
-        self.lock = ReindexLock(settings.data_dir)
+        self.lock = reindex_lock(settings)
         self.history = RunHistory(settings.data_dir / HISTORY_FILE)
         self.job = ReindexJob(self._build_index, self.lock, self.history, notifier,
                               settings.reindex.admin_channel, on_finished=on_finished)
