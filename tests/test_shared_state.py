@@ -1,0 +1,92 @@
+"""Replicas on several hosts sharing state in PostgreSQL (`state.url`), through real processes:
+one re-index writer across hosts (two data dirs stand for two hosts: no file lock is shared),
+and `doctor` on a reachable and an unreachable database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bot.app.knowledge_parts import bundled_sample_docs
+from bot.app.pg_state import _REINDEX_LOCK, PostgresReindexLock
+from bot.feedback_schema import LATEST
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def host_env(data_dir: Path, url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    env.update({"SUPPORTBOT_DATA_DIR": str(data_dir), "SUPPORTBOT_STATE__URL": url,
+                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    return env
+
+
+def supportbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot", *args], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_a_reindex_on_another_host_is_refused_with_who_holds_it_and_a_killed_holder_frees_it(
+    tmp_path: Path, postgres
+) -> None:
+    url = postgres.fresh_database()
+    docs = Path(shutil.copytree(bundled_sample_docs(), tmp_path / "docs"))
+    host_a, host_b = tmp_path / "host-a", tmp_path / "host-b"
+    worker = subprocess.Popen([sys.executable, "-m", "tests.reindex_worker", str(host_a), str(docs), "scanned"],
+                              cwd=REPO, env=host_env(host_a, url), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        paused = worker.stdout.readline().split()  # PAUSED scanned 20/20
+        assert paused[:2] == ["PAUSED", "scanned"]
+        refused = supportbot(host_env(host_b, url), "index", "--docs", str(docs))
+        assert refused.returncode == 1
+        assert "A re-index is already running (started by worker:alice (cli) at " in refused.stderr
+        assert f"; scanned {paused[2]}). Try again when it has finished." in refused.stderr and "Traceback" not in refused.stderr
+        running = PostgresReindexLock(url).running()
+        assert running is not None
+        assert (running.started_by, running.pid, running.host) == ("worker:alice", worker.pid, socket.gethostname())
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(60)
+    with psycopg.connect(url, autocommit=True) as waiter:  # returns once the server has dropped the dead session
+        waiter.execute("SET lock_timeout = '30s'")
+        waiter.execute("SELECT pg_advisory_lock(%s)", [_REINDEX_LOCK])
+        waiter.execute("SELECT pg_advisory_unlock(%s)", [_REINDEX_LOCK])
+    lock = PostgresReindexLock(url)
+    assert lock.running() is None  # the row the dead holder left says nothing any more
+    with lock.hold("slack:UADMIN", "chat"):
+        held = PostgresReindexLock(url).running()
+        assert held is not None and (held.started_by, held.trigger, held.pid) == ("slack:UADMIN", "chat", os.getpid())
+    assert PostgresReindexLock(url).running() is None
+
+
+def test_doctor_checks_the_shared_database_and_names_an_unreachable_one_in_one_fix_line(
+    tmp_path: Path, postgres
+) -> None:
+    url = postgres.fresh_database()
+    healthy = supportbot(host_env(tmp_path / "a", url), "doctor")
+    assert f"ok   shared state database {url} (schema {LATEST})\n" in healthy.stdout
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"postgresql://postgres@127.0.0.1:{probe.getsockname()[1]}/supportbot"
+    away = supportbot(host_env(tmp_path / "b", closed), "doctor")
+    assert away.returncode == 1
+    lines = [line for line in away.stdout.splitlines() if "shared state database" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"FIX  shared state database {closed}: the shared state database {closed} "
+                               "cannot be used (")
+    assert lines[0].endswith("check that PostgreSQL is running and reachable and that state.url is right "
+                             "(the bot reconnects by itself)")
+    assert "Traceback" not in away.stderr
