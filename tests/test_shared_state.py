@@ -90,3 +90,28 @@ def test_doctor_checks_the_shared_database_and_names_an_unreachable_one_in_one_f
     assert lines[0].endswith("check that PostgreSQL is running and reachable and that state.url is right "
                              "(the bot reconnects by itself)")
     assert "Traceback" not in away.stderr
+
+
+def test_two_scheduler_processes_on_one_database_run_a_due_job_once(tmp_path: Path, postgres) -> None:
+    url = postgres.fresh_database()
+    workers = [subprocess.Popen([sys.executable, "-m", "tests.scheduler_worker", url, str(tmp_path / f"host-{n}")],
+                                cwd=REPO, env=host_env(tmp_path / f"host-{n}", url), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (1, 2)]
+    outputs = []
+    for worker in workers:  # both started on the shared store; now both fire the same due run
+        worker.stdin.write("\n")
+        worker.stdin.flush()
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err[-2000:]
+        outputs.append(out.splitlines())
+    ran = [line for lines in outputs for line in lines if line.startswith("RAN ")]
+    assert len(ran) == 1
+    with psycopg.connect(url) as db:
+        claims = db.execute("SELECT job_id, due_at, pid FROM scheduled_runs").fetchall()
+        stored = db.execute("SELECT id FROM apscheduler_jobs").fetchall()
+    assert len(claims) == 1 and claims[0][0] == "nightly-reindex" and claims[0][1].endswith("T03:00:00+00:00")
+    assert ran[0] == f"RAN {socket.gethostname()}:{claims[0][2]}"
+    assert stored == [("nightly-reindex",)]  # the schedule lives in the database, not on a host
+    assert outputs[0][-1] == outputs[1][-1]  # one next run for both
+    assert outputs[0][-1].startswith("NEXT ") and outputs[0][-1].endswith("T03:00:00+00:00")

@@ -155,8 +155,14 @@ class IndexOperations:
         cfg = self.settings.reindex
         if not cfg.schedule and digest is None:
             raise ScheduleError("no re-index schedule is configured (reindex.schedule is empty)")
+        shared: dict = {}
+        if self.settings.state.url:  # every scheduler process on every host shares the schedule
+            from bot.app.pg_state import ScheduledRunClaims, sqlalchemy_url
+
+            shared = {"jobstore_url": sqlalchemy_url(self.settings.state.url),
+                      "claim": ScheduledRunClaims(self.settings.state.url).claim}
         return NightlyReindex(ScheduleSettings(cfg.schedule, cfg.timezone, cfg.misfire_grace_minutes * 60,
-                                               self.jobstore_path), self.scheduled_reindex, digest)
+                                               self.jobstore_path, **shared), self.scheduled_reindex, digest)
 
     @property
     def jobstore_path(self) -> Path:

@@ -8,6 +8,7 @@ line (the store logs it and the answer goes out all the same).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,6 +26,8 @@ from psycopg_pool import ConnectionPool
 
 from bot.reindex_lock import AlreadyRunning, RunningJob
 from bot.state_db import StateDatabaseError
+
+log = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT_S = 3  # a database that is away costs an answer's record this long, not more
 _MIGRATION_LOCK = 0x5B07_5C3E  # pg_advisory_xact_lock key: one replica migrates at a time
@@ -240,3 +244,26 @@ class PostgresReindexLock:
                                  "FROM reindex_running WHERE id = 1").fetchone()
         return RunningJob(*row) if row else None
 
+
+
+class ScheduledRunClaims:
+    """Which scheduler process runs a due job: the first to claim (job, due time) in the shared
+    database; a claim that cannot be made (database away) runs the job (the re-index lock still
+    keeps it to one writer)."""
+
+    def __init__(self, url: str) -> None:
+        self.database = PostgresStateDatabase(url, pool_size=1)
+
+    def claim(self, job_id: str, due: datetime) -> bool:
+        try:
+            with self.database.transaction(exclusive=True) as connection:
+                connection.execute("CREATE TABLE IF NOT EXISTS scheduled_runs (job_id TEXT NOT NULL, due_at TEXT NOT NULL, "
+                                   "host TEXT NOT NULL, pid INTEGER NOT NULL, claimed_at DOUBLE PRECISION NOT NULL, "
+                                   "PRIMARY KEY (job_id, due_at))")
+                return connection.execute(
+                    "INSERT INTO scheduled_runs (job_id, due_at, host, pid, claimed_at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING", (job_id, due.isoformat(), socket.gethostname(), os.getpid(), time.time()),
+                ).rowcount == 1
+        except StateDatabaseError as err:
+            log.error("%s due at %s: %s", job_id, due.isoformat(), err)
+            return True

@@ -67,6 +67,11 @@ class ScheduleSettings:
     timezone: str  # IANA name; "" = this machine's zone
     misfire_grace_s: int
     jobstore: Path
+    # With state.url: the job store in that database (an SQLAlchemy URL), shared by every
+    # scheduler process, and `claim(job_id, due)` -> True for the one process that runs that
+    # due run (the others fire too: APScheduler 3 does not coordinate schedulers).
+    jobstore_url: str | None = None
+    claim: Callable[[str, datetime], bool] | None = None
 
 
 def cron_trigger(cron: str, zone: str) -> CronTrigger:
@@ -112,9 +117,10 @@ class NightlyReindex:
         if self.trigger is None and self.digest_trigger is None:
             raise ScheduleError("nothing to schedule (reindex.schedule and insights.digest_schedule are empty)")
         zone = (self.trigger or self.digest_trigger).timezone  # type: ignore[union-attr]
-        settings.jobstore.parent.mkdir(parents=True, exist_ok=True)
+        if settings.jobstore_url is None:
+            settings.jobstore.parent.mkdir(parents=True, exist_ok=True)
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{settings.jobstore}")},
+            jobstores={"default": SQLAlchemyJobStore(url=settings.jobstore_url or f"sqlite:///{settings.jobstore}")},
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.misfire_grace_s},
             timezone=zone,
@@ -124,8 +130,8 @@ class NightlyReindex:
         """Start the schedule and return the next run time. A run still owed from before
         (the stored next run time is in the past) is kept, so it happens now, once."""
         global _runner, _digest_runner
-        _runner = self.run
-        _digest_runner = self.digest.run if self.digest else None
+        _runner = self._once(JOB_ID, self.trigger, self.run)
+        _digest_runner = self._once(DIGEST_JOB_ID, self.digest_trigger, self.digest.run) if self.digest else None
         self.scheduler.start(paused=True)
         owed = None
         if self.trigger is not None:
@@ -147,6 +153,23 @@ class NightlyReindex:
             log.info("a scheduled re-index was missed at %s; running it now", owed)
         return self.next_run()
 
+    def _once(self, job_id: str, trigger: CronTrigger | None, run: Callable[[], None]) -> Callable[[], None]:
+        """`run`, but only in the scheduler process that claims this due run (with a shared job
+        store); the others log that it ran elsewhere."""
+        claim = self.settings.claim
+        if claim is None or trigger is None:
+            return run
+
+        def claimed() -> None:
+            due = latest_fire_time(trigger, datetime.now(timezone.utc), self.settings.misfire_grace_s)
+            if due is not None and not claim(job_id, due):
+                log.info("%s due at %s is run by another scheduler process", job_id, due.isoformat())
+                return
+            run()
+
+        claimed.__name__ = getattr(run, "__name__", job_id)
+        return claimed
+
     def next_digest(self) -> datetime | None:
         job = self.scheduler.get_job(DIGEST_JOB_ID)
         return job.next_run_time if job else None
@@ -163,6 +186,19 @@ class NightlyReindex:
             _runner = None
         if self.digest and _digest_runner is self.digest.run:
             _digest_runner = None
+
+
+def latest_fire_time(trigger: CronTrigger, now: datetime, grace_s: int) -> datetime | None:
+    """The run this firing is for: the trigger's last fire time up to now. APScheduler runs a
+    job only within the misfire grace time of when it was due, so it lies in that window."""
+    from datetime import timedelta
+
+    latest = None
+    fire = trigger.get_next_fire_time(None, now - timedelta(seconds=grace_s + 60))
+    while fire is not None and fire <= now:
+        latest = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return latest
 
 
 def stored_next_run(jobstore: Path, job_id: str = JOB_ID) -> datetime | None:
