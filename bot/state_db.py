@@ -55,6 +55,9 @@ class StateDatabase(Protocol):
     def table_columns(self, connection: StateConnection, table: str) -> set[str]: ...
     def ddl(self, statement: str) -> str: ...
     def integrity_problem(self) -> str | None: ...
+    def continue_ids(self, connection: StateConnection, table: str) -> None:
+        """After rows were copied in with their ids: new rows get ids above them."""
+        ...
     def failure(self, err: Exception) -> str: ...
     def close(self) -> None: ...
 
@@ -115,6 +118,9 @@ class SqliteStateDatabase:
 
     def ddl(self, statement: str) -> str:
         return statement
+
+    def continue_ids(self, connection: StateConnection, table: str) -> None:
+        """AUTOINCREMENT already continues above the highest id."""
 
     def integrity_problem(self) -> str | None:
         with self.transaction() as db:

@@ -115,3 +115,52 @@ def test_two_scheduler_processes_on_one_database_run_a_due_job_once(tmp_path: Pa
     assert stored == [("nightly-reindex",)]  # the schedule lives in the database, not on a host
     assert outputs[0][-1] == outputs[1][-1]  # one next run for both
     assert outputs[0][-1].startswith("NEXT ") and outputs[0][-1].endswith("T03:00:00+00:00")
+
+
+def test_state_migrate_copies_a_populated_sqlite_store_exactly_and_twice_changes_nothing(
+    tmp_path: Path, postgres
+) -> None:
+    from bot.app.pg_state import PostgresStateDatabase
+    from bot.feedback import FeedbackStore
+    from tests.test_state_store import answer_to
+
+    data, url = tmp_path / "data", postgres.fresh_database()
+    local = FeedbackStore(data / "feedback.sqlite", retention_days=0)
+    liked = answer_to(local, "How much is Team?", "Team is $8 [1].", conversation="slack:C1:1.0")
+    wrong = answer_to(local, "Is there a trial?", "No [1].", user="slack:UBOB")
+    local.rate(liked, "slack:UBOB", +1)
+    local.rate(wrong, "slack:UCAROL", -1)
+    local.comment(wrong, "slack:UADMIN", "wrong", correction="Yes: 14 days [1].", by_admin=True)
+    local.escalate(wrong, "slack:UCAROL")
+    local.save_vectors({"k1": b"\x00\x01\x02"}, "model-a")
+    assert local.first_delivery("slack:Ev1")
+    before = (local.counts(), local.voice_examples(), local.answers_between(0, 1e12), local.comments_between(0, 1e12))
+    bob = local.stored_user_id("slack:UBOB")
+    local.close()
+
+    env = host_env(data, "")
+    del env["SUPPORTBOT_STATE__URL"]
+    first = supportbot(env, "state", "migrate", "--to", url)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[:5] == [
+        f"answers: 2 row(s), 2 new in {url}", f"feedback: 3 row(s), 3 new in {url}",
+        f"escalations: 1 row(s), 1 new in {url}", f"question_vectors: 1 row(s), 1 new in {url}",
+        f"deliveries: 1 row(s), 1 new in {url}"]
+    again = supportbot(env, "state", "migrate", "--to", url)
+    assert again.returncode == 0, again.stderr
+    assert [line.split(", ")[1] for line in again.stdout.splitlines()[:5]] == [f"0 new in {url}"] * 5
+
+    shared = FeedbackStore(PostgresStateDatabase(url), retention_days=0)
+    assert (shared.counts(), shared.voice_examples(), shared.answers_between(0, 1e12),
+            shared.comments_between(0, 1e12)) == before
+    assert shared.stored_user_id("slack:UBOB") == bob  # the hashing key moved with the rows
+    assert shared.knows_conversation("slack:C1:1.0") and not shared.first_delivery("slack:Ev1")
+    assert shared.vectors(["k1"], "model-a") == {"k1": b"\x00\x01\x02"}
+    shared.rate(liked, "slack:UBOB", -1)  # Bob changes his mind: his earlier 👍 is found and replaced
+    shared.comment(liked, "slack:UDAVE", "new")  # a new row gets an id above the copied ones
+    assert shared.counts() == {"answers": 2, "thumbs_up": 0, "thumbs_down": 2}
+    shared.close()
+
+    refused = supportbot(env, "state", "migrate", "--to", "mysql://db/x")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "Error: state.url must start with postgresql:// (got 'mysql')"

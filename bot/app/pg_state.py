@@ -118,6 +118,11 @@ class PostgresStateDatabase:
             statement = pattern.sub(replacement, statement)
         return statement
 
+    def continue_ids(self, connection: Any, table: str) -> None:
+        sequence = connection.execute("SELECT pg_get_serial_sequence(?, 'id')", (table,)).fetchone()[0]
+        if sequence is not None:
+            connection.execute(f"SELECT setval(?, COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)", (sequence,))
+
     def integrity_problem(self) -> str | None:
         with self.transaction() as connection:
             connection.execute("SELECT 1")
@@ -125,6 +130,8 @@ class PostgresStateDatabase:
 
     def failure(self, err: Exception) -> str:
         reason = " ".join(str(err).split()) or type(err).__name__
+        if isinstance(err, psycopg.Error) and not isinstance(err, psycopg.OperationalError):
+            return f"the shared state database {self.where} refused a statement ({reason})"
         return (f"the shared state database {self.where} cannot be used ({reason}); check that PostgreSQL is "
                 f"running and reachable and that state.url is right (the bot reconnects by itself)")
 
