@@ -16,7 +16,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from bot.chat_flow import RESTARTING_TEXT
+from tests.pg_server import server_binaries
 from tests.slack_mock import BOT_TOKEN, BOT_USER, JSON, SIGNING_SECRET, MockSlackAPI, event_body, send
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,8 +111,12 @@ def test_sigterm_mid_answer_drains_and_exits_0(core, model_cache: Path, tmp_path
         assert any(body["text"] == RESTARTING_TEXT for body in last.values())  # the late asker was told
 
 
-def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model_cache: Path, tmp_path: Path) -> None:
-    shared = tmp_path / "shared" / "feedback.sqlite"  # where both replicas keep answers and delivered ids
+def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model_cache: Path, tmp_path: Path,
+                                                                      request: pytest.FixtureRequest) -> None:
+    # where both replicas keep answers and delivered ids: PostgreSQL (replicas on several hosts), or
+    # one host's SQLite file where the server is not installed (one run of this test: it is slow)
+    shared = ({"SUPPORTBOT_STATE__URL": request.getfixturevalue("postgres").fresh_database()} if server_binaries()
+              else {"SUPPORTBOT_FEEDBACK_DB": str(tmp_path / "shared" / "feedback.sqlite")})
     processes = []
     placeholders: list[dict] = []
     answered: list[dict] = []
@@ -118,8 +125,7 @@ def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model
             ports = []
             for name in ("a", "b"):
                 shutil.copytree(core.settings.data_dir / "index", tmp_path / name / "index")
-                process, slack_port, health_port = serve(tmp_path / name, model_cache, api,
-                                                         SUPPORTBOT_FEEDBACK_DB=str(shared))
+                process, slack_port, health_port = serve(tmp_path / name, model_cache, api, **shared)
                 processes.append(process)
                 ports.append((slack_port, health_port))
             for process, (_, health_port) in zip(processes, ports):
