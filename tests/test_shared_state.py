@@ -115,6 +115,11 @@ def test_two_scheduler_processes_on_one_database_run_a_due_job_once(tmp_path: Pa
     assert stored == [("nightly-reindex",)]  # the schedule lives in the database, not on a host
     assert outputs[0][-1] == outputs[1][-1]  # one next run for both
     assert outputs[0][-1].startswith("NEXT ") and outputs[0][-1].endswith("T03:00:00+00:00")
+    from bot.app.pg_state import sqlalchemy_url
+    from bot.app.scheduler import JOB_ID, stored_next_run
+
+    # what `status` on any host reads: the schedule's next run, from the database
+    assert stored_next_run(tmp_path / "nowhere.sqlite", JOB_ID, sqlalchemy_url(url)).isoformat() == outputs[0][-1][5:]
 
 
 def test_state_migrate_copies_a_populated_sqlite_store_exactly_and_twice_changes_nothing(

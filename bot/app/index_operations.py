@@ -159,8 +159,9 @@ class IndexOperations:
         if self.settings.state.url:  # every scheduler process on every host shares the schedule
             from bot.app.pg_state import ScheduledRunClaims, sqlalchemy_url
 
-            shared = {"jobstore_url": sqlalchemy_url(self.settings.state.url),
-                      "claim": ScheduledRunClaims(self.settings.state.url).claim}
+            claims = ScheduledRunClaims(self.settings.state.url)
+            shared = {"jobstore_url": sqlalchemy_url(self.settings.state.url), "claim": claims.claim,
+                      "starting": claims.starting}
         return NightlyReindex(ScheduleSettings(cfg.schedule, cfg.timezone, cfg.misfire_grace_minutes * 60,
                                                self.jobstore_path, **shared), self.scheduled_reindex, digest)
 
@@ -201,7 +202,12 @@ class IndexOperations:
                              (self.settings.insights.digest_schedule, "insights.digest_schedule", DIGEST_JOB_ID))
         if not cron:
             return f"not scheduled ({key} is empty)"
-        at = stored_next_run(self.jobstore_path, job_id)
+        url = self.settings.state.url
+        if url:
+            from bot.app.pg_state import sqlalchemy_url
+
+            url = sqlalchemy_url(url)
+        at = stored_next_run(self.jobstore_path, job_id, url)
         if at is None:
             return f"{cron!r} once a scheduler runs (`supportbot serve` or `supportbot scheduler`)"
         overdue = " (overdue: is the scheduler running?)" if at < datetime.now(timezone.utc) else ""

@@ -261,6 +261,13 @@ class ScheduledRunClaims:
     def __init__(self, url: str) -> None:
         self.database = PostgresStateDatabase(url, pool_size=1)
 
+    @contextmanager
+    def starting(self) -> Iterator[None]:
+        """Held while a scheduler sets up its job store, so two starting at once on a fresh
+        database do not both create its table."""
+        with self.database.transaction(exclusive=True):
+            yield
+
     def claim(self, job_id: str, due: datetime) -> bool:
         try:
             with self.database.transaction(exclusive=True) as connection:

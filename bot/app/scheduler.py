@@ -13,6 +13,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,6 +73,7 @@ class ScheduleSettings:
     # due run (the others fire too: APScheduler 3 does not coordinate schedulers).
     jobstore_url: str | None = None
     claim: Callable[[str, datetime], bool] | None = None
+    starting: Callable[[], AbstractContextManager] | None = None  # held while the job store is set up
 
 
 def cron_trigger(cron: str, zone: str) -> CronTrigger:
@@ -132,7 +134,8 @@ class NightlyReindex:
         global _runner, _digest_runner
         _runner = self._once(JOB_ID, self.trigger, self.run)
         _digest_runner = self._once(DIGEST_JOB_ID, self.digest_trigger, self.digest.run) if self.digest else None
-        self.scheduler.start(paused=True)
+        with self.settings.starting() if self.settings.starting else nullcontext():
+            self.scheduler.start(paused=True)  # creates the job store's table: one process at a time
         owed = None
         if self.trigger is not None:
             stored = self.scheduler.get_job(JOB_ID)
@@ -201,8 +204,11 @@ def latest_fire_time(trigger: CronTrigger, now: datetime, grace_s: int) -> datet
     return latest
 
 
-def stored_next_run(jobstore: Path, job_id: str = JOB_ID) -> datetime | None:
-    """A job's next run time as the scheduler last stored it, readable from any process."""
+def stored_next_run(jobstore: Path, job_id: str = JOB_ID, url: str | None = None) -> datetime | None:
+    """A job's next run time as the scheduler last stored it, readable from any process (`url`:
+    the shared job store's SQLAlchemy URL, when the schedule lives in the database)."""
+    if url is not None:
+        return _shared_next_run(url, job_id)
     if not jobstore.exists():
         return None
     try:
@@ -213,3 +219,19 @@ def stored_next_run(jobstore: Path, job_id: str = JOB_ID) -> datetime | None:
     if not row or row[0] is None:
         return None
     return datetime.fromtimestamp(row[0], tz=timezone.utc)
+
+
+def _shared_next_run(url: str, job_id: str) -> datetime | None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            value = connection.execute(text("SELECT next_run_time FROM apscheduler_jobs WHERE id = :id"),
+                                       {"id": job_id}).scalar()
+    except SQLAlchemyError:
+        return None  # no schedule stored yet, or the database is away (doctor says which)
+    finally:
+        engine.dispose()
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
