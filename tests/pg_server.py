@@ -35,6 +35,7 @@ class LocalPostgres:
     bin_dir: Path
     data_dir: Path
     port: int = field(default_factory=_free_port)
+    fsync: bool = False  # tests need no durability; a benchmark against SQLite (which syncs) does
 
     def _run(self, *args: str) -> None:
         command = [str(self.bin_dir / args[0]), *args[1:]]
@@ -50,7 +51,7 @@ class LocalPostgres:
 
     def start(self) -> None:
         self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-l", str(self.data_dir / "log"), "-o",
-                  f"-p {self.port} -h 127.0.0.1 -k {self.data_dir} -c fsync=off", "start")
+                  f"-p {self.port} -h 127.0.0.1 -k {self.data_dir} -c fsync={'on' if self.fsync else 'off'}", "start")
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-m", "fast", "stop")
