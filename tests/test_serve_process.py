@@ -19,8 +19,13 @@ from pathlib import Path
 import pytest
 
 from bot.chat_flow import RESTARTING_TEXT
+from adapters.slack import blocks as kit
+from bot.app.pg_state import PostgresStateDatabase
+from bot.feedback import FeedbackStore
 from tests.pg_server import server_binaries
-from tests.slack_mock import BOT_TOKEN, BOT_USER, JSON, SIGNING_SECRET, MockSlackAPI, event_body, send
+from tests.slack_mock import (BOT_TOKEN, BOT_USER, FORM, JSON, SIGNING_SECRET, MockSlackAPI, action_body, event_body,
+                              send)
+from tests.test_slack import actions_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,6 +151,13 @@ def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model
             calls = api.wait_for(lambda calls: len([c for c in calls if c.method == "chat.update"
                                                     and c.body.get("blocks")]) >= 2)
             answered = [c.body for c in calls if c.method == "chat.postMessage"]
+
+            first_final = next(c.body for c in calls if c.method == "chat.update" and c.body.get("blocks"))
+            answer_id = actions_of(first_final["blocks"])[kit.UP]  # A's answer, rated through B (twice)
+            for _ in range(2):
+                assert send(b, action_body(kit.UP, answer_id, "UBOB", api.response_url("up")), FORM)[0] == 200
+            api.wait_for(lambda calls: len([c for c in calls if c.method == "response_url"
+                                            and c.body.get("path") == "/response/up"]) == 2)
         finally:
             for process in processes:
                 if process.poll() is None:
@@ -155,3 +167,7 @@ def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model
     assert [p["thread_ts"] for p in placeholders] == ["1700000600.000100"], logs  # one placeholder, one answer
     assert [p["thread_ts"] for p in answered] == ["1700000600.000100"] * 2, logs  # the follow-up answered too
     assert [process.returncode for process in processes] == [0, 0], logs
+    store = FeedbackStore(PostgresStateDatabase(shared["SUPPORTBOT_STATE__URL"]) if "SUPPORTBOT_STATE__URL" in shared
+                          else Path(shared["SUPPORTBOT_FEEDBACK_DB"]))
+    assert store.counts() == {"answers": 2, "thumbs_up": 1, "thumbs_down": 0}  # B's 👍 on A's answer, stored once
+    store.close()
