@@ -15,9 +15,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 LOCK_FILE = "reindex.lock"
 INFO_FILE = "reindex.running.json"
@@ -42,6 +43,15 @@ class AlreadyRunning(Exception):
     def __init__(self, job: RunningJob) -> None:
         super().__init__(f"A re-index is already running ({job.describe()}). Try again when it has finished.")
         self.job = job
+
+
+class ReindexLocking(Protocol):
+    """One re-index at a time: this file lock on one host, or bot.app.pg_state's PostgreSQL
+    advisory lock across hosts (`state.url`)."""
+
+    def hold(self, started_by: str, trigger: str) -> AbstractContextManager: ...
+    def update(self, progress: str, force: bool = False) -> None: ...
+    def running(self) -> RunningJob | None: ...
 
 
 class ReindexLock:

@@ -15,7 +15,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bot.app.application import App
+from bot.app.config import load_settings
 from bot.app.knowledge_parts import bundled_sample_docs
+from bot.commands import CommandContext
 from bot.app.pg_state import _REINDEX_LOCK, PostgresReindexLock
 from bot.feedback_schema import LATEST
 
@@ -35,7 +38,7 @@ def supportbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
 
 
 def test_a_reindex_on_another_host_is_refused_with_who_holds_it_and_a_killed_holder_frees_it(
-    tmp_path: Path, postgres
+    tmp_path: Path, postgres, embedder
 ) -> None:
     url = postgres.fresh_database()
     docs = Path(shutil.copytree(bundled_sample_docs(), tmp_path / "docs"))
@@ -50,6 +53,11 @@ def test_a_reindex_on_another_host_is_refused_with_who_holds_it_and_a_killed_hol
         assert refused.returncode == 1
         assert "A re-index is already running (started by worker:alice (cli) at " in refused.stderr
         assert f"; scanned {paused[2]}). Try again when it has finished." in refused.stderr and "Traceback" not in refused.stderr
+        replica = App(load_settings(None, data_dir=host_b, docs=[str(docs)], admins=["slack:UADMIN"],
+                                    state={"url": url}), embedder=embedder)
+        chat = replica.commands.run("reindex", "", CommandContext(user_id="slack:UADMIN", conversation_id="c1",
+                                                                   platform="slack"))  # an admin's /reindex on B
+        assert not chat.ok and chat.text.startswith("A re-index is already running (started by worker:alice (cli) at ")
         running = PostgresReindexLock(url).running()
         assert running is not None
         assert (running.started_by, running.pid, running.host) == ("worker:alice", worker.pid, socket.gethostname())
@@ -169,3 +177,19 @@ def test_state_migrate_copies_a_populated_sqlite_store_exactly_and_twice_changes
     refused = supportbot(env, "state", "migrate", "--to", "mysql://db/x")
     assert refused.returncode == 1
     assert refused.stderr.strip() == "Error: state.url must start with postgresql:// (got 'mysql')"
+
+
+def test_each_due_run_is_claimed_once_and_a_standby_claims_the_next(postgres) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from bot.app.pg_state import ScheduledRunClaims
+
+    url = postgres.fresh_database()
+    active, standby = ScheduledRunClaims(url), ScheduledRunClaims(url)
+    tonight = datetime(2026, 12, 7, 3, tzinfo=timezone.utc)
+    assert active.claim("nightly-reindex", tonight) is True
+    assert standby.claim("nightly-reindex", tonight) is False  # fired too: told it ran elsewhere
+    assert standby.claim("weekly-digest", tonight) is True  # another job's run is its own
+    active.database.close()  # the active scheduler's host is gone
+    assert standby.claim("nightly-reindex", tonight + timedelta(days=1)) is True
+    standby.database.close()

@@ -15,7 +15,7 @@ from bot.app.knowledge_parts import KnowledgeParts
 from bot.notify import ChannelNotifier
 from bot.protocols import ProgressCallback
 from bot.reindex_job import HISTORY_FILE, SCHEDULE, ReindexJob, RunHistory, RunRecord
-from bot.reindex_lock import ReindexLock
+from bot.reindex_lock import ReindexLock, ReindexLocking
 
 if TYPE_CHECKING:
     from bot.app.scheduler import DigestJob, NightlyReindex
@@ -25,12 +25,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def reindex_lock(settings: Settings) -> ReindexLock:
+def reindex_lock(settings: Settings) -> ReindexLocking:
     """With `state.url` the lock is in PostgreSQL (one writer across hosts), else in the data dir."""
     if settings.state.url:
         from bot.app.pg_state import PostgresReindexLock
 
-        return PostgresReindexLock(settings.state.url)  # type: ignore[return-value]  # same interface
+        return PostgresReindexLock(settings.state.url)
     return ReindexLock(settings.data_dir)
 
 
