@@ -54,7 +54,43 @@ class ReindexLocking(Protocol):
     def running(self) -> RunningJob | None: ...
 
 
-class ReindexLock:
+class HolderInfo:
+    """What every lock does around its own acquire/release: hold it for one run, and keep who
+    holds it and how far it got where other processes read it (`_write_info`)."""
+
+    _guard: threading.Lock
+    _job: RunningJob | None
+    _written_at: float
+
+    def acquire(self, started_by: str, trigger: str) -> None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def _write_info(self) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def hold(self, started_by: str, trigger: str) -> Iterator[HolderInfo]:
+        """Hold the lock for one run, or raise AlreadyRunning saying who has it."""
+        self.acquire(started_by, trigger)
+        try:
+            yield self
+        finally:
+            self.release()
+
+    def update(self, progress: str, force: bool = False) -> None:
+        """Record how far the run is; written for other processes at most twice a second."""
+        with self._guard:
+            if self._job is None:
+                return
+            self._job = RunningJob(**{**asdict(self._job), "progress": progress})
+            if force or time.monotonic() - self._written_at >= _PROGRESS_EVERY_S:
+                self._write_info()
+
+
+class ReindexLock(HolderInfo):
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self._guard = threading.Lock()
@@ -70,15 +106,6 @@ class ReindexLock:
     def _info_path(self) -> Path:
         return self.directory / INFO_FILE
 
-    @contextmanager
-    def hold(self, started_by: str, trigger: str) -> Iterator[ReindexLock]:
-        """Hold the lock for one run, or raise AlreadyRunning saying who has it."""
-        self.acquire(started_by, trigger)
-        try:
-            yield self
-        finally:
-            self.release()
-
     def acquire(self, started_by: str, trigger: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         with self._guard:
@@ -93,15 +120,6 @@ class ReindexLock:
             self._fd = fd
             self._job = RunningJob(started_by, time.time(), "starting", trigger, os.getpid(), socket.gethostname())
             self._write_info()
-
-    def update(self, progress: str, force: bool = False) -> None:
-        """Record how far the run is; written for other processes at most twice a second."""
-        with self._guard:
-            if self._job is None:
-                return
-            self._job = RunningJob(**{**asdict(self._job), "progress": progress})
-            if force or time.monotonic() - self._written_at >= _PROGRESS_EVERY_S:
-                self._write_info()
 
     def release(self) -> None:
         with self._guard:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from bot.reindex_lock import AlreadyRunning, RunningJob
+from bot.reindex_lock import AlreadyRunning, HolderInfo, RunningJob
 from bot.state_db import StateDatabaseError
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 _CONNECT_TIMEOUT_S = 3  # a database that is away costs an answer's record this long, not more
 _MIGRATION_LOCK = 0x5B07_5C3E  # pg_advisory_xact_lock key: one replica migrates at a time
 _REINDEX_LOCK = 0x5B07_2E1D  # pg_try_advisory_lock key: one re-index writer across hosts
-_PROGRESS_EVERY_S = 0.5
 _TYPES = [(re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"), "BIGSERIAL PRIMARY KEY"),
           (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"), (re.compile(r"\bBLOB\b"), "BYTEA")]
 
@@ -147,7 +146,7 @@ REINDEX_TABLE = """CREATE TABLE IF NOT EXISTS reindex_running (
     progress TEXT NOT NULL, trigger TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL)"""
 
 
-class PostgresReindexLock:
+class PostgresReindexLock(HolderInfo):
     """One re-index at a time across every host sharing the database: a session advisory lock
     held on a connection of its own for the whole run, which the server drops when that session
     ends for any reason (the holder killed, its host gone). Who holds it and how far it got sits
@@ -160,14 +159,6 @@ class PostgresReindexLock:
         self._holder: psycopg.Connection | None = None
         self._job: RunningJob | None = None
         self._written_at = 0.0
-
-    @contextmanager
-    def hold(self, started_by: str, trigger: str) -> Iterator[PostgresReindexLock]:
-        self.acquire(started_by, trigger)
-        try:
-            yield self
-        finally:
-            self.release()
 
     def _connect(self) -> psycopg.Connection:
         try:
@@ -192,14 +183,6 @@ class PostgresReindexLock:
             self._holder = holder
             self._job = RunningJob(started_by, time.time(), "starting", trigger, os.getpid(), socket.gethostname())
             self._write_info()
-
-    def update(self, progress: str, force: bool = False) -> None:
-        with self._guard:
-            if self._job is None:
-                return
-            self._job = RunningJob(**{**asdict(self._job), "progress": progress})
-            if force or time.monotonic() - self._written_at >= _PROGRESS_EVERY_S:
-                self._write_info()
 
     def release(self) -> None:
         with self._guard:
