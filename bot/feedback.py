@@ -103,6 +103,7 @@ class FeedbackStore:
         self.hash_user_ids = hash_user_ids
         self.clock = clock
         self._ready = False
+        self._outage: str | None = None  # the failure being reported, until the database answers again
         self._setup = threading.Lock()
         self._user_key = b""
         self._purged_at = 0.0
@@ -142,6 +143,17 @@ class FeedbackStore:
                 yield db
         except StateDatabaseError as err:
             raise FeedbackUnavailable(str(err)) from None
+        if self._outage is not None:
+            self._outage = None
+            log.warning("the %s database %s answers again", self.database.dialect, self.database.where)
+
+    def _failed(self, what: str, err: FeedbackUnavailable) -> None:
+        """One error line per outage (the first thing it cost, and why); the rest at debug."""
+        if self._outage is None:
+            self._outage = str(err)
+            log.error("%s: %s (until it answers again, what else it costs is logged at debug)", what, err)
+        else:
+            log.debug("%s: %s", what, err)
 
     def _hash_plain_user_ids(self, db: StateConnection) -> None:
         """Rows written before hashing was on (an earlier release, or the setting turned on)."""
@@ -183,7 +195,7 @@ class FeedbackStore:
                 if self.clock() - self._purged_at > _PURGE_EVERY_S:
                     self._forget_expired(db)
         except FeedbackUnavailable as err:
-            log.error("answer %s not recorded: %s", answer_id, err)
+            self._failed(f"answer {answer_id} not recorded", err)
         return answer_id
 
     def _stored_user(self, user_id: str) -> str:
@@ -225,7 +237,7 @@ class FeedbackStore:
                 return db.execute("SELECT 1 FROM answers WHERE conversation = ? LIMIT 1",
                                   (conversation_id,)).fetchone() is not None
         except FeedbackUnavailable as err:
-            log.error("thread memory unavailable: %s", err)
+            self._failed("thread memory unavailable", err)
             return False
 
     def first_delivery(self, delivery_id: str) -> bool:
@@ -241,7 +253,7 @@ class FeedbackStore:
                     db.execute("DELETE FROM deliveries WHERE at < ?", (now - _DELIVERIES_KEPT_S,))
                 return bool(inserted)
         except FeedbackUnavailable as err:
-            log.error("delivery %s not checked for duplicates: %s", delivery_id, err)
+            self._failed(f"delivery {delivery_id} not checked for duplicates", err)
             return True
 
     def get(self, answer_id: str) -> StoredAnswer:

@@ -28,8 +28,12 @@ from bot.reindex_lock import AlreadyRunning, HolderInfo, RunningJob
 from bot.state_db import StateDatabaseError
 
 log = logging.getLogger(__name__)
+# The pool logs every failed reconnection (several lines each, over and over while the server
+# is away); the store says it once per outage, with what it costs and what to do.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 _CONNECT_TIMEOUT_S = 3  # a database that is away costs an answer's record this long, not more
+_RETRY_AWAY_S = 5.0  # while the server is away, how often one use tries it again
 _MIGRATION_LOCK = 0x5B07_5C3E  # pg_advisory_xact_lock key: one replica migrates at a time
 _REINDEX_LOCK = 0x5B07_2E1D  # pg_try_advisory_lock key: one re-index writer across hosts
 _TYPES = [(re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"), "BIGSERIAL PRIMARY KEY"),
@@ -78,13 +82,17 @@ class PostgresStateDatabase:
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, pool_size: int = 8, timeout_s: float = _CONNECT_TIMEOUT_S) -> None:
+    def __init__(self, url: str, pool_size: int = 8, timeout_s: float = _CONNECT_TIMEOUT_S,
+                 retry_away_s: float = _RETRY_AWAY_S) -> None:
         self.url = url
         self.timeout_s = timeout_s
+        self.retry_away_s = retry_away_s
         self.where = redacted(url)
         self.pool_size = pool_size
         self._pool: ConnectionPool | None = None
         self._opening = threading.Lock()
+        self._away: str | None = None  # why the server cannot be used, while it cannot
+        self._retry_at = 0.0
 
     @property
     def pool(self) -> ConnectionPool:
@@ -99,13 +107,21 @@ class PostgresStateDatabase:
 
     @contextmanager
     def transaction(self, exclusive: bool = False) -> Iterator[_Connection]:
+        """While the server is away, uses fail at once for a few seconds (then one tries again),
+        so a chat event is not held up by a connection timeout each time."""
+        if self._away is not None and time.monotonic() < self._retry_at:
+            raise StateDatabaseError(self._away)
         try:
             with self.pool.connection() as connection, connection.transaction():
                 if exclusive:
                     connection.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
                 yield _Connection(connection)
+        except psycopg.OperationalError as err:  # unreachable, timed out, the connection dropped
+            self._away, self._retry_at = self.failure(err), time.monotonic() + self.retry_away_s
+            raise StateDatabaseError(self._away) from None
         except psycopg.Error as err:
             raise StateDatabaseError(self.failure(err)) from None
+        self._away = None
 
     def table_columns(self, connection: Any, table: str) -> set[str]:
         rows = connection.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
