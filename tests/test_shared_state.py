@@ -176,7 +176,7 @@ def test_state_migrate_copies_a_populated_sqlite_store_exactly_and_twice_changes
 
     refused = supportbot(env, "state", "migrate", "--to", "mysql://db/x")
     assert refused.returncode == 1
-    assert refused.stderr.strip() == "Error: state.url must start with postgresql:// (got 'mysql')"
+    assert refused.stderr.strip() == "Error: --to: it must start with postgresql:// (got 'mysql')"
 
 
 def test_each_due_run_is_claimed_once_and_a_standby_claims_the_next(postgres) -> None:

@@ -306,7 +306,7 @@ def state_migrate(obj: Context, url: str, source: Path | None) -> None:
     try:
         StateConfig(url=url)
     except ValidationError as err:
-        raise click.ClickException(err.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        raise click.ClickException("--to: " + err.errors()[0]["msg"].removeprefix("Value error, ")) from None
     path = source or obj.app.settings.feedback_path
     if not path.exists():
         raise click.ClickException(f"no SQLite state at {path}: nothing to migrate (give it with --from)")

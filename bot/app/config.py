@@ -198,9 +198,9 @@ class StateConfig(_Section):
     @classmethod
     def _postgresql_only(cls, value: str | None) -> str | None:
         if value and not value.startswith(("postgresql://", "postgres://")):
-            raise ValueError(f"state.url must start with postgresql:// (got {value.split(':')[0]!r})")
+            raise ValueError(f"it must start with postgresql:// (got {value.split(':')[0]!r})")
         if value and "@" in value and ":" in value.split("//", 1)[1].split("@")[0]:
-            raise ValueError("state.url holds a password: set it in PGPASSWORD or ~/.pgpass instead")
+            raise ValueError("it holds a password: set it in PGPASSWORD or ~/.pgpass instead")
         return value or None
 
 
@@ -428,7 +428,7 @@ def describe_errors(err: ValidationError) -> str:
             close = difflib.get_close_matches(str(error["loc"][-1]), _keys_at(error["loc"][:-1]), n=1)
             problems.append(f"{where}: unknown setting" + (f" (did you mean {close[0]}?)" if close else ""))
         else:
-            problems.append(f"{where}: {error['msg']}")
+            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return "; ".join(problems)
 
 
