@@ -98,6 +98,10 @@ def test_doctor_checks_the_shared_database_and_names_an_unreachable_one_in_one_f
     assert lines[0].endswith("check that PostgreSQL is running and reachable and that state.url is right "
                              "(the bot reconnects by itself)")
     assert "Traceback" not in away.stderr
+    index = supportbot(host_env(tmp_path / "b", closed), "index", "--docs", str(bundled_sample_docs()))
+    assert index.returncode == 1  # the re-index lock cannot be taken: said in one line, nothing written
+    assert index.stderr.startswith(f"Error: the re-index lock in {closed} cannot be taken (") and "Traceback" not in index.stderr
+    assert len(index.stderr.strip().splitlines()) == 1
 
 
 def test_two_scheduler_processes_on_one_database_run_a_due_job_once(tmp_path: Path, postgres) -> None:

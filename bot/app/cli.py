@@ -15,6 +15,7 @@ from bot.app.cli_voice import voice
 from bot.app.config import load_settings
 from bot.protocols import RetrievalUnavailable, disk_fault
 from bot.rendering import plain_sources
+from bot.state_db import StateDatabaseError
 
 EXIT_USAGE = 2
 EXIT_GATE_REJECTED = 3
@@ -432,7 +433,7 @@ def main() -> None:
 def _one_line(err: BaseException) -> str | None:
     """What an operator can act on for the faults of the machine itself (a damaged index, a
     read-only or full disk); None for anything else, which is a bug and keeps its traceback."""
-    if isinstance(err, RetrievalUnavailable):
+    if isinstance(err, (RetrievalUnavailable, StateDatabaseError)):  # e.g. state.url's server away
         return str(err)
     fault = disk_fault(err)
     if fault == "full":
