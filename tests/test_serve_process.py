@@ -21,7 +21,7 @@ import pytest
 from bot.chat_flow import RESTARTING_TEXT
 from adapters.slack import blocks as kit
 from bot.app.pg_state import PostgresStateDatabase
-from bot.feedback import FeedbackStore
+from bot.feedback import FeedbackStore, UnknownAnswer
 from tests.pg_server import server_binaries
 from tests.slack_mock import (BOT_TOKEN, BOT_USER, FORM, JSON, SIGNING_SECRET, MockSlackAPI, action_body, event_body,
                               send)
@@ -158,6 +158,21 @@ def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model
                 assert send(b, action_body(kit.UP, answer_id, "UBOB", api.response_url("up")), FORM)[0] == 200
             api.wait_for(lambda calls: len([c for c in calls if c.method == "response_url"
                                             and c.body.get("path") == "/response/up"]) == 2)
+            if "SUPPORTBOT_STATE__URL" in shared:  # the database goes away mid-run: answers still go out
+                server = request.getfixturevalue("postgres")
+                server.stop()
+                try:
+                    outage = {**event, "text": f"<@{BOT_USER}> Is there a free trial?", "ts": "1700000600.000300",
+                              "event_ts": "1700000600.000300"}
+                    assert send(a, event_body(outage, "EvREPLICA3"), JSON)[0] == 200
+                    calls = api.wait_for(lambda calls: len([c for c in calls if c.method == "chat.update"
+                                                            and c.body.get("blocks")]) >= 3)
+                    during = [c.body for c in calls if c.method == "chat.update" and c.body.get("blocks")][2]
+                    unrecorded = actions_of(during["blocks"])[kit.UP]
+                    assert [c.body["thread_ts"] for c in calls if c.method == "chat.postMessage"][-1] == \
+                        "1700000600.000300"  # the answer went out in the asker's thread
+                finally:
+                    server.start()
         finally:
             for process in processes:
                 if process.poll() is None:
@@ -167,7 +182,14 @@ def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model
     assert [p["thread_ts"] for p in placeholders] == ["1700000600.000100"], logs  # one placeholder, one answer
     assert [p["thread_ts"] for p in answered] == ["1700000600.000100"] * 2, logs  # the follow-up answered too
     assert [process.returncode for process in processes] == [0, 0], logs
+    if "SUPPORTBOT_STATE__URL" in shared:  # the outage cost A one log line, and nothing committed
+        reported = [line for line in outcomes[0][1].splitlines() if "cannot be used" in line]
+        assert len(reported) == 1 and "delivery slack:EvREPLICA3 not checked for duplicates: the shared state " \
+            "database" in reported[0], logs
     store = FeedbackStore(PostgresStateDatabase(shared["SUPPORTBOT_STATE__URL"]) if "SUPPORTBOT_STATE__URL" in shared
                           else Path(shared["SUPPORTBOT_FEEDBACK_DB"]))
     assert store.counts() == {"answers": 2, "thumbs_up": 1, "thumbs_down": 0}  # B's 👍 on A's answer, stored once
+    if "SUPPORTBOT_STATE__URL" in shared:
+        with pytest.raises(UnknownAnswer):
+            store.get(unrecorded)  # given while the database was away: not stored, and nothing else lost
     store.close()
