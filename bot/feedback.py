@@ -1,5 +1,6 @@
 """What users thought of the answers: 👍/👎, comments, admins' corrections and "talk to a
-human" presses, in SQLite.
+human" presses, in one box's SQLite file or, for replicas on several hosts, in PostgreSQL
+(a StateDatabase from `bot.state_db`; the SQL here is the same for both).
 
 Every answer a chat platform shows is recorded (question, answer, sources and their scores,
 passages, voice, platform and channel, answer time, a hashed user id) so a button pressed
