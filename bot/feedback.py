@@ -1,5 +1,6 @@
 """What users thought of the answers: 👍/👎, comments, admins' corrections and "talk to a
-human" presses, in SQLite.
+human" presses, in one box's SQLite file or, for replicas on several hosts, in PostgreSQL
+(a StateDatabase from `bot.state_db`; the SQL here is the same for both).
 
 Every answer a chat platform shows is recorded (question, answer, sources and their scores,
 passages, voice, platform and channel, answer time, a hashed user id) so a button pressed
@@ -26,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot import feedback_schema as schema
+from bot.state_db import SqliteStateDatabase, StateConnection, StateDatabase, StateDatabaseError
 from bot.types import Answer, Citation, Question
 
-_OPEN_ATTEMPTS = 25
 _DELIVERIES_KEPT_S = 86_400  # platforms re-deliver within minutes (Slack: 3 tries; Discord: a resume)
 _PURGE_EVERY_S = 3600  # retention is applied when the store opens and then at most hourly
 HASHED_PREFIX = "h:"  # a user id stored as its keyed hash
@@ -88,59 +89,74 @@ class AnswerFacts:
 
 
 class FeedbackStore:
-    """`retention_days`: questions older than this are deleted with their ratings,
-    escalations and vectors (0 keeps them). `hash_user_ids`: user ids are stored as a keyed
-    hash (the key lives in the database, so one user's presses still count once, and a
-    copied table alone names nobody). `clock` is handed in by tests that seed past weeks."""
+    """`database`: an SQLite file's path (one box) or a StateDatabase (e.g. PostgreSQL shared by
+    replicas on several hosts). `retention_days`: questions older than this are deleted with
+    their ratings, escalations and vectors (0 keeps them). `hash_user_ids`: user ids are stored
+    as a keyed hash (the key lives in the database, so one user's presses still count once, and
+    a copied table alone names nobody). `clock` is handed in by tests that seed past weeks."""
 
-    def __init__(self, path: Path, on_rating: Callable[[int], None] | None = None, *, retention_days: int = 90,
-                 hash_user_ids: bool = True, clock: Callable[[], float] = time.time) -> None:
-        self.path = Path(path)
+    def __init__(self, database: Path | StateDatabase, on_rating: Callable[[int], None] | None = None, *,
+                 retention_days: int = 90, hash_user_ids: bool = True, clock: Callable[[], float] = time.time) -> None:
+        self.database: StateDatabase = (SqliteStateDatabase(Path(database)) if isinstance(database, (str, Path))
+                                        else database)
         self.on_rating = on_rating  # e.g. metrics
         self.retention_days = retention_days
         self.hash_user_ids = hash_user_ids
         self.clock = clock
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
+        self._ready = False
+        self._outage: str | None = None  # the failure being reported, until the database answers again
+        self._setup = threading.Lock()
         self._user_key = b""
         self._purged_at = 0.0
 
     @property
     def _db(self) -> sqlite3.Connection:
-        """Opened on first use, so a damaged file costs feedback, never the bot's start."""
-        if self._connection is None:
-            for attempt in range(_OPEN_ATTEMPTS):
-                try:
-                    self._connection = self._open()
-                    break
-                except sqlite3.OperationalError as err:
-                    # replicas starting together on a shared file: switching it to WAL does not
-                    # wait for the other's lock the way queries do
-                    if "locked" not in str(err) or attempt == _OPEN_ATTEMPTS - 1:
-                        raise self._unavailable(err) from None
-                    time.sleep(0.2)
-                except (sqlite3.Error, OSError) as err:
-                    raise self._unavailable(err) from None
-        return self._connection
+        """The SQLite connection itself (tests look at rows with it)."""
+        assert isinstance(self.database, SqliteStateDatabase)
+        self._prepared()
+        return self.database.connection
 
-    def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+    def _prepared(self) -> None:
+        """Tables migrated, the user-id key read, expired rows gone: done once, on first use, so
+        a damaged or unreachable database costs feedback, never the bot's start."""
+        if self._ready:
+            return
+        with self._setup:
+            if self._ready:
+                return
+            try:
+                with self.database.transaction(exclusive=True) as db:
+                    migrate(self.database, db)
+                    self._user_key = _user_key(db)
+                    if self.hash_user_ids:
+                        self._hash_plain_user_ids(db)
+                    self._forget_expired(db)
+            except StateDatabaseError as err:
+                raise FeedbackUnavailable(str(err)) from None
+            self._ready = True
+
+    @contextmanager
+    def _session(self) -> Iterator[StateConnection]:
+        """One transaction on the prepared database; its failures become FeedbackUnavailable."""
+        self._prepared()
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("BEGIN IMMEDIATE")  # replicas sharing the file set it up one at a time
-            _migrate(db)
-            self._user_key = _user_key(db)
-            if self.hash_user_ids:
-                self._hash_plain_user_ids(db)
-            self._forget_expired(db)
-            db.commit()
-        except BaseException:
-            db.close()
-            raise
-        return db
+            with self.database.transaction() as db:
+                yield db
+        except StateDatabaseError as err:
+            raise FeedbackUnavailable(str(err)) from None
+        if self._outage is not None:
+            self._outage = None
+            log.warning("the %s database %s answers again", self.database.dialect, self.database.where)
 
-    def _hash_plain_user_ids(self, db: sqlite3.Connection) -> None:
+    def _failed(self, what: str, err: FeedbackUnavailable) -> None:
+        """One error line per outage (the first thing it cost, and why); the rest at debug."""
+        if self._outage is None:
+            self._outage = str(err)
+            log.error("%s: %s (until it answers again, what else it costs is logged at debug)", what, err)
+        else:
+            log.debug("%s: %s", what, err)
+
+    def _hash_plain_user_ids(self, db: StateConnection) -> None:
         """Rows written before hashing was on (an earlier release, or the setting turned on)."""
         for table in ("answers", "feedback", "escalations"):
             plain = [row[0] for row in db.execute(
@@ -155,13 +171,8 @@ class FeedbackStore:
         """How `user_id` is written in the store (its keyed hash, unless hashing is off)."""
         if not self.hash_user_ids or user_id.startswith(HASHED_PREFIX):
             return user_id
-        self._db  # opened: the key is read from the database
+        self._prepared()  # the key is read from the database
         return self._hashed(user_id)
-
-    def _unavailable(self, err: Exception) -> FeedbackUnavailable:
-        return FeedbackUnavailable(
-            f"the feedback database {self.path} cannot be used ({err}); move it aside "
-            f"(mv {self.path} {self.path}.damaged) and a fresh one is started on the next answer")
 
     def record_answer(self, question: Question, answer: Answer, answer_ms: float | None = None) -> str:
         """Keep what was answered so its buttons can be rated later, and insights can count
@@ -173,8 +184,8 @@ class FeedbackStore:
         if answer_ms is None:
             answer_ms = answer.timings_ms.get("total")
         try:
-            with self._lock, self._failing_as_unavailable(), self._db:
-                self._db.execute(
+            with self._session() as db:
+                db.execute(
                     "INSERT INTO answers (id, created_at, platform, channel, user_id, question, answer, abstained, "
                     "sources, context, voice, conversation, answer_ms, question_key) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -183,9 +194,9 @@ class FeedbackStore:
                      json.dumps(sources), answer.context, answer.voice, question.conversation_id or None, answer_ms,
                      question_key(question.text)))
                 if self.clock() - self._purged_at > _PURGE_EVERY_S:
-                    self._forget_expired(self._db)
+                    self._forget_expired(db)
         except FeedbackUnavailable as err:
-            log.error("answer %s not recorded: %s", answer_id, err)
+            self._failed(f"answer {answer_id} not recorded", err)
         return answer_id
 
     def _stored_user(self, user_id: str) -> str:
@@ -194,17 +205,17 @@ class FeedbackStore:
     def escalate(self, answer_id: str, user_id: str) -> None:
         """A "talk to a human" press on an answer: the docs did not settle it."""
         self.get(answer_id)
-        with self._lock, self._failing_as_unavailable(), self._db:
-            self._db.execute("INSERT INTO escalations (answer_id, created_at, user_id) VALUES (?, ?, ?)",
+        with self._session() as db:
+            db.execute("INSERT INTO escalations (answer_id, created_at, user_id) VALUES (?, ?, ?)",
                              (answer_id, self.clock(), self._stored_user(user_id)))
 
     def forget_expired(self) -> int:
         """Delete the questions older than the retention period (with their ratings,
         comments, escalations and vectors); returns how many questions went."""
-        with self._lock, self._failing_as_unavailable(), self._db:
-            return self._forget_expired(self._db)
+        with self._session() as db:
+            return self._forget_expired(db)
 
-    def _forget_expired(self, db: sqlite3.Connection) -> int:
+    def _forget_expired(self, db: StateConnection) -> int:
         self._purged_at = self.clock()
         if self.retention_days <= 0:
             return 0
@@ -223,11 +234,11 @@ class FeedbackStore:
         """Whether the bot answered in this thread before (so a follow-up needs no mention,
         also after a restart). Unknown when the database fails: then only mentions count."""
         try:
-            with self._lock, self._failing_as_unavailable():
-                return self._db.execute("SELECT 1 FROM answers WHERE conversation = ? LIMIT 1",
-                                        (conversation_id,)).fetchone() is not None
+            with self._session() as db:
+                return db.execute("SELECT 1 FROM answers WHERE conversation = ? LIMIT 1",
+                                  (conversation_id,)).fetchone() is not None
         except FeedbackUnavailable as err:
-            log.error("thread memory unavailable: %s", err)
+            self._failed("thread memory unavailable", err)
             return False
 
     def first_delivery(self, delivery_id: str) -> bool:
@@ -236,19 +247,19 @@ class FeedbackStore:
         fails the delivery counts as first: answering twice beats not answering."""
         now = time.time()
         try:
-            with self._lock, self._failing_as_unavailable(), self._db:
-                inserted = self._db.execute("INSERT OR IGNORE INTO deliveries (id, at) VALUES (?, ?)",
-                                            (delivery_id, now)).rowcount
+            with self._session() as db:
+                inserted = db.execute("INSERT INTO deliveries (id, at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                                      (delivery_id, now)).rowcount
                 if inserted and int(now) % 100 == 0:  # now and then, forget what no platform re-sends
-                    self._db.execute("DELETE FROM deliveries WHERE at < ?", (now - _DELIVERIES_KEPT_S,))
+                    db.execute("DELETE FROM deliveries WHERE at < ?", (now - _DELIVERIES_KEPT_S,))
                 return bool(inserted)
         except FeedbackUnavailable as err:
-            log.error("delivery %s not checked for duplicates: %s", delivery_id, err)
+            self._failed(f"delivery {delivery_id} not checked for duplicates", err)
             return True
 
     def get(self, answer_id: str) -> StoredAnswer:
-        with self._lock, self._failing_as_unavailable():
-            row = self._db.execute("SELECT id, platform, channel, user_id, question, answer, abstained, sources, "
+        with self._session() as db:
+            row = db.execute("SELECT id, platform, channel, user_id, question, answer, abstained, sources, "
                                    "context, voice FROM answers WHERE id = ?", (answer_id,)).fetchone()
         if row is None:
             raise UnknownAnswer(answer_id)
@@ -260,11 +271,11 @@ class FeedbackStore:
         if rating not in (1, -1):
             raise ValueError("rating must be +1 or -1")
         self.get(answer_id)
-        with self._lock, self._failing_as_unavailable(), self._db:
+        with self._session() as db:
             user = self._stored_user(user_id)
-            self._db.execute("DELETE FROM feedback WHERE answer_id = ? AND user_id = ? AND rating IS NOT NULL",
+            db.execute("DELETE FROM feedback WHERE answer_id = ? AND user_id = ? AND rating IS NOT NULL",
                              (answer_id, user))
-            self._db.execute("INSERT INTO feedback (answer_id, created_at, user_id, rating, comment) "
+            db.execute("INSERT INTO feedback (answer_id, created_at, user_id, rating, comment) "
                              "VALUES (?, ?, ?, ?, ?)", (answer_id, self.clock(), user, rating, comment))
         if self.on_rating is not None:
             self.on_rating(rating)
@@ -273,25 +284,26 @@ class FeedbackStore:
                 by_admin: bool = False) -> None:
         """What was wrong, and (from an admin) what the answer should have been."""
         self.get(answer_id)
-        with self._lock, self._failing_as_unavailable(), self._db:
-            self._db.execute(
+        with self._session() as db:
+            db.execute(
                 "INSERT INTO feedback (answer_id, created_at, user_id, comment, correction, by_admin) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (answer_id, self.clock(), self._stored_user(user_id), comment or None, correction or None,
                  int(by_admin)))
 
     def counts(self) -> dict[str, int]:
-        with self._lock, self._failing_as_unavailable():
-            up, down = self._db.execute(
-                "SELECT COALESCE(SUM(rating = 1), 0), COALESCE(SUM(rating = -1), 0) FROM feedback").fetchone()
-            answers = self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+        with self._session() as db:
+            up, down = db.execute(
+                "SELECT COALESCE(SUM(CASE WHEN rating = 1 THEN 1 ELSE 0 END), 0), "
+                "COALESCE(SUM(CASE WHEN rating = -1 THEN 1 ELSE 0 END), 0) FROM feedback").fetchone()
+            answers = db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
         return {"answers": answers, "thumbs_up": up, "thumbs_down": down}
 
     def voice_examples(self) -> list[dict]:
         """👍-rated answers as given, and answers an admin corrected with the correction
         (the latest one wins); never an answer rated 👎 and not corrected."""
-        with self._lock, self._failing_as_unavailable():
-            rows = self._db.execute("""
+        with self._session() as db:
+            rows = db.execute("""
                 SELECT a.id, a.question, a.answer, a.context,
                        (SELECT f.correction FROM feedback f WHERE f.answer_id = a.id AND f.by_admin = 1
                         AND f.correction IS NOT NULL ORDER BY f.id DESC LIMIT 1) AS correction,
@@ -318,8 +330,8 @@ class FeedbackStore:
     def answers_between(self, start: float, end: float) -> list[AnswerFacts]:
         """Every question asked in [start, end), with its ratings and escalations, oldest
         first: what insights are computed from."""
-        with self._lock, self._failing_as_unavailable():
-            rows = self._db.execute("""
+        with self._session() as db:
+            rows = db.execute("""
                 SELECT a.id, a.created_at, a.question, a.question_key, a.abstained, a.answer_ms, a.sources,
                        COALESCE(r.up, 0), COALESCE(r.down, 0), COALESCE(e.presses, 0)
                 FROM answers a
@@ -335,8 +347,8 @@ class FeedbackStore:
 
     def comments_between(self, start: float, end: float) -> dict[str, list[str]]:
         """What raters said was wrong, by answer, for the answers given in [start, end)."""
-        with self._lock, self._failing_as_unavailable():
-            rows = self._db.execute(
+        with self._session() as db:
+            rows = db.execute(
                 "SELECT f.answer_id, f.comment FROM feedback f JOIN answers a ON a.id = f.answer_id "
                 "WHERE a.created_at >= ? AND a.created_at < ? AND f.comment IS NOT NULL ORDER BY f.id",
                 (start, end)).fetchall()
@@ -348,43 +360,39 @@ class FeedbackStore:
     def vectors(self, keys: list[str], model: str) -> dict[str, bytes]:
         """Stored vectors of these question keys by `model` (those known; the rest are missing)."""
         found: dict[str, bytes] = {}
-        with self._lock, self._failing_as_unavailable():
+        with self._session() as db:
             for start in range(0, len(keys), 500):
                 part = keys[start:start + 500]
                 marks = ", ".join("?" * len(part))
-                found.update(self._db.execute(
+                found.update(db.execute(
                     f"SELECT question_key, vector FROM question_vectors WHERE model = ? AND question_key IN ({marks})",
                     [model, *part]))
         return found
 
     def save_vectors(self, vectors: dict[str, bytes], model: str) -> None:
         """Keep question vectors so a question is embedded once, not at every report."""
-        with self._lock, self._failing_as_unavailable(), self._db:
-            self._db.executemany("DELETE FROM question_vectors WHERE question_key = ? AND model = ?",
-                                 [(key, model) for key in vectors])
-            self._db.executemany("INSERT INTO question_vectors (question_key, model, vector) VALUES (?, ?, ?)",
-                                 [(key, model, vector) for key, vector in vectors.items()])
-
-    @contextmanager
-    def _failing_as_unavailable(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as err:
-            raise self._unavailable(err) from None
+        with self._session() as db:
+            db.executemany("DELETE FROM question_vectors WHERE question_key = ? AND model = ?",
+                           [(key, model) for key in vectors])
+            db.executemany("INSERT INTO question_vectors (question_key, model, vector) VALUES (?, ?, ?)",
+                           [(key, model, vector) for key, vector in vectors.items()])
 
     def check(self) -> str | None:
         """What is wrong with the feedback database, or None when it is healthy."""
         try:
-            with self._lock, self._failing_as_unavailable():
-                problem = self._db.execute("PRAGMA quick_check").fetchone()[0]
-        except FeedbackUnavailable as err:
+            self._prepared()
+            return self.database.integrity_problem()
+        except (FeedbackUnavailable, StateDatabaseError) as err:
             return str(err)
-        return None if problem == "ok" else str(self._unavailable(RuntimeError(problem)))
+
+    def schema_version(self) -> int:
+        """The step the database's tables are at (bot.feedback_schema.LATEST when current)."""
+        with self._session() as db:
+            return db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
 
     def close(self) -> None:
-        with self._lock:
-            if self._connection is not None:
-                self._connection.close()
+        self.database.close()
+        self._ready = False
 
 
 def question_key(text: str) -> str:
@@ -392,9 +400,10 @@ def question_key(text: str) -> str:
     return hashlib.sha256(" ".join(text.lower().split()).encode()).hexdigest()[:32]
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring the tables to the latest step; a file from before versions were kept (no
-    schema_version row) is at step 0, possibly with a step-1 table missing a column."""
+def migrate(database: StateDatabase, db: StateConnection) -> None:
+    """Bring the tables to the latest step, inside the caller's exclusive transaction; a file
+    from before versions were kept (no schema_version row) is at step 0, possibly with a
+    step-1 table missing a column."""
     db.execute(schema.VERSION_TABLE)
     version = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
     if version > schema.LATEST:
@@ -403,18 +412,18 @@ def _migrate(db: sqlite3.Connection) -> None:
         return
     if version == 0:
         for (table, column), ddl in schema.UNVERSIONED_COLUMNS.items():
-            columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            columns = database.table_columns(db, table)
             if columns and column not in columns:
                 db.execute(ddl)
     for step, statements in schema.STEPS:
         if step > version:
             for statement in statements:
-                db.execute(statement)
+                db.execute(database.ddl(statement))
     db.execute("DELETE FROM schema_version")
     db.execute("INSERT INTO schema_version (version) VALUES (?)", (schema.LATEST,))
 
 
-def _user_key(db: sqlite3.Connection) -> bytes:
+def _user_key(db: StateConnection) -> bytes:
     """The key user ids are hashed with: made once per database, so hashes match across
     replicas and restarts but not across deployments."""
     row = db.execute("SELECT value FROM store_keys WHERE name = 'user_id_hash'").fetchone()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bot.jsonl import UnreadableFile, read_objects
 from bot.protocols import Notifier, ProgressCallback, ReindexOutcome
-from bot.reindex_lock import ReindexLock
+from bot.reindex_lock import ReindexLocking
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class RunHistory:
 class ReindexJob:
     """Runs index work under the lock; a second caller gets AlreadyRunning (see bot.reindex_lock)."""
 
-    def __init__(self, work: IndexWork, lock: ReindexLock, history: RunHistory,
+    def __init__(self, work: IndexWork, lock: ReindexLocking, history: RunHistory,
                  notifier: Notifier | None = None, admin_channel: str | None = None,
                  on_finished: Callable[[RunRecord], None] | None = None) -> None:
         self.work = work

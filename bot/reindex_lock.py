@@ -15,9 +15,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 LOCK_FILE = "reindex.lock"
 INFO_FILE = "reindex.running.json"
@@ -44,7 +45,52 @@ class AlreadyRunning(Exception):
         self.job = job
 
 
-class ReindexLock:
+class ReindexLocking(Protocol):
+    """One re-index at a time: this file lock on one host, or bot.app.pg_state's PostgreSQL
+    advisory lock across hosts (`state.url`)."""
+
+    def hold(self, started_by: str, trigger: str) -> AbstractContextManager: ...
+    def update(self, progress: str, force: bool = False) -> None: ...
+    def running(self) -> RunningJob | None: ...
+
+
+class HolderInfo:
+    """What every lock does around its own acquire/release: hold it for one run, and keep who
+    holds it and how far it got where other processes read it (`_write_info`)."""
+
+    _guard: threading.Lock
+    _job: RunningJob | None
+    _written_at: float
+
+    def acquire(self, started_by: str, trigger: str) -> None:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def _write_info(self) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def hold(self, started_by: str, trigger: str) -> Iterator[HolderInfo]:
+        """Hold the lock for one run, or raise AlreadyRunning saying who has it."""
+        self.acquire(started_by, trigger)
+        try:
+            yield self
+        finally:
+            self.release()
+
+    def update(self, progress: str, force: bool = False) -> None:
+        """Record how far the run is; written for other processes at most twice a second."""
+        with self._guard:
+            if self._job is None:
+                return
+            self._job = RunningJob(**{**asdict(self._job), "progress": progress})
+            if force or time.monotonic() - self._written_at >= _PROGRESS_EVERY_S:
+                self._write_info()
+
+
+class ReindexLock(HolderInfo):
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self._guard = threading.Lock()
@@ -60,15 +106,6 @@ class ReindexLock:
     def _info_path(self) -> Path:
         return self.directory / INFO_FILE
 
-    @contextmanager
-    def hold(self, started_by: str, trigger: str) -> Iterator[ReindexLock]:
-        """Hold the lock for one run, or raise AlreadyRunning saying who has it."""
-        self.acquire(started_by, trigger)
-        try:
-            yield self
-        finally:
-            self.release()
-
     def acquire(self, started_by: str, trigger: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         with self._guard:
@@ -83,15 +120,6 @@ class ReindexLock:
             self._fd = fd
             self._job = RunningJob(started_by, time.time(), "starting", trigger, os.getpid(), socket.gethostname())
             self._write_info()
-
-    def update(self, progress: str, force: bool = False) -> None:
-        """Record how far the run is; written for other processes at most twice a second."""
-        with self._guard:
-            if self._job is None:
-                return
-            self._job = RunningJob(**{**asdict(self._job), "progress": progress})
-            if force or time.monotonic() - self._written_at >= _PROGRESS_EVERY_S:
-                self._write_info()
 
     def release(self) -> None:
         with self._guard:

@@ -59,3 +59,28 @@ def core(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, model_cac
               embedder=embedder)
     app.index_ops.index()
     return app
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server from Debian's packages on 127.0.0.1, for the whole session (in a
+    temp dir of its own: pytest's are private to this user, and the server runs as postgres)."""
+    import shutil
+    import tempfile
+
+    from tests.pg_server import LocalPostgres, server_binaries
+
+    bin_dir = server_binaries()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (/usr/lib/postgresql/*/bin): "
+                    "run scripts/install-system-packages.sh")
+    home = Path(tempfile.mkdtemp(prefix="supportbot-pg-"))
+    home.chmod(0o755)
+    server = LocalPostgres(bin_dir, home / "cluster")
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.stop_if_running()
+        shutil.rmtree(home, ignore_errors=True)

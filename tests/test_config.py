@@ -83,3 +83,17 @@ def test_a_secret_looking_value_under_any_key_is_refused_without_echoing_it(
         load_settings(config)
     value = line.split('"')[1]
     assert value not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_state_url_must_be_postgresql_and_never_holds_a_password(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "supportbot.toml"
+    config.write_text('[state]\nurl = "postgresql://supportbot@db.internal:5432/supportbot"\n')
+    assert load_settings(config).state.url == "postgresql://supportbot@db.internal:5432/supportbot"
+    clean_env.setenv("SUPPORTBOT_STATE__URL", "postgresql://supportbot:hunter2@db.internal/supportbot")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert str(caught.value) == "state.url: it holds a password: set it in PGPASSWORD or ~/.pgpass instead"
+    assert "hunter2" not in str(caught.value)
+    clean_env.setenv("SUPPORTBOT_STATE__URL", "mysql://db.internal/supportbot")
+    with pytest.raises(ConfigError, match=r"^state.url: it must start with postgresql:// \(got 'mysql'\)$"):
+        load_settings(config)

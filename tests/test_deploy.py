@@ -73,6 +73,9 @@ def test_compose_runs_the_bot_and_one_scheduler_on_a_shared_volume() -> None:
         assert "data:/data" in service["volumes"] and service["env_file"] == ".env"
         assert service["build"]["dockerfile"] == "deploy/Dockerfile"
     assert "data" in compose["volumes"]
+    postgres = compose["services"]["postgres"]  # the scaled-out layout's shared state
+    assert postgres["profiles"] == ["scaled"] and postgres["image"] == "postgres:15"
+    assert "state:/var/lib/postgresql/data" in postgres["volumes"] and "state" in compose["volumes"]
 
 
 def test_the_systemd_unit_runs_serve_as_a_service_user() -> None:

@@ -16,8 +16,16 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from bot.chat_flow import RESTARTING_TEXT
-from tests.slack_mock import BOT_TOKEN, BOT_USER, JSON, SIGNING_SECRET, MockSlackAPI, event_body, send
+from adapters.slack import blocks as kit
+from bot.app.pg_state import PostgresStateDatabase
+from bot.feedback import FeedbackStore, UnknownAnswer
+from tests.pg_server import server_binaries
+from tests.slack_mock import (BOT_TOKEN, BOT_USER, FORM, JSON, SIGNING_SECRET, MockSlackAPI, action_body, event_body,
+                              send)
+from tests.test_slack import actions_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,8 +116,12 @@ def test_sigterm_mid_answer_drains_and_exits_0(core, model_cache: Path, tmp_path
         assert any(body["text"] == RESTARTING_TEXT for body in last.values())  # the late asker was told
 
 
-def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model_cache: Path, tmp_path: Path) -> None:
-    shared = tmp_path / "shared" / "feedback.sqlite"  # where both replicas keep answers and delivered ids
+def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model_cache: Path, tmp_path: Path,
+                                                                      request: pytest.FixtureRequest) -> None:
+    # where both replicas keep answers and delivered ids: PostgreSQL (replicas on several hosts), or
+    # one host's SQLite file where the server is not installed (one run of this test: it is slow)
+    shared = ({"SUPPORTBOT_STATE__URL": request.getfixturevalue("postgres").fresh_database()} if server_binaries()
+              else {"SUPPORTBOT_FEEDBACK_DB": str(tmp_path / "shared" / "feedback.sqlite")})
     processes = []
     placeholders: list[dict] = []
     answered: list[dict] = []
@@ -118,8 +130,7 @@ def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model
             ports = []
             for name in ("a", "b"):
                 shutil.copytree(core.settings.data_dir / "index", tmp_path / name / "index")
-                process, slack_port, health_port = serve(tmp_path / name, model_cache, api,
-                                                         SUPPORTBOT_FEEDBACK_DB=str(shared))
+                process, slack_port, health_port = serve(tmp_path / name, model_cache, api, **shared)
                 processes.append(process)
                 ports.append((slack_port, health_port))
             for process, (_, health_port) in zip(processes, ports):
@@ -140,6 +151,28 @@ def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model
             calls = api.wait_for(lambda calls: len([c for c in calls if c.method == "chat.update"
                                                     and c.body.get("blocks")]) >= 2)
             answered = [c.body for c in calls if c.method == "chat.postMessage"]
+
+            first_final = next(c.body for c in calls if c.method == "chat.update" and c.body.get("blocks"))
+            answer_id = actions_of(first_final["blocks"])[kit.UP]  # A's answer, rated through B (twice)
+            for _ in range(2):
+                assert send(b, action_body(kit.UP, answer_id, "UBOB", api.response_url("up")), FORM)[0] == 200
+            api.wait_for(lambda calls: len([c for c in calls if c.method == "response_url"
+                                            and c.body.get("path") == "/response/up"]) == 2)
+            if "SUPPORTBOT_STATE__URL" in shared:  # the database goes away mid-run: answers still go out
+                server = request.getfixturevalue("postgres")
+                server.stop()
+                try:
+                    outage = {**event, "text": f"<@{BOT_USER}> Is there a free trial?", "ts": "1700000600.000300",
+                              "event_ts": "1700000600.000300"}
+                    assert send(a, event_body(outage, "EvREPLICA3"), JSON)[0] == 200
+                    calls = api.wait_for(lambda calls: len([c for c in calls if c.method == "chat.update"
+                                                            and c.body.get("blocks")]) >= 3)
+                    during = [c.body for c in calls if c.method == "chat.update" and c.body.get("blocks")][2]
+                    unrecorded = actions_of(during["blocks"])[kit.UP]
+                    assert [c.body["thread_ts"] for c in calls if c.method == "chat.postMessage"][-1] == \
+                        "1700000600.000300"  # the answer went out in the asker's thread
+                finally:
+                    server.start()
         finally:
             for process in processes:
                 if process.poll() is None:
@@ -149,3 +182,14 @@ def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model
     assert [p["thread_ts"] for p in placeholders] == ["1700000600.000100"], logs  # one placeholder, one answer
     assert [p["thread_ts"] for p in answered] == ["1700000600.000100"] * 2, logs  # the follow-up answered too
     assert [process.returncode for process in processes] == [0, 0], logs
+    if "SUPPORTBOT_STATE__URL" in shared:  # the outage cost A one log line, and nothing committed
+        reported = [line for line in outcomes[0][1].splitlines() if "cannot be used" in line]
+        assert len(reported) == 1 and "delivery slack:EvREPLICA3 not checked for duplicates: the shared state " \
+            "database" in reported[0], logs
+    store = FeedbackStore(PostgresStateDatabase(shared["SUPPORTBOT_STATE__URL"]) if "SUPPORTBOT_STATE__URL" in shared
+                          else Path(shared["SUPPORTBOT_FEEDBACK_DB"]))
+    assert store.counts() == {"answers": 2, "thumbs_up": 1, "thumbs_down": 0}  # B's 👍 on A's answer, stored once
+    if "SUPPORTBOT_STATE__URL" in shared:
+        with pytest.raises(UnknownAnswer):
+            store.get(unrecorded)  # given while the database was away: not stored, and nothing else lost
+    store.close()

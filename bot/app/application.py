@@ -25,6 +25,7 @@ from bot.commands import CommandRegistry, build_registry
 from bot.composer import Composer
 from bot.conversation import ConversationMemory
 from bot.feedback import FeedbackStore
+from bot.state_db import SqliteStateDatabase, StateDatabase
 from bot.notify import ChannelNotifier
 from bot.protocols import Generator
 from bot.work_queue import WorkQueue
@@ -125,11 +126,20 @@ class App:
         cron = self.settings.insights.digest_schedule
         return self.index_ops.nightly(DigestJob(cron, self.digest().run) if cron else None)
 
+    def state_database(self) -> StateDatabase:
+        """PostgreSQL when `state.url` is set (replicas on several hosts), else the SQLite file."""
+        state = self.settings.state
+        if state.url:
+            from bot.app.pg_state import PostgresStateDatabase
+
+            return PostgresStateDatabase(state.url, state.pool_size)
+        return SqliteStateDatabase(self.settings.feedback_path)
+
     @property
     def feedback(self) -> FeedbackStore:
         if self._feedback is None:
             cfg = self.settings.insights
-            self._feedback = FeedbackStore(self.settings.feedback_path, on_rating=lambda r: self.metrics.on_rating(r),
+            self._feedback = FeedbackStore(self.state_database(), on_rating=lambda r: self.metrics.on_rating(r),
                                            retention_days=cfg.retention_days, hash_user_ids=cfg.hash_user_ids)
         return self._feedback
 

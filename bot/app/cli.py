@@ -15,6 +15,7 @@ from bot.app.cli_voice import voice
 from bot.app.config import load_settings
 from bot.protocols import RetrievalUnavailable, disk_fault
 from bot.rendering import plain_sources
+from bot.state_db import StateDatabaseError
 
 EXIT_USAGE = 2
 EXIT_GATE_REJECTED = 3
@@ -293,6 +294,46 @@ def serve(obj: Context) -> None:
 
 
 @cli.group()
+def state() -> None:
+    """Where the state replicas share lives (state.url: PostgreSQL; unset: the SQLite file)."""
+
+
+@state.command(name="migrate")
+@click.option("--to", "url", required=True, help="postgresql://user@host:5432/db (password: PGPASSWORD or ~/.pgpass)")
+@click.option("--from", "source", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="The SQLite state file (default: feedback_db, <data_dir>/feedback.sqlite).")
+@click.pass_obj
+def state_migrate(obj: Context, url: str, source: Path | None) -> None:
+    """Copy the SQLite state (answers, ratings, threads, delivered events) into PostgreSQL; safe to run twice."""
+    from bot.app.config import StateConfig
+    from bot.app.pg_state import PostgresStateDatabase
+    from bot.app.state_migration import MigrationRefused, migrate_state
+    from bot.feedback import FeedbackUnavailable
+    from bot.state_db import SqliteStateDatabase, StateDatabaseError
+
+    from pydantic import ValidationError
+
+    try:
+        StateConfig(url=url)
+    except ValidationError as err:
+        raise click.ClickException("--to: " + err.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    path = source or obj.app.settings.feedback_path
+    if not path.exists():
+        raise click.ClickException(f"no SQLite state at {path}: nothing to migrate (give it with --from)")
+    sqlite, target = SqliteStateDatabase(path), PostgresStateDatabase(url, pool_size=1)
+    try:
+        copied = migrate_state(sqlite, target)
+    except (MigrationRefused, FeedbackUnavailable, StateDatabaseError) as err:
+        raise click.ClickException(str(err)) from None
+    finally:
+        sqlite.close()
+        target.close()
+    for table in copied:
+        click.echo(f"{table.table}: {table.rows} row(s), {table.added} new in {target.where}")
+    click.echo(f"Done: set state.url = \"{target.where}\" (SUPPORTBOT_STATE__URL) on every replica.")
+
+
+@cli.group()
 def feedback() -> None:
     """What users thought of the answers (👍 / 👎 from Slack and Discord)."""
 
@@ -401,7 +442,7 @@ def main() -> None:
 def _one_line(err: BaseException) -> str | None:
     """What an operator can act on for the faults of the machine itself (a damaged index, a
     read-only or full disk); None for anything else, which is a bug and keeps its traceback."""
-    if isinstance(err, RetrievalUnavailable):
+    if isinstance(err, (RetrievalUnavailable, StateDatabaseError)):  # e.g. state.url's server away
         return str(err)
     fault = disk_fault(err)
     if fault == "full":

@@ -215,6 +215,25 @@ class AnswersConfig(_Section):
     frame: bool = Field(True, description="composed answers: the model (in the active voice) writes a lead-in and sign-off")
 
 
+class StateConfig(_Section):
+    """Where the state that replicas share lives (answers, ratings, threads, delivered events,
+    the re-index lock, the schedule)."""
+
+    url: str | None = Field(None, description=(
+        "postgresql://user@host:5432/db keeps it in PostgreSQL, for replicas on several hosts (the password "
+        "goes in PGPASSWORD or ~/.pgpass, never here); unset: the SQLite file feedback_db, for one host"))
+    pool_size: int = Field(8, ge=1, description="connections each process keeps open to the database at most")
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_only(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"it must start with postgresql:// (got {value.split(':')[0]!r})")
+        if value and "@" in value and ":" in value.split("//", 1)[1].split("@")[0]:
+            raise ValueError("it holds a password: set it in PGPASSWORD or ~/.pgpass instead")
+        return value or None
+
+
 class ServeConfig(_Section):
     """What `supportbot serve` runs and how much it takes on at once."""
 
@@ -364,6 +383,7 @@ class Settings(BaseSettings):
     insights: InsightsConfig = Field(default_factory=InsightsConfig)
     answers: AnswersConfig = Field(default_factory=AnswersConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
     discord: DiscordConfig = Field(default_factory=DiscordConfig)
 
@@ -438,7 +458,7 @@ def describe_errors(err: ValidationError) -> str:
             close = difflib.get_close_matches(str(error["loc"][-1]), _keys_at(error["loc"][:-1]), n=1)
             problems.append(f"{where}: unknown setting" + (f" (did you mean {close[0]}?)" if close else ""))
         else:
-            problems.append(f"{where}: {error['msg']}")
+            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return "; ".join(problems)
 
 

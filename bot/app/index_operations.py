@@ -15,7 +15,7 @@ from bot.app.knowledge_parts import KnowledgeParts
 from bot.notify import ChannelNotifier
 from bot.protocols import ProgressCallback
 from bot.reindex_job import HISTORY_FILE, SCHEDULE, ReindexJob, RunHistory, RunRecord
-from bot.reindex_lock import ReindexLock
+from bot.reindex_lock import ReindexLock, ReindexLocking
 
 if TYPE_CHECKING:
     from bot.app.scheduler import DigestJob, NightlyReindex
@@ -25,12 +25,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def reindex_lock(settings: Settings) -> ReindexLocking:
+    """With `state.url` the lock is in PostgreSQL (one writer across hosts), else in the data dir."""
+    if settings.state.url:
+        from bot.app.pg_state import PostgresReindexLock
+
+        return PostgresReindexLock(settings.state.url)
+    return ReindexLock(settings.data_dir)
+
+
 class IndexOperations:
     def __init__(self, settings: Settings, knowledge: KnowledgeParts, notifier: ChannelNotifier,
                  on_finished: Callable[[RunRecord], None] | None = None) -> None:
         self.settings = settings
         self.knowledge = knowledge
-        self.lock = ReindexLock(settings.data_dir)
+        self.lock = reindex_lock(settings)
         self.history = RunHistory(settings.data_dir / HISTORY_FILE)
         self.job = ReindexJob(self._build_index, self.lock, self.history, notifier,
                               settings.reindex.admin_channel, on_finished=on_finished)
@@ -184,8 +193,15 @@ class IndexOperations:
         cfg = self.settings.reindex
         if not cfg.schedule and digest is None:
             raise ScheduleError("no re-index schedule is configured (reindex.schedule is empty)")
+        shared: dict = {}
+        if self.settings.state.url:  # every scheduler process on every host shares the schedule
+            from bot.app.pg_state import ScheduledRunClaims, sqlalchemy_url
+
+            claims = ScheduledRunClaims(self.settings.state.url)
+            shared = {"jobstore_url": sqlalchemy_url(self.settings.state.url), "claim": claims.claim,
+                      "starting": claims.starting}
         return NightlyReindex(ScheduleSettings(cfg.schedule, cfg.timezone, cfg.misfire_grace_minutes * 60,
-                                               self.jobstore_path), self.scheduled_reindex, digest)
+                                               self.jobstore_path, **shared), self.scheduled_reindex, digest)
 
     @property
     def jobstore_path(self) -> Path:
@@ -224,7 +240,12 @@ class IndexOperations:
                              (self.settings.insights.digest_schedule, "insights.digest_schedule", DIGEST_JOB_ID))
         if not cron:
             return f"not scheduled ({key} is empty)"
-        at = stored_next_run(self.jobstore_path, job_id)
+        url = self.settings.state.url
+        if url:
+            from bot.app.pg_state import sqlalchemy_url
+
+            url = sqlalchemy_url(url)
+        at = stored_next_run(self.jobstore_path, job_id, url)
         if at is None:
             return f"{cron!r} once a scheduler runs (`supportbot serve` or `supportbot scheduler`)"
         overdue = " (overdue: is the scheduler running?)" if at < datetime.now(timezone.utc) else ""

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bot.feedback import FeedbackStore, question_key
+from bot.feedback import FeedbackStore, FeedbackUnavailable, question_key
 from bot.insights import Insights, InsightsError, build_insights, parse_since
 from bot.notify import ChannelNotifier
 
@@ -49,6 +49,8 @@ class InsightsService:
         try:
             embedder = self._embedder()
             self.groups.remember(question_key(text), embedder.embed_query(text), embedder.model_id)
+        except FeedbackUnavailable as err:  # the store has said so once for the outage
+            log.debug("question vector not kept: %s", err)
         except Exception as err:  # never at the cost of the answer
             log.warning("question vector not kept: %s", err)
 

@@ -13,6 +13,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,6 +68,12 @@ class ScheduleSettings:
     timezone: str  # IANA name; "" = this machine's zone
     misfire_grace_s: int
     jobstore: Path
+    # With state.url: the job store in that database (an SQLAlchemy URL), shared by every
+    # scheduler process, and `claim(job_id, due)` -> True for the one process that runs that
+    # due run (the others fire too: APScheduler 3 does not coordinate schedulers).
+    jobstore_url: str | None = None
+    claim: Callable[[str, datetime], bool] | None = None
+    starting: Callable[[], AbstractContextManager] | None = None  # held while the job store is set up
 
 
 def cron_trigger(cron: str, zone: str) -> CronTrigger:
@@ -112,9 +119,10 @@ class NightlyReindex:
         if self.trigger is None and self.digest_trigger is None:
             raise ScheduleError("nothing to schedule (reindex.schedule and insights.digest_schedule are empty)")
         zone = (self.trigger or self.digest_trigger).timezone  # type: ignore[union-attr]
-        settings.jobstore.parent.mkdir(parents=True, exist_ok=True)
+        if settings.jobstore_url is None:
+            settings.jobstore.parent.mkdir(parents=True, exist_ok=True)
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{settings.jobstore}")},
+            jobstores={"default": SQLAlchemyJobStore(url=settings.jobstore_url or f"sqlite:///{settings.jobstore}")},
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": settings.misfire_grace_s},
             timezone=zone,
@@ -124,9 +132,10 @@ class NightlyReindex:
         """Start the schedule and return the next run time. A run still owed from before
         (the stored next run time is in the past) is kept, so it happens now, once."""
         global _runner, _digest_runner
-        _runner = self.run
-        _digest_runner = self.digest.run if self.digest else None
-        self.scheduler.start(paused=True)
+        _runner = self._once(JOB_ID, self.trigger, self.run)
+        _digest_runner = self._once(DIGEST_JOB_ID, self.digest_trigger, self.digest.run) if self.digest else None
+        with self.settings.starting() if self.settings.starting else nullcontext():
+            self.scheduler.start(paused=True)  # creates the job store's table: one process at a time
         owed = None
         if self.trigger is not None:
             stored = self.scheduler.get_job(JOB_ID)
@@ -147,6 +156,23 @@ class NightlyReindex:
             log.info("a scheduled re-index was missed at %s; running it now", owed)
         return self.next_run()
 
+    def _once(self, job_id: str, trigger: CronTrigger | None, run: Callable[[], None]) -> Callable[[], None]:
+        """`run`, but only in the scheduler process that claims this due run (with a shared job
+        store); the others log that it ran elsewhere."""
+        claim = self.settings.claim
+        if claim is None or trigger is None:
+            return run
+
+        def claimed() -> None:
+            due = latest_fire_time(trigger, datetime.now(timezone.utc), self.settings.misfire_grace_s)
+            if due is not None and not claim(job_id, due):
+                log.info("%s due at %s is run by another scheduler process", job_id, due.isoformat())
+                return
+            run()
+
+        claimed.__name__ = getattr(run, "__name__", job_id)
+        return claimed
+
     def next_digest(self) -> datetime | None:
         job = self.scheduler.get_job(DIGEST_JOB_ID)
         return job.next_run_time if job else None
@@ -165,8 +191,24 @@ class NightlyReindex:
             _digest_runner = None
 
 
-def stored_next_run(jobstore: Path, job_id: str = JOB_ID) -> datetime | None:
-    """A job's next run time as the scheduler last stored it, readable from any process."""
+def latest_fire_time(trigger: CronTrigger, now: datetime, grace_s: int) -> datetime | None:
+    """The run this firing is for: the trigger's last fire time up to now. APScheduler runs a
+    job only within the misfire grace time of when it was due, so it lies in that window."""
+    from datetime import timedelta
+
+    latest = None
+    fire = trigger.get_next_fire_time(None, now - timedelta(seconds=grace_s + 60))
+    while fire is not None and fire <= now:
+        latest = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return latest
+
+
+def stored_next_run(jobstore: Path, job_id: str = JOB_ID, url: str | None = None) -> datetime | None:
+    """A job's next run time as the scheduler last stored it, readable from any process (`url`:
+    the shared job store's SQLAlchemy URL, when the schedule lives in the database)."""
+    if url is not None:
+        return _shared_next_run(url, job_id)
     if not jobstore.exists():
         return None
     try:
@@ -177,3 +219,19 @@ def stored_next_run(jobstore: Path, job_id: str = JOB_ID) -> datetime | None:
     if not row or row[0] is None:
         return None
     return datetime.fromtimestamp(row[0], tz=timezone.utc)
+
+
+def _shared_next_run(url: str, job_id: str) -> datetime | None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            value = connection.execute(text("SELECT next_run_time FROM apscheduler_jobs WHERE id = :id"),
+                                       {"id": job_id}).scalar()
+    except SQLAlchemyError:
+        return None  # no schedule stored yet, or the database is away (doctor says which)
+    finally:
+        engine.dispose()
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)

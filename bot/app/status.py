@@ -67,6 +67,21 @@ class StatusReport:
         })
         return info
 
+    def _state_check(self) -> tuple[str, str | None]:
+        """The shared state: reachable, intact, and its tables at this release's schema step."""
+        from bot.feedback_schema import LATEST
+
+        where = self.feedback.database.where
+        what = (f"shared state database {where}" if self.feedback.database.dialect == "postgresql"
+                else f"feedback database {where}")
+        problem = self.feedback.check()
+        if problem is None:
+            version = self.feedback.schema_version()
+            what += f" (schema {version})"
+            if version != LATEST:
+                problem = f"its schema is at step {version}, this release needs {LATEST}: upgrade the older replicas"
+        return what, problem
+
     def doctor(self) -> list[tuple[str, str | None]]:
         """Every part of the data dir, checked: (what, None if healthy else what is wrong and
         what to do). Reads the whole live index, so it is for an operator, not a probe."""
@@ -83,7 +98,7 @@ class StatusReport:
                                f"{problem}: run `supportbot index`" if problem else None))
         except RetrievalUnavailable as err:
             checks.append(("index", str(err)))
-        checks.append((f"feedback database {settings.feedback_path}", self.feedback.check()))
+        checks.append(self._state_check())
         registry = self.voices.registry
         checks.append((f"voice state {settings.voices_dir}", registry.problem()))
         checks += [("voice", damaged) for damaged in registry.damaged_voices()]

@@ -1,0 +1,35 @@
+"""A `supportbot scheduler` stand-in on a shared PostgreSQL job store, for the tests: starts the
+real schedule (nightly at 03:00 UTC) with the real claims, then fires the job the way
+APScheduler does when it is due, and prints what this process did.
+
+    python -m tests.scheduler_worker STATE_URL DATA_DIR
+
+Prints "RAN <host>:<pid>" when this process ran the due job, then "NEXT <iso time>".
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import bot.app.scheduler as scheduler_module
+from bot.app.pg_state import ScheduledRunClaims, sqlalchemy_url
+from bot.app.scheduler import NightlyReindex, ScheduleSettings
+
+
+def main() -> None:
+    url, data_dir = sys.argv[1], Path(sys.argv[2])
+    settings = ScheduleSettings("0 3 * * *", "UTC", 720 * 60, data_dir / "scheduler.sqlite",
+                                jobstore_url=sqlalchemy_url(url), claim=ScheduledRunClaims(url).claim)
+    schedule = NightlyReindex(settings, lambda: print(f"RAN {socket.gethostname()}:{os.getpid()}", flush=True))
+    next_run = schedule.start()
+    sys.stdin.readline()  # the test lets every worker start before any fires
+    scheduler_module.run_scheduled_reindex()  # what APScheduler calls in each process when the run is due
+    print(f"NEXT {next_run.isoformat()}", flush=True)
+    schedule.shutdown()
+
+
+if __name__ == "__main__":
+    main()
