@@ -19,15 +19,10 @@ from dataclasses import dataclass, replace
 from bot.grounding import GENERIC_WORDS, STOPWORDS, content_terms
 from bot.passage_units import CODE, FRAGMENT, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, Unit, split_units
 from bot.protocols import PromptPassage, TextSimilarity
+from bot.verdicts import Verdict, VerdictFinder
 
 _YES_NO_OPENERS = frozenset("""is are am was were can could does do did will would should shall has have had may
 might must isn't aren't can't doesn't don't won't""".split())
-# Words that state a limitation: a negation, or a refusal or failure ("refuses to merge",
-# "the push will fail", "negative patterns are forbidden").
-_NEGATION = re.compile(r"\b(?:not|no|never|cannot|can't|doesn't|don't|isn't|aren't|won't|wasn't|weren't|"
-                       r"hasn't|haven't|didn't|shouldn't|couldn't|unsupported|unavailable|neither|nor|forbidden|"
-                       r"prohibited|refuses?|refused|disallow(?:s|ed)?|impossible|unable|fails?)\b|n't\b",
-                       re.IGNORECASE)
 _CONDITIONS = frozenset("if when whenever once after before while unless".split())
 _QUESTION_WORDS = frozenset("what which who whom whose where when why how".split())
 _SUBJECT_OPENERS = frozenset("""i you we they it he she there this that these those the a an my your our their its
@@ -58,13 +53,15 @@ class Composition:
     body: str  # Markdown with [n] markers
     pieces: list[tuple[int, str]]  # (passage number, verbatim text) in the order they appear
     cited: list[int]  # passage numbers in first-cited order
-    yes_no: str | None  # "Yes" / "No" when the question asks one and the anchor states it
+    yes_no: str | None  # "Yes" / "No" when the question asks one and a quoted sentence states it
 
 
 class Composer:
-    def __init__(self, similarity: TextSimilarity | None = None, settings: ComposerSettings | None = None) -> None:
+    def __init__(self, similarity: TextSimilarity | None = None, settings: ComposerSettings | None = None,
+                 verdicts: VerdictFinder | None = None) -> None:
         self.similarity = similarity
         self.settings = settings or ComposerSettings()
+        self.verdicts = verdicts or VerdictFinder()
 
     def compose(self, question: str, passages: Sequence[PromptPassage]) -> Composition | None:
         """None when no piece of the passages is close enough to the question to quote."""
@@ -79,10 +76,12 @@ class Composer:
             return None
         seconds = self._runner_up(candidates, scores, best)
         chosen = self._grow(anchor, [u for u in units if u.passage == anchor.passage], seconds)
-        yes_no = None
-        if is_yes_no_question(question):
-            yes_no = self._yes_no(chosen, anchor, seconds, candidates, lexical)
-        return _render(chosen, yes_no)
+        if not is_yes_no_question(question):
+            return _render(chosen)
+        verdict = self.verdicts.find(question, units, {n: p.location for n, p in enumerate(passages, 1)})
+        if verdict is None:
+            return _render(chosen)  # no sentence states it: the answer says what the docs say
+        return _with_verdict(verdict, _render([u for u in chosen if u != verdict.unit]))
 
     def states_answer(self, question: str, passages: Sequence[PromptPassage]) -> bool:
         """Whether one piece of the passages is so close to the question in meaning that it
@@ -108,13 +107,6 @@ class Composer:
         scores, lexical, sims = self._score(question, candidates)
         best = max(range(len(candidates)), key=lambda i: scores[i])
         return units, candidates, scores, lexical, sims, best
-
-    def _yes_no(self, chosen: list[Unit], anchor: Unit, seconds: list[Unit], candidates: list[Unit],
-                lexical: list[float]) -> str:
-        """The closest-worded sentence of the matched text states it."""
-        evidence = max((u for u in chosen if u.block == anchor.block or u in seconds),
-                       key=lambda u: (lexical[candidates.index(u)] if u in candidates else -1.0, u is anchor))
-        return _yes_no(evidence)
 
     def _runner_up(self, candidates: list[Unit], scores: list[float], best: int) -> list[Unit]:
         """Another block of the anchor's page that matches almost as well is quoted too: the
@@ -265,15 +257,7 @@ def _inverted_after_condition(words: list[str]) -> bool:
     return False
 
 
-def _yes_no(evidence: Unit) -> str:
-    """The evidence states the answer: a limitation in it means No. The question's own
-    negation does not turn it round: "Doesn't git pull rebase by default?" is answered as
-    "does it?" is ("No, it merges"), and "not" inside what is asked ("files that are not in a
-    repository") is part of the question, not its polarity."""
-    return "No" if _NEGATION.search(evidence.text.replace("\u2019", "'")) else "Yes"  # docs often write don’t
-
-
-def _render(units: list[Unit], yes_no: str | None) -> Composition:
+def _render(units: list[Unit], yes_no: str | None = None) -> Composition:
     """Groups units by block: prose joined into a paragraph with its [n] at the end, list
     items one per line, tables under their header, code blocks fenced."""
     units = [_balanced(u) for u in units]
@@ -307,6 +291,16 @@ def _render(units: list[Unit], yes_no: str | None) -> Composition:
             parts.append(_introduced(groups, g, n, "\n".join(u.text for u in group)))
     body = "\n\n".join(parts)
     return Composition(body=body, pieces=pieces, cited=cited, yes_no=yes_no)
+
+
+def _with_verdict(verdict: Verdict, rest: Composition) -> Composition:
+    """The sentence that states the verdict, quoted right under it, then the rest."""
+    n = verdict.unit.passage
+    sentence = re.sub(r"^\s*(?:\d{1,2}[.)]|[-*+\u2022])\s+", "", verdict.sentence)
+    lead = _cite(sentence, n)
+    body = f"{lead}\n\n{rest.body}" if rest.body else lead
+    cited = [n] + [c for c in rest.cited if c != n]
+    return Composition(body=body, pieces=[(n, sentence)] + rest.pieces, cited=cited, yes_no=verdict.answer)
 
 
 def _balanced(unit: Unit) -> Unit:
