@@ -95,7 +95,7 @@ def split_units(text: str, passage: int) -> list[Unit]:
                 units.append(Unit(passage, len(units), HEADER, rows[0] + "\n" + rows[1], block, 0))
             block += 1
             continue
-        if _PRE_LINE.search(line) or (not paragraph and _INDENTED.match(line) and not _ITEM.match(line)):
+        if not _ITEM.match(line) and (_PRE_LINE.search(line) or (not paragraph and _INDENTED.match(line))):
             flush_paragraph()
             rows = []
             while i < len(lines) and lines[i].strip() and (_PRE_LINE.search(lines[i]) or lines[i].startswith("  ")) \

@@ -38,6 +38,7 @@ _ASIDE = r"because|since|although|though|even though|so that|whereas|while"
 _LEADING = re.compile(rf"^\s*(?:{_CONDITION}|{_ASIDE})\b", re.IGNORECASE)
 _TRAILING = re.compile(rf"(?:,\s*|\s+)(?P<word>{_CONDITION}|{_ASIDE})\b", re.IGNORECASE)
 _COORDINATE = re.compile(r";\s+|,\s+(?:but|however|whereas|while|yet)\s+|\s+but\s+", re.IGNORECASE)
+_RELATIVE = re.compile(r",\s*(?:which|who)\b", re.IGNORECASE)
 _PARENTHESES = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 _RELATIVE_NEGATION = re.compile(
     r"\b(?:that|which|who|whose)\s+(?:\w+\s+)?(?:is|are|was|were|do|does|did|has|have|can|will|would|could|should)"
@@ -46,7 +47,7 @@ _NEGATOR = re.compile(r"\b(?:not|no|never|cannot|none|nothing|neither|nor|nowher
 _NOT_A_NEGATION = re.compile(r"\b(?:not only|not just|no matter|no longer needed|not to mention)\b", re.IGNORECASE)
 _HEDGE = re.compile(r"\b(?:may|might|depending|depends|usually|generally|often|sometimes|typically|possibly|"
                     r"probably|perhaps|likely|unlikely|some models|not necessarily|only)\b", re.IGNORECASE)
-_WARNING = re.compile(r"^\W*(?:do not|don't|never|avoid|beware|be careful|make sure|note|warning|caution)\b",
+_WARNING = re.compile(r"^\W*(?:do not|don't|never|avoid|beware|be careful|make sure|warning|caution)\b",
                       re.IGNORECASE)
 _NEGATING_PREFIX = re.compile(r"\b(?:un|in|im|non|dis)-?([a-z]{4,})\b")
 _PRIVATIVE = re.compile(r"\bwithout\b", re.IGNORECASE)
@@ -75,26 +76,50 @@ class Clause:
 
 
 def clauses(sentence: str) -> list[Clause]:
-    """The main clauses of a sentence, each with the condition it holds under. Coordinate
-    clauses ("X is kept; Y is deleted", "X works, but Y does not") are separate assertions."""
-    text = _PARENTHESES.sub(" ", sentence.replace("\u2019", "'"))
+    """The assertions of a sentence, each with the condition it holds under. Coordinate
+    clauses ("X is kept; Y is deleted", "X works, but Y does not"), reasons and concessions
+    ("since FTP does not encrypt ..."), parentheses and non-restrictive relative clauses
+    (", which is not installed by default") each assert something of their own."""
+    text = sentence.replace("\u2019", "'")
+    parts = [m.group(0)[1:-1] for m in _PARENTHESES.finditer(text)]
+    parts.insert(0, _PARENTHESES.sub(" ", text))
     out = []
-    for part in _COORDINATE.split(text):
-        condition = ""
-        if _LEADING.match(part):
-            head, comma, rest = part.partition(",")
-            if comma:
-                condition, part = head, rest
-            else:
-                condition = part  # no comma marks where the condition ends: the whole sentence is conditional
-        trailing = _TRAILING.search(part)
-        if trailing and trailing.start() > 0:
-            tail = part[trailing.start():]
-            if re.fullmatch(_CONDITION, trailing.group("word").lower()):
-                condition = f"{condition} {tail}".strip()
-            part = part[:trailing.start()]
-        out.append(Clause(part.strip(" ,.;:"), condition.strip(" ,.;:")))
-    return [c for c in out if c.main or c.condition]
+    for part in (p for whole in parts for p in _COORDINATE.split(whole)):
+        out.extend(_clauses_of(part))
+    return [c for c in out if c.main]
+
+
+def _clauses_of(part: str) -> list[Clause]:
+    condition, asides = "", []
+    if _LEADING.match(part):
+        head, comma, rest = part.partition(",")
+        word = _LEADING.match(part).group(0).strip().lower()
+        if not comma:
+            return [Clause(part, part)]  # no comma marks where the condition ends: all of it is conditional
+        if re.fullmatch(_CONDITION, word):
+            condition = head
+        else:
+            asides.append(head[len(word):])
+        part = rest
+    relative = _RELATIVE.search(part)
+    if relative:
+        asides.append(part[relative.end():])
+        part = part[:relative.start()]
+    trailing = _TRAILING.search(part)
+    if trailing and trailing.start() > 0:
+        word, head, tail = trailing.group("word"), part[:trailing.start()], part[trailing.end():]
+        resumed = tail.find(",") if part[trailing.start()] == "," else -1
+        if resumed >= 0 and len(tail[resumed + 1:].split()) >= 3:
+            # "By default, if SLAAC is on, the kernel finds ...": the main clause resumes after the condition
+            sub, part = tail[:resumed], f"{head}, {tail[resumed + 1:]}"
+        else:
+            sub, part = tail, head
+        if re.fullmatch(_CONDITION, word.lower()):
+            condition = f"{condition} {word} {sub}".strip()
+        else:
+            asides.append(sub)
+    out = [Clause(part.strip(" ,.;:"), condition.strip(" ,.;:"))]
+    return out + [Clause(a.strip(" ,.;:"), condition.strip(" ,.;:")) for a in asides if a.strip()]
 
 
 def is_negated(clause: str) -> bool:

@@ -43,6 +43,13 @@ def test_a_passage_splits_into_whole_sentences_items_code_rows_and_blocks() -> N
     assert units[10].text.startswith("```\nPlan        Trash retention     Version history") and units[11].text == "```\ndrift doctor --network\n```"
 
 
+def test_a_list_item_with_wide_spaces_is_an_item_not_a_preformatted_block_and_splitting_ends() -> None:
+    # the Debian handbook's filesystem list: before the fix split_units looped forever on this line
+    units = split_units("Directories:\n\n- /run/ :  volatile runtime data  that does not persist across reboots;\n", 1)
+    assert [(u.kind, u.text) for u in units] == [
+        (LABEL, "Directories:"), (ITEM, "- /run/ :  volatile runtime data  that does not persist across reboots;")]
+
+
 def test_sentences_break_at_stops_but_not_inside_abbreviations_versions_or_code() -> None:
     assert split_sentences("Use v4.2.0 now. Then run `a. B` here! Done, i.e. Finished.") == [
         "Use v4.2.0 now.", "Then run `a. B` here!", "Done, i.e. Finished."]
