@@ -61,7 +61,7 @@ class Composer:
                  verdicts: VerdictFinder | None = None) -> None:
         self.similarity = similarity
         self.settings = settings or ComposerSettings()
-        self.verdicts = verdicts or VerdictFinder()
+        self.verdicts = verdicts or VerdictFinder(similarity=similarity)
 
     def compose(self, question: str, passages: Sequence[PromptPassage]) -> Composition | None:
         """None when no piece of the passages is close enough to the question to quote."""

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from bot.grounding import content_terms, identifiers, stem, subject_terms
 from bot.passage_units import ITEM, SENTENCE, Unit, split_sentences
+from bot.protocols import TextSimilarity
 
 # Subordinating conjunctions that put a condition on what the main clause says.
 _CONDITION = r"if|unless|when|whenever|once|provided(?: that)?|as long as|in case|even if|only if|except when|whether"
@@ -41,13 +42,13 @@ _COORDINATE = re.compile(r";\s+|,\s+(?:but|however|whereas|while|yet)\s+|\s+but\
 _RELATIVE = re.compile(r",\s*(?:which|who)\b", re.IGNORECASE)
 _PARENTHESES = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 _RELATIVE_NEGATION = re.compile(
-    r"\b(?:that|which|who|whose)\s+(?:\w+\s+)?(?:is|are|was|were|do|does|did|has|have|can|will|would|could|should)"
-    r"(?:\s+not|n't)\b[^,;]*", re.IGNORECASE)
+    r"\b(?:that|which|who|whose)\s+(?:is|are|was|were|do|does|did|has|have|can|will|would|could|should)"
+    r"(?:\s+not|n't)\b", re.IGNORECASE)
 _NEGATOR = re.compile(r"\b(?:not|no|never|cannot|none|nothing|neither|nor|nowhere)\b|n't\b", re.IGNORECASE)
-_NOT_A_NEGATION = re.compile(r"\b(?:not only|not just|no matter|no longer needed|not to mention)\b", re.IGNORECASE)
+_NOT_A_NEGATION = re.compile(r"\b(?:not only|not just|no matter|not to mention)\b", re.IGNORECASE)
 _HEDGE = re.compile(r"\b(?:may|might|depending|depends|usually|generally|often|sometimes|typically|possibly|"
-                    r"probably|perhaps|likely|unlikely|some models|not necessarily|only)\b", re.IGNORECASE)
-_WARNING = re.compile(r"^\W*(?:do not|don't|never|avoid|beware|be careful|make sure|warning|caution)\b",
+                    r"probably|perhaps|likely|unlikely|some models|not necessarily|not all|not every|only)\b", re.IGNORECASE)
+_WARNING = re.compile(r"^\W*(?:do not|don't|never|avoid|beware|be careful|make sure)\b",
                       re.IGNORECASE)
 _NEGATING_PREFIX = re.compile(r"\b(?:un|in|im|non|dis)-?([a-z]{4,})\b")
 _PRIVATIVE = re.compile(r"\bwithout\b", re.IGNORECASE)
@@ -55,10 +56,12 @@ _PRIVATIVE = re.compile(r"\bwithout\b", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class VerdictSettings:
-    min_coverage: float = 0.6  # share of the question's (rarity-weighted) words the sentence must hold
-    context_weight: float = 0.5  # a word found only around the sentence (its paragraph, its page's heading) counts this much
+    min_coverage: float = 0.6  # share of the question's (rarity-weighted) words a clause must hold ...
+    min_similarity: float = 0.5  # ... and (with a similarity model) be at least this close to it in meaning;
+    near_coverage: float = 0.4  # a clause holding fewer of the words (it says the same in other words: "additional
+    near_similarity: float = 0.7  # space" for "extra space") must be this close in meaning
     shared_condition: float = 0.6  # share of a sentence's condition words the question must hold for it to apply
-    conflict_margin: float = 0.1  # sentences within this coverage of the best that say the opposite: no verdict
+    conflict_margin: float = 0.1  # a clause scoring within this of the best that says the opposite: no verdict
 
 
 @dataclass(frozen=True)
@@ -123,10 +126,9 @@ def _clauses_of(part: str) -> list[Clause]:
 
 
 def is_negated(clause: str) -> bool:
-    """The clause itself denies: a negator outside a relative clause ("files that are not
-    tracked are kept" affirms), or a word negated by its prefix ("unsupported")."""
-    text = _NOT_A_NEGATION.sub(" ", _RELATIVE_NEGATION.sub(" ", clause))
-    return bool(_NEGATOR.search(text))
+    """The clause itself denies: a negator ("is not supported", "cannot", "never"), not one
+    that only limits a quantity ("not only")."""
+    return bool(_NEGATOR.search(_NOT_A_NEGATION.sub(" ", clause)))
 
 
 def _negated_terms(text: str) -> set[str]:
@@ -134,31 +136,42 @@ def _negated_terms(text: str) -> set[str]:
     return {stem(m.group(1)) for m in _NEGATING_PREFIX.finditer(text.lower())}
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What a yes/no question asks, as the judge compares it with each clause."""
+    text: str
+    core: dict[str, float]  # the asked subject and action: word -> rarity weight
+    setting: dict[str, float]  # the words of its own condition ("when I build a kernel"), which the page may set
+    identifiers: set[str]  # values, commands, names: a verdict must quote them
+    all_terms: set[str]
+
+
 class VerdictFinder:
-    def __init__(self, settings: VerdictSettings | None = None) -> None:
+    def __init__(self, settings: VerdictSettings | None = None, similarity: TextSimilarity | None = None) -> None:
         self.settings = settings or VerdictSettings()
+        self.similarity = similarity
 
     def find(self, question: str, units: Sequence[Unit], context: dict[int, str] | None = None) -> Verdict | None:
         """The verdict one piece of `units` states about the question, or None. `context`
         maps a passage number to its location (page title and heading), which may name the
-        subject a sentence speaks of without repeating it."""
-        asked_condition, asked = _split_question(question)
-        asked_terms = subject_terms(asked) | subject_terms(asked_condition)
-        if not asked_terms:
-            return None
+        subject a sentence refers to as "it" or "this project"."""
+        asked_condition, asked_text = _split_question(question)
         pieces = [u for u in units if u.kind in (SENTENCE, ITEM)]
-        weights = _rarity(asked_terms, [content_terms(u.text) for u in pieces])
-        total = sum(weights.values())
-        asked_ids = {i.lower() for i in identifiers(question)}
-        question_terms = content_terms(question)
-        found: list[tuple[float, str, Unit, str]] = []
+        core_terms = subject_terms(asked_text)
+        setting_terms = subject_terms(asked_condition) - core_terms
+        if not core_terms or not pieces:
+            return None
+        weights = _rarity(core_terms | setting_terms, [content_terms(u.text) for u in pieces])
+        asked = _Asked(question, {t: weights[t] for t in core_terms}, {t: weights[t] for t in setting_terms},
+                       {i.lower() for i in identifiers(question)}, content_terms(question))
+        candidates: list[tuple[float, str, Unit, str, str]] = []  # (coverage, answer, unit, sentence, clause)
         for unit in pieces:
-            around = content_terms(" ".join([(context or {}).get(unit.passage, "")] +
-                                            [u.text for u in units if u.passage == unit.passage and u.block == unit.block]))
+            block = [u.text for u in units if u.passage == unit.passage and u.block == unit.block]
             for sentence in split_sentences(unit.text):
-                judged = self._judge(sentence, question, question_terms, asked_ids, weights, total, around)
-                if judged is not None:
-                    found.append((judged[0], judged[1], unit, sentence))
+                around = " ".join([(context or {}).get(unit.passage, "")] + [t.replace(sentence, " ") for t in block])
+                candidates.extend((coverage, answer, unit, sentence, clause)
+                                  for coverage, answer, clause in self._judge(sentence, asked, around))
+        found = self._qualified(question, candidates)
         if not found:
             return None
         found.sort(key=lambda f: -f[0])
@@ -167,34 +180,56 @@ class VerdictFinder:
             return None  # the docs say both within a hair: not for us to pick
         return Verdict(best[1], best[2], best[3], round(best[0], 3))
 
-    def _judge(self, sentence: str, question: str, question_terms: set[str], asked_ids: set[str],
-               weights: dict[str, float], total: float, around: set[str]) -> tuple[float, str] | None:
-        """(coverage, "Yes"/"No") when the sentence states a verdict on the question."""
-        if sentence.rstrip().endswith("?") or _WARNING.match(sentence) or total <= 0:
-            return None
-        if any(i not in sentence.lower() for i in asked_ids):
-            return None  # a verdict about a value, a command or a name must quote it
-        if _PRIVATIVE.search(question) and not _PRIVATIVE.search(sentence):
-            return None  # "can I ... without X?" is answered only by what is said "without X"
-        best: tuple[float, str] | None = None
+    def _qualified(self, question: str, candidates: list[tuple]) -> list[tuple]:
+        """Clauses holding enough of the question's words; with a similarity model, those of
+        them that also mean what was asked (a clause may hold every asked word and speak of
+        something else: "the former enforces the policy" for "can a profile be loaded in
+        complain mode?"), scored by how close they are in meaning."""
+        floor = self.settings.min_coverage if self.similarity is None else self.settings.near_coverage
+        held = [c for c in candidates if c[0] >= floor]
+        if self.similarity is None or not held:
+            return held
+        sims = self.similarity.similarities(question, [c[4] for c in held])
+        return [(sim, *c[1:]) for c, sim in zip(held, sims)
+                if sim >= (self.settings.min_similarity if c[0] >= self.settings.min_coverage else self.settings.near_similarity)]
+
+    def _judge(self, sentence: str, asked: _Asked, around: str) -> list[tuple[float, str, str]]:
+        """(coverage, "Yes"/"No", clause) for each clause of the sentence that states an
+        answer to the question outright."""
+        if sentence.rstrip().endswith("?") or _WARNING.match(sentence):
+            return []
+        if _PRIVATIVE.search(asked.text) and not _PRIVATIVE.search(sentence):
+            return []  # "can I ... without X?" is answered only by what is said "without X"
+        around_terms = content_terms(around)
+        total = sum(asked.core.values()) + sum(asked.setting.values())
+        sentence_terms = content_terms(sentence)
+        out = []
         for clause in clauses(sentence):
-            if not clause.main or _HEDGE.search(clause.main):
-                continue
+            if _HEDGE.search(clause.main) or _RELATIVE_NEGATION.search(clause.main):
+                continue  # hedged, or a negation whose scope is a relative clause: says nothing outright
             condition_terms = content_terms(clause.condition)
-            if condition_terms and len(condition_terms & question_terms) < self.settings.shared_condition * len(condition_terms):
+            if condition_terms and len(condition_terms & asked.all_terms) < self.settings.shared_condition * len(condition_terms):
                 continue  # true under a condition the question does not set
-            stated = content_terms(clause.main) | (content_terms(clause.condition) if clause.condition else set())
+            if any(i not in sentence.lower() for i in asked.identifiers):
+                continue  # a verdict about a value, a command or a name must quote it
             negated = _negated_terms(clause.main)
-            stated |= negated
-            coverage = sum(w for t, w in weights.items() if t in stated)
-            coverage += self.settings.context_weight * sum(w for t, w in weights.items() if t not in stated and t in around)
+            stated = content_terms(clause.main) | content_terms(clause.condition) | negated
+            coverage = sum(w for t, w in asked.core.items() if _held(t, stated))
+            coverage += sum(w for t, w in asked.setting.items() if _held(t, stated | sentence_terms | around_terms))
             coverage /= total
-            if coverage < self.settings.min_coverage:
-                continue
-            answer = "No" if is_negated(clause.main) or (negated & set(weights)) else "Yes"
-            if best is None or coverage > best[0]:
-                best = (coverage, answer)
-        return best
+            answer = "No" if is_negated(clause.main) or (negated & set(asked.core)) else "Yes"
+            out.append((coverage, answer, clause.main))
+        return out
+
+
+def _held(term: str, terms: set[str]) -> bool:
+    """The term, or a word of its family: stems sharing their first five letters
+    ("remov" of remove and "remova" of removal, "synchr" and "sync")."""
+    if term in terms:
+        return True
+    if len(term) < 4:
+        return False
+    return any(len(t) >= 4 and (t.startswith(term[:5]) or term.startswith(t[:5])) for t in terms)
 
 
 def _split_question(question: str) -> tuple[str, str]:
@@ -202,7 +237,7 @@ def _split_question(question: str) -> tuple[str, str]:
     asks about losing data under a reinstall."""
     text = question.strip()
     found = clauses(text.rstrip("?"))
-    condition = " ".join(c.condition for c in found)
+    condition = " ".join(c.condition for c in found if c.condition != c.main)
     asked = " ".join(c.main for c in found)
     return condition, asked or text
 
