@@ -40,6 +40,7 @@ _LEADING = re.compile(rf"^\s*(?:{_CONDITION}|{_ASIDE})\b", re.IGNORECASE)
 _TRAILING = re.compile(rf"(?:,\s*|\s+)(?P<word>{_CONDITION}|{_ASIDE})\b", re.IGNORECASE)
 _COORDINATE = re.compile(r";\s+|,\s+(?:but|however|whereas|while|yet)\s+|\s+but\s+", re.IGNORECASE)
 _RELATIVE = re.compile(r",\s*(?:which|who)\b", re.IGNORECASE)
+_LINK = re.compile(r"\[([^\[\]]+)\]\([^()\s]+\)")  # a Markdown link reads as its text
 _PARENTHESES = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 _RELATIVE_NEGATION = re.compile(
     r"\b(?:that|which|who|whose)\s+(?:is|are|was|were|do|does|did|has|have|can|will|would|could|should)"
@@ -51,6 +52,13 @@ _HEDGE = re.compile(r"\b(?:may|might|depending|depends|usually|generally|often|s
 _WARNING = re.compile(r"^\W*(?:do not|don't|never|avoid|beware|be careful|make sure)\b",
                       re.IGNORECASE)
 _NEGATING_PREFIX = re.compile(r"\b(?:un|in|im|non|dis)-?([a-z]{4,})\b")
+# Prepositions that open an adjunct (where, when, for what): "on Windows", "for the sync folder", "by default".
+_ADJUNCT = re.compile(r"\s(?:on|in|at|for|from|with|into|onto|under|during|inside|within|via|through|across|"
+                      r"between|by|after|before)\s", re.IGNORECASE)
+# "Is there a discount for nonprofits?": what follows the noun there belongs to it, not to a setting.
+_EXISTENTIAL = re.compile(r"^\W*(?:is|are|was|were|will|would)\s+there\b", re.IGNORECASE)
+# ... nor is a phrase a trailing adjunct when the question's predicate comes after it ("Is pushing into a bundle supported?")
+_PREDICATE_AFTER = re.compile(r"\b(?:\w{3,}ed|\w{3,}ing|that|which|who|to)\b", re.IGNORECASE)
 _PRIVATIVE = re.compile(r"\bwithout\b", re.IGNORECASE)
 
 
@@ -61,6 +69,8 @@ class VerdictSettings:
     near_coverage: float = 0.4  # a clause holding fewer of the words (it says the same in other words: "additional
     near_similarity: float = 0.7  # space" for "extra space") must be this close in meaning
     shared_condition: float = 0.6  # share of a sentence's condition words the question must hold for it to apply
+    min_own: float = 0.5  # share of the asked subject and action a clause must hold in its own words
+    heading_weight: float = 0.5  # an asked word found only in the section's heading counts this much
     conflict_margin: float = 0.1  # a clause scoring within this of the best that says the opposite: no verdict
 
 
@@ -83,7 +93,7 @@ def clauses(sentence: str) -> list[Clause]:
     clauses ("X is kept; Y is deleted", "X works, but Y does not"), reasons and concessions
     ("since FTP does not encrypt ..."), parentheses and non-restrictive relative clauses
     (", which is not installed by default") each assert something of their own."""
-    text = sentence.replace("\u2019", "'")
+    text = _LINK.sub(r"\1", sentence.replace("\u2019", "'"))
     parts = [m.group(0)[1:-1] for m in _PARENTHESES.finditer(text)]
     parts.insert(0, _PARENTHESES.sub(" ", text))
     out = []
@@ -164,20 +174,22 @@ class VerdictFinder:
         weights = _rarity(core_terms | setting_terms, [content_terms(u.text) for u in pieces])
         asked = _Asked(question, {t: weights[t] for t in core_terms}, {t: weights[t] for t in setting_terms},
                        {i.lower() for i in identifiers(question)}, content_terms(question))
-        candidates: list[tuple[float, str, Unit, str, str]] = []  # (coverage, answer, unit, sentence, clause)
+        candidates: list[tuple] = []  # (coverage, answer, unit, sentence, clause, coverage in its own words)
         for unit in pieces:
-            block = [u.text for u in units if u.passage == unit.passage and u.block == unit.block]
+            # the piece a sentence belongs to (a list item) and its section's heading scope it
+            around = f"{(context or {}).get(unit.passage, '')} {unit.text}"
             for sentence in split_sentences(unit.text):
-                around = " ".join([(context or {}).get(unit.passage, "")] + [t.replace(sentence, " ") for t in block])
-                candidates.extend((coverage, answer, unit, sentence, clause)
-                                  for coverage, answer, clause in self._judge(sentence, asked, around))
+                candidates.extend((coverage, answer, unit, sentence, clause, own)
+                                  for coverage, answer, clause, own in
+                                  self._judge(sentence, asked, around, (context or {}).get(unit.passage, "")))
         found = self._qualified(question, candidates)
         if not found:
             return None
         found.sort(key=lambda f: -f[0])
         best = found[0]
-        if any(f[1] != best[1] and f[0] >= best[0] - self.settings.conflict_margin for f in found[1:]):
-            return None  # the docs say both within a hair: not for us to pick
+        margin = self.settings.conflict_margin
+        if any(f[1] != best[1] and f[0] >= best[0] - margin and f[5] >= best[5] - margin for f in found[1:]):
+            return None  # the docs say both, in their own words, within a hair: not for us to pick
         return Verdict(best[1], best[2], best[3], round(best[0], 3))
 
     def _qualified(self, question: str, candidates: list[tuple]) -> list[tuple]:
@@ -190,17 +202,20 @@ class VerdictFinder:
         if self.similarity is None or not held:
             return held
         sims = self.similarity.similarities(question, [c[4] for c in held])
-        return [(sim, *c[1:]) for c, sim in zip(held, sims)
+        return [(sim * c[0], *c[1:]) for c, sim in zip(held, sims)
                 if sim >= (self.settings.min_similarity if c[0] >= self.settings.min_coverage else self.settings.near_similarity)]
 
-    def _judge(self, sentence: str, asked: _Asked, around: str) -> list[tuple[float, str, str]]:
-        """(coverage, "Yes"/"No", clause) for each clause of the sentence that states an
-        answer to the question outright."""
+    def _judge(self, sentence: str, asked: _Asked, around: str, heading: str = "") -> list[tuple[float, str, str, float]]:
+        """(coverage, "Yes"/"No", clause, coverage in its own words) for each clause of the sentence that states an
+        answer to the question outright. The section's heading may name the asked subject
+        ("Nonprofit discounts" over "nonprofits get 50% off"); the rest of the question's
+        setting may also come from the piece around the sentence."""
         if sentence.rstrip().endswith("?") or _WARNING.match(sentence):
             return []
         if _PRIVATIVE.search(asked.text) and not _PRIVATIVE.search(sentence):
             return []  # "can I ... without X?" is answered only by what is said "without X"
         around_terms = content_terms(around)
+        heading_terms = content_terms(heading)
         total = sum(asked.core.values()) + sum(asked.setting.values())
         sentence_terms = content_terms(sentence)
         out = []
@@ -214,11 +229,14 @@ class VerdictFinder:
                 continue  # a verdict about a value, a command or a name must quote it
             negated = _negated_terms(clause.main)
             stated = content_terms(clause.main) | content_terms(clause.condition) | negated
-            coverage = sum(w for t, w in asked.core.items() if _held(t, stated))
-            coverage += sum(w for t, w in asked.setting.items() if _held(t, stated | sentence_terms | around_terms))
-            coverage /= total
+            own = sum(w for t, w in asked.core.items() if _held(t, stated))
+            headed = sum(w for t, w in asked.core.items() if not _held(t, stated) and t in heading_terms)
+            setting = sum(w for t, w in asked.setting.items() if _held(t, stated | sentence_terms | around_terms))
             answer = "No" if is_negated(clause.main) or (negated & set(asked.core)) else "Yes"
-            out.append((coverage, answer, clause.main))
+            own_share = own / sum(asked.core.values())
+            if own_share >= self.settings.min_own:
+                out.append(((own + self.settings.heading_weight * headed + setting) / total, answer, clause.main,
+                            own_share))
         return out
 
 
@@ -233,13 +251,20 @@ def _held(term: str, terms: set[str]) -> bool:
 
 
 def _split_question(question: str) -> tuple[str, str]:
-    """(the question's own condition, what it asks): "If I reinstall, will I lose my data?"
-    asks about losing data under a reinstall."""
+    """(the setting the question gives, what it asks): its own condition ("if I reinstall")
+    and the adjuncts after the asked action ("... a FAT32 drive | for the sync folder on
+    Windows"), which the page may state once for a whole section, and what it asks of
+    whom. A verdict must state the asked action on the asked subject; the setting may come
+    from around the sentence."""
     text = question.strip()
     found = clauses(text.rstrip("?"))
     condition = " ".join(c.condition for c in found if c.condition != c.main)
-    asked = " ".join(c.main for c in found)
-    return condition, asked or text
+    asked = " ".join(c.main for c in found) or text
+    adjunct = _ADJUNCT.search(asked)
+    if adjunct and content_terms(asked[:adjunct.start()]) and not _EXISTENTIAL.match(asked) \
+            and not _PREDICATE_AFTER.search(asked[adjunct.end():]):
+        condition, asked = f"{condition} {asked[adjunct.start():]}".strip(), asked[:adjunct.start()]
+    return condition, asked
 
 
 def _rarity(terms: set[str], pieces: list[set[str]]) -> dict[str, float]:

@@ -1,0 +1,93 @@
+"""A "Yes."/"No." only where one quoted sentence states it about the thing asked: real passages
+(the Debian handbook as Debian ships it, and a TV manual's boilerplate), the bundled embedder,
+the composer's public entry point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from bot.composer import Composer
+from bot.verdicts import clauses, is_negated
+from knowledge.embedding import Embedder
+
+
+@dataclass
+class Passage:
+    text: str
+    location: str = "Page"
+
+
+@pytest.fixture(scope="module")
+def composer(embedder: Embedder) -> Composer:
+    return Composer(embedder)
+
+
+WEBMIN = Passage("Webmin is used through a web interface, but it does not require Apache to be installed. "
+                 "Essentially, this software has its own integrated mini web server. This server listens by "
+                 "default on port 10000 and accepts secure HTTP connections.",
+                 "Administration Interfaces > Administrating on a Web Interface: webmin")
+RESIZE = Passage("Not all filesystems can be resized online; resizing a volume can therefore require unmounting "
+                 "the filesystem first and remounting it afterwards. Of course, if one wants to shrink the space "
+                 "allocated to an LV, the filesystem must be shrunk first.\n\nThe reiserfs filesystem allows online "
+                 "resizing in both directions. The venerable ext2 allows neither, and always requires unmounting.",
+                 "Advanced Administration > LVM > Resizing")
+TV_SOUND = Passage("Select Sound Output to choose where the TV plays its sound. You will hear no sound from the TV "
+                   "speakers if you select Bluetooth Speaker List. This function may not be supported depending "
+                   "on the model.", "Sound > Sound Output")
+TV_HEADPHONES = Passage("To connect Bluetooth headphones, open Sound Output, select Bluetooth Speaker List and pick "
+                        "the headphones from the list.", "Sound > Bluetooth headphones")
+
+
+def test_a_sentence_denying_the_asked_action_gives_no_quoted_right_under_it(composer: Composer) -> None:
+    composition = composer.compose("Does Webmin need Apache to be installed?", [WEBMIN])
+    assert composition.yes_no == "No"
+    assert composition.body.startswith("Webmin is used through a web interface, but it does not require Apache "
+                                       "to be installed [1].\n\n")
+    assert composition.pieces[0] == (1, "Webmin is used through a web interface, but it does not require Apache "
+                                        "to be installed.")
+
+
+def test_an_affirming_sentence_gives_yes_though_another_limits_other_subjects(composer: Composer) -> None:
+    # "Not all filesystems can be resized online" limits filesystems in general: no "No" for reiserfs
+    composition = composer.compose("Can a reiserfs filesystem be resized online?", [RESIZE])
+    assert composition.yes_no == "Yes"
+    assert composition.body.startswith("The reiserfs filesystem allows online resizing in both directions [1].")
+
+
+def test_boilerplate_limitations_give_no_verdict_the_answer_says_what_the_docs_say(composer: Composer) -> None:
+    for question in ("Can I use Bluetooth headphones with the TV?", "Can I play the TV sound through Bluetooth?"):
+        composition = composer.compose(question, [TV_SOUND])
+        assert composition is not None and composition.yes_no is None, (question, composition)
+        assert "Bluetooth Speaker List" in composition.body
+    # the page that shows how: its instruction is what answers, never the other page's boilerplate
+    shown = composer.compose("Can I use Bluetooth headphones with the TV?", [TV_SOUND, TV_HEADPHONES])
+    assert shown.yes_no == "Yes" and shown.body.startswith("To connect Bluetooth headphones, open Sound Output")
+
+
+def test_a_limitation_true_only_under_a_condition_the_question_does_not_set_is_no_answer(composer: Composer) -> None:
+    passage = Passage("Upgrading from even older Debian systems directly is not supported. Unlike other "
+                      "distributions, Debian allows updating a system from one version to the next without having "
+                      "to reinstall the system.", "Installation")
+    assert composer.compose("Can I move to the next Debian version without reinstalling?", [passage]).yes_no == "Yes"
+    assert composer.compose("Is upgrading directly from an older Debian release supported?", [passage]).yes_no == "No"
+    sound = composer.compose("Will I hear sound from the TV speakers?", [TV_SOUND])  # only "if you select ..."
+    assert sound.yes_no is None
+
+
+def test_when_the_docs_say_both_about_the_thing_asked_there_is_no_verdict(composer: Composer) -> None:
+    both = Passage("RAID can be used as a backup of your disks. RAID systems are not backup mechanisms.")
+    assert composer.compose("Is RAID a backup?", [both]).yes_no is None
+
+
+def test_clauses_keep_the_condition_apart_and_the_negation_to_its_own_clause() -> None:
+    found = clauses("By default, if SLAAC is activated in your network, the kernel will automatically find IPv6 "
+                    "routers (a restart of cron does not trigger it).")
+    assert [(c.main, c.condition) for c in found] == [
+        ("By default,  the kernel will automatically find IPv6 routers", "if  SLAAC is activated in your network"),
+        ("a restart of cron does not trigger it", "")]
+    assert [c.main for c in clauses("The latter is important since the FTP protocol doesn't use encryption.")] == [
+        "The latter is important", "the FTP protocol doesn't use encryption"]
+    assert is_negated("apt-get doesn't know the full-upgrade command") and is_negated("it cannot be deleted")
+    assert not is_negated("not only the kernel but also the modules are signed")
