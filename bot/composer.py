@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from bot.grounding import GENERIC_WORDS, STOPWORDS, content_terms
-from bot.passage_units import CODE, FRAGMENT, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, Unit, split_units
+from bot.passage_units import CODE, FRAGMENT, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, TITLE, Unit, split_units
 from bot.protocols import PromptPassage, TextSimilarity
 from bot.verdicts import Verdict, VerdictFinder
 
@@ -27,6 +27,7 @@ _CONDITIONS = frozenset("if when whenever once after before while unless".split(
 _QUESTION_WORDS = frozenset("what which who whom whose where when why how".split())
 _SUBJECT_OPENERS = frozenset("""i you we they it he she there this that these those the a an my your our their its
 all any some""".split())
+_RELATIVE_LINK = re.compile(r"\[([^\[\]]+)\]\((?![a-z][a-z0-9+.-]*:)[^()\s]*\)", re.IGNORECASE)
 _ANSWERABLE = (SENTENCE, ITEM, ROW, LABEL, PRE)
 
 
@@ -179,7 +180,7 @@ class Composer:
                 after += 1
             if after in by_index:
                 unit = by_index[after]
-                if unit.kind == FRAGMENT or (unit.kind == LABEL and _words(chosen) >= self.settings.budget_words // 2):
+                if unit.kind in (FRAGMENT, TITLE) or (unit.kind == LABEL and _words(chosen) >= self.settings.budget_words // 2):
                     break  # the next section begins: it answers something else
                 if unit.block != anchor.block and _words(chosen) + _block_words(unit, units) > 1.3 * self.settings.budget_words:
                     break
@@ -188,7 +189,7 @@ class Composer:
                 continue
             while before in chosen:
                 before -= 1
-            if before < 0 or by_index[before].kind in (CODE, HEADER, ITEM, FRAGMENT) or (
+            if before < 0 or by_index[before].kind in (CODE, HEADER, ITEM, FRAGMENT, TITLE) or (
                     by_index[before].kind == LABEL and by_index[before].block + 1 != min(chosen.values(), key=lambda u: u.index).block):
                 break
             take(by_index[before])
@@ -266,8 +267,10 @@ def _render(units: list[Unit], yes_no: str | None = None) -> Composition:
     cited: list[int] = []
     groups: list[list[Unit]] = []
     for unit in units:
-        if groups and groups[-1][-1].block == unit.block and groups[-1][-1].passage == unit.passage:
-            groups[-1].append(unit)
+        last = groups[-1][-1] if groups else None
+        prose = last is not None and last.kind == unit.kind == SENTENCE and not last.ends_with_colon
+        if last is not None and last.passage == unit.passage and (last.block == unit.block or prose):
+            groups[-1].append(unit)  # one passage's consecutive sentences: one paragraph, one citation
         else:
             groups.append([unit])
     for g, group in enumerate(groups):
@@ -296,7 +299,7 @@ def _render(units: list[Unit], yes_no: str | None = None) -> Composition:
 def _with_verdict(verdict: Verdict, rest: Composition) -> Composition:
     """The sentence that states the verdict, quoted right under it, then the rest."""
     n = verdict.unit.passage
-    sentence = re.sub(r"^\s*(?:\d{1,2}[.)]|[-*+\u2022])\s+", "", verdict.sentence)
+    sentence = _RELATIVE_LINK.sub(r"\1", re.sub(r"^\s*(?:\d{1,2}[.)]|[-*+\u2022])\s+", "", verdict.sentence))
     lead = _cite(sentence, n)
     body = f"{lead}\n\n{rest.body}" if rest.body else lead
     cited = [n] + [c for c in rest.cited if c != n]
@@ -304,10 +307,15 @@ def _with_verdict(verdict: Verdict, rest: Composition) -> Composition:
 
 
 def _balanced(unit: Unit) -> Unit:
-    """A literal "**" in the docs (a glob, say) would open bold that never closes: escape it."""
-    if unit.kind in (CODE, PRE) or unit.text.count("**") % 2 == 0:
+    """A literal "**" in the docs (a glob, say) would open bold that never closes: escape it.
+    A link to another page of the docs reads as its text ("see Accounts"): its relative
+    address means nothing in a chat, and the answer's citations point to the pages."""
+    if unit.kind in (CODE, PRE):
         return unit
-    return replace(unit, text=unit.text.replace("**", "\\*\\*"))
+    text = _RELATIVE_LINK.sub(r"\1", unit.text)
+    if text.count("**") % 2:
+        text = text.replace("**", "\\*\\*")
+    return replace(unit, text=text) if text != unit.text else unit
 
 
 def _introduced(groups: list[list[Unit]], g: int, n: int, text: str) -> str:
