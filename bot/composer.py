@@ -28,6 +28,9 @@ _QUESTION_WORDS = frozenset("what which who whom whose where when why how".split
 _SUBJECT_OPENERS = frozenset("""i you we they it he she there this that these those the a an my your our their its
 all any some""".split())
 _RELATIVE_LINK = re.compile(r"\[([^\[\]]+)\]\((?![a-z][a-z0-9+.-]*:)[^()\s]*\)", re.IGNORECASE)
+# A piece opening on one of these refers to what came before it ("This is done with ...").
+_REFERS_BACK = re.compile(r"^\W*(?:this|these|that|those|it|its|they|their|them|such|then|however|instead|otherwise|"
+                          r"likewise|also|thus|therefore|so|here|both|either|neither)\b", re.IGNORECASE)
 _ANSWERABLE = (SENTENCE, ITEM, ROW, LABEL, PRE)
 
 
@@ -189,9 +192,12 @@ class Composer:
                 continue
             while before in chosen:
                 before -= 1
+            first = min(chosen.values(), key=lambda u: u.index)
             if before < 0 or by_index[before].kind in (CODE, HEADER, ITEM, FRAGMENT, TITLE) or (
-                    by_index[before].kind == LABEL and by_index[before].block + 1 != min(chosen.values(), key=lambda u: u.index).block):
+                    by_index[before].kind == LABEL and by_index[before].block + 1 != first.block):
                 break
+            if by_index[before].kind != LABEL and not _REFERS_BACK.match(first.text):
+                break  # the answer leads; what came before it goes in only when the answer refers back to it
             take(by_index[before])
             before -= 1
         return [chosen[i] for i in sorted(chosen)]

@@ -91,3 +91,34 @@ def test_clauses_keep_the_condition_apart_and_the_negation_to_its_own_clause() -
         "The latter is important", "the FTP protocol doesn't use encryption"]
     assert is_negated("apt-get doesn't know the full-upgrade command") and is_negated("it cannot be deleted")
     assert not is_negated("not only the kernel but also the modules are signed")
+
+
+def test_a_how_to_gets_its_steps_and_the_answer_leads_one_paragraph_one_citation(composer: Composer) -> None:
+    mac = Passage("Driftwood runs on macOS 12 or later and keeps your files in sync in the background. It uses about "
+                  "200 MB of disk space.\n\nTo install Driftwood on a Mac:\n\n1. Download DriftwoodSetup.dmg from the "
+                  "downloads page.\n2. Open the file and drag Driftwood to Applications.\n3. Start Driftwood and sign "
+                  "in.", "Install on macOS")
+    assert composer.compose("How do I install it on a Mac?", [mac]).body == (
+        "To install Driftwood on a Mac [1]:\n\n1. Download DriftwoodSetup.dmg from the downloads page.\n"
+        "2. Open the file and drag Driftwood to Applications.\n3. Start Driftwood and sign in.")
+    # the Debian handbook's answer on shared memory: the sentence that answers leads, its follow-up joins
+    # it in one paragraph with one citation, the sidebar title between paragraphs is not quoted
+    shm = Passage("The kernel offers several ways for processes to talk.\n\nBACK TO BASICS Shared memory\n\n"
+                  "Shared memory lets two processes read and write the same region of RAM. It is the fastest way "
+                  "to exchange data, since nothing is copied.\n\nThe ipcs command lists the shared memory segments "
+                  "in use.", "Unix services > Inter-process communication")
+    body = composer.compose("What is shared memory?", [shm]).body
+    assert body.startswith("Shared memory lets two processes read and write the same region of RAM. It is the "
+                           "fastest way to exchange data, since nothing is copied."), body
+    assert body.count("[1]") == 1 and "BACK TO BASICS" not in body and "several ways" not in body
+
+
+def test_labelled_lines_read_as_a_list_and_links_keep_their_text(composer: Composer) -> None:
+    modes = Passage("Picture Mode settings:\n\nStandard: the default mode for most rooms.\nMovie: warmer colours for "
+                    "films in a dark room.\nDynamic: brighter picture for bright rooms.\n\nTo add an email account, "
+                    "see [Accounts](accounts.md).", "Picture > Picture Mode")
+    body = composer.compose("Which picture modes are there?", [modes]).body
+    assert "- Standard: the default mode for most rooms.\n- Movie: warmer colours for films in a dark room.\n" \
+           "- Dynamic: brighter picture for bright rooms." in body, body
+    link = composer.compose("How do I add an email account?", [modes]).body
+    assert "To add an email account, see Accounts [1]." in link, link
