@@ -31,6 +31,8 @@ _RELATIVE_LINK = re.compile(r"\[([^\[\]]+)\]\((?![a-z][a-z0-9+.-]*:)[^()\s]*\)",
 # A piece opening on one of these refers to what came before it ("This is done with ...").
 _REFERS_BACK = re.compile(r"^\W*(?:this|these|that|those|it|its|they|their|them|such|then|however|instead|otherwise|"
                           r"likewise|also|thus|therefore|so|here|both|either|neither)\b", re.IGNORECASE)
+_HOW_TO = re.compile(r"^\W*(?:how\s+(?:do|does|can|could|should|would|to|will|is|are)\b|is there a way to\b|"
+                     r"what(?:'s| is| are) the (?:steps|way|command)s?\b)", re.IGNORECASE)
 _ANSWERABLE = (SENTENCE, ITEM, ROW, LABEL, PRE)
 
 
@@ -45,6 +47,7 @@ class ComposerSettings:
     subject_similarity: float = 0.8  # the question without its unknown words must stay this close to itself
     max_candidates: int = 120  # pieces scored per question, in retrieval order (bounds the embedding time)
     runner_up_ratio: float = 0.85  # another block of the same page scoring this share of the best joins it
+    steps_bonus: float = 0.1  # a how-to question is answered by the steps (a numbered item, a command), not the page's intro
     rank_penalty: float = 0.25  # retrieval ranks pages on more than one sentence: a lower page must win clearly
 
     def __post_init__(self) -> None:
@@ -67,9 +70,11 @@ class Composer:
         self.settings = settings or ComposerSettings()
         self.verdicts = verdicts or VerdictFinder(similarity=similarity)
 
-    def compose(self, question: str, passages: Sequence[PromptPassage]) -> Composition | None:
-        """None when no piece of the passages is close enough to the question to quote."""
-        found = self._best_piece(question, passages)
+    def compose(self, question: str, passages: Sequence[PromptPassage], follows: str | None = None) -> Composition | None:
+        """None when no piece of the passages is close enough to the question to quote.
+        `follows`: the question a follow-up follows ("How do I install it on Windows?" before
+        "And on a Mac?"): the piece that answers is the one answering both together."""
+        found = self._best_piece(f"{follows} {question}" if follows else question, passages)
         if found is None:
             return None
         units, candidates, scores, lexical, sims, best = found
@@ -157,8 +162,9 @@ class Composer:
         weights = {t: math.log(1 + len(units) / df[t]) for t in content_terms(question) if t in df}
         total = sum(weights.values())
         lexical = [sum(w for t, w in weights.items() if t in terms) / total if total else 0.0 for terms in unit_terms]
+        steps = self.settings.steps_bonus if is_how_to_question(question) else 0.0
         scores = [s + self.settings.lexical_weight * lex - self.settings.rank_penalty * (u.passage - 1)
-                  for s, lex, u in zip(sims, lexical, units)]
+                  + (steps if _is_step(u) else 0.0) for s, lex, u in zip(sims, lexical, units)]
         return scores, lexical, sims
 
     def _grow(self, anchor: Unit, units: list[Unit], seconds: list[Unit]) -> list[Unit]:
@@ -236,6 +242,15 @@ def _words(chosen: dict[int, Unit]) -> int:
 
 def _plain(text: str) -> str:
     return re.sub(r"[*`|#]+", " ", text).strip()
+
+
+def is_how_to_question(question: str) -> bool:
+    """"How do I ...", "how to ...", "how can I ...": asks for steps (not "how much/many/long")."""
+    return bool(_HOW_TO.match(question))
+
+
+def _is_step(unit: Unit) -> bool:
+    return unit.kind in (CODE, PRE) or (unit.kind == ITEM and bool(re.match(r"\s*\d{1,2}[.)]\s", unit.text)))
 
 
 def is_yes_no_question(question: str) -> bool:

@@ -251,6 +251,7 @@ def run_corpus(name: str, app: App, items: list[Item], answerers: list[str]) -> 
     print(f"{'answerer':<10}{'half':<7}" + "".join(f"{c:>12}" for c in cols))
     for answerer in sorted(answerers, key=lambda a: a != "composed"):  # composed first: the quote takes its lengths
         ask = ANSWERERS[answerer](app)
+        app.knowledge.embedder.forget()  # each answerer starts as cold as the first
         halves: dict[str, Tally] = {}
         for i, item in enumerate(items, 1):
             half = item.half or ("odd" if i % 2 else "even")
