@@ -12,7 +12,7 @@ from bot.conversation import ConversationMemory
 from bot.framing import Framer
 from bot.generated_text import cited_numbers
 from bot.grounding import is_noise, missing_identifiers
-from bot.prompting import build_messages, is_follow_up, render_context, retrieval_query
+from bot.prompting import build_messages, render_context, retrieval_query
 from bot.protocols import BASE_VOICE, GenerationUnavailable, Generator, Passage, RetrievalUnavailable, Retriever
 from bot.types import Answer, ChatMessage, Citation, Question, Turn
 from bot.verified_stream import VerifiedStream
@@ -177,8 +177,7 @@ class AnswerService:
         """Facts quoted from the passages; the model (in its voice) adds only the lead-in and
         the sign-off, each kept only if it states nothing. Streams lead-in, facts, sign-off."""
         t0 = time.perf_counter()
-        follows = history[-1].question if history and is_follow_up(question) else None
-        composition = self.composer.compose(question, passages, follows)
+        composition = self.composer.compose(question, passages)
         timings["compose"] = _ms(t0)
         if composition is None:
             return "", []

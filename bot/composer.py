@@ -70,11 +70,9 @@ class Composer:
         self.settings = settings or ComposerSettings()
         self.verdicts = verdicts or VerdictFinder(similarity=similarity)
 
-    def compose(self, question: str, passages: Sequence[PromptPassage], follows: str | None = None) -> Composition | None:
-        """None when no piece of the passages is close enough to the question to quote.
-        `follows`: the question a follow-up follows ("How do I install it on Windows?" before
-        "And on a Mac?"): the piece that answers is the one answering both together."""
-        found = self._best_piece(f"{follows} {question}" if follows else question, passages)
+    def compose(self, question: str, passages: Sequence[PromptPassage]) -> Composition | None:
+        """None when no piece of the passages is close enough to the question to quote."""
+        found = self._best_piece(question, passages)
         if found is None:
             return None
         units, candidates, scores, lexical, sims, best = found
