@@ -28,9 +28,6 @@ _QUESTION_WORDS = frozenset("what which who whom whose where when why how".split
 _SUBJECT_OPENERS = frozenset("""i you we they it he she there this that these those the a an my your our their its
 all any some""".split())
 _RELATIVE_LINK = re.compile(r"\[([^\[\]]+)\]\((?![a-z][a-z0-9+.-]*:)[^()\s]*\)", re.IGNORECASE)
-# A piece opening on one of these refers to what came before it ("This is done with ...").
-_REFERS_BACK = re.compile(r"^\W*(?:this|these|that|those|it|its|they|their|them|such|then|however|instead|otherwise|"
-                          r"likewise|also|thus|therefore|so|here|both|either|neither)\b", re.IGNORECASE)
 _HOW_TO = re.compile(r"^\W*(?:how\s+(?:do|does|can|could|should|would|to|will|is|are)\b|is there a way to\b|"
                      r"what(?:'s| is| are) the (?:steps|way|command)s?\b)", re.IGNORECASE)
 _ANSWERABLE = (SENTENCE, ITEM, ROW, LABEL, PRE)
@@ -82,7 +79,10 @@ class Composer:
         if self._about_something_else(question, anchor, passages):
             return None
         seconds = self._runner_up(candidates, scores, best)
-        chosen = self._grow(anchor, [u for u in units if u.passage == anchor.passage], seconds)
+        following = next((u for u in units if u.passage == anchor.passage and u.index == anchor.index + 1), None)
+        steps_first = is_how_to_question(question) and (  # a how-to's steps lead, not the page's intro
+            _is_step(anchor) or (anchor.ends_with_colon and following is not None and _is_step(following)))
+        chosen = self._grow(anchor, [u for u in units if u.passage == anchor.passage], seconds, steps_first)
         if not is_yes_no_question(question):
             return _render(chosen)
         verdict = self.verdicts.find(question, units, {n: p.location for n, p in enumerate(passages, 1)})
@@ -165,7 +165,7 @@ class Composer:
                   + (steps if _is_step(u) else 0.0) for s, lex, u in zip(sims, lexical, units)]
         return scores, lexical, sims
 
-    def _grow(self, anchor: Unit, units: list[Unit], seconds: list[Unit]) -> list[Unit]:
+    def _grow(self, anchor: Unit, units: list[Unit], seconds: list[Unit], steps_first: bool = False) -> list[Unit]:
         """The anchor with what it needs (a list's intro and items, a table's header, the code
         a sentence introduces), then its neighbours in reading order up to the word budget."""
         chosen: dict[int, Unit] = {}
@@ -196,12 +196,9 @@ class Composer:
                 continue
             while before in chosen:
                 before -= 1
-            first = min(chosen.values(), key=lambda u: u.index)
-            if before < 0 or by_index[before].kind in (CODE, HEADER, ITEM, FRAGMENT, TITLE) or (
-                    by_index[before].kind == LABEL and by_index[before].block + 1 != first.block):
+            if steps_first or before < 0 or by_index[before].kind in (CODE, HEADER, ITEM, FRAGMENT, TITLE) or (
+                    by_index[before].kind == LABEL and by_index[before].block + 1 != min(chosen.values(), key=lambda u: u.index).block):
                 break
-            if by_index[before].kind != LABEL and not _REFERS_BACK.match(first.text):
-                break  # the answer leads; what came before it goes in only when the answer refers back to it
             take(by_index[before])
             before -= 1
         return [chosen[i] for i in sorted(chosen)]

@@ -70,6 +70,7 @@ class VerdictSettings:
     near_similarity: float = 0.7  # space" for "extra space") must be this close in meaning
     shared_condition: float = 0.6  # share of a sentence's condition words the question must hold for it to apply
     min_own: float = 0.5  # share of the asked subject and action a clause must hold in its own words
+    max_judged: int = 8  # clauses compared in meaning, the best-covered first (bounds the embedding time)
     heading_weight: float = 0.5  # an asked word found only in the section's heading counts this much
     conflict_margin: float = 0.1  # a clause scoring within this of the best that says the opposite: no verdict
 
@@ -198,7 +199,7 @@ class VerdictFinder:
         something else: "the former enforces the policy" for "can a profile be loaded in
         complain mode?"), scored by how close they are in meaning."""
         floor = self.settings.min_coverage if self.similarity is None else self.settings.near_coverage
-        held = [c for c in candidates if c[0] >= floor]
+        held = sorted((c for c in candidates if c[0] >= floor), key=lambda c: -c[0])[: self.settings.max_judged]
         if self.similarity is None or not held:
             return held
         sims = self.similarity.similarities(question, [c[4] for c in held])
