@@ -277,6 +277,7 @@ def _inverted_after_condition(words: list[str]) -> bool:
 def _render(units: list[Unit], yes_no: str | None = None) -> Composition:
     """Groups units by block: prose joined into a paragraph with its [n] at the end, list
     items one per line, tables under their header, code blocks fenced."""
+    verbatim = {(u.passage, u.index): u.text for u in units}  # what verification compares with the passage
     units = [_balanced(u) for u in units]
     parts: list[str] = []
     pieces: list[tuple[int, str]] = []
@@ -294,7 +295,7 @@ def _render(units: list[Unit], yes_no: str | None = None) -> Composition:
         if n not in cited:
             cited.append(n)
         kind = group[0].kind
-        pieces.extend((n, u.text) for u in group)
+        pieces.extend((n, verbatim[(u.passage, u.index)]) for u in group)
         if kind in (SENTENCE, LABEL):
             parts.append(_cite(" ".join(u.text for u in group), n))
         elif kind == ITEM:
@@ -319,7 +320,7 @@ def _with_verdict(verdict: Verdict, rest: Composition) -> Composition:
     lead = _cite(sentence, n)
     body = f"{lead}\n\n{rest.body}" if rest.body else lead
     cited = [n] + [c for c in rest.cited if c != n]
-    return Composition(body=body, pieces=[(n, sentence)] + rest.pieces, cited=cited, yes_no=verdict.answer)
+    return Composition(body=body, pieces=[(n, verdict.sentence)] + rest.pieces, cited=cited, yes_no=verdict.answer)
 
 
 def _balanced(unit: Unit) -> Unit:

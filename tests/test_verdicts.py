@@ -122,3 +122,14 @@ def test_labelled_lines_read_as_a_list_and_links_keep_their_text(composer: Compo
            "- Dynamic: brighter picture for bright rooms." in body, body
     link = composer.compose("How do I add an email account?", [modes]).body
     assert "To add an email account, see Accounts [1]." in link, link
+
+
+def test_a_bold_label_holding_a_link_still_verifies_against_its_passage(composer: Composer) -> None:
+    # aws-docs-qa (Forecast quotas): the link inside the bold label reads as its text, and the
+    # piece that is verified is the passage's own text, so the answer is not withdrawn
+    passage = Passage("**Quotas Imposed by the [CreatePredictor](API_CreatePredictor.md) API**\n\nThe maximum number "
+                      "of columns in an item metadata dataset is 10.", "Guidelines and Quotas")
+    composition = composer.compose("What is the maximum number of columns in an item metadata dataset?", [passage])
+    assert "The maximum number of columns in an item metadata dataset is 10 [1]." in composition.body
+    assert "](API_CreatePredictor.md)" not in composition.body
+    assert all(piece in passage.text for _, piece in composition.pieces)
