@@ -6,9 +6,10 @@ depending on the model", "you will hear no sound if you select Bluetooth", "if t
 does not support it, the push will fail" all hold a negation, and none of them denies what a
 user asked. So a sentence gives a verdict only when
 
-- its main clause (without the conditions, reasons, parentheses and relative clauses around
-  it) speaks of the question's own subject and action: the question's words, weighted by how
-  rare they are among the passages' pieces, are found in it;
+- one of its clauses (apart from the conditions, reasons, parentheses and relative clauses
+  around it) speaks of the question's own subject and action: the question's words, weighted
+  by how rare they are among the passages' pieces, are found in it in its own words, and
+  (with the bundled embedder) it is close to the question in meaning;
 - any condition it states is the question's own condition ("when you stop a DB instance ...");
   a sentence true only under a condition the user did not ask about states nothing about the
   question;
@@ -34,7 +35,7 @@ from bot.protocols import TextSimilarity
 
 # Subordinating conjunctions that put a condition on what the main clause says.
 _CONDITION = r"if|unless|when|whenever|once|provided(?: that)?|as long as|in case|even if|only if|except when|whether"
-# ... and those that give a reason or a contrast: dropped from the clause, no bar to a verdict.
+# ... and those that give a reason or a contrast: an assertion of their own, no bar to a verdict.
 _ASIDE = r"because|since|although|though|even though|so that|whereas|while"
 _LEADING = re.compile(rf"^\s*(?:{_CONDITION}|{_ASIDE})\b", re.IGNORECASE)
 _TRAILING = re.compile(rf"(?:,\s*|\s+)(?P<word>{_CONDITION}|{_ASIDE})\b", re.IGNORECASE)
@@ -48,7 +49,8 @@ _RELATIVE_NEGATION = re.compile(
 _NEGATOR = re.compile(r"\b(?:not|no|never|cannot|none|nothing|neither|nor|nowhere)\b|n't\b", re.IGNORECASE)
 _NOT_A_NEGATION = re.compile(r"\b(?:not only|not just|no matter|not to mention)\b", re.IGNORECASE)
 _HEDGE = re.compile(r"\b(?:may|might|depending|depends|usually|generally|often|sometimes|typically|possibly|"
-                    r"probably|perhaps|likely|unlikely|some models|not necessarily|not all|not every|only)\b", re.IGNORECASE)
+                    r"probably|perhaps|likely|unlikely|some models|not necessarily|not all|not every|only)\b",
+                    re.IGNORECASE)
 _WARNING = re.compile(r"^\W*(?:do not|don't|never|avoid|beware|be careful|make sure)\b",
                       re.IGNORECASE)
 _NEGATING_PREFIX = re.compile(r"\b(?:un|in|im|non|dis)-?([a-z]{4,})\b")
@@ -57,7 +59,8 @@ _ADJUNCT = re.compile(r"\s(?:on|in|at|for|from|with|into|onto|under|during|insid
                       r"between|by|after|before)\s", re.IGNORECASE)
 # "Is there a discount for nonprofits?": what follows the noun there belongs to it, not to a setting.
 _EXISTENTIAL = re.compile(r"^\W*(?:is|are|was|were|will|would)\s+there\b", re.IGNORECASE)
-# ... nor is a phrase a trailing adjunct when the question's predicate comes after it ("Is pushing into a bundle supported?")
+# ... nor is a phrase a trailing adjunct when the question's predicate comes after it
+# ("Is pushing into a bundle supported?")
 _PREDICATE_AFTER = re.compile(r"\b(?:\w{3,}ed|\w{3,}ing|that|which|who|to)\b", re.IGNORECASE)
 _PRIVATIVE = re.compile(r"\bwithout\b", re.IGNORECASE)
 
@@ -204,9 +207,11 @@ class VerdictFinder:
             return held
         sims = self.similarity.similarities(question, [c[4] for c in held])
         return [(sim * c[0], *c[1:]) for c, sim in zip(held, sims)
-                if sim >= (self.settings.min_similarity if c[0] >= self.settings.min_coverage else self.settings.near_similarity)]
+                if sim >= (self.settings.min_similarity if c[0] >= self.settings.min_coverage
+                           else self.settings.near_similarity)]
 
-    def _judge(self, sentence: str, asked: _Asked, around: str, heading: str = "") -> list[tuple[float, str, str, float]]:
+    def _judge(self, sentence: str, asked: _Asked, around: str,
+               heading: str = "") -> list[tuple[float, str, str, float]]:
         """(coverage, "Yes"/"No", clause, coverage in its own words) for each clause of the sentence that states an
         answer to the question outright. The section's heading may name the asked subject
         ("Nonprofit discounts" over "nonprofits get 50% off"); the rest of the question's
@@ -224,7 +229,8 @@ class VerdictFinder:
             if _HEDGE.search(clause.main) or _RELATIVE_NEGATION.search(clause.main):
                 continue  # hedged, or a negation whose scope is a relative clause: says nothing outright
             condition_terms = content_terms(clause.condition)
-            if condition_terms and len(condition_terms & asked.all_terms) < self.settings.shared_condition * len(condition_terms):
+            shared = len(condition_terms & asked.all_terms)
+            if condition_terms and shared < self.settings.shared_condition * len(condition_terms):
                 continue  # true under a condition the question does not set
             if any(i not in sentence.lower() for i in asked.identifiers):
                 continue  # a verdict about a value, a command or a name must quote it
