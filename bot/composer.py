@@ -316,7 +316,7 @@ def _render(units: list[Unit], yes_no: str | None = None) -> Composition:
 def _with_verdict(verdict: Verdict, rest: Composition) -> Composition:
     """The sentence that states the verdict, quoted right under it, then the rest."""
     n = verdict.unit.passage
-    sentence = _RELATIVE_LINK.sub(r"\1", re.sub(r"^\s*(?:\d{1,2}[.)]|[-*+\u2022])\s+", "", verdict.sentence))
+    sentence = _link_text(re.sub(r"^\s*(?:\d{1,2}[.)]|[-*+\u2022])\s+", "", verdict.sentence))
     lead = _cite(sentence, n)
     body = f"{lead}\n\n{rest.body}" if rest.body else lead
     cited = [n] + [c for c in rest.cited if c != n]
@@ -329,10 +329,17 @@ def _balanced(unit: Unit) -> Unit:
     address means nothing in a chat, and the answer's citations point to the pages."""
     if unit.kind in (CODE, PRE):
         return unit
-    text = _RELATIVE_LINK.sub(r"\1", unit.text)
+    text = _link_text(unit.text)
     if text.count("**") % 2:
         text = text.replace("**", "\\*\\*")
     return replace(unit, text=text) if text != unit.text else unit
+
+
+def _link_text(text: str) -> str:
+    """Relative links read as their text, except inside bold or code: a bold label or a code
+    span is quoted exactly as the page has it (identifiers are checked verbatim)."""
+    kept = re.split(r"(\*\*[^*\n]+\*\*|`[^`\n]+`)", text)
+    return "".join(part if n % 2 else _RELATIVE_LINK.sub(r"\1", part) for n, part in enumerate(kept))
 
 
 def _introduced(groups: list[list[Unit]], g: int, n: int, text: str) -> str:
