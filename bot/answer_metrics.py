@@ -22,6 +22,18 @@ def recall(answer: str, reference: str) -> float:
     return len(expected & content_terms(answer)) / len(expected)
 
 
+def f1(answer: str, reference: str) -> float:
+    """Harmonic mean of recall and precision (the share of the answer's content words the
+    reference holds): a long answer that quotes the whole page scores high recall, low
+    precision."""
+    said = content_terms(_MARKERS.sub("", answer))
+    expected = content_terms(reference)
+    if not said or not expected:
+        return 0.0
+    shared = len(said & expected)
+    return 2 * shared / (len(said) + len(expected))
+
+
 def word_count(answer: str) -> int:
     return len(_MARKERS.sub("", answer).split())
 

@@ -17,21 +17,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from bot.grounding import GENERIC_WORDS, STOPWORDS, content_terms
-from bot.passage_units import CODE, FRAGMENT, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, Unit, split_units
+from bot.passage_units import CODE, FRAGMENT, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, TITLE, Unit, split_units
 from bot.protocols import PromptPassage, TextSimilarity
+from bot.verdicts import Verdict, VerdictFinder
 
 _YES_NO_OPENERS = frozenset("""is are am was were can could does do did will would should shall has have had may
 might must isn't aren't can't doesn't don't won't""".split())
-# Words that state a limitation: a negation, or a refusal or failure ("refuses to merge",
-# "the push will fail", "negative patterns are forbidden").
-_NEGATION = re.compile(r"\b(?:not|no|never|cannot|can't|doesn't|don't|isn't|aren't|won't|wasn't|weren't|"
-                       r"hasn't|haven't|didn't|shouldn't|couldn't|unsupported|unavailable|neither|nor|forbidden|"
-                       r"prohibited|refuses?|refused|disallow(?:s|ed)?|impossible|unable|fails?)\b|n't\b",
-                       re.IGNORECASE)
 _CONDITIONS = frozenset("if when whenever once after before while unless".split())
 _QUESTION_WORDS = frozenset("what which who whom whose where when why how".split())
 _SUBJECT_OPENERS = frozenset("""i you we they it he she there this that these those the a an my your our their its
 all any some""".split())
+_RELATIVE_LINK = re.compile(r"\[([^\[\]]+)\]\((?![a-z][a-z0-9+.-]*:)[^()\s]*\)", re.IGNORECASE)
+_HOW_TO = re.compile(r"^\W*(?:how\s+(?:do|does|can|could|should|would|to|will|is|are)\b|is there a way to\b|"
+                     r"what(?:'s| is| are) the (?:steps|way|command)s?\b)", re.IGNORECASE)
 _ANSWERABLE = (SENTENCE, ITEM, ROW, LABEL, PRE)
 
 
@@ -46,6 +44,7 @@ class ComposerSettings:
     subject_similarity: float = 0.8  # the question without its unknown words must stay this close to itself
     max_candidates: int = 120  # pieces scored per question, in retrieval order (bounds the embedding time)
     runner_up_ratio: float = 0.85  # another block of the same page scoring this share of the best joins it
+    steps_bonus: float = 0.1  # a how-to question is answered by the steps (a numbered item, a command), not the page's intro
     rank_penalty: float = 0.25  # retrieval ranks pages on more than one sentence: a lower page must win clearly
 
     def __post_init__(self) -> None:
@@ -58,13 +57,15 @@ class Composition:
     body: str  # Markdown with [n] markers
     pieces: list[tuple[int, str]]  # (passage number, verbatim text) in the order they appear
     cited: list[int]  # passage numbers in first-cited order
-    yes_no: str | None  # "Yes" / "No" when the question asks one and the anchor states it
+    yes_no: str | None  # "Yes" / "No" when the question asks one and a quoted sentence states it
 
 
 class Composer:
-    def __init__(self, similarity: TextSimilarity | None = None, settings: ComposerSettings | None = None) -> None:
+    def __init__(self, similarity: TextSimilarity | None = None, settings: ComposerSettings | None = None,
+                 verdicts: VerdictFinder | None = None) -> None:
         self.similarity = similarity
         self.settings = settings or ComposerSettings()
+        self.verdicts = verdicts or VerdictFinder(similarity=similarity)
 
     def compose(self, question: str, passages: Sequence[PromptPassage]) -> Composition | None:
         """None when no piece of the passages is close enough to the question to quote."""
@@ -78,11 +79,16 @@ class Composer:
         if self._about_something_else(question, anchor, passages):
             return None
         seconds = self._runner_up(candidates, scores, best)
-        chosen = self._grow(anchor, [u for u in units if u.passage == anchor.passage], seconds)
-        yes_no = None
-        if is_yes_no_question(question):
-            yes_no = self._yes_no(chosen, anchor, seconds, candidates, lexical)
-        return _render(chosen, yes_no)
+        following = next((u for u in units if u.passage == anchor.passage and u.index == anchor.index + 1), None)
+        steps_first = is_how_to_question(question) and (  # a how-to's steps lead, not the page's intro
+            _is_step(anchor) or (anchor.ends_with_colon and following is not None and _is_step(following)))
+        chosen = self._grow(anchor, [u for u in units if u.passage == anchor.passage], seconds, steps_first)
+        if not is_yes_no_question(question):
+            return _render(chosen)
+        verdict = self.verdicts.find(question, units, {n: p.location for n, p in enumerate(passages, 1)})
+        if verdict is None:
+            return _render(chosen)  # no sentence states it: the answer says what the docs say
+        return _with_verdict(verdict, _render([u for u in chosen if u != verdict.unit]))
 
     def states_answer(self, question: str, passages: Sequence[PromptPassage]) -> bool:
         """Whether one piece of the passages is so close to the question in meaning that it
@@ -108,13 +114,6 @@ class Composer:
         scores, lexical, sims = self._score(question, candidates)
         best = max(range(len(candidates)), key=lambda i: scores[i])
         return units, candidates, scores, lexical, sims, best
-
-    def _yes_no(self, chosen: list[Unit], anchor: Unit, seconds: list[Unit], candidates: list[Unit],
-                lexical: list[float]) -> str:
-        """The closest-worded sentence of the matched text states it."""
-        evidence = max((u for u in chosen if u.block == anchor.block or u in seconds),
-                       key=lambda u: (lexical[candidates.index(u)] if u in candidates else -1.0, u is anchor))
-        return _yes_no(evidence)
 
     def _runner_up(self, candidates: list[Unit], scores: list[float], best: int) -> list[Unit]:
         """Another block of the anchor's page that matches almost as well is quoted too: the
@@ -161,11 +160,12 @@ class Composer:
         weights = {t: math.log(1 + len(units) / df[t]) for t in content_terms(question) if t in df}
         total = sum(weights.values())
         lexical = [sum(w for t, w in weights.items() if t in terms) / total if total else 0.0 for terms in unit_terms]
+        steps = self.settings.steps_bonus if is_how_to_question(question) else 0.0
         scores = [s + self.settings.lexical_weight * lex - self.settings.rank_penalty * (u.passage - 1)
-                  for s, lex, u in zip(sims, lexical, units)]
+                  + (steps if _is_step(u) else 0.0) for s, lex, u in zip(sims, lexical, units)]
         return scores, lexical, sims
 
-    def _grow(self, anchor: Unit, units: list[Unit], seconds: list[Unit]) -> list[Unit]:
+    def _grow(self, anchor: Unit, units: list[Unit], seconds: list[Unit], steps_first: bool = False) -> list[Unit]:
         """The anchor with what it needs (a list's intro and items, a table's header, the code
         a sentence introduces), then its neighbours in reading order up to the word budget."""
         chosen: dict[int, Unit] = {}
@@ -187,7 +187,7 @@ class Composer:
                 after += 1
             if after in by_index:
                 unit = by_index[after]
-                if unit.kind == FRAGMENT or (unit.kind == LABEL and _words(chosen) >= self.settings.budget_words // 2):
+                if unit.kind in (FRAGMENT, TITLE) or (unit.kind == LABEL and _words(chosen) >= self.settings.budget_words // 2):
                     break  # the next section begins: it answers something else
                 if unit.block != anchor.block and _words(chosen) + _block_words(unit, units) > 1.3 * self.settings.budget_words:
                     break
@@ -196,7 +196,7 @@ class Composer:
                 continue
             while before in chosen:
                 before -= 1
-            if before < 0 or by_index[before].kind in (CODE, HEADER, ITEM, FRAGMENT) or (
+            if steps_first or before < 0 or by_index[before].kind in (CODE, HEADER, ITEM, FRAGMENT, TITLE) or (
                     by_index[before].kind == LABEL and by_index[before].block + 1 != min(chosen.values(), key=lambda u: u.index).block):
                 break
             take(by_index[before])
@@ -239,6 +239,15 @@ def _plain(text: str) -> str:
     return re.sub(r"[*`|#]+", " ", text).strip()
 
 
+def is_how_to_question(question: str) -> bool:
+    """"How do I ...", "how to ...", "how can I ...": asks for steps (not "how much/many/long")."""
+    return bool(_HOW_TO.match(question))
+
+
+def _is_step(unit: Unit) -> bool:
+    return unit.kind in (CODE, PRE) or (unit.kind == ITEM and bool(re.match(r"\s*\d{1,2}[.)]\s", unit.text)))
+
+
 def is_yes_no_question(question: str) -> bool:
     """Opens with an auxiliary ("Can I...", "Doesn't it..."), after a short fronted phrase at
     most ("In Amazon RDS, can I exceed my credit balance?"), or after a condition written
@@ -265,25 +274,20 @@ def _inverted_after_condition(words: list[str]) -> bool:
     return False
 
 
-def _yes_no(evidence: Unit) -> str:
-    """The evidence states the answer: a limitation in it means No. The question's own
-    negation does not turn it round: "Doesn't git pull rebase by default?" is answered as
-    "does it?" is ("No, it merges"), and "not" inside what is asked ("files that are not in a
-    repository") is part of the question, not its polarity."""
-    return "No" if _NEGATION.search(evidence.text.replace("\u2019", "'")) else "Yes"  # docs often write don’t
-
-
-def _render(units: list[Unit], yes_no: str | None) -> Composition:
+def _render(units: list[Unit], yes_no: str | None = None) -> Composition:
     """Groups units by block: prose joined into a paragraph with its [n] at the end, list
     items one per line, tables under their header, code blocks fenced."""
+    verbatim = {(u.passage, u.index): u.text for u in units}  # what verification compares with the passage
     units = [_balanced(u) for u in units]
     parts: list[str] = []
     pieces: list[tuple[int, str]] = []
     cited: list[int] = []
     groups: list[list[Unit]] = []
     for unit in units:
-        if groups and groups[-1][-1].block == unit.block and groups[-1][-1].passage == unit.passage:
-            groups[-1].append(unit)
+        last = groups[-1][-1] if groups else None
+        prose = last is not None and last.kind == unit.kind == SENTENCE and not last.ends_with_colon
+        if last is not None and last.passage == unit.passage and (last.block == unit.block or prose):
+            groups[-1].append(unit)  # one passage's consecutive sentences: one paragraph, one citation
         else:
             groups.append([unit])
     for g, group in enumerate(groups):
@@ -291,7 +295,7 @@ def _render(units: list[Unit], yes_no: str | None) -> Composition:
         if n not in cited:
             cited.append(n)
         kind = group[0].kind
-        pieces.extend((n, u.text) for u in group)
+        pieces.extend((n, verbatim[(u.passage, u.index)]) for u in group)
         if kind in (SENTENCE, LABEL):
             parts.append(_cite(" ".join(u.text for u in group), n))
         elif kind == ITEM:
@@ -309,11 +313,33 @@ def _render(units: list[Unit], yes_no: str | None) -> Composition:
     return Composition(body=body, pieces=pieces, cited=cited, yes_no=yes_no)
 
 
+def _with_verdict(verdict: Verdict, rest: Composition) -> Composition:
+    """The sentence that states the verdict, quoted right under it, then the rest."""
+    n = verdict.unit.passage
+    sentence = _link_text(re.sub(r"^\s*(?:\d{1,2}[.)]|[-*+\u2022])\s+", "", verdict.sentence))
+    lead = _cite(sentence, n)
+    body = f"{lead}\n\n{rest.body}" if rest.body else lead
+    cited = [n] + [c for c in rest.cited if c != n]
+    return Composition(body=body, pieces=[(n, verdict.sentence)] + rest.pieces, cited=cited, yes_no=verdict.answer)
+
+
 def _balanced(unit: Unit) -> Unit:
-    """A literal "**" in the docs (a glob, say) would open bold that never closes: escape it."""
-    if unit.kind in (CODE, PRE) or unit.text.count("**") % 2 == 0:
+    """A literal "**" in the docs (a glob, say) would open bold that never closes: escape it.
+    A link to another page of the docs reads as its text ("see Accounts"): its relative
+    address means nothing in a chat, and the answer's citations point to the pages."""
+    if unit.kind in (CODE, PRE):
         return unit
-    return replace(unit, text=unit.text.replace("**", "\\*\\*"))
+    text = _link_text(unit.text)
+    if text.count("**") % 2:
+        text = text.replace("**", "\\*\\*")
+    return replace(unit, text=text) if text != unit.text else unit
+
+
+def _link_text(text: str) -> str:
+    """Relative links read as their text, except inside bold or code: a bold label or a code
+    span is quoted exactly as the page has it (identifiers are checked verbatim)."""
+    kept = re.split(r"(\*\*[^*\n]+\*\*|`[^`\n]+`)", text)
+    return "".join(part if n % 2 else _RELATIVE_LINK.sub(r"\1", part) for n, part in enumerate(kept))
 
 
 def _introduced(groups: list[list[Unit]], g: int, n: int, text: str) -> str:

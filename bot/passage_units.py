@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 SENTENCE, ITEM, CODE, ROW, HEADER, PRE, LABEL = "sentence", "item", "code", "row", "header", "pre", "label"
 FRAGMENT = "fragment"  # a sentence cut where the chunk was cut: never quoted
+TITLE = "title"  # a heading inside the text (a sidebar's "TIP Incremental updates"): never quoted as a sentence
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*+\u2022])\s+\S")
@@ -20,6 +21,7 @@ _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}")
 _INDENTED = re.compile(r"^(?: {4,}|\t)\S")  # plain-text docs indent commands and examples
 _PRE_LINE = re.compile(r"\S {2,}\S.* {2,}\S|^\s*-{4,}\s+-{4,}")
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "approx.", "incl.", "no.", "Mr.", "Dr.", "St.")
+_LABELLED_LINE = re.compile(r"^\s*[A-Z][\w /&()'-]{0,40}:\s+\S")  # "Picture Mode: adjusts the picture ..."
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[`*])")
 
 
@@ -57,6 +59,12 @@ def split_units(text: str, passage: int) -> list[Unit]:
             sentences = split_sentences(joined)
             if len(sentences) == 1 and joined.endswith(":") and len(joined.split()) <= 12:
                 add(LABEL, joined)
+            elif len(paragraph) > 1 and all(_LABELLED_LINE.match(line) for line in paragraph):
+                for line in paragraph:  # a run of "Label: text" lines reads as a list
+                    add(ITEM, f"- {line.strip()}")
+            elif len(joined.split()) <= 12 and not re.search(r"[.!?:;)\]\"'`*]$", joined) and units and \
+                    not re.match(r"[a-z]", joined):
+                add(TITLE, joined)  # short, unpunctuated, between other text: a heading, not a sentence
             else:
                 for n, sentence in enumerate(sentences):
                     # a paragraph opening mid-sentence ("isteners per ...") begins where a chunk was cut
@@ -95,7 +103,7 @@ def split_units(text: str, passage: int) -> list[Unit]:
                 units.append(Unit(passage, len(units), HEADER, rows[0] + "\n" + rows[1], block, 0))
             block += 1
             continue
-        if _PRE_LINE.search(line) or (not paragraph and _INDENTED.match(line) and not _ITEM.match(line)):
+        if not _ITEM.match(line) and (_PRE_LINE.search(line) or (not paragraph and _INDENTED.match(line))):
             flush_paragraph()
             rows = []
             while i < len(lines) and lines[i].strip() and (_PRE_LINE.search(lines[i]) or lines[i].startswith("  ")) \

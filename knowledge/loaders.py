@@ -127,7 +127,7 @@ def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
         page_title, root = confluence
     builder = SectionBuilder()
     title = ""
-    wanted = set(_HTML_HEADINGS + _HTML_BLOCKS)
+    wanted = set(_HTML_HEADINGS + _HTML_BLOCKS + ["div"])
     for el in root.find_all(list(wanted)):
         if el.name in _HTML_HEADINGS:
             anchor = heading_anchor(el)
@@ -142,7 +142,10 @@ def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
         if el.name == "pre":
             builder.code(el.get_text(""))
             continue
-        text = el.get_text(" ", strip=True)
+        if el.name == "div":
+            text = _div_paragraph(el)  # DocBook, Publican and Sphinx write paragraphs as <div class="para">
+        else:
+            text = el.get_text(" ", strip=True)
         if text:
             builder.text(("- " if el.name == "li" else "") + text)
             builder.text("")
@@ -156,6 +159,27 @@ def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
     if notion_title(name):
         return LoadedText(wiki_page_title(title or page_title, name), sections)
     return LoadedText(title or page_title or title_from_name(name), sections)
+
+
+def _div_paragraph(div) -> str:
+    """The prose a <div> holds itself: its text and inline elements, without the blocks
+    nested in it (lists, code, other divs), which are read on their own. A div holding
+    only blocks (a layout wrapper) holds no prose."""
+    from bs4 import Comment, NavigableString
+
+    strings = [c for c in div.children if isinstance(c, NavigableString) and not isinstance(c, Comment)]
+    if not any(c.strip() for c in strings):
+        return ""
+    parts = []
+    for child in div.children:
+        if isinstance(child, Comment):
+            continue
+        if isinstance(child, NavigableString):
+            parts.append(str(child))
+        elif child.name not in _HTML_BLOCKS and child.name not in ("div", "ul", "ol", "dl", "table") \
+                and not child.find(_HTML_BLOCKS + ["div"]):
+            parts.append(child.get_text())
+    return " ".join("".join(parts).split())
 
 
 def load_pdf(data: bytes, name: str, encodings: list[str]) -> LoadedText:

@@ -68,6 +68,22 @@ def test_html_drops_navigation_and_footer(tmp_path: Path) -> None:
     assert loaded.sections[-1].heading_path == ("Refund policy", "How to ask")
 
 
+def test_html_paragraphs_written_as_divs_are_read_with_their_lists(tmp_path: Path) -> None:
+    """DocBook/Publican pages (the Debian handbook) write every paragraph as <div class="para">."""
+    doc = tmp_path / "sect.apt-get.html"
+    doc.write_text(
+        "<html><body><div class='section'><div class='titlepage'><h2>6.2.1. Initialization</h2></div>"
+        "<div class='para'>\n\tThe list is updated through <code class='command'>apt update</code>. It can take"
+        " a while.<!-- a comment --><div class='itemizedlist'><ul><li><div class='para'>from a CD-ROM</div></li>"
+        "</ul></div></div></div></body></html>"
+    )
+    loaded = load(doc)
+    text = loaded.sections[0].text
+    assert "The list is updated through apt update. It can take a while." in text
+    assert "- from a CD-ROM" in text and "comment" not in text
+    assert text.count("CD-ROM") == 1  # the list is read once, as a list, not again inside its paragraph
+
+
 def test_pdf_text_per_page(tmp_path: Path) -> None:
     doc = write_pdf(tmp_path / "sla.pdf", ["Service level agreement\nUptime is 99.9 percent.", "Credits apply."],
                     title="SLA")

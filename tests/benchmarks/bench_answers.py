@@ -1,20 +1,34 @@
-"""Answer benchmark: three answerers side by side on the same index, in one run.
+"""Answer benchmark: answerers side by side on the same index, in one run.
 
 - composed: the product's answer path (facts quoted from the passages, the model frames);
+- main: the same path with the composer of the `main` branch (git show main:bot/composer.py),
+  so a change to the composer is measured against what it replaces, in the same run;
+- quote: the top relevant passage's first words, as many as the composed answer has (equal
+  length; 65 when composed did not run or abstained);
+- quote40: the first 40 words of the top relevant passage;
 - generated: the model writes the whole answer from the passages (the path before composing,
-  i.e. `answers.mode = "free"` without the verification);
-- quote40: the first 40 words of the top relevant passage.
+  i.e. `answers.mode = "free"` without the verification).
 
 Corpora: the sample docs with user-style questions (tests/benchmarks/data, written for this)
-plus off-topic questions, and aws-docs-qa (Answer_True, Yes_No_True) when ../shared has it.
-Every figure is printed per half (odd rows / even rows): settings were chosen looking at the
-odd half of each set only, so the even half is the honest figure.
+plus off-topic questions; the Debian handbook (Debian's debian-handbook package, HTML at
+/usr/share/doc/debian-handbook/html/en-US) with yes/no questions whose truth was checked on the
+page both ways, how-to and where-is questions and off-topic ones
+(data/handbook_questions.jsonl, each marked with its half); and aws-docs-qa (Answer_True,
+Yes_No_True) when ../shared has it. Every figure is printed per half: the handbook's own
+"tune"/"report" marks, else odd rows / even rows. Settings were chosen looking at the tune
+(odd) half only, so the report (even) half is the honest figure.
+
+Verdict columns: verdict_ok is the share of known yes/no questions whose answer opens with the
+true verdict (no verdict counts as wrong); false_yn counts answers opening with the wrong one;
+false_howto counts how-to / where-is questions (all of them things the docs show how to do)
+answered "No.".
 
 With --git-yes-no, also the 40 yes/no questions on the git documentation (Debian's git-doc at
 /usr/share/doc/git-doc; tests/benchmarks/data/git_yes_no_questions.jsonl): the set the yes/no
 rule was chosen on.
 
-Run: .venv/bin/python -m tests.benchmarks.bench_answers [--aws-limit N] [--answerers composed,quote40]
+Run: .venv/bin/python -m tests.benchmarks.bench_answers [--aws-limit N] [--answerers composed,main,quote]
+     [--no-sample] [--no-aws] [--no-handbook] [--handbook-index DIR] [--aws-index DIR]
      [--data-dir DIR --voice NAME]   (a trained voice: share of answers with its greeting and sign-off)
      [--git-yes-no [--git-index DIR]]
 """
@@ -22,13 +36,17 @@ Run: .venv/bin/python -m tests.benchmarks.bench_answers [--aws-limit N] [--answe
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import os
 import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +55,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bot.answer_metrics import garbled, invented_identifiers, recall, word_count, yes_no_of  # noqa: E402
+from bot.answer_metrics import f1, garbled, invented_identifiers, recall, word_count, yes_no_of  # noqa: E402
 from bot.app.config import load_settings  # noqa: E402
 from bot.evaluation import percentile  # noqa: E402
 from bot.generated_text import cited_numbers, tidy  # noqa: E402
@@ -56,6 +74,8 @@ class Item:
     answer: str | None  # None: off-topic, must abstain
     sources: list[str]
     yes_no: str | None = None
+    kind: str = ""  # "howto": a how-to or where-is question about something the docs show how to do
+    half: str | None = None  # "tune" / "report" where the set marks it
 
 
 @dataclass
@@ -74,14 +94,20 @@ class Tally:
     def add(self, item: Item, result: Result) -> None:
         row = {"abstained": result.abstained, "ms": result.ms, "off_topic": item.answer is None}
         if item.answer is not None and not result.abstained:
-            row.update(recall=recall(result.text, item.answer), words=word_count(result.text),
+            row.update(recall=recall(result.text, item.answer), f1=f1(result.text, item.answer),
+                       words=word_count(result.text),
                        invented=bool(invented_identifiers(result.text, result.passages)),
                        garbled=garbled(result.text) is not None,
                        cited_hit=any(s in item.sources for s in result.cited))
         elif item.answer is not None:
-            row.update(recall=0.0, words=word_count(result.text), invented=False, garbled=False, cited_hit=False)
+            row.update(recall=0.0, f1=0.0, words=word_count(result.text), invented=False, garbled=False,
+                       cited_hit=False)
+        said = None if result.abstained else yes_no_of(result.text)
         if item.yes_no:
-            row["yes_no_ok"] = yes_no_of(result.text) == item.yes_no
+            row["yes_no_ok"] = said == item.yes_no
+            row["false_yn"] = said is not None and said != item.yes_no
+        if item.kind == "howto":
+            row["false_howto"] = said == "No"
         self.rows.append(row)
 
     def summary(self) -> dict[str, float]:
@@ -95,9 +121,12 @@ class Tally:
             return round(statistics.fmean(values), 3) if values else float("nan")
 
         return {
-            "recall": mean(r["recall"] for r in inscope), "words": mean(r["words"] for r in answered),
+            "recall": mean(r["recall"] for r in inscope), "f1": mean(r["f1"] for r in inscope),
+            "words": mean(r["words"] for r in answered),
+            "false_yn": sum(r.get("false_yn", False) for r in self.rows),
+            "false_howto": sum(r.get("false_howto", False) for r in self.rows),
             "invented": mean(r["invented"] for r in answered), "garbled": mean(r["garbled"] for r in answered),
-            "cited_hit": mean(r["cited_hit"] for r in answered), "yes_no": mean(yn),
+            "cited_hit": mean(r["cited_hit"] for r in answered), "verdict_ok": mean(yn),
             "answered": mean(not r["abstained"] for r in inscope),
             "off_abstain": mean(r["abstained"] for r in off),
             "p50_ms": round(percentile([r["ms"] for r in self.rows], 50)),
@@ -105,14 +134,37 @@ class Tally:
         }
 
 
+_COMPOSED_WORDS: dict[str, int] = {}  # question -> words of its composed answer, for the equal-length quote
+
+
 def composed(app: App) -> Callable[[str], Result]:
+    return _answering(app, app.answers, record=True)
+
+
+def _answering(app: App, service, record: bool = False) -> Callable[[str], Result]:
     def run(question: str) -> Result:
         t0 = time.perf_counter()
-        answer = app.answers.answer(Question(text=question))
+        answer = service.answer(Question(text=question))
         ms = (time.perf_counter() - t0) * 1000
+        if record and not answer.abstained:
+            _COMPOSED_WORDS[question] = word_count(answer.answer)
         return Result(answer.answer, answer.abstained, [c.source for c in answer.citations],
                       cited_passages(app, question, answer), ms)
     return run
+
+
+def main_branch(app: App) -> Callable[[str], Result]:
+    """The product's path with the composer as it is on the `main` branch: its module is
+    read with `git show` and loaded beside ours (it imports the same shared modules)."""
+    root = Path(__file__).resolve().parents[2]
+    source = subprocess.run(["git", "show", "main:bot/composer.py"], cwd=root, capture_output=True, text=True,
+                            check=True).stdout
+    module = types.ModuleType("composer_at_main")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, "main:bot/composer.py", "exec"), module.__dict__)  # noqa: S102 - our own file at main
+    service = copy.copy(app.answers)
+    service.composer = module.Composer(app.answers.composer.similarity)
+    return _answering(app, service)
 
 
 def cited_passages(app: App, question: str, answer) -> list[str]:
@@ -144,7 +196,14 @@ def quote40(app: App) -> Callable[[str], Result]:
     return _from_passages(app, lambda question, relevant: (" ".join(relevant[0].text.split()[:40]), [relevant[0].source]))
 
 
-ANSWERERS = {"composed": composed, "generated": generated, "quote40": quote40}
+def quote(app: App) -> Callable[[str], Result]:
+    """The top passage's first words, as many as the composed answer to the question had."""
+    def write(question: str, relevant: list) -> tuple[str, list[str]]:
+        return " ".join(relevant[0].text.split()[:_COMPOSED_WORDS.get(question, 65)]), [relevant[0].source]
+    return _from_passages(app, write)
+
+
+ANSWERERS = {"composed": composed, "main": main_branch, "quote": quote, "generated": generated, "quote40": quote40}
 
 
 def sample_items() -> list[Item]:
@@ -158,6 +217,15 @@ GIT_DOCS = Path("/usr/share/doc/git-doc")
 def git_yes_no_items() -> list[Item]:
     return [Item(r["question"], r["answer"], r["sources"], r["yes_no"])
             for r in _jsonl(DATA / "git_yes_no_questions.jsonl")]
+
+
+HANDBOOK_DOCS = Path("/usr/share/doc/debian-handbook/html/en-US")
+
+
+def handbook_items() -> list[Item]:
+    items = [Item(r["question"], r["answer"], r["sources"], r.get("yes_no"), r.get("kind", ""), r["half"])
+             for r in _jsonl(DATA / "handbook_questions.jsonl")]
+    return items + [Item(r["question"], None, [], half=r["half"]) for r in _jsonl(DATA / "handbook_off_topic_questions.jsonl")]
 
 
 def aws_items(limit: int | None) -> list[Item]:
@@ -178,16 +246,19 @@ def _jsonl(path: Path) -> list[dict]:
 def run_corpus(name: str, app: App, items: list[Item], answerers: list[str]) -> None:
     print(f"\n== {name}: {sum(i.answer is not None for i in items)} in-scope, "
           f"{sum(i.answer is None for i in items)} off-topic questions")
-    cols = ["recall", "words", "invented", "garbled", "cited_hit", "yes_no", "answered", "off_abstain", "p50_ms", "p95_ms"]
-    print(f"{'answerer':<12}{'half':<6}" + "".join(f"{c:>12}" for c in cols))
-    for answerer in answerers:
+    cols = ["recall", "f1", "words", "invented", "garbled", "cited_hit", "verdict_ok", "false_yn", "false_howto",
+            "answered", "off_abstain", "p50_ms", "p95_ms"]
+    print(f"{'answerer':<10}{'half':<7}" + "".join(f"{c:>12}" for c in cols))
+    for answerer in sorted(answerers, key=lambda a: a != "composed"):  # composed first: the quote takes its lengths
         ask = ANSWERERS[answerer](app)
-        halves = {"odd": Tally(), "even": Tally()}
+        app.knowledge.embedder.forget()  # each answerer starts as cold as the first
+        halves: dict[str, Tally] = {}
         for i, item in enumerate(items, 1):
-            halves["odd" if i % 2 else "even"].add(item, ask(item.question))
+            half = item.half or ("odd" if i % 2 else "even")
+            halves.setdefault(half, Tally()).add(item, ask(item.question))
         for half, tally in halves.items():
             s = tally.summary()
-            print(f"{answerer:<12}{half:<6}" + "".join(f"{s[c]:>12}" for c in cols), flush=True)
+            print(f"{answerer:<10}{half:<7}" + "".join(f"{s[c]:>12}" for c in cols), flush=True)
 
 
 def voice_check(app: App, voice: str, items: list[Item]) -> None:
@@ -233,7 +304,7 @@ def corpus_app(sample: App, data: Path | None, docs: Path, prefix: str) -> App:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--answerers", default="composed,generated,quote40")
+    parser.add_argument("--answerers", default="composed,main,quote")
     parser.add_argument("--aws-limit", type=int, default=None, help="first N aws-docs-qa questions (default all)")
     parser.add_argument("--no-aws", action="store_true", help="the sample docs only")
     parser.add_argument("--no-sample", action="store_true", help="aws-docs-qa only")
@@ -242,6 +313,8 @@ def main() -> None:
     parser.add_argument("--voice", action="append", default=[], help="a trained voice in --data-dir to check")
     parser.add_argument("--git-yes-no", action="store_true", help="also the yes/no questions on the git docs")
     parser.add_argument("--git-index", type=Path, help="a data dir already indexed on the git docs (reused)")
+    parser.add_argument("--no-handbook", action="store_true", help="skip the Debian handbook set")
+    parser.add_argument("--handbook-index", type=Path, help="a data dir already indexed on the handbook (reused)")
     args = parser.parse_args()
     answerers = [a for a in args.answerers.split(",") if a]
 
@@ -261,6 +334,12 @@ def main() -> None:
             run_corpus("git docs (yes/no questions)", git, git_yes_no_items(), answerers)
         else:
             print(f"\nSKIP git docs: not found at {GIT_DOCS} (apt-get install git-doc)")
+    if not args.no_handbook:
+        if HANDBOOK_DOCS.is_dir():
+            handbook = corpus_app(app, args.handbook_index, HANDBOOK_DOCS, "supportbot-answers-handbook-")
+            run_corpus("Debian handbook (yes/no both ways, how-to, off-topic)", handbook, handbook_items(), answerers)
+        else:
+            print(f"\nSKIP Debian handbook: not found at {HANDBOOK_DOCS} (apt-get install debian-handbook)")
     if args.no_aws:
         return
     if (DATASET / "documents").is_dir():

@@ -1,0 +1,281 @@
+"""Whether the docs answer a yes/no question with "Yes" or "No": only where one sentence
+states it about the thing asked.
+
+A limitation somewhere in a passage is no answer. "This function may not be supported
+depending on the model", "you will hear no sound if you select Bluetooth", "if the server
+does not support it, the push will fail" all hold a negation, and none of them denies what a
+user asked. So a sentence gives a verdict only when
+
+- one of its clauses (apart from the conditions, reasons, parentheses and relative clauses
+  around it) speaks of the question's own subject and action: the question's words, weighted
+  by how rare they are among the passages' pieces, are found in it in its own words, and
+  (with the bundled embedder) it is close to the question in meaning;
+- any condition it states is the question's own condition ("when you stop a DB instance ...");
+  a sentence true only under a condition the user did not ask about states nothing about the
+  question;
+- it states it outright: no hedge (may, might, depending on, usually), no warning
+  (an imperative "Do not ..."), no restriction to some subjects ("only ..."), not a question.
+
+The main clause's polarity is the verdict: negated ("is not supported", "cannot be played",
+"unsupported") means No, affirmed means Yes. The words that mark these (subordinating
+conjunctions, negators, modal hedges) are English grammar's closed classes, not the wording of
+any one set of docs. When the best sentences disagree, or none qualifies, there is no verdict.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.grounding import content_terms, identifiers, stem, subject_terms
+from bot.passage_units import ITEM, SENTENCE, Unit, split_sentences
+from bot.protocols import TextSimilarity
+
+# Subordinating conjunctions that put a condition on what the main clause says.
+_CONDITION = r"if|unless|when|whenever|once|provided(?: that)?|as long as|in case|even if|only if|except when|whether"
+# ... and those that give a reason or a contrast: an assertion of their own, no bar to a verdict.
+_ASIDE = r"because|since|although|though|even though|so that|whereas|while"
+_LEADING = re.compile(rf"^\s*(?:{_CONDITION}|{_ASIDE})\b", re.IGNORECASE)
+_TRAILING = re.compile(rf"(?:,\s*|\s+)(?P<word>{_CONDITION}|{_ASIDE})\b", re.IGNORECASE)
+_COORDINATE = re.compile(r";\s+|,\s+(?:but|however|whereas|while|yet)\s+|\s+but\s+", re.IGNORECASE)
+_RELATIVE = re.compile(r",\s*(?:which|who)\b", re.IGNORECASE)
+_LINK = re.compile(r"\[([^\[\]]+)\]\([^()\s]+\)")  # a Markdown link reads as its text
+_PARENTHESES = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
+_RELATIVE_NEGATION = re.compile(
+    r"\b(?:that|which|who|whose)\s+(?:is|are|was|were|do|does|did|has|have|can|will|would|could|should)"
+    r"(?:\s+not|n't)\b", re.IGNORECASE)
+_NEGATOR = re.compile(r"\b(?:not|no|never|cannot|none|nothing|neither|nor|nowhere)\b|n't\b", re.IGNORECASE)
+_NOT_A_NEGATION = re.compile(r"\b(?:not only|not just|no matter|not to mention)\b", re.IGNORECASE)
+_HEDGE = re.compile(r"\b(?:may|might|depending|depends|usually|generally|often|sometimes|typically|possibly|"
+                    r"probably|perhaps|likely|unlikely|some models|not necessarily|not all|not every|only)\b",
+                    re.IGNORECASE)
+_WARNING = re.compile(r"^\W*(?:do not|don't|never|avoid|beware|be careful|make sure)\b",
+                      re.IGNORECASE)
+_NEGATING_PREFIX = re.compile(r"\b(?:un|in|im|non|dis)-?([a-z]{4,})\b")
+# Prepositions that open an adjunct (where, when, for what): "on Windows", "for the sync folder", "by default".
+_ADJUNCT = re.compile(r"\s(?:on|in|at|for|from|with|into|onto|under|during|inside|within|via|through|across|"
+                      r"between|by|after|before)\s", re.IGNORECASE)
+# "Is there a discount for nonprofits?": what follows the noun there belongs to it, not to a setting.
+_EXISTENTIAL = re.compile(r"^\W*(?:is|are|was|were|will|would)\s+there\b", re.IGNORECASE)
+# ... nor is a phrase a trailing adjunct when the question's predicate comes after it
+# ("Is pushing into a bundle supported?")
+_PREDICATE_AFTER = re.compile(r"\b(?:\w{3,}ed|\w{3,}ing|that|which|who|to)\b", re.IGNORECASE)
+_PRIVATIVE = re.compile(r"\bwithout\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class VerdictSettings:
+    min_coverage: float = 0.6  # share of the question's (rarity-weighted) words a clause must hold ...
+    min_similarity: float = 0.5  # ... and (with a similarity model) be at least this close to it in meaning;
+    near_coverage: float = 0.4  # a clause holding fewer of the words (it says the same in other words: "additional
+    near_similarity: float = 0.7  # space" for "extra space") must be this close in meaning
+    shared_condition: float = 0.6  # share of a sentence's condition words the question must hold for it to apply
+    min_own: float = 0.5  # share of the asked subject and action a clause must hold in its own words
+    max_judged: int = 8  # clauses compared in meaning, the best-covered first (bounds the embedding time)
+    heading_weight: float = 0.5  # an asked word found only in the section's heading counts this much
+    conflict_margin: float = 0.1  # a clause scoring within this of the best that says the opposite: no verdict
+
+
+@dataclass(frozen=True)
+class Verdict:
+    answer: str  # "Yes" or "No"
+    unit: Unit  # the piece (sentence or list item) that holds the sentence stating it
+    sentence: str  # the sentence itself, verbatim
+    coverage: float
+
+
+@dataclass(frozen=True)
+class Clause:
+    main: str  # what the sentence asserts
+    condition: str  # what it asserts it under ("" when unconditional)
+
+
+def clauses(sentence: str) -> list[Clause]:
+    """The assertions of a sentence, each with the condition it holds under. Coordinate
+    clauses ("X is kept; Y is deleted", "X works, but Y does not"), reasons and concessions
+    ("since FTP does not encrypt ..."), parentheses and non-restrictive relative clauses
+    (", which is not installed by default") each assert something of their own."""
+    text = _LINK.sub(r"\1", sentence.replace("\u2019", "'"))
+    parts = [m.group(0)[1:-1] for m in _PARENTHESES.finditer(text)]
+    parts.insert(0, _PARENTHESES.sub(" ", text))
+    out = []
+    for part in (p for whole in parts for p in _COORDINATE.split(whole)):
+        out.extend(_clauses_of(part))
+    return [c for c in out if c.main]
+
+
+def _clauses_of(part: str) -> list[Clause]:
+    condition, asides = "", []
+    if _LEADING.match(part):
+        head, comma, rest = part.partition(",")
+        word = _LEADING.match(part).group(0).strip().lower()
+        if not comma:
+            return [Clause(part, part)]  # no comma marks where the condition ends: all of it is conditional
+        if re.fullmatch(_CONDITION, word):
+            condition = head
+        else:
+            asides.append(head[len(word):])
+        part = rest
+    relative = _RELATIVE.search(part)
+    if relative:
+        asides.append(part[relative.end():])
+        part = part[:relative.start()]
+    trailing = _TRAILING.search(part)
+    if trailing and trailing.start() > 0:
+        word, head, tail = trailing.group("word"), part[:trailing.start()], part[trailing.end():]
+        resumed = tail.find(",") if part[trailing.start()] == "," else -1
+        if resumed >= 0 and len(tail[resumed + 1:].split()) >= 3:
+            # "By default, if SLAAC is on, the kernel finds ...": the main clause resumes after the condition
+            sub, part = tail[:resumed], f"{head}, {tail[resumed + 1:]}"
+        else:
+            sub, part = tail, head
+        if re.fullmatch(_CONDITION, word.lower()):
+            condition = f"{condition} {word} {sub}".strip()
+        else:
+            asides.append(sub)
+    out = [Clause(part.strip(" ,.;:"), condition.strip(" ,.;:"))]
+    return out + [Clause(a.strip(" ,.;:"), condition.strip(" ,.;:")) for a in asides if a.strip()]
+
+
+def is_negated(clause: str) -> bool:
+    """The clause itself denies: a negator ("is not supported", "cannot", "never"), not one
+    that only limits a quantity ("not only")."""
+    return bool(_NEGATOR.search(_NOT_A_NEGATION.sub(" ", clause)))
+
+
+def _negated_terms(text: str) -> set[str]:
+    """Stems of words negated by a prefix: "unsupported" holds "supported", negated."""
+    return {stem(m.group(1)) for m in _NEGATING_PREFIX.finditer(text.lower())}
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What a yes/no question asks, as the judge compares it with each clause."""
+    text: str
+    core: dict[str, float]  # the asked subject and action: word -> rarity weight
+    setting: dict[str, float]  # the words of its own condition ("when I build a kernel"), which the page may set
+    identifiers: set[str]  # values, commands, names: a verdict must quote them
+    all_terms: set[str]
+
+
+class VerdictFinder:
+    def __init__(self, settings: VerdictSettings | None = None, similarity: TextSimilarity | None = None) -> None:
+        self.settings = settings or VerdictSettings()
+        self.similarity = similarity
+
+    def find(self, question: str, units: Sequence[Unit], context: dict[int, str] | None = None) -> Verdict | None:
+        """The verdict one piece of `units` states about the question, or None. `context`
+        maps a passage number to its location (page title and heading), which may name the
+        subject a sentence refers to as "it" or "this project"."""
+        asked_condition, asked_text = _split_question(question)
+        pieces = [u for u in units if u.kind in (SENTENCE, ITEM)]
+        core_terms = subject_terms(asked_text)
+        setting_terms = subject_terms(asked_condition) - core_terms
+        if not core_terms or not pieces:
+            return None
+        weights = _rarity(core_terms | setting_terms, [content_terms(u.text) for u in pieces])
+        asked = _Asked(question, {t: weights[t] for t in core_terms}, {t: weights[t] for t in setting_terms},
+                       {i.lower() for i in identifiers(question)}, content_terms(question))
+        candidates: list[tuple] = []  # (coverage, answer, unit, sentence, clause, coverage in its own words)
+        for unit in pieces:
+            # the piece a sentence belongs to (a list item) and its section's heading scope it
+            around = f"{(context or {}).get(unit.passage, '')} {unit.text}"
+            for sentence in split_sentences(unit.text):
+                candidates.extend((coverage, answer, unit, sentence, clause, own)
+                                  for coverage, answer, clause, own in
+                                  self._judge(sentence, asked, around, (context or {}).get(unit.passage, "")))
+        found = self._qualified(question, candidates)
+        if not found:
+            return None
+        found.sort(key=lambda f: -f[0])
+        best = found[0]
+        margin = self.settings.conflict_margin
+        if any(f[1] != best[1] and f[0] >= best[0] - margin and f[5] >= best[5] - margin for f in found[1:]):
+            return None  # the docs say both, in their own words, within a hair: not for us to pick
+        return Verdict(best[1], best[2], best[3], round(best[0], 3))
+
+    def _qualified(self, question: str, candidates: list[tuple]) -> list[tuple]:
+        """Clauses holding enough of the question's words; with a similarity model, those of
+        them that also mean what was asked (a clause may hold every asked word and speak of
+        something else: "the former enforces the policy" for "can a profile be loaded in
+        complain mode?"), scored by how close they are in meaning."""
+        floor = self.settings.min_coverage if self.similarity is None else self.settings.near_coverage
+        held = sorted((c for c in candidates if c[0] >= floor), key=lambda c: -c[0])[: self.settings.max_judged]
+        if self.similarity is None or not held:
+            return held
+        sims = self.similarity.similarities(question, [c[4] for c in held])
+        return [(sim * c[0], *c[1:]) for c, sim in zip(held, sims)
+                if sim >= (self.settings.min_similarity if c[0] >= self.settings.min_coverage
+                           else self.settings.near_similarity)]
+
+    def _judge(self, sentence: str, asked: _Asked, around: str,
+               heading: str = "") -> list[tuple[float, str, str, float]]:
+        """(coverage, "Yes"/"No", clause, coverage in its own words) for each clause of the sentence that states an
+        answer to the question outright. The section's heading may name the asked subject
+        ("Nonprofit discounts" over "nonprofits get 50% off"); the rest of the question's
+        setting may also come from the piece around the sentence."""
+        if sentence.rstrip().endswith("?") or _WARNING.match(sentence):
+            return []
+        if _PRIVATIVE.search(asked.text) and not _PRIVATIVE.search(sentence):
+            return []  # "can I ... without X?" is answered only by what is said "without X"
+        around_terms = content_terms(around)
+        heading_terms = content_terms(heading)
+        total = sum(asked.core.values()) + sum(asked.setting.values())
+        sentence_terms = content_terms(sentence)
+        out = []
+        for clause in clauses(sentence):
+            if _HEDGE.search(clause.main) or _RELATIVE_NEGATION.search(clause.main):
+                continue  # hedged, or a negation whose scope is a relative clause: says nothing outright
+            condition_terms = content_terms(clause.condition)
+            shared = len(condition_terms & asked.all_terms)
+            if condition_terms and shared < self.settings.shared_condition * len(condition_terms):
+                continue  # true under a condition the question does not set
+            if any(i not in sentence.lower() for i in asked.identifiers):
+                continue  # a verdict about a value, a command or a name must quote it
+            negated = _negated_terms(clause.main)
+            stated = content_terms(clause.main) | content_terms(clause.condition) | negated
+            own = sum(w for t, w in asked.core.items() if _held(t, stated))
+            headed = sum(w for t, w in asked.core.items() if not _held(t, stated) and t in heading_terms)
+            setting = sum(w for t, w in asked.setting.items() if _held(t, stated | sentence_terms | around_terms))
+            answer = "No" if is_negated(clause.main) or (negated & set(asked.core)) else "Yes"
+            own_share = own / sum(asked.core.values())
+            if own_share >= self.settings.min_own:
+                out.append(((own + self.settings.heading_weight * headed + setting) / total, answer, clause.main,
+                            own_share))
+        return out
+
+
+def _held(term: str, terms: set[str]) -> bool:
+    """The term, or a word of its family: stems sharing their first five letters
+    ("remov" of remove and "remova" of removal, "synchr" and "sync")."""
+    if term in terms:
+        return True
+    if len(term) < 4:
+        return False
+    return any(len(t) >= 4 and (t.startswith(term[:5]) or term.startswith(t[:5])) for t in terms)
+
+
+def _split_question(question: str) -> tuple[str, str]:
+    """(the setting the question gives, what it asks): its own condition ("if I reinstall")
+    and the adjuncts after the asked action ("... a FAT32 drive | for the sync folder on
+    Windows"), which the page may state once for a whole section, and what it asks of
+    whom. A verdict must state the asked action on the asked subject; the setting may come
+    from around the sentence."""
+    text = question.strip()
+    found = clauses(text.rstrip("?"))
+    condition = " ".join(c.condition for c in found if c.condition != c.main)
+    asked = " ".join(c.main for c in found) or text
+    adjunct = _ADJUNCT.search(asked)
+    if adjunct and content_terms(asked[:adjunct.start()]) and not _EXISTENTIAL.match(asked) \
+            and not _PREDICATE_AFTER.search(asked[adjunct.end():]):
+        condition, asked = f"{condition} {asked[adjunct.start():]}".strip(), asked[:adjunct.start()]
+    return condition, asked
+
+
+def _rarity(terms: set[str], pieces: list[set[str]]) -> dict[str, float]:
+    """How telling each asked word is among these pieces: a word most pieces share names
+    the page's topic, not the thing asked."""
+    n = max(len(pieces), 1)
+    return {t: math.log(1 + n / (1 + sum(t in p for p in pieces))) + 0.1 for t in terms}

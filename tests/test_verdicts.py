@@ -1,0 +1,138 @@
+"""A "Yes."/"No." only where one quoted sentence states it about the thing asked: real passages
+(the Debian handbook as Debian ships it, and a TV manual's boilerplate), the bundled embedder,
+the composer's public entry point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from bot.answer_metrics import invented_identifiers
+from bot.composer import Composer
+from bot.verdicts import clauses, is_negated
+from knowledge.embedding import Embedder
+
+
+@dataclass
+class Passage:
+    text: str
+    location: str = "Page"
+
+
+@pytest.fixture(scope="module")
+def composer(embedder: Embedder) -> Composer:
+    return Composer(embedder)
+
+
+WEBMIN = Passage("Webmin is used through a web interface, but it does not require Apache to be installed. "
+                 "Essentially, this software has its own integrated mini web server. This server listens by "
+                 "default on port 10000 and accepts secure HTTP connections.",
+                 "Administration Interfaces > Administrating on a Web Interface: webmin")
+RESIZE = Passage("Not all filesystems can be resized online; resizing a volume can therefore require unmounting "
+                 "the filesystem first and remounting it afterwards. Of course, if one wants to shrink the space "
+                 "allocated to an LV, the filesystem must be shrunk first.\n\nThe reiserfs filesystem allows online "
+                 "resizing in both directions. The venerable ext2 allows neither, and always requires unmounting.",
+                 "Advanced Administration > LVM > Resizing")
+TV_SOUND = Passage("Select Sound Output to choose where the TV plays its sound. You will hear no sound from the TV "
+                   "speakers if you select Bluetooth Speaker List. This function may not be supported depending "
+                   "on the model.", "Sound > Sound Output")
+TV_HEADPHONES = Passage("To connect Bluetooth headphones, open Sound Output, select Bluetooth Speaker List and pick "
+                        "the headphones from the list.", "Sound > Bluetooth headphones")
+
+
+def test_a_sentence_denying_the_asked_action_gives_no_quoted_right_under_it(composer: Composer) -> None:
+    composition = composer.compose("Does Webmin need Apache to be installed?", [WEBMIN])
+    assert composition.yes_no == "No"
+    assert composition.body.startswith("Webmin is used through a web interface, but it does not require Apache "
+                                       "to be installed [1].\n\n")
+    assert composition.pieces[0] == (1, "Webmin is used through a web interface, but it does not require Apache "
+                                        "to be installed.")
+
+
+def test_an_affirming_sentence_gives_yes_though_another_limits_other_subjects(composer: Composer) -> None:
+    # "Not all filesystems can be resized online" limits filesystems in general: no "No" for reiserfs
+    composition = composer.compose("Can a reiserfs filesystem be resized online?", [RESIZE])
+    assert composition.yes_no == "Yes"
+    assert composition.body.startswith("The reiserfs filesystem allows online resizing in both directions [1].")
+
+
+def test_boilerplate_limitations_give_no_verdict_the_answer_says_what_the_docs_say(composer: Composer) -> None:
+    for question in ("Can I use Bluetooth headphones with the TV?", "Can I play the TV sound through Bluetooth?"):
+        composition = composer.compose(question, [TV_SOUND])
+        assert composition is not None and composition.yes_no is None, (question, composition)
+        assert "Bluetooth Speaker List" in composition.body
+    # the page that shows how: its instruction is what answers, never the other page's boilerplate
+    shown = composer.compose("Can I use Bluetooth headphones with the TV?", [TV_SOUND, TV_HEADPHONES])
+    assert shown.yes_no == "Yes" and shown.body.startswith("To connect Bluetooth headphones, open Sound Output")
+
+
+def test_a_limitation_true_only_under_a_condition_the_question_does_not_set_is_no_answer(composer: Composer) -> None:
+    passage = Passage("Upgrading from even older Debian systems directly is not supported. Unlike other "
+                      "distributions, Debian allows updating a system from one version to the next without having "
+                      "to reinstall the system.", "Installation")
+    assert composer.compose("Can I move to the next Debian version without reinstalling?", [passage]).yes_no == "Yes"
+    assert composer.compose("Is upgrading directly from an older Debian release supported?", [passage]).yes_no == "No"
+    sound = composer.compose("Will I hear sound from the TV speakers?", [TV_SOUND])  # only "if you select ..."
+    assert sound.yes_no is None
+
+
+def test_when_the_docs_say_both_about_the_thing_asked_there_is_no_verdict(composer: Composer) -> None:
+    both = Passage("RAID can be used as a backup of your disks. RAID systems are not backup mechanisms.")
+    assert composer.compose("Is RAID a backup?", [both]).yes_no is None
+
+
+def test_clauses_keep_the_condition_apart_and_the_negation_to_its_own_clause() -> None:
+    found = clauses("By default, if SLAAC is activated in your network, the kernel will automatically find IPv6 "
+                    "routers (a restart of cron does not trigger it).")
+    assert [(c.main, c.condition) for c in found] == [
+        ("By default,  the kernel will automatically find IPv6 routers", "if  SLAAC is activated in your network"),
+        ("a restart of cron does not trigger it", "")]
+    assert [c.main for c in clauses("The latter is important since the FTP protocol doesn't use encryption.")] == [
+        "The latter is important", "the FTP protocol doesn't use encryption"]
+    assert is_negated("apt-get doesn't know the full-upgrade command") and is_negated("it cannot be deleted")
+    assert not is_negated("not only the kernel but also the modules are signed")
+
+
+def test_a_how_to_gets_its_steps_and_the_answer_leads_one_paragraph_one_citation(composer: Composer) -> None:
+    mac = Passage("Driftwood runs on macOS 12 or later and keeps your files in sync in the background. It uses about "
+                  "200 MB of disk space.\n\nTo install Driftwood on a Mac:\n\n1. Download DriftwoodSetup.dmg from the "
+                  "downloads page.\n2. Open the file and drag Driftwood to Applications.\n3. Start Driftwood and sign "
+                  "in.", "Install on macOS")
+    assert composer.compose("How do I install it on a Mac?", [mac]).body == (
+        "To install Driftwood on a Mac [1]:\n\n1. Download DriftwoodSetup.dmg from the downloads page.\n"
+        "2. Open the file and drag Driftwood to Applications.\n3. Start Driftwood and sign in.")
+    # the Debian handbook's answer on shared memory: the sentence that answers leads, its follow-up joins
+    # it in one paragraph with one citation, the sidebar title between paragraphs is not quoted
+    shm = Passage("The kernel offers several ways for processes to talk.\n\nBACK TO BASICS Shared memory\n\n"
+                  "Shared memory lets two processes read and write the same region of RAM. It is the fastest way "
+                  "to exchange data, since nothing is copied.\n\nThe ipcs command lists the shared memory segments "
+                  "in use.", "Unix services > Inter-process communication")
+    body = composer.compose("What is shared memory?", [shm]).body
+    assert body.startswith("Shared memory lets two processes read and write the same region of RAM. It is the "
+                           "fastest way to exchange data, since nothing is copied."), body
+    assert body.count("[1]") == 1 and "BACK TO BASICS" not in body and "several ways" not in body
+
+
+def test_labelled_lines_read_as_a_list_and_links_keep_their_text(composer: Composer) -> None:
+    modes = Passage("Picture Mode settings:\n\nStandard: the default mode for most rooms.\nMovie: warmer colours for "
+                    "films in a dark room.\nDynamic: brighter picture for bright rooms.\n\nTo add an email account, "
+                    "see [Accounts](accounts.md).", "Picture > Picture Mode")
+    body = composer.compose("Which picture modes are there?", [modes]).body
+    assert "- Standard: the default mode for most rooms.\n- Movie: warmer colours for films in a dark room.\n" \
+           "- Dynamic: brighter picture for bright rooms." in body, body
+    link = composer.compose("How do I add an email account?", [modes]).body
+    assert "To add an email account, see Accounts [1]." in link, link
+
+
+def test_a_bold_label_holding_a_link_still_verifies_against_its_passage(composer: Composer) -> None:
+    # aws-docs-qa (Forecast quotas): the link inside the bold label reads as its text, and the
+    # piece that is verified is the passage's own text, so the answer is not withdrawn
+    passage = Passage("**Quotas Imposed by the [CreatePredictor](API_CreatePredictor.md) API**\n\nThe maximum number "
+                      "of columns in an item metadata dataset is 10.", "Guidelines and Quotas")
+    composition = composer.compose("What is the maximum number of columns in an item metadata dataset?", [passage])
+    assert "The maximum number of columns in an item metadata dataset is 10 [1]." in composition.body
+    assert all(piece in passage.text for _, piece in composition.pieces)
+    assert invented_identifiers(composition.body, [passage.text]) == set()  # a bold label is quoted as the page has it
+    linked = Passage("To add an email account, see [Accounts](accounts.md).")
+    assert composer.compose("How do I add an email account?", [linked]).body == "To add an email account, see Accounts [1]."
