@@ -111,7 +111,7 @@ def test_two_scheduler_processes_on_one_database_run_a_due_job_once(tmp_path: Pa
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (1, 2)]
     outputs = []
     for worker in workers:  # both started on the shared store; now both fire the same due run
-        worker.stdin.write("\n")
+        worker.stdin.write("2026-12-07T03:00:30+00:00\n")
         worker.stdin.flush()
     for worker in workers:
         out, err = worker.communicate(timeout=120)
@@ -122,7 +122,7 @@ def test_two_scheduler_processes_on_one_database_run_a_due_job_once(tmp_path: Pa
     with psycopg.connect(url) as db:
         claims = db.execute("SELECT job_id, due_at, pid FROM scheduled_runs").fetchall()
         stored = db.execute("SELECT id FROM apscheduler_jobs").fetchall()
-    assert len(claims) == 1 and claims[0][0] == "nightly-reindex" and claims[0][1].endswith("T03:00:00+00:00")
+    assert len(claims) == 1 and claims[0][0] == "nightly-reindex" and claims[0][1] == "2026-12-07T03:00:00+00:00"
     assert ran[0] == f"RAN {socket.gethostname()}:{claims[0][2]}"
     assert stored == [("nightly-reindex",)]  # the schedule lives in the database, not on a host
     assert outputs[0][-1] == outputs[1][-1]  # one next run for both
@@ -132,6 +132,47 @@ def test_two_scheduler_processes_on_one_database_run_a_due_job_once(tmp_path: Pa
 
     # what `status` on any host reads: the schedule's next run, from the database
     assert stored_next_run(tmp_path / "nowhere.sqlite", JOB_ID, sqlalchemy_url(url)).isoformat() == outputs[0][-1][5:]
+
+
+def _until_fired(worker: subprocess.Popen) -> list[str]:
+    """What a scheduler worker printed for one firing."""
+    lines = []
+    while (line := worker.stdout.readline().strip()) != "FIRED":
+        assert line, "the scheduler worker ended before the firing was done"
+        lines.append(line)
+    return lines
+
+
+def test_when_the_scheduler_that_ran_a_job_is_killed_the_other_runs_the_next_one(tmp_path: Path, postgres) -> None:
+    url = postgres.fresh_database()
+    workers = [subprocess.Popen([sys.executable, "-m", "tests.scheduler_worker", url, str(tmp_path / f"host-{n}")],
+                                cwd=REPO, env=host_env(tmp_path / f"host-{n}", url), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=(tmp_path / f"host-{n}.log").open("w"), text=True)
+               for n in (1, 2)]
+    try:
+        assert [w.stdout.readline().strip() for w in workers] == ["STARTED", "STARTED"]
+        for worker in workers:  # tonight's run comes due on both hosts
+            worker.stdin.write("2026-12-07T03:00:30+00:00\n")
+            worker.stdin.flush()
+        said = [_until_fired(w) for w in workers]
+        host = socket.gethostname()
+        assert sorted(said) == [[], [f"RAN {host}:{workers[said[1] != []].pid}"]]  # one ran it, the other did not
+        active, standby = (workers[0], workers[1]) if said[0] else (workers[1], workers[0])
+        active.kill()  # the host that ran tonight's job dies, holding nothing
+        assert active.wait(timeout=30) == -signal.SIGKILL
+        standby.stdin.write("2026-12-08T03:00:30+00:00\n")  # tomorrow's run comes due on the host left
+        standby.stdin.flush()
+        assert _until_fired(standby) == [f"RAN {host}:{standby.pid}"]
+        standby.stdin.close()
+        assert standby.wait(timeout=60) == 0
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    with psycopg.connect(url) as db:
+        claims = db.execute("SELECT due_at, pid FROM scheduled_runs ORDER BY due_at").fetchall()
+    assert claims == [("2026-12-07T03:00:00+00:00", active.pid), ("2026-12-08T03:00:00+00:00", standby.pid)]
 
 
 def test_state_migrate_copies_a_populated_sqlite_store_exactly_and_twice_changes_nothing(
