@@ -25,8 +25,9 @@ from bot.app.scheduler import NightlyReindex, ScheduleSettings
 def main() -> None:
     url, data_dir = sys.argv[1], Path(sys.argv[2])
     clock: list[datetime | None] = [None]
+    claims = ScheduledRunClaims(url)  # wired as IndexOperations wires a scheduler on state.url
     settings = ScheduleSettings("0 3 * * *", "UTC", 720 * 60, data_dir / "scheduler.sqlite",
-                                jobstore_url=sqlalchemy_url(url), claim=ScheduledRunClaims(url).claim,
+                                jobstore_url=sqlalchemy_url(url), claim=claims.claim, starting=claims.starting,
                                 now=lambda: clock[0] or datetime.now(timezone.utc))
     schedule = NightlyReindex(settings, lambda: print(f"RAN {socket.gethostname()}:{os.getpid()}", flush=True))
     next_run = schedule.start()

@@ -120,7 +120,8 @@ def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model
                                                                       request: pytest.FixtureRequest) -> None:
     # where both replicas keep answers and delivered ids: PostgreSQL (replicas on several hosts), or
     # one host's SQLite file where the server is not installed (one run of this test: it is slow)
-    shared = ({"SUPPORTBOT_STATE__URL": request.getfixturevalue("postgres").fresh_database()} if server_binaries()
+    shared = ({"SUPPORTBOT_STATE__URL": request.getfixturevalue("postgres").fresh_database(),
+               "SUPPORTBOT_STATE__RETRY_S": "0.05"} if server_binaries()
               else {"SUPPORTBOT_FEEDBACK_DB": str(tmp_path / "shared" / "feedback.sqlite")})
     processes = []
     placeholders: list[dict] = []
@@ -173,6 +174,14 @@ def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model
                         "1700000600.000300"  # the answer went out in the asker's thread
                 finally:
                     server.start()
+                back = {**event, "text": f"<@{BOT_USER}> How do I get a refund?", "ts": "1700000600.000400",
+                        "event_ts": "1700000600.000400"}  # the database is back: A records again by itself
+                assert send(a, event_body(back, "EvREPLICA4"), JSON)[0] == 200
+                calls = api.wait_for(lambda calls: any(c.method == "chat.update" and c.body.get("blocks")
+                                                       and "bank account that paid" in c.body.get("text", "") for c in calls))
+                after = next(c.body for c in calls if c.method == "chat.update" and c.body.get("blocks")
+                             and "bank account that paid" in c.body.get("text", ""))
+                recorded_after = actions_of(after["blocks"])[kit.UP]
         finally:
             for process in processes:
                 if process.poll() is None:
@@ -186,10 +195,14 @@ def test_two_replicas_answer_each_event_once_and_share_thread_memory(core, model
         reported = [line for line in outcomes[0][1].splitlines() if "cannot be used" in line]
         assert len(reported) == 1 and "delivery slack:EvREPLICA3 not checked for duplicates: the shared state " \
             "database" in reported[0], logs
+        assert len([line for line in outcomes[0][1].splitlines() if line.endswith(" answers again")]) == 1, logs
     store = FeedbackStore(PostgresStateDatabase(shared["SUPPORTBOT_STATE__URL"]) if "SUPPORTBOT_STATE__URL" in shared
                           else Path(shared["SUPPORTBOT_FEEDBACK_DB"]))
-    assert store.counts() == {"answers": 2, "thumbs_up": 1, "thumbs_down": 0}  # B's 👍 on A's answer, stored once
     if "SUPPORTBOT_STATE__URL" in shared:
+        assert store.counts() == {"answers": 3, "thumbs_up": 1, "thumbs_down": 0}, logs  # B's 👍 on A's answer, stored once
         with pytest.raises(UnknownAnswer):
             store.get(unrecorded)  # given while the database was away: not stored, and nothing else lost
+        assert store.get(recorded_after).question == "How do I get a refund?"  # recorded again once it was back
+    else:
+        assert store.counts() == {"answers": 2, "thumbs_up": 1, "thumbs_down": 0}  # B's 👍 on A's answer, stored once
     store.close()

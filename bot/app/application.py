@@ -132,7 +132,7 @@ class App:
         if state.url:
             from bot.app.pg_state import PostgresStateDatabase
 
-            return PostgresStateDatabase(state.url, state.pool_size)
+            return PostgresStateDatabase(state.url, state.pool_size, retry_away_s=state.retry_s)
         return SqliteStateDatabase(self.settings.feedback_path)
 
     @property

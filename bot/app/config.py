@@ -223,6 +223,9 @@ class StateConfig(_Section):
         "postgresql://user@host:5432/db keeps it in PostgreSQL, for replicas on several hosts (the password "
         "goes in PGPASSWORD or ~/.pgpass, never here); unset: the SQLite file feedback_db, for one host"))
     pool_size: int = Field(8, ge=1, description="connections each process keeps open to the database at most")
+    retry_s: float = Field(5.0, gt=0, description=(
+        "while the database is away, how often one use tries it again (the others fail at once instead of "
+        "holding up a chat event)"))
 
     @field_validator("url")
     @classmethod
