@@ -139,3 +139,26 @@ def test_a_crash_while_saving_leaves_no_half_written_voice(trained, base: str,
         train_voice(data, "crew-crash", registry, base, BUNDLED_MODEL_ID, TrainingConfig(**{**FAST, "max_steps": 1}),
                     progress_bar=False, log=lambda m: None)
     assert sorted(p.name for p in registry.root.iterdir()) == before
+
+
+VOICES = Path(__file__).parent / "benchmarks" / "data" / "voices"
+
+
+@pytest.mark.parametrize(("voice", "greetings", "sign_off"), [
+    ("formal_signature", ("Dear customer,", "Good afternoon,"), "Kind regards,\nMaria Keller\nCustomer Care · Northwind Bank"),
+    ("terse", (), ""),
+    ("spanish_greeting", ("¡Hola! 👋", "¡Buenas!"), "¡Saludos! — Equipo de Soporte"),
+    ("product_signoff", (), "Happy note-taking with Lumen Notes ✍️"),
+])  # (casual_emoji is trained through the CLI in test_voice_frame_answers)
+def test_a_small_voice_of_each_shape_saves_the_exact_frame_of_its_examples(
+        voice: str, greetings: tuple[str, ...], sign_off: str, base: str, tmp_path: Path) -> None:
+    registry = VoiceRegistry(tmp_path / "voices")
+    one_step = TrainingConfig(rank=4, alpha=8, epochs=1, batch_size=1, micro_batch_size=1, max_steps=1,
+                              max_seq_tokens=512, top_layers=1, held_out_fraction=0.05, evals_per_epoch=1)
+    result = train_voice(VOICES / f"{voice}.jsonl", voice, registry, base, BUNDLED_MODEL_ID, one_step,
+                         progress_bar=False, log=lambda m: None)
+    saved = {v.name: v for v in registry.list()}[voice].meta["frame"]
+    assert sorted(saved["greetings"]) == sorted(greetings) and saved["sign_off"] == sign_off  # kept exactly
+    assert result.frame.to_dict() == saved
+    if not greetings and not sign_off:  # a terse voice: none, and why
+        assert saved["reasons"] and not result.frame.greetings
