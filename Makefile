@@ -32,3 +32,5 @@ benchmarks: install
 	$(BIN)/python -m tests.benchmarks.bench_s3
 	$(BIN)/python -m tests.benchmarks.bench_voice
 	$(BIN)/python -m tests.benchmarks.bench_voice_frame
+	$(BIN)/python -m tests.benchmarks.bench_insights
+	$(BIN)/python -m tests.benchmarks.bench_shared_state
