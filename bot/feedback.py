@@ -136,11 +136,12 @@ class FeedbackStore:
             self._ready = True
 
     @contextmanager
-    def _session(self) -> Iterator[StateConnection]:
-        """One transaction on the prepared database; its failures become FeedbackUnavailable."""
+    def _session(self, exclusive: bool = False) -> Iterator[StateConnection]:
+        """One transaction on the prepared database; its failures become FeedbackUnavailable.
+        `exclusive`: no other replica runs an exclusive one at the same time."""
         self._prepared()
         try:
-            with self.database.transaction() as db:
+            with self.database.transaction(exclusive) as db:
                 yield db
         except StateDatabaseError as err:
             raise FeedbackUnavailable(str(err)) from None
@@ -271,7 +272,7 @@ class FeedbackStore:
         if rating not in (1, -1):
             raise ValueError("rating must be +1 or -1")
         self.get(answer_id)
-        with self._session() as db:
+        with self._session(exclusive=True) as db:  # two presses at once (two replicas) must not both insert
             user = self._stored_user(user_id)
             db.execute("DELETE FROM feedback WHERE answer_id = ? AND user_id = ? AND rating IS NOT NULL",
                              (answer_id, user))
@@ -371,10 +372,9 @@ class FeedbackStore:
 
     def save_vectors(self, vectors: dict[str, bytes], model: str) -> None:
         """Keep question vectors so a question is embedded once, not at every report."""
-        with self._session() as db:
-            db.executemany("DELETE FROM question_vectors WHERE question_key = ? AND model = ?",
-                           [(key, model) for key in vectors])
-            db.executemany("INSERT INTO question_vectors (question_key, model, vector) VALUES (?, ?, ?)",
+        with self._session() as db:  # an upsert: two replicas saving one question at once both succeed
+            db.executemany("INSERT INTO question_vectors (question_key, model, vector) VALUES (?, ?, ?) "
+                           "ON CONFLICT (question_key, model) DO UPDATE SET vector = excluded.vector",
                            [(key, model, vector) for key, vector in vectors.items()])
 
     def check(self) -> str | None:

@@ -37,7 +37,12 @@ def parse_since(text: str, now: float) -> float:
     value = text.strip().lower()
     span = _SPAN.fullmatch(value)
     if span and int(span.group(1)) > 0:
-        return now - int(span.group(1)) * _UNIT_S[span.group(2)]
+        start = now - int(span.group(1)) * _UNIT_S[span.group(2)]
+        try:
+            datetime.fromtimestamp(2 * start - now)  # the period before it must be a date too
+        except (ValueError, OverflowError, OSError):
+            raise InsightsError(f"--since {text!r}: that reaches back further than dates go") from None
+        return start
     try:
         start = datetime.fromisoformat(value).timestamp()
     except ValueError:

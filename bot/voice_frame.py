@@ -34,8 +34,10 @@ _FACTUAL = re.compile(r"\[\d{1,3}\]|`|\*\*|\d|https?://")
 _SENTENCE = re.compile(r"(?<=[.!?:])\s+")
 # A line's first sentence (or salutation) with any emoji after it ("Hey there! 👋"), and each
 # place a sentence ends inside a line (what follows may be a sign-off)
-_FIRST_SENTENCE = re.compile(r"^.*?[.!?,…](?:\s*[^\w\s\[]+)*(?=\s+\S)")
-_SENTENCE_END = re.compile(r"[.!?…](?:\s*[^\w\s\[]+)*(?=\s+\S)")
+# (each run of symbols is one piece: "!!!" or "🎉🎉" can be split only one way, so a long run
+# costs linear time, not a search over every split of it)
+_FIRST_SENTENCE = re.compile(r"^.*?[.!?,…][^\w\s\[]*(?:\s+[^\w\s\[]+)*(?=\s+\S)")
+_SENTENCE_END = re.compile(r"[.!?…][^\w\s\[]*(?:\s+[^\w\s\[]+)*(?=\s+\S)")
 
 
 def squash(line: str) -> str:

@@ -10,10 +10,10 @@ XML parser: both formats are simple and fully specified, so no extra dependency 
 from __future__ import annotations
 
 import fnmatch
-import gzip
 import hashlib
 import posixpath
 import xml.etree.ElementTree as ElementTree
+import zlib
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
@@ -151,7 +151,7 @@ def read_sitemaps(client: WebClient, start: str, robots: Robots) -> dict[str, st
             continue
         try:
             tree = ElementTree.fromstring(_maybe_gunzip(fetched.body))
-        except (ElementTree.ParseError, OSError, EOFError):
+        except (ElementTree.ParseError, OSError, EOFError, ValueError, zlib.error):  # broken, or a gzip bomb
             continue
         kind = tree.tag.rsplit("}", 1)[-1]
         if kind == "sitemapindex":
@@ -160,7 +160,10 @@ def read_sitemaps(client: WebClient, start: str, robots: Robots) -> dict[str, st
         elif kind == "urlset":
             found = True
             for loc, lastmod in _entries(tree, "url"):
-                pages.setdefault(normalize(loc), lastmod)
+                try:
+                    pages.setdefault(normalize(loc), lastmod)
+                except ValueError:  # a malformed <loc> (bad port, broken IPv6 host): that entry only
+                    continue
     return pages if found else None
 
 
@@ -175,8 +178,19 @@ def _entries(tree: ElementTree.Element, kind: str) -> list[tuple[str, str | None
     return entries
 
 
+_MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the sitemap protocol's own limit for one file, uncompressed
+
+
 def _maybe_gunzip(body: bytes) -> bytes:
-    return gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
+    """A gzipped sitemap unpacked up to the protocol's 50 MB: a small file that would unpack to
+    gigabytes is refused, not unpacked into memory."""
+    if body[:2] != b"\x1f\x8b":
+        return body
+    unpacker = zlib.decompressobj(wbits=31)
+    unpacked = unpacker.decompress(body, _MAX_SITEMAP_BYTES)
+    if unpacker.unconsumed_tail:
+        raise ValueError(f"a gzipped sitemap unpacks to more than {_MAX_SITEMAP_BYTES // 2**20} MB")
+    return unpacked
 
 
 def is_html(fetched: Fetched) -> bool:
@@ -204,7 +218,10 @@ def page_links(html: str, base_url: str) -> tuple[list[str], bool, bool]:
             continue
         if href.startswith(("#", "mailto:", "javascript:", "tel:")):
             continue
-        link = normalize(urljoin(base_url, href))
+        try:
+            link = normalize(urljoin(base_url, href))
+        except ValueError:  # a malformed link (bad port, broken IPv6 host) is passed over, not the page
+            continue
         if not urlsplit(link).path.lower().endswith(_NOT_PAGES):
             links.append(link)
     return list(dict.fromkeys(links)), "noindex" not in robots_meta, "nofollow" not in robots_meta

@@ -141,7 +141,9 @@ class _Crawl:
         if self.progress:
             self.progress("fetched", 0, min(self.site.max_pages, len(queue)))
         i = 0
-        while i < len(queue) and len(self.held) < self.site.max_pages:
+        # pages kept count toward max_pages; pages passed over (noindex, not HTML, failed) do not,
+        # so requests are capped too: a chain of noindex pages must not crawl for ever
+        while i < len(queue) and len(self.held) < self.site.max_pages and len(visited) < 3 * self.site.max_pages:
             url = queue[i]
             i += 1
             if url in visited:

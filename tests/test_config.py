@@ -94,6 +94,23 @@ def test_state_url_must_be_postgresql_and_never_holds_a_password(tmp_path: Path,
         load_settings(config)
     assert str(caught.value) == "state.url: it holds a password: set it in PGPASSWORD or ~/.pgpass instead"
     assert "hunter2" not in str(caught.value)
+    clean_env.setenv("SUPPORTBOT_STATE__URL", "postgresql://supportbot@db.internal/supportbot?password=hunter2")
+    with pytest.raises(ConfigError) as caught:  # libpq reads a password from the query too
+        load_settings(config)
+    assert str(caught.value) == "state.url: it holds a password: set it in PGPASSWORD or ~/.pgpass instead"
+    from bot.app.pg_state import redacted
+
+    assert redacted("postgresql://u@h/db?password=hunter2&sslmode=require") == "postgresql://u@h/db"
     clean_env.setenv("SUPPORTBOT_STATE__URL", "mysql://db.internal/supportbot")
     with pytest.raises(ConfigError, match=r"^state.url: it must start with postgresql:// \(got 'mysql'\)$"):
         load_settings(config)
+
+
+def test_sources_that_would_share_or_escape_their_folder_are_refused_in_one_line(clean_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError) as caught:  # two sites on one host: both default to its name
+        load_settings(None, docs=[{"url": "https://docs.example.com/a/"}, {"url": "https://docs.example.com/b/"}])
+    assert str(caught.value) == "docs: two docs sources are named 'docs.example.com': give each a `name` of its own"
+    with pytest.raises(ConfigError) as caught:  # <data_dir>/sources/.. is the data dir itself
+        load_settings(None, docs=[{"git": "https://example.com/docs.git", "name": ".."}])
+    assert str(caught.value) == ("docs.0: source name '..': use letters, digits, '.', '_' and '-' only, "
+                                 "not starting with '.'")

@@ -222,6 +222,8 @@ def test_a_bad_since_gets_one_line_and_no_report(seeded: Seeded) -> None:
     assert run.returncode == 1 and run.stdout == ""
     assert run.stderr == ("Error: --since 'last tuesday': use a span back from now (7d, 24h, 2w) "
                           "or a past date (2026-11-30)\n")
+    run = cli(seeded.data, "--since", "1000000d")
+    assert run.returncode == 1 and run.stderr == "Error: --since '1000000d': that reaches back further than dates go\n"
 
 
 def test_a_damaged_store_is_named_in_one_line(tmp_path: Path) -> None:

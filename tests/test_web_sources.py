@@ -195,3 +195,19 @@ def test_page_links_obey_the_pages_robots_meta_and_skip_files() -> None:
     links, may_index, may_follow = page_links(html, "https://docs.example.com/docs/index.html")
     assert links == ["https://docs.example.com/docs/v2/setup.html"]
     assert (may_index, may_follow) == (False, True)
+
+
+def test_a_malformed_link_or_sitemap_entry_is_passed_over_and_a_gzip_bomb_refused() -> None:
+    import gzip
+
+    from knowledge.web_discovery import _maybe_gunzip, page_links
+
+    html = ('<a href="http://docs.example:99999/x">bad port</a> <a href="http://[::1/y">broken host</a> '
+            '<a href="guide/">good</a>')
+    links, may_index, may_follow = page_links(html, "https://docs.example/start/")
+    assert links == ["https://docs.example/start/guide/"] and may_index and may_follow
+    small = gzip.compress(b"<urlset/>")
+    assert _maybe_gunzip(small) == b"<urlset/>"
+    bomb = gzip.compress(b"\0" * (51 * 1024 * 1024))  # 51 MB of zeros: about 50 KB compressed
+    with pytest.raises(ValueError, match="unpacks to more than 50 MB"):
+        _maybe_gunzip(bomb)

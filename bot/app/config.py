@@ -106,8 +106,9 @@ class DocsSource(_Section):
             self.name = self.git.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or "docs"
         if self.git and self.path is not None and self.path.is_absolute():
             raise ValueError(f"`path` of git source {self.name!r} must be relative to the repository")
-        if self.name and not _SOURCE_NAME.fullmatch(self.name):
-            raise ValueError(f"source name {self.name!r}: use letters, digits, '.', '_' and '-' only")
+        if self.name and (not _SOURCE_NAME.fullmatch(self.name) or self.name.startswith(".")):
+            raise ValueError(f"source name {self.name!r}: use letters, digits, '.', '_' and '-' only, "
+                             "not starting with '.'")  # ".." would be the data dir itself
         return self
 
 
@@ -232,6 +233,8 @@ class StateConfig(_Section):
     def _postgresql_only(cls, value: str | None) -> str | None:
         if value and not value.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"it must start with postgresql:// (got {value.split(':')[0]!r})")
+        if value and "password=" in value.split("?", 1)[-1].lower() and "?" in value:
+            raise ValueError("it holds a password: set it in PGPASSWORD or ~/.pgpass instead")
         if value and "@" in value and ":" in value.split("//", 1)[1].split("@")[0]:
             raise ValueError("it holds a password: set it in PGPASSWORD or ~/.pgpass instead")
         return value or None
@@ -395,6 +398,17 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET"), exclude=True)
     discord_token: SecretStr | None = Field(None, validation_alias=AliasChoices("DISCORD_TOKEN"), exclude=True)
     openai_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY"), exclude=True)
+
+    @field_validator("docs")
+    @classmethod
+    def _one_folder_per_source(cls, value: list[DocsSource]) -> list[DocsSource]:
+        """Git, website and zip sources live in <data_dir>/sources/<name>: two of one name would
+        overwrite each other's files (two sites on one host default to the same name)."""
+        names = [source.name for source in value if source.name]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"two docs sources are named {twice[0]!r}: give each a `name` of its own")
+        return value
 
     @field_validator("docs", mode="before")
     @classmethod

@@ -43,8 +43,10 @@ _TYPES = [(re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"), "BIGSERIAL PRIM
 def redacted(url: str) -> str:
     """The URL without a password, for messages and logs."""
     parts = urlsplit(url)
+    if parts.query:  # a password may ride in the query too (?password=...): never shown
+        parts = parts._replace(query="")
     if parts.password is None:
-        return url
+        return urlunsplit(parts)
     host = parts.hostname or ""
     netloc = f"{parts.username}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
