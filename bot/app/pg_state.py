@@ -195,6 +195,10 @@ class PostgresReindexLock(HolderInfo):
                 holder.execute(REINDEX_TABLE)
                 if not holder.execute("SELECT pg_try_advisory_lock(%s)", [_REINDEX_LOCK]).fetchone()[0]:
                     raise AlreadyRunning(self._read_info(holder) or RunningJob("another process", time.time(), "starting"))
+            except psycopg.Error as err:  # e.g. two first runs creating the table at once: one line, not a trace
+                holder.close()
+                raise StateDatabaseError(f"the re-index lock in {self.where} cannot be taken "
+                                         f"({' '.join(str(err).split())})") from None
             except BaseException:
                 holder.close()
                 raise
@@ -225,12 +229,18 @@ class PostgresReindexLock(HolderInfo):
         except StateDatabaseError:
             return None  # unknown while the database is away (doctor says so)
         with probe:
-            probe.execute(REINDEX_TABLE)
-            held = probe.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                                 "AND ((classid::bigint << 32) | objid::bigint) = %s", [_REINDEX_LOCK]).fetchone()
-            if held is None:
-                return None  # free: whatever the table says is left over from a dead holder
-            return self._read_info(probe) or RunningJob("another process", time.time(), "starting")
+            try:
+                probe.execute(REINDEX_TABLE)
+                # this database's lock only: another deployment on the same server may hold the same key
+                held = probe.execute(
+                    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                    "AND ((classid::bigint << 32) | objid::bigint) = %s", [_REINDEX_LOCK]).fetchone()
+                if held is None:
+                    return None  # free: whatever the table says is left over from a dead holder
+                return self._read_info(probe) or RunningJob("another process", time.time(), "starting")
+            except psycopg.Error:
+                return None  # unknown while the database misbehaves (doctor says so)
 
     def _write_info(self) -> None:
         assert self._job is not None and self._holder is not None
