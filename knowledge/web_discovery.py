@@ -156,7 +156,8 @@ def read_sitemaps(client: WebClient, start: str, robots: Robots) -> dict[str, st
         kind = tree.tag.rsplit("}", 1)[-1]
         if kind == "sitemapindex":
             found = True
-            pending += [loc for loc, _ in _entries(tree, "sitemap") if loc not in pending]
+            pending += [loc for loc, _ in _entries(tree, "sitemap")  # the site's own sitemaps only
+                        if loc not in pending and urlsplit(loc).netloc.lower() == parts.netloc.lower()]
         elif kind == "urlset":
             found = True
             for loc, lastmod in _entries(tree, "url"):

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -85,24 +86,39 @@ class WebClient:
         self.session.close()
 
     def get(self, url: str, etag: str | None = None, last_modified: str | None = None,
-            html_only: bool = False) -> Fetched:
+            html_only: bool = False, may_follow: Callable[[str], bool] | None = None) -> Fetched:
         """GET `url`, conditionally when validators from the last fetch are given. With
-        `html_only`, the body of an answer that says it is not HTML is never downloaded."""
+        `html_only`, the body of an answer that says it is not HTML is never downloaded.
+        Redirects are followed one hop at a time, each paced, and only where `may_follow`
+        (default: the same host) allows: a redirect off the source is refused before any
+        request reaches its target."""
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        self._pace()
+        may_follow = may_follow or (lambda target: _origin(target) == _origin(url))
+        current = url
         try:
-            with self.session.get(url, headers=headers, timeout=self.settings.timeout_s, stream=True) as response:
-                body = b""
-                media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-                if response.status_code == 200 and not (html_only and media and media not in HTML_TYPES):
-                    body = self._read(response)
-                return Fetched(response.url, response.status_code, body,
-                               {k.lower(): v for k, v in response.headers.items()},
-                               _transient_status(response.status_code, self.settings.retries))
+            for _ in range(_MAX_REDIRECTS + 1):
+                self._pace()
+                with self.session.get(current, headers=headers, timeout=self.settings.timeout_s, stream=True,
+                                      allow_redirects=False) as response:
+                    if response.is_redirect and response.headers.get("location"):
+                        target = urljoin(current, response.headers["location"])
+                        if not may_follow(target):
+                            return Fetched(target, response.status_code,
+                                           refused=f"redirects outside the source to {target}")
+                        current = target
+                        continue
+                    body = b""
+                    media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+                    if response.status_code == 200 and not (html_only and media and media not in HTML_TYPES):
+                        body = self._read(response)
+                    return Fetched(current, response.status_code, body,
+                                   {k.lower(): v for k, v in response.headers.items()},
+                                   _transient_status(response.status_code, self.settings.retries))
+            return Fetched(current, 0, refused=f"more than {_MAX_REDIRECTS} redirects")
         except _TooLarge:
             return Fetched(url, 200, refused=f"larger than {self.settings.max_bytes / 1e6:.1f} MB")
         except requests.exceptions.RequestException as err:
@@ -131,6 +147,15 @@ class WebClient:
 
 class _TooLarge(Exception):
     pass
+
+
+_MAX_REDIRECTS = 10
+
+
+def _origin(url: str) -> tuple[str, str]:
+    """Scheme and host:port, lower-cased: where a request goes."""
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def _transient_status(status: int, retries: int) -> str | None:

@@ -191,7 +191,8 @@ class _Crawl:
             self.report.unchanged += 1
             return []
         fetched = self.client.get(url, before.etag if has_file and before else None,
-                                  before.last_modified if has_file and before else None, html_only=True)
+                                  before.last_modified if has_file and before else None, html_only=True,
+                                  may_follow=lambda target: self._may_follow(target, robots))
         if fetched.status == 304 and before and has_file:
             self._hold(url, PageState(before.source, fetched.headers.get("etag", before.etag),
                                       fetched.headers.get("last-modified", before.last_modified), lastmod,
@@ -227,6 +228,14 @@ class _Crawl:
         self._hold(url, PageState(source, fetched.headers.get("etag"), fetched.headers.get("last-modified"), lastmod,
                                   followed))
         return list(followed)
+
+    def _may_follow(self, target: str, robots: Robots) -> bool:
+        """A redirect is followed only into the source's scope and where robots.txt allows."""
+        try:
+            final = normalize(target)
+        except ValueError:
+            return False
+        return self.scope.allows(final) and robots.allowed(final)
 
     def _problem(self, url: str, fetched: Fetched, robots: Robots) -> tuple[bool, str] | None:
         """(gone for good, why) when the answer is not a page to index, else None."""

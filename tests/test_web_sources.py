@@ -211,3 +211,20 @@ def test_a_malformed_link_or_sitemap_entry_is_passed_over_and_a_gzip_bomb_refuse
     bomb = gzip.compress(b"\0" * (51 * 1024 * 1024))  # 51 MB of zeros: about 50 KB compressed
     with pytest.raises(ValueError, match="unpacks to more than 50 MB"):
         _maybe_gunzip(bomb)
+
+
+def test_a_redirect_is_followed_within_the_site_and_refused_off_it_before_any_request(tmp_path) -> None:
+    from knowledge.web_fetch import FetchSettings, WebClient
+
+    root = copy_pages(tmp_path / "site")
+    (tmp_path / "elsewhere").mkdir()
+    with serve(tmp_path / "elsewhere") as other, serve(root) as site:
+        site.faults["/old.html"] = [(301, {"Location": VENV})]
+        site.faults["/away.html"] = [(302, {"Location": f"{other.url}/tutorial/offsite.html"})]
+        client = WebClient(FetchSettings(delay_s=0, retries=0))
+        moved = client.get(site.url + "/old.html", html_only=True)
+        away = client.get(site.url + "/away.html", html_only=True)
+    assert (moved.status, moved.url) == (200, site.url + VENV) and b"Virtual Environments" in moved.body
+    assert (away.status, away.body) == (302, b"")
+    assert away.refused == f"redirects outside the source to {other.url}/tutorial/offsite.html"
+    assert other.hits == []  # nothing was sent to the other host
