@@ -16,7 +16,8 @@ import xml.etree.ElementTree as ElementTree
 import zlib
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
-from urllib.robotparser import RobotFileParser
+
+from protego import Protego
 
 from knowledge.web_fetch import HTML_TYPES, Fetched, WebClient
 
@@ -97,14 +98,17 @@ def _safe_segment(segment: str) -> str:
 
 
 class Robots:
-    """robots.txt rules for our User-Agent (RFC 9309: a missing file allows everything)."""
+    """robots.txt rules for our User-Agent (RFC 9309: a missing file allows everything). Read
+    with protego, which matches as RFC 9309 says (the longest rule wins, `*` and `$`
+    wildcards); the standard library's parser takes the first rule that matches and knows no
+    wildcards, so `Allow: /` above a `Disallow` would allow everything."""
 
-    def __init__(self, parser: RobotFileParser | None, user_agent: str) -> None:
+    def __init__(self, parser: Protego | None, user_agent: str) -> None:
         self.parser = parser
         self.user_agent = user_agent
 
     def allowed(self, url: str) -> bool:
-        return self.parser is None or self.parser.can_fetch(self.user_agent, url)
+        return self.parser is None or self.parser.can_fetch(url, self.user_agent)
 
     @property
     def crawl_delay(self) -> float | None:
@@ -113,7 +117,7 @@ class Robots:
 
     @property
     def sitemaps(self) -> list[str]:
-        return list(self.parser.site_maps() or []) if self.parser else []
+        return list(self.parser.sitemaps) if self.parser else []
 
 
 class SiteUnavailable(Exception):
@@ -128,9 +132,7 @@ def read_robots(client: WebClient, start: str) -> Robots:
         raise SiteUnavailable(f"robots.txt could not be read ({fetched.transient})")
     if fetched.status != 200:
         return Robots(None, client.settings.user_agent)  # 4xx: no rules
-    parser = RobotFileParser()
-    parser.parse(fetched.body.decode("utf-8", errors="replace").splitlines())
-    return Robots(parser, client.settings.user_agent)
+    return Robots(Protego.parse(fetched.body.decode("utf-8", errors="replace")), client.settings.user_agent)
 
 
 def read_sitemaps(client: WebClient, start: str, robots: Robots) -> dict[str, str | None] | None:

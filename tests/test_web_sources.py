@@ -228,3 +228,19 @@ def test_a_redirect_is_followed_within_the_site_and_refused_off_it_before_any_re
     assert (away.status, away.body) == (302, b"")
     assert away.refused == f"redirects outside the source to {other.url}/tutorial/offsite.html"
     assert other.hits == []  # nothing was sent to the other host
+
+
+def test_robots_rules_match_as_rfc_9309_says_longest_rule_and_wildcards() -> None:
+    from protego import Protego
+
+    from knowledge.web_discovery import Robots
+    from knowledge.web_fetch import USER_AGENT
+
+    robots = Robots(Protego.parse("User-agent: *\nAllow: /\nDisallow: /guide/private/\nDisallow: /*?print=\n"
+                                  "Allow: /guide/private/public.html$\nCrawl-delay: 2\n"
+                                  "Sitemap: https://docs.example/sitemap.xml\n"), USER_AGENT)
+    assert not robots.allowed("https://docs.example/guide/private/a.html")  # longer than `Allow: /`
+    assert robots.allowed("https://docs.example/guide/private/public.html")  # the longest rule wins
+    assert not robots.allowed("https://docs.example/guide/a.html?print=1")  # a wildcard
+    assert robots.allowed("https://docs.example/guide/a.html")
+    assert (robots.crawl_delay, robots.sitemaps) == (2.0, ["https://docs.example/sitemap.xml"])
