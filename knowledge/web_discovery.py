@@ -92,8 +92,10 @@ def _safe_segment(segment: str) -> str:
     """A path segment the docs walker will not skip (hidden, `__x`) and a filesystem takes."""
     if segment.startswith((".", "__")):
         segment = "_" + segment.lstrip("._")
-    if len(segment.encode()) > 200:
-        segment = segment[:80] + "-" + hashlib.sha1(segment.encode()).hexdigest()[:16]
+    if len(segment.encode()) > 200:  # cut by bytes (a character may take four), keeping the extension
+        stem, dot, ext = segment.rpartition(".") if "." in segment[-8:] else (segment, "", "")
+        head = stem.encode()[:80].decode("utf-8", errors="ignore")
+        segment = f"{head}-{hashlib.sha1(segment.encode()).hexdigest()[:16]}{dot}{ext}"
     return segment
 
 

@@ -244,3 +244,10 @@ def test_robots_rules_match_as_rfc_9309_says_longest_rule_and_wildcards() -> Non
     assert not robots.allowed("https://docs.example/guide/a.html?print=1")  # a wildcard
     assert robots.allowed("https://docs.example/guide/a.html")
     assert (robots.crawl_delay, robots.sitemaps) == (2.0, ["https://docs.example/sitemap.xml"])
+
+
+def test_a_page_with_a_long_non_ascii_name_is_stored_under_a_name_the_filesystem_takes() -> None:
+    from knowledge.web_discovery import _safe_segment
+
+    name = _safe_segment("文" * 100 + ".html")  # 305 bytes: over the 255 a file name may have
+    assert len(name.encode()) <= 120 and name.startswith("文" * 26) and name.endswith(".html")
