@@ -79,6 +79,26 @@ def test_a_reindex_on_another_host_is_refused_with_who_holds_it_and_a_killed_hol
     assert PostgresReindexLock(url).running() is None
 
 
+def test_a_run_whose_lock_session_is_dropped_stops_rather_than_write_beside_another(postgres) -> None:
+    from bot.state_db import StateDatabaseError
+
+    url = postgres.fresh_database()
+    lock = PostgresReindexLock(url)
+    with pytest.raises(StateDatabaseError) as caught:
+        with lock.hold("cli", "cli"):
+            with psycopg.connect(url, autocommit=True) as admin:  # an idle timeout, a network blip: the session ends
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                              "AND ((classid::bigint << 32) | objid::bigint) = %s", [_REINDEX_LOCK])
+            other = PostgresReindexLock(url)
+            other.acquire("slack:UOTHER", "chat")  # another replica may take it now ...
+            try:
+                lock.update("embedded 10/20", force=True)  # ... so this run is told, and stops
+            finally:
+                other.release()
+    assert str(caught.value).startswith(f"the re-index lock in {url} was lost (")
+    assert "this run stops so that no other writer runs beside it" in str(caught.value)
+
+
 def test_doctor_checks_the_shared_database_and_names_an_unreachable_one_in_one_fix_line(
     tmp_path: Path, postgres
 ) -> None:

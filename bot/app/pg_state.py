@@ -252,6 +252,10 @@ class PostgresReindexLock(HolderInfo):
                 "ON CONFLICT (id) DO UPDATE SET started_by = EXCLUDED.started_by, started_at = EXCLUDED.started_at, "
                 "progress = EXCLUDED.progress, trigger = EXCLUDED.trigger, pid = EXCLUDED.pid, host = EXCLUDED.host",
                 job)
+        except psycopg.OperationalError as err:  # the holder's session is gone, and the lock with it
+            raise StateDatabaseError(
+                f"the re-index lock in {self.where} was lost ({' '.join(str(err).split())}); this run stops so that "
+                "no other writer runs beside it") from None
         except psycopg.Error:
             pass  # progress for others to read; the run itself goes on
         self._written_at = time.monotonic()
