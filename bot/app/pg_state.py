@@ -40,6 +40,11 @@ _TYPES = [(re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"), "BIGSERIAL PRIM
           (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"), (re.compile(r"\bBLOB\b"), "BYTEA")]
 
 
+def _one_line(err: Exception) -> str:
+    """A driver error as one line of a message (libpq's own text spans several)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def redacted(url: str) -> str:
     """The URL without a password, for messages and logs."""
     parts = urlsplit(url)
@@ -146,7 +151,7 @@ class PostgresStateDatabase:
         return None
 
     def failure(self, err: Exception) -> str:
-        reason = " ".join(str(err).split()) or type(err).__name__
+        reason = _one_line(err)
         if isinstance(err, psycopg.Error) and not isinstance(err, psycopg.OperationalError):
             return f"the shared state database {self.where} refused a statement ({reason})"
         return (f"the shared state database {self.where} cannot be used ({reason}); check that PostgreSQL is "
@@ -183,7 +188,7 @@ class PostgresReindexLock(HolderInfo):
             return psycopg.connect(self.url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S,
                                    application_name="supportbot-reindex")
         except psycopg.Error as err:
-            raise StateDatabaseError(f"the re-index lock in {self.where} cannot be taken ({' '.join(str(err).split())})"
+            raise StateDatabaseError(f"the re-index lock in {self.where} cannot be taken ({_one_line(err)})"
                                      f"; check that PostgreSQL is running") from None
 
     def acquire(self, started_by: str, trigger: str) -> None:
@@ -198,7 +203,7 @@ class PostgresReindexLock(HolderInfo):
             except psycopg.Error as err:  # e.g. two first runs creating the table at once: one line, not a trace
                 holder.close()
                 raise StateDatabaseError(f"the re-index lock in {self.where} cannot be taken "
-                                         f"({' '.join(str(err).split())})") from None
+                                         f"({_one_line(err)})") from None
             except BaseException:
                 holder.close()
                 raise
@@ -254,7 +259,7 @@ class PostgresReindexLock(HolderInfo):
                 job)
         except psycopg.OperationalError as err:  # the holder's session is gone, and the lock with it
             raise StateDatabaseError(
-                f"the re-index lock in {self.where} was lost ({' '.join(str(err).split())}); this run stops so that "
+                f"the re-index lock in {self.where} was lost ({_one_line(err)}); this run stops so that "
                 "no other writer runs beside it") from None
         except psycopg.Error:
             pass  # progress for others to read; the run itself goes on
