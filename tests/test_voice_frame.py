@@ -20,14 +20,18 @@ def replies(name: str) -> list[str]:
     return [json.loads(line)["answer"] for line in (VOICES / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-@pytest.mark.parametrize(("voice", "greetings", "sign_off"), [
+# (voice, its greetings most common first, its sign-off), as learned from all its replies
+SHAPES = [
     ("casual_emoji", ("Hey hey! 👋", "Hiya! 🙌✨", "Hey there, friend! 😄"), "Happy watching! 📺 — The Streamly Crew"),
     ("formal_signature", ("Dear customer,", "Good afternoon,"),
      "Kind regards,\nMaria Keller\nCustomer Care · Northwind Bank"),
     ("terse", (), ""),
     ("spanish_greeting", ("¡Hola! 👋", "¡Buenas!"), "¡Saludos! — Equipo de Soporte"),
     ("product_signoff", (), "Happy note-taking with Lumen Notes ✍️"),
-])
+]
+
+
+@pytest.mark.parametrize(("voice", "greetings", "sign_off"), SHAPES)
 def test_each_shape_of_voice_learns_its_exact_frame(voice: str, greetings: tuple[str, ...], sign_off: str) -> None:
     frame = learn_frame(replies(voice))
     assert frame.greetings == greetings

@@ -16,6 +16,7 @@ from adapters_lora.train import TrainingConfig, TrainingResult, train_voice
 from adapters_lora.voice_eval import messages_for
 from adapters_lora.dataset import load_examples
 from bot.app.voices import bundled_voice_dataset
+from tests.test_voice_frame import SHAPES
 
 pytestmark = pytest.mark.slow
 
@@ -144,12 +145,8 @@ def test_a_crash_while_saving_leaves_no_half_written_voice(trained, base: str,
 VOICES = Path(__file__).parent / "benchmarks" / "data" / "voices"
 
 
-@pytest.mark.parametrize(("voice", "greetings", "sign_off"), [
-    ("formal_signature", ("Dear customer,", "Good afternoon,"), "Kind regards,\nMaria Keller\nCustomer Care · Northwind Bank"),
-    ("terse", (), ""),
-    ("spanish_greeting", ("¡Hola! 👋", "¡Buenas!"), "¡Saludos! — Equipo de Soporte"),
-    ("product_signoff", (), "Happy note-taking with Lumen Notes ✍️"),
-])  # (casual_emoji is trained through the CLI in test_voice_frame_answers)
+@pytest.mark.parametrize(("voice", "greetings", "sign_off"),  # casual_emoji: through the CLI in test_voice_frame_answers
+                         [shape for shape in SHAPES if shape[0] != "casual_emoji"])
 def test_a_small_voice_of_each_shape_saves_the_exact_frame_of_its_examples(
         voice: str, greetings: tuple[str, ...], sign_off: str, base: str, tmp_path: Path) -> None:
     registry = VoiceRegistry(tmp_path / "voices")
