@@ -1,8 +1,9 @@
 """Answer benchmark: answerers side by side on the same index, in one run.
 
 - composed: the product's answer path (facts quoted from the passages, the model frames);
-- main: the same path with the composer of the `main` branch (git show main:bot/composer.py),
-  so a change to the composer is measured against what it replaces, in the same run;
+- main: the same path with the composer of the `main` branch (git show main:bot/composer.py;
+  `--baseline REF` for another commit, e.g. the one before a merge into main), so a change to
+  the composer is measured against what it replaces, in the same run;
 - quote: the top relevant passage's first words, as many as the composed answer has (equal
   length; 65 when composed did not run or abstained);
 - quote40: the first 40 words of the top relevant passage;
@@ -153,12 +154,16 @@ def _answering(app: App, service, record: bool = False) -> Callable[[str], Resul
     return run
 
 
+BASELINE_REF = "main"  # the commit whose composer the `main` answerer runs (--baseline)
+
+
 def main_branch(app: App) -> Callable[[str], Result]:
-    """The product's path with the composer as it is on the `main` branch: its module is
-    read with `git show` and loaded beside ours (it imports the same shared modules)."""
+    """The product's path with the composer as it is at BASELINE_REF (the `main` branch unless
+    --baseline says otherwise): its module is read with `git show` and loaded beside ours (it
+    imports the same shared modules)."""
     root = Path(__file__).resolve().parents[2]
-    source = subprocess.run(["git", "show", "main:bot/composer.py"], cwd=root, capture_output=True, text=True,
-                            check=True).stdout
+    source = subprocess.run(["git", "show", f"{BASELINE_REF}:bot/composer.py"], cwd=root, capture_output=True,
+                            text=True, check=True).stdout
     module = types.ModuleType("composer_at_main")
     sys.modules[module.__name__] = module  # dataclasses look their module up
     exec(compile(source, "main:bot/composer.py", "exec"), module.__dict__)  # noqa: S102 - our own file at main
@@ -305,6 +310,7 @@ def corpus_app(sample: App, data: Path | None, docs: Path, prefix: str) -> App:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--answerers", default="composed,main,quote")
+    parser.add_argument("--baseline", default="main", help="git ref whose composer the `main` answerer runs")
     parser.add_argument("--aws-limit", type=int, default=None, help="first N aws-docs-qa questions (default all)")
     parser.add_argument("--no-aws", action="store_true", help="the sample docs only")
     parser.add_argument("--no-sample", action="store_true", help="aws-docs-qa only")
@@ -316,6 +322,8 @@ def main() -> None:
     parser.add_argument("--no-handbook", action="store_true", help="skip the Debian handbook set")
     parser.add_argument("--handbook-index", type=Path, help="a data dir already indexed on the handbook (reused)")
     args = parser.parse_args()
+    global BASELINE_REF
+    BASELINE_REF = args.baseline
     answerers = [a for a in args.answerers.split(",") if a]
 
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="supportbot-answers-"))
