@@ -12,7 +12,8 @@ from bot.conversation import ConversationMemory
 from bot.framing import FrameSource, Framer
 from bot.generated_text import cited_numbers
 from bot.grounding import is_noise, missing_identifiers
-from bot.prompting import build_messages, render_context, retrieval_query
+from bot.follow_ups import standalone_question
+from bot.prompting import build_messages, render_context
 from bot.protocols import BASE_VOICE, GenerationUnavailable, Generator, Passage, RetrievalUnavailable, Retriever
 from bot.types import Answer, ChatMessage, Citation, Question, Turn
 from bot.verified_stream import VerifiedStream
@@ -33,7 +34,6 @@ class AnsweringSettings:
     closest_pages: int = 3
     max_passage_chars: int = 1200
     max_question_chars: int = 2000  # keeps every prompt inside the generator's token budget
-    context_weight: float = 0.5  # how much a follow-up's retrieval leans on the previous question
     channel_voices: tuple[tuple[str, str], ...] = ()  # (channel id, voice name); others use the active voice
     channel_sources: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (channel id, docs sources it answers from)
     mode: str = COMPOSED  # composed: facts quoted from passages, model frames; free: model writes, then verified
@@ -65,25 +65,19 @@ class AnswerService:
         self.on_answered = on_answered  # e.g. metrics
 
     def retrieve(self, question: Question, history: Sequence[Turn] | None = None) -> list[Passage]:
-        """Top passages. A follow-up is searched on its own and together with the question
-        it follows; its own words lead and the context breaks ties, so "and for Windows?"
-        after a macOS question finds the Windows page, not the macOS one again."""
+        """Top passages for the question as the conversation reads it: a follow-up ("and on
+        a Mac?") is searched as the whole question it stands for."""
         if history is None:
             history = self.memory.history(question.conversation_id)
-        query = retrieval_query(question.text, history)
-        k, scope = self.settings.top_k, self.scope(question)
-        if query == question.text:
-            return list(self.retriever.search(query, k=k, collections=scope))
-        scored: dict[tuple[str, str], tuple[float, Passage]] = {}
-        for weight, query_text in ((1.0, question.text), (self.settings.context_weight, query)):
-            for passage in self.retriever.search(query_text, k=2 * k, collections=scope):
-                key = (passage.collection, passage.source)
-                total, kept = scored.get(key, (0.0, passage))
-                if passage.relevant and not kept.relevant:
-                    kept = passage  # relevant in context counts (the follow-up alone is terse)
-                scored[key] = (total + weight * passage.score, kept)
-        ranked = sorted(scored.values(), key=lambda item: item[0], reverse=True)
-        return [passage for _, passage in ranked[:k]]
+        return self._search(self.standalone(question.text, history), question)
+
+    def _search(self, asked: str, question: Question) -> list[Passage]:
+        return list(self.retriever.search(asked, k=self.settings.top_k, collections=self.scope(question)))
+
+    def standalone(self, text: str, history: Sequence[Turn]) -> str:
+        """The whole question a follow-up stands for (see bot.follow_ups); `text` itself when
+        it stands alone. Earlier turns are remembered already read whole."""
+        return standalone_question(text, [turn.question for turn in history], self.composer.similarity)
 
     def scope(self, question: Question) -> list[str] | None:
         """The docs sources a question may be answered from: its own, else its channel's."""
@@ -112,8 +106,9 @@ class AnswerService:
         if is_noise(question.text):
             return Answer(answer=ABSTAIN_TEXT, abstained=True, timings_ms={"total": _ms(started)})
         history = self.memory.history(question.conversation_id)
+        asked = self.standalone(question.text, history)  # a follow-up, read with the question it follows
         try:
-            passages = self.retrieve(question, history)
+            passages = self._search(asked, question)
         except RetrievalUnavailable as err:
             log.error("retrieval unavailable: %s", err)
             return Answer(answer=INDEX_UNAVAILABLE_TEXT, abstained=True, timings_ms={"total": _ms(started)})
@@ -122,7 +117,7 @@ class AnswerService:
         if relevant:  # the gate says "in scope"; which pages to read is the ranking's call
             bar = self.settings.close_ratio * max(p.score for p in relevant)
             relevant = [p for p in passages if p.relevant or p.score >= bar]
-        elif passages and self.composer.states_answer(question.text, passages):
+        elif passages and self.composer.states_answer(asked, passages):
             relevant = list(passages)  # one sentence answers, though no page as a whole was close enough
         if not relevant:
             answer = self._abstain(passages)
@@ -133,10 +128,10 @@ class AnswerService:
         emit = on_token or (lambda _piece: None)
         try:
             if self.settings.mode == FREE:
-                messages = build_messages(question.text, relevant, history, self.settings.max_passage_chars)
+                messages = build_messages(question.text, relevant, history, self.settings.max_passage_chars)  # the model reads the thread
                 text, numbers = self._free(messages, relevant, voice, emit, timings)
             else:
-                text, numbers = self._composed(question.text, history, relevant, voice, used_voice, emit, timings)
+                text, numbers = self._composed(asked, history, relevant, voice, used_voice, emit, timings)
         except GenerationUnavailable as err:
             log.error("generation unavailable: %s", err)
             citations = [_citation(n, p) for n, p in enumerate(relevant, 1)]
@@ -155,7 +150,7 @@ class AnswerService:
             answer = Answer(answer=text, abstained=False, citations=citations, voice=used_voice, context=context)
         self.memory.remember(
             question.conversation_id,
-            Turn(question=question.text, answer=answer.answer, sources=[c.source for c in answer.citations]),
+            Turn(question=asked, answer=answer.answer, sources=[c.source for c in answer.citations]),
         )
         timings["total"] = _ms(started)
         return answer.model_copy(update={"timings_ms": timings})

@@ -30,6 +30,8 @@ all any some""".split())
 _RELATIVE_LINK = re.compile(r"\[([^\[\]]+)\]\((?![a-z][a-z0-9+.-]*:)[^()\s]*\)", re.IGNORECASE)
 _HOW_TO = re.compile(r"^\W*(?:how\s+(?:do|does|can|could|should|would|to|will|is|are)\b|is there a way to\b|"
                      r"what(?:'s| is| are) the (?:steps|way|command)s?\b)", re.IGNORECASE)
+_WHERE = re.compile(r"^\W*(?:where\b|where's\b|(?:in |on |under )?which (?:menu|screen|setting|settings|tab|page|"
+                    r"folder|file|directory|option)s?\b)", re.IGNORECASE)
 _ANSWERABLE = (SENTENCE, ITEM, ROW, LABEL, PRE)
 
 
@@ -78,11 +80,17 @@ class Composer:
         anchor = candidates[best]
         if self._about_something_else(question, anchor, passages):
             return None
-        seconds = self._runner_up(candidates, scores, best)
-        following = next((u for u in units if u.passage == anchor.passage and u.index == anchor.index + 1), None)
-        steps_first = is_how_to_question(question) and (  # a how-to's steps lead, not the page's intro
-            _is_step(anchor) or (anchor.ends_with_colon and following is not None and _is_step(following)))
-        chosen = self._grow(anchor, [u for u in units if u.passage == anchor.passage], seconds, steps_first)
+        how_to, where = is_how_to_question(question), is_where_question(question)
+        if how_to and not _leads_steps(anchor, units):
+            best = self._steps_instead(candidates, scores, best, units)  # a how-to's steps lead, not the page's intro
+            anchor = candidates[best]
+        steps_first = how_to and _leads_steps(anchor, units)
+        item_first = where and anchor.kind == ITEM  # "where is X": the item naming X, under its menu path
+        seconds = [] if item_first else self._runner_up(candidates, scores, best)
+        passage_units = [u for u in units if u.passage == anchor.passage]
+        chosen = self._grow(anchor, passage_units, seconds, steps_first, item_first)
+        if steps_first or item_first:
+            chosen = _answer_first(anchor, chosen, passage_units)
         if not is_yes_no_question(question):
             return _render(chosen)
         verdict = self.verdicts.find(question, units, {n: p.location for n, p in enumerate(passages, 1)})
@@ -111,7 +119,7 @@ class Composer:
         candidates = [u for u in units if u.kind in _ANSWERABLE][: self.settings.max_candidates]
         if not candidates:
             return None
-        scores, lexical, sims = self._score(question, candidates)
+        scores, lexical, sims = self._score(question, candidates, [p.location for p in passages])
         best = max(range(len(candidates)), key=lambda i: scores[i])
         return units, candidates, scores, lexical, sims, best
 
@@ -124,6 +132,17 @@ class Composer:
             return []
         second = max(others, key=lambda i: scores[i])
         return [candidates[second]] if scores[second] >= self.settings.runner_up_ratio * scores[best] else []
+
+    def _steps_instead(self, candidates: list[Unit], scores: list[float], best: int, units: list[Unit]) -> int:
+        """For a how-to whose best match is prose (the page's "this page explains how to
+        ..."), the best step of the same page when it scores nearly as well: the user asked
+        what to do, and the steps say it."""
+        anchor = candidates[best]
+        steps = [i for i, u in enumerate(candidates) if u.passage == anchor.passage and _leads_steps(u, units)]
+        if not steps:
+            return best
+        step = max(steps, key=lambda i: scores[i])
+        return step if scores[step] >= self.settings.runner_up_ratio * scores[best] else best
 
     def _about_something_else(self, question: str, anchor: Unit, passages: Sequence[PromptPassage]) -> bool:
         """The question's own subject is missing from the passages ("cancel my gym membership"
@@ -149,25 +168,34 @@ class Composer:
         reduced_to_anchor = self.similarity.similarities(reduced, [_plain(anchor.text)])[0]
         return to_reduced < self.settings.subject_similarity and reduced_to_anchor > to_anchor
 
-    def _score(self, question: str, units: list[Unit]) -> tuple[list[float], list[float], list[float]]:
+    def _score(self, question: str, units: list[Unit], locations: Sequence[str] = ()) -> tuple[list[float], list[float], list[float]]:
+        """Meaning plus the question's rarer words. A piece is read under its page's heading
+        path, which counts half: a step under "Install on Windows > Install the desktop app"
+        is about both though it says neither, but a piece that says them itself says more."""
         texts = [_plain(u.text) for u in units]
         sims = list(self.similarity.similarities(question, texts)) if self.similarity else [0.0] * len(units)
         unit_terms = [content_terms(t) for t in texts]
+        headed = [content_terms(loc) for loc in locations]
+        heading_terms = [headed[u.passage - 1] if u.passage <= len(headed) else set() for u in units]
         df: dict[str, int] = {}
-        for terms in unit_terms:
-            for term in terms:
+        for terms, above in zip(unit_terms, heading_terms):
+            for term in terms | above:
                 df[term] = df.get(term, 0) + 1
         weights = {t: math.log(1 + len(units) / df[t]) for t in content_terms(question) if t in df}
         total = sum(weights.values())
-        lexical = [sum(w for t, w in weights.items() if t in terms) / total if total else 0.0 for terms in unit_terms]
+        lexical = [sum(w * (1.0 if t in terms else 0.5 if t in above else 0.0) for t, w in weights.items()) / total
+                   if total else 0.0 for terms, above in zip(unit_terms, heading_terms)]
         steps = self.settings.steps_bonus if is_how_to_question(question) else 0.0
         scores = [s + self.settings.lexical_weight * lex - self.settings.rank_penalty * (u.passage - 1)
                   + (steps if _is_step(u) else 0.0) for s, lex, u in zip(sims, lexical, units)]
         return scores, lexical, sims
 
-    def _grow(self, anchor: Unit, units: list[Unit], seconds: list[Unit], steps_first: bool = False) -> list[Unit]:
+    def _grow(self, anchor: Unit, units: list[Unit], seconds: list[Unit], steps_first: bool = False,
+              item_only: bool = False) -> list[Unit]:
         """The anchor with what it needs (a list's intro and items, a table's header, the code
-        a sentence introduces), then its neighbours in reading order up to the word budget."""
+        a sentence introduces), then its neighbours in reading order up to the word budget.
+        `item_only`: a list item is quoted with its list's introduction, not its siblings, and
+        nothing more (a menu's other entries do not say where X is)."""
         chosen: dict[int, Unit] = {}
         by_index = {u.index: u for u in units}
 
@@ -175,6 +203,9 @@ class Composer:
             for u in _with_attachments(unit, units, self.settings.max_block_words):
                 chosen[u.index] = u
 
+        if item_only:
+            intro = _intro_of(anchor.block, units)
+            return [u for u in (intro, anchor) if u is not None]
         take(anchor)
         for second in seconds:
             take(second)
@@ -237,6 +268,31 @@ def _words(chosen: dict[int, Unit]) -> int:
 
 def _plain(text: str) -> str:
     return re.sub(r"[*`|#]+", " ", text).strip()
+
+
+def _leads_steps(unit: Unit, units: list[Unit]) -> bool:
+    """A step, or the line that introduces steps ("To install Driftwood on a Mac:")."""
+    if _is_step(unit):
+        return True
+    following = next((u for u in units if u.passage == unit.passage and u.index == unit.index + 1), None)
+    return unit.ends_with_colon and following is not None and _is_step(following)
+
+
+def _answer_first(anchor: Unit, chosen: list[Unit], units: list[Unit]) -> list[Unit]:
+    """The anchor's block (with the line that introduces it) leads; what else was chosen
+    follows in reading order, so a page's introduction comes after the steps it introduces."""
+    intro = _intro_of(anchor.block, units)
+    lead_blocks = {anchor.block} | ({intro.block} if intro is not None else set())
+    if anchor.ends_with_colon:
+        lead_blocks.add(anchor.block + 1)
+    lead = [u for u in chosen if u.block in lead_blocks]
+    return lead + [u for u in chosen if u.block not in lead_blocks]
+
+
+def is_where_question(question: str) -> bool:
+    """"Where is/can/do ...", "where's ...", "which menu/screen/setting ...": asks for a place
+    (a menu path, a file, a screen), answered by the item that names it."""
+    return bool(_WHERE.match(question))
 
 
 def is_how_to_question(question: str) -> bool:

@@ -16,10 +16,6 @@ from bot.types import ChatMessage, Turn
 # Short on purpose: a 135M model echoes long instructions back instead of following them.
 SYSTEM_PROMPT = "You are a helpful support assistant. You answer only from the provided documentation."
 
-_FOLLOW_UP_OPENERS = ("and ", "or ", "what about", "how about", "also", "same ", "but ", "then ")
-_FOLLOW_UP_WORDS = {"it", "its", "that", "this", "those", "these", "them", "they", "there", "one", "ones"}
-
-
 def render_passages(passages: Sequence[PromptPassage], max_chars: int) -> str:
     """Markdown-style sections: the format small instruction-tuned models copy from best."""
     blocks = []
@@ -51,17 +47,3 @@ def build_messages(question: str, passages: Sequence[PromptPassage], history: Se
     )
     messages.append(ChatMessage(role="user", content=content))
     return messages
-
-
-def is_follow_up(question: str) -> bool:
-    """Short or referring questions ("and for Windows?") lean on the previous turn."""
-    text = question.strip().lower()
-    words = [w.strip("?.,!'\"") for w in text.split()]
-    return len(words) <= 5 or text.startswith(_FOLLOW_UP_OPENERS) or bool(_FOLLOW_UP_WORDS & set(words))
-
-
-def retrieval_query(question: str, history: Sequence[Turn]) -> str:
-    """What to search for: a follow-up is searched together with the question it follows."""
-    if history and is_follow_up(question):
-        return f"{history[-1].question} {question}"
-    return question
