@@ -19,6 +19,16 @@ Yes_No_True) when ../shared has it. Every figure is printed per half: the handbo
 "tune"/"report" marks, else odd rows / even rows. Settings were chosen looking at the tune
 (odd) half only, so the report (even) half is the honest figure.
 
+lead_recall is the share of the reference's content words held by the answer's first paragraph
+(a "Yes."/"No." line aside): the answer first, not the page's introduction.
+
+Follow-ups (data/handbook_follow_ups.jsonl, 18 short follow-ups such as "And for atd?" after
+"How can I stop some users from scheduling cron jobs?", on handbook pages and with a half
+mark each): answered in their conversation (the earlier question answered first, in one
+thread) and alone, the same follow-up without its thread. Where-is questions
+(data/handbook_where_questions.jsonl) run as a corpus of their own. Both sets were written for
+the follow-up and answer-first rules, on handbook sections the older sets do not ask about.
+
 Verdict columns: verdict_ok is the share of known yes/no questions whose answer opens with the
 true verdict (no verdict counts as wrong); false_yn counts answers opening with the wrong one;
 false_howto counts how-to / where-is questions (all of them things the docs show how to do)
@@ -31,7 +41,7 @@ rule was chosen on.
 Run: .venv/bin/python -m tests.benchmarks.bench_answers [--aws-limit N] [--answerers composed,main,quote]
      [--no-sample] [--no-aws] [--no-handbook] [--handbook-index DIR] [--aws-index DIR]
      [--data-dir DIR --voice NAME]   (a trained voice: share of answers with its greeting and sign-off)
-     [--git-yes-no [--git-index DIR]]
+     [--git-yes-no [--git-index DIR]] [--show-follow-ups]
 """
 
 from __future__ import annotations
@@ -96,12 +106,13 @@ class Tally:
         row = {"abstained": result.abstained, "ms": result.ms, "off_topic": item.answer is None}
         if item.answer is not None and not result.abstained:
             row.update(recall=recall(result.text, item.answer), f1=f1(result.text, item.answer),
+                       lead_recall=recall(_lead(result.text), item.answer),
                        words=word_count(result.text),
                        invented=bool(invented_identifiers(result.text, result.passages)),
                        garbled=garbled(result.text) is not None,
                        cited_hit=any(s in item.sources for s in result.cited))
         elif item.answer is not None:
-            row.update(recall=0.0, f1=0.0, words=word_count(result.text), invented=False, garbled=False,
+            row.update(recall=0.0, f1=0.0, lead_recall=0.0, words=word_count(result.text), invented=False, garbled=False,
                        cited_hit=False)
         said = None if result.abstained else yes_no_of(result.text)
         if item.yes_no:
@@ -123,6 +134,7 @@ class Tally:
 
         return {
             "recall": mean(r["recall"] for r in inscope), "f1": mean(r["f1"] for r in inscope),
+            "lead_recall": mean(r["lead_recall"] for r in inscope),
             "words": mean(r["words"] for r in answered),
             "false_yn": sum(r.get("false_yn", False) for r in self.rows),
             "false_howto": sum(r.get("false_howto", False) for r in self.rows),
@@ -133,6 +145,14 @@ class Tally:
             "p50_ms": round(percentile([r["ms"] for r in self.rows], 50)),
             "p95_ms": round(percentile([r["ms"] for r in self.rows], 95)),
         }
+
+
+def _lead(text: str) -> str:
+    """The answer's first paragraph, past a verdict line ("Yes."): what a reader sees first."""
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    if len(paragraphs) > 1 and re.fullmatch(r"\s*(?:Yes|No)\.\s*", paragraphs[0]):
+        paragraphs = paragraphs[1:]
+    return paragraphs[0] if paragraphs else ""
 
 
 _COMPOSED_WORDS: dict[str, int] = {}  # question -> words of its composed answer, for the equal-length quote
@@ -233,6 +253,62 @@ def handbook_items() -> list[Item]:
     return items + [Item(r["question"], None, [], half=r["half"]) for r in _jsonl(DATA / "handbook_off_topic_questions.jsonl")]
 
 
+@dataclass
+class FollowUp:
+    history: list[str]  # the earlier questions of the thread, oldest first
+    item: Item
+
+
+def follow_up_items() -> list[FollowUp]:
+    return [FollowUp(r["history"], Item(r["question"], r["answer"], r["sources"], half=r["half"]))
+            for r in _jsonl(DATA / "handbook_follow_ups.jsonl")]
+
+
+def where_items() -> list[Item]:
+    return [Item(r["question"], r["answer"], r["sources"], kind="howto", half=r["half"])
+            for r in _jsonl(DATA / "handbook_where_questions.jsonl")]
+
+
+def run_follow_ups(name: str, app: App, follow_ups: list[FollowUp], show: bool = False) -> None:
+    """Each follow-up answered in its thread (its earlier questions answered first in the same
+    conversation) and alone; the quote baseline reads the passages the thread retrieves."""
+    print(f"\n== {name}: {len(follow_ups)} follow-ups, with and without their conversation")
+    cols = ["recall", "f1", "lead_recall", "words", "invented", "cited_hit", "answered", "p50_ms"]
+    print(f"{'answerer':<10}{'half':<7}" + "".join(f"{c:>12}" for c in cols))
+    for mode in ("thread", "alone", "quote"):
+        app.knowledge.embedder.forget()
+        halves: dict[str, Tally] = {}
+        for n, follow_up in enumerate(follow_ups):
+            conversation = f"bench-{mode}-{n}"
+            if mode != "alone":
+                for earlier in follow_up.history:
+                    app.answers.answer(Question(text=earlier, conversation_id=conversation))
+            question = Question(text=follow_up.item.question, conversation_id=conversation)
+            t0 = time.perf_counter()
+            passages = app.answers.retrieve(question)
+            if mode == "quote":
+                relevant = [p for p in passages if p.relevant]
+                text = " ".join(relevant[0].text.split()[:_COMPOSED_WORDS.get(conversation, 65)]) if relevant else ""
+                result = Result(text, not text, [relevant[0].source] if relevant else [], [p.text for p in relevant],
+                                (time.perf_counter() - t0) * 1000)
+            else:
+                answer = app.answers.answer(question)
+                ms = (time.perf_counter() - t0) * 1000
+                cited = {c.source for c in answer.citations}
+                if mode == "thread" and not answer.abstained:
+                    _COMPOSED_WORDS[f"bench-quote-{n}"] = word_count(answer.answer)
+                result = Result(answer.answer, answer.abstained, [c.source for c in answer.citations],
+                                [p.text for p in passages if p.source in cited], ms)
+                if show and mode == "thread":
+                    asked = app.answers.standalone(follow_up.item.question,
+                                                   app.answers.memory.history(conversation)[:-1])
+                    print(f"  {follow_up.item.question!r} -> {asked!r}: {answer.answer[:100]!r}")
+            halves.setdefault(follow_up.item.half or "all", Tally()).add(follow_up.item, result)
+        for half, tally in halves.items():
+            s = tally.summary()
+            print(f"{mode:<10}{half:<7}" + "".join(f"{s[c]:>12}" for c in cols), flush=True)
+
+
 def aws_items(limit: int | None) -> list[Item]:
     items = []
     with open(DATASET / "QA_true.csv", encoding="utf-8-sig", newline="") as handle:
@@ -251,7 +327,7 @@ def _jsonl(path: Path) -> list[dict]:
 def run_corpus(name: str, app: App, items: list[Item], answerers: list[str]) -> None:
     print(f"\n== {name}: {sum(i.answer is not None for i in items)} in-scope, "
           f"{sum(i.answer is None for i in items)} off-topic questions")
-    cols = ["recall", "f1", "words", "invented", "garbled", "cited_hit", "verdict_ok", "false_yn", "false_howto",
+    cols = ["recall", "f1", "lead_recall", "words", "invented", "garbled", "cited_hit", "verdict_ok", "false_yn", "false_howto",
             "answered", "off_abstain", "p50_ms", "p95_ms"]
     print(f"{'answerer':<10}{'half':<7}" + "".join(f"{c:>12}" for c in cols))
     for answerer in sorted(answerers, key=lambda a: a != "composed"):  # composed first: the quote takes its lengths
@@ -320,6 +396,7 @@ def main() -> None:
     parser.add_argument("--git-yes-no", action="store_true", help="also the yes/no questions on the git docs")
     parser.add_argument("--git-index", type=Path, help="a data dir already indexed on the git docs (reused)")
     parser.add_argument("--no-handbook", action="store_true", help="skip the Debian handbook set")
+    parser.add_argument("--show-follow-ups", action="store_true", help="print each follow-up's reading and answer")
     parser.add_argument("--handbook-index", type=Path, help="a data dir already indexed on the handbook (reused)")
     args = parser.parse_args()
     global BASELINE_REF
@@ -346,6 +423,8 @@ def main() -> None:
         if HANDBOOK_DOCS.is_dir():
             handbook = corpus_app(app, args.handbook_index, HANDBOOK_DOCS, "supportbot-answers-handbook-")
             run_corpus("Debian handbook (yes/no both ways, how-to, off-topic)", handbook, handbook_items(), answerers)
+            run_corpus("Debian handbook where-is questions", handbook, where_items(), answerers)
+            run_follow_ups("Debian handbook follow-ups", handbook, follow_up_items(), args.show_follow_ups)
         else:
             print(f"\nSKIP Debian handbook: not found at {HANDBOOK_DOCS} (apt-get install debian-handbook)")
     if args.no_aws:
