@@ -68,11 +68,22 @@ class AnswerService:
         """Top passages for the question as the conversation reads it: a follow-up ("and on
         a Mac?") is searched as the whole question it stands for."""
         if history is None:
-            history = self.memory.history(question.conversation_id)
+            history = self.history(question)
         return self._search(self.standalone(question.text, history), question)
 
     def _search(self, asked: str, question: Question) -> list[Passage]:
         return list(self.retriever.search(asked, k=self.settings.top_k, collections=self.scope(question)))
+
+    def history(self, question: Question) -> list[Turn]:
+        """The conversation so far: remembered turns, else the earlier questions the caller
+        sent along (each read whole in turn; their answers were not shown here)."""
+        remembered = self.memory.history(question.conversation_id)
+        if remembered or not question.follows:
+            return remembered
+        turns: list[Turn] = []
+        for earlier in question.follows:
+            turns.append(Turn(question=self.standalone(earlier, turns), answer=""))
+        return turns
 
     def standalone(self, text: str, history: Sequence[Turn]) -> str:
         """The whole question a follow-up stands for (see bot.follow_ups); `text` itself when
@@ -105,7 +116,7 @@ class AnswerService:
                                  f"under {self.settings.max_question_chars:,} and ask again.", abstained=True)
         if is_noise(question.text):
             return Answer(answer=ABSTAIN_TEXT, abstained=True, timings_ms={"total": _ms(started)})
-        history = self.memory.history(question.conversation_id)
+        history = self.history(question)
         asked = self.standalone(question.text, history)  # a follow-up, read with the question it follows
         try:
             passages = self._search(asked, question)
@@ -128,7 +139,7 @@ class AnswerService:
         emit = on_token or (lambda _piece: None)
         try:
             if self.settings.mode == FREE:
-                messages = build_messages(question.text, relevant, history, self.settings.max_passage_chars)  # the model reads the thread
+                messages = build_messages(asked, relevant, history, self.settings.max_passage_chars)
                 text, numbers = self._free(messages, relevant, voice, emit, timings)
             else:
                 text, numbers = self._composed(asked, history, relevant, voice, used_voice, emit, timings)

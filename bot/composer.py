@@ -135,10 +135,9 @@ class Composer:
 
     def _steps_instead(self, candidates: list[Unit], scores: list[float], best: int, units: list[Unit]) -> int:
         """For a how-to whose best match is prose (the page's "this page explains how to
-        ..."), the best step of the same page when it scores nearly as well: the user asked
-        what to do, and the steps say it."""
-        anchor = candidates[best]
-        steps = [i for i, u in enumerate(candidates) if u.passage == anchor.passage and _leads_steps(u, units)]
+        ..."), the best step when it scores nearly as well (a lower page's steps pay the rank
+        penalty): the user asked what to do, and the steps say it."""
+        steps = [i for i, u in enumerate(candidates) if _leads_steps(u, units)]
         if not steps:
             return best
         step = max(steps, key=lambda i: scores[i])
@@ -169,14 +168,17 @@ class Composer:
         return to_reduced < self.settings.subject_similarity and reduced_to_anchor > to_anchor
 
     def _score(self, question: str, units: list[Unit], locations: Sequence[str] = ()) -> tuple[list[float], list[float], list[float]]:
-        """Meaning plus the question's rarer words. A piece is read under its page's heading
-        path, which counts half: a step under "Install on Windows > Install the desktop app"
-        is about both though it says neither, but a piece that says them itself says more."""
+        """Meaning plus the question's rarer words. A word the page's text takes for granted
+        because its heading says it (a step under "Install on Windows > Install the desktop
+        app" never says "desktop app") counts half for every piece of that page."""
         texts = [_plain(u.text) for u in units]
         sims = list(self.similarity.similarities(question, texts)) if self.similarity else [0.0] * len(units)
         unit_terms = [content_terms(t) for t in texts]
-        headed = [content_terms(loc) for loc in locations]
-        heading_terms = [headed[u.passage - 1] if u.passage <= len(headed) else set() for u in units]
+        said: dict[int, set[str]] = {}
+        for terms, u in zip(unit_terms, units):
+            said.setdefault(u.passage, set()).update(terms)
+        headed = {n: content_terms(loc) - said.get(n, set()) for n, loc in enumerate(locations, 1)}
+        heading_terms = [headed.get(u.passage, set()) for u in units]
         df: dict[str, int] = {}
         for terms, above in zip(unit_terms, heading_terms):
             for term in terms | above:

@@ -37,6 +37,8 @@ def build_messages(question: str, passages: Sequence[PromptPassage], history: Se
                    max_passage_chars: int = 1200, max_history_chars: int = 600) -> list[ChatMessage]:
     messages = [ChatMessage(role="system", content=SYSTEM_PROMPT)]
     for turn in history:
+        if not turn.answer:
+            continue  # a question the caller sent along, its answer not shown here: the question is read whole
         answer = turn.answer if len(turn.answer) <= max_history_chars else turn.answer[:max_history_chars] + " ..."
         messages.append(ChatMessage(role="user", content=turn.question))
         messages.append(ChatMessage(role="assistant", content=answer))

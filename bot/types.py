@@ -18,6 +18,9 @@ class Question(BaseModel):
     channel_id: str | None = None
     platform: str = "cli"
     collections: list[str] | None = None  # restrict answers to these doc collections
+    # Earlier questions of the conversation, oldest first, for a caller that keeps the thread
+    # itself (`ask --after`); read only when the bot remembers nothing of `conversation_id`.
+    follows: tuple[str, ...] = ()
 
 
 class Citation(BaseModel):

@@ -72,6 +72,16 @@ def test_out_of_scope_question_abstains(env: dict[str, str]) -> None:
     assert "generate" not in answer["timings_ms"]
 
 
+def test_ask_after_an_earlier_question_reads_the_follow_up_with_it(env: dict[str, str]) -> None:
+    alone = json.loads(supportbot(env, "ask", "--json", "And uninstall it?").stdout)
+    followed = json.loads(supportbot(env, "ask", "--json", "--after", "How do I install Driftwood on Windows?",
+                                     "And uninstall it?").stdout)
+    assert set(followed) == ANSWER_KEYS and followed["abstained"] is False
+    assert followed["citations"][0]["source"] == "setup/install-windows.md"
+    assert "`msiexec /x DriftwoodSetup.msi /qn`" in followed["answer"]
+    assert alone["citations"][0]["source"] != "setup/install-windows.md"  # alone, "it" is nothing in particular
+
+
 def test_index_reports_and_an_unchanged_rerun_embeds_nothing(env: dict[str, str], tmp_path: Path) -> None:
     report = json.loads(supportbot(env, "index", "--json").stdout)
     assert report["chunks_embedded"] == 0 and report["unchanged"] >= 16 and report["full_rebuild"] is None

@@ -159,8 +159,11 @@ def versions(obj: Context, as_json: bool) -> None:
 @click.argument("question")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (see README).")
 @click.option("--stream/--no-stream", default=True, help="Stream the answer as it is generated.")
+@click.option("--after", "earlier", multiple=True, metavar="QUESTION",
+              help="An earlier question of the same conversation (repeat it, oldest first): the question is "
+                   "read as its follow-up, e.g. --after \"How do I install it on Windows?\" \"And on a Mac?\"")
 @click.pass_obj
-def ask(obj: Context, question: str, as_json: bool, stream: bool) -> None:
+def ask(obj: Context, question: str, as_json: bool, stream: bool, earlier: tuple[str, ...]) -> None:
     """Answer one question from the docs."""
     from bot.types import Question
 
@@ -172,7 +175,8 @@ def ask(obj: Context, question: str, as_json: bool, stream: bool) -> None:
         streamed.append(piece)
         click.echo(piece, nl=False)
 
-    reply = app.commands.ask(Question(text=question, user_id="cli", conversation_id="cli", platform="cli"),
+    reply = app.commands.ask(Question(text=question, user_id="cli", conversation_id="cli", platform="cli",
+                                      follows=earlier),
                              on_token=on_token if stream and not as_json else None)
     if reply.answer is None:
         raise click.ClickException(reply.text)
