@@ -85,7 +85,11 @@ class Composer:
             best = self._steps_instead(candidates, scores, best, units)  # a how-to's steps lead, not the page's intro
             anchor = candidates[best]
         steps_first = how_to and _leads_steps(anchor, units)
-        item_first = where and anchor.kind == ITEM  # "where is X": the item naming X, under its menu path
+        # "where is X", or one entry of a list that alone matches: that item under its list's
+        # introduction (the menu path), not the whole menu with the answer fifth; a how-to's
+        # list is a procedure (bulleted or not), quoted whole
+        item_first = anchor.kind == ITEM and not _is_step(anchor) and (
+            where or (not how_to and self._stands_out(best, candidates, scores)))
         seconds = [] if item_first else self._runner_up(candidates, scores, best)
         passage_units = [u for u in units if u.passage == anchor.passage]
         chosen = self._grow(anchor, passage_units, seconds, steps_first, item_first)
@@ -132,6 +136,14 @@ class Composer:
             return []
         second = max(others, key=lambda i: scores[i])
         return [candidates[second]] if scores[second] >= self.settings.runner_up_ratio * scores[best] else []
+
+    def _stands_out(self, best: int, candidates: list[Unit], scores: list[float]) -> bool:
+        """The best item matches clearly better than every other item of its list: the list
+        is not the answer, that item is."""
+        anchor = candidates[best]
+        siblings = [scores[i] for i, u in enumerate(candidates)
+                    if u.passage == anchor.passage and u.block == anchor.block and i != best]
+        return bool(siblings) and max(siblings) < self.settings.runner_up_ratio * scores[best]
 
     def _steps_instead(self, candidates: list[Unit], scores: list[float], best: int, units: list[Unit]) -> int:
         """For a how-to whose best match is prose (the page's "this page explains how to
@@ -196,8 +208,9 @@ class Composer:
               item_only: bool = False) -> list[Unit]:
         """The anchor with what it needs (a list's intro and items, a table's header, the code
         a sentence introduces), then its neighbours in reading order up to the word budget.
-        `item_only`: a list item is quoted with its list's introduction, not its siblings, and
-        nothing more (a menu's other entries do not say where X is)."""
+        `item_only`: a list item is quoted with its list's introduction and nothing more: the
+        list's other entries, each a clearly worse match, do not help (a menu's other entries
+        do not say where X is)."""
         chosen: dict[int, Unit] = {}
         by_index = {u.index: u for u in units}
 
