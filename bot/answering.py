@@ -132,6 +132,7 @@ class AnswerService:
             relevant = list(passages)  # one sentence answers, though no page as a whole was close enough
         if not relevant:
             answer = self._abstain(passages)
+            self._remember(question, asked, answer)  # a follow-up may still refer to what was asked
             timings["total"] = _ms(started)
             return answer.model_copy(update={"timings_ms": timings})
 
@@ -159,12 +160,13 @@ class AnswerService:
             citations = [_citation(n, relevant[n - 1]) for n in cited]
             context = render_context(relevant[: max(cited)], CONTEXT_CHARS)  # numbered as the answer cites them
             answer = Answer(answer=text, abstained=False, citations=citations, voice=used_voice, context=context)
-        self.memory.remember(
-            question.conversation_id,
-            Turn(question=asked, answer=answer.answer, sources=[c.source for c in answer.citations]),
-        )
+        self._remember(question, asked, answer)
         timings["total"] = _ms(started)
         return answer.model_copy(update={"timings_ms": timings})
+
+    def _remember(self, question: Question, asked: str, answer: Answer) -> None:
+        self.memory.remember(question.conversation_id,
+                             Turn(question=asked, answer=answer.answer, sources=[c.source for c in answer.citations]))
 
     def _voice(self, question: Question) -> tuple[str | None, str | None]:
         """(what the generator is asked to speak with, the voice the answer is labelled with),

@@ -53,7 +53,9 @@ def standalone_question(question: str, history: Sequence[str], similarity: TextS
     if pointer is not None:
         start, end = pointer
         before = text[:start].rstrip().rsplit(" ", 1)[-1].lower()
-        if before in ("do", "does", "did", "doing", "done"):  # "do that": the earlier action, whole
+        after = _words(text[end:])
+        if before in ("do", "does", "did", "doing", "done") and (not after or after[0] in _PREPOSITIONS):
+            # "do that (from the command line)": the earlier action, whole; not "does it serve"
             start -= len(before) + (start - len(text[:start].rstrip()))
             referent = _about(previous, keep_action=True)
         else:
@@ -111,6 +113,9 @@ def _about(question: str, keep_action: bool = False) -> str:
     Windows"; "Where is the config file?" -> "the config file")."""
     tokens = _strip_end(question).split()
     i = 0
+    if tokens and tokens[0].lower() in _QUESTION_WORDS:  # "Which port does Apache ...": past the auxiliary
+        aux = next((k for k, t in enumerate(tokens[:5]) if t.lower() in _AUXILIARIES), None)
+        i = aux if aux is not None else 0
     while i < len(tokens) and tokens[i].lower().strip(",") in _QUESTION_WORDS | _AUXILIARIES:
         i += 1
     if i < len(tokens) and tokens[i].lower() in _SUBJECTS:
@@ -137,15 +142,30 @@ def _substitute(frame: str, fragment: str, similarity: TextSimilarity | None) ->
         else:
             return f"{body} {fragment}{mark}"
         return body[:start] + fragment + body[end:] + mark
-    acts = any(w.lower() in _REFERRING or w.lower() == "one" for w in words[1:])  # "disable one": a new action
-    words = [w for w in words if w.lower() not in _REFERRING and w.lower() != "one"] or words
+    pronouns = [k for k, w in enumerate(words) if k > 0 and _is_pronoun(words, k)]
+    if pronouns:  # "disable one", "show its details": a new action on what was asked about
+        predicate = _about(body, keep_action=True)  # "enable an Apache module" of "How do I enable ..."
+        opener = body[: len(body) - len(predicate)].rstrip() if predicate and body.endswith(predicate) else ""
+        own = " ".join(w for k, w in enumerate(words) if k not in pronouns)
+        return f"{opener} {own} {_about(body)}{mark}" if opener else f"{body} {own}{mark}"
+    words = [w for k, w in enumerate(words) if not _is_pronoun(words, k)] or words  # "its example files"
     fragment = " ".join(words)
-    spans = _candidate_spans(body, with_action=acts)
+    spans = _candidate_spans(body)
     if similarity is None or not spans:
         return f"{body} {fragment}{mark}"
     scores = similarity.similarities(fragment, [body[s:e] for s, e in spans])
     start, end = spans[max(range(len(spans)), key=lambda i: scores[i])]
     return body[:start] + fragment + body[end:] + mark
+
+
+def _is_pronoun(words: list[str], k: int) -> bool:
+    """"it"/"its"/"them"/"they", or "one" standing for a noun ("disable one"), not counting
+    one ("in one session")."""
+    word = words[k].lower()
+    if word in _REFERRING:
+        return True
+    following = words[k + 1].lower() if k + 1 < len(words) else ""
+    return word == "one" and (not following or following in _PREPOSITIONS)
 
 
 def _prepositional_phrases(text: str) -> list[tuple[int, int]]:
@@ -165,20 +185,16 @@ def _prepositional_phrases(text: str) -> list[tuple[int, int]]:
     return phrases
 
 
-def _candidate_spans(body: str, with_action: bool) -> list[tuple[int, int]]:
+def _candidate_spans(body: str) -> list[tuple[int, int]]:
     """The phrases a fragment may stand in for: each noun phrase after the question's verb,
-    with its determiner ("the desktop app"), split at prepositions and conjunctions; and the
-    verb itself (after "I"/"you"/"we") when the fragment is an action on what was asked
-    about ("and disable one?")."""
+    with its determiner ("the desktop app"), split at prepositions and conjunctions."""
     tokens = [(m.start(), m.end(), m.group(0).lower()) for m in re.finditer(r"[\w'.-]*\w", body)]
     i = 0
     while i < len(tokens) and tokens[i][2] in _QUESTION_WORDS | _AUXILIARIES:
         i += 1
     spans: list[tuple[int, int]] = []
     if i + 1 < len(tokens) and tokens[i][2] in _SUBJECTS:
-        if with_action:
-            spans.append(tokens[i + 1][:2])  # the action: "add" in "how do I add a user"
-        i += 2
+        i += 2  # past "I add": the action stays
     breaks = _PREPOSITIONS | {"and", "or", "of", "but"} | _AUXILIARIES
     run: list[tuple[int, int, str]] = []
     for token in tokens[i:] + [(len(body), len(body), "of")]:

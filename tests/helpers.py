@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass
+class QuotedPassage:
+    """A passage as the composer reads it (a PromptPassage): real text from a page, and where
+    on the page it sits."""
+
+    text: str
+    location: str = "Page"
 
 
 def write_pdf(path: Path, pages: list[str], title: str | None = None) -> Path:

@@ -5,7 +5,6 @@ the composer's and the answering service's public entry points."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,10 @@ from knowledge.embedding import Embedder
 from knowledge.indexer import Indexer
 from knowledge.retrieval import HybridRetriever
 from knowledge.store import ChunkStore
-from tests.fakes import ScriptedGenerator
-from tests.helpers import write_docs
+from tests.fakes import EmptyRetriever, ScriptedGenerator
+from tests.helpers import QuotedPassage as Passage, write_docs
 
 SAMPLE_SETUP = Path(__file__).parents[1] / "knowledge" / "sample_docs" / "setup"
-
-
-@dataclass
-class Passage:
-    text: str
-    location: str = "Page"
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +88,12 @@ def test_where_is_gets_the_item_naming_it_under_its_menu_path_not_the_whole_menu
     ("How do I install Driftwood on Windows?", "How do I uninstall it?", "How do I uninstall Driftwood on Windows?"),
     ("How do I add a user to a group?", "How do I do that from the command line?",
      "How do I add a user to a group from the command line?"),
+    ("How do I search for a package by keyword?", "And show its details?",
+     "How do I show details for a package by keyword?"),
+    ("How do I copy a file to another machine over SSH?", "And several files in one session?",
+     "How do I copy several files in one session to another machine over SSH?"),
+    ("Which port does Apache listen on?", "Which directory does it serve pages from?",
+     "Which directory does Apache listen on serve pages from?"),  # not "does it" taken for "do that"
     # a question that stands on its own is left alone, and so is a first question
     ("How do I install Driftwood on Windows?", "How do I reset my password?", "How do I reset my password?"),
     ("How do I install Driftwood on Windows?", "And how do I reset my password?", "And how do I reset my password?"),
@@ -137,3 +136,14 @@ def test_and_on_a_mac_after_a_windows_install_question_answers_with_the_mac_step
     assert service.memory.history("thread-1")[-1].question == "How do I install Driftwood on a Mac?"
     again = service.answer(Question(text="And on Windows?", conversation_id="thread-1"))
     assert [c.source for c in again.citations] == ["install-windows.md"]
+
+
+def test_a_question_the_docs_could_not_answer_is_still_remembered_for_its_follow_up(composer: Composer) -> None:
+    service = AnswerService(EmptyRetriever(), ScriptedGenerator(), composer=composer)
+    first = service.answer(Question(text="How do I install Driftwood on Windows?", conversation_id="thread-2"))
+    assert first.abstained
+    follow = Question(text="And on a Mac?", conversation_id="thread-2")
+    assert service.standalone(follow.text, service.history(follow)) == "How do I install Driftwood on a Mac?"
+    # a caller that keeps the thread itself (ask --after) sends the earlier questions along
+    sent = Question(text="What about Linux?", follows=("How do I install Driftwood on Windows?", "And on a Mac?"))
+    assert service.standalone(sent.text, service.history(sent)) == "How do I install Driftwood on Linux?"
