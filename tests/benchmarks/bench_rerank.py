@@ -45,8 +45,6 @@ from tests.benchmarks.bench_retrieval import HANDBOOK_DOCS, Corpus, _corpora  # 
 
 TOP_PAGES = 10  # the second stage reorders this many pages
 WEIGHTS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
-SHORT = {"aws-docs-qa": "aws", "sample docs, user-style": "sample", "git docs, user-style": "git",
-         "Debian handbook, user-style": "handbook"}
 
 
 @dataclass
@@ -147,7 +145,7 @@ def main() -> None:
     embedder = Embedder()
     measured: dict[str, list[Question]] = {}
     for corpus in _corpora(work, args.git_docs, args.handbook):
-        name = SHORT.get(corpus.name, corpus.name)
+        name = corpus.key
         if name not in wanted:
             continue
         if name == "aws" and args.aws_index:

@@ -22,6 +22,7 @@ abstained on. When the aws index is built here (no --keep index yet) the indexin
 come first: chunks/s against raw `SentenceTransformer.encode`, and an unchanged re-index.
 
 Run: .venv/bin/python -m tests.benchmarks.bench_retrieval [--keep DIR] [--git-docs DIR] [--handbook DIR]
+     [--corpora aws,sample,git,handbook]
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ TOP_K = 3  # the passages an answer is built from: the abstention gate looks at 
 
 @dataclass
 class Corpus:
+    key: str  # short name for --corpora
     name: str
     docs: Path
     questions: list[QAItem]
@@ -74,6 +76,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep (and reuse) indices here (default: a temp dir)")
     parser.add_argument("--git-docs", type=Path, default=Path("/usr/share/doc/git-doc"))
     parser.add_argument("--handbook", type=Path, default=HANDBOOK_DOCS)
+    parser.add_argument("--corpora", default="aws,sample,git,handbook", help="which corpora to run, by short name")
     parser.add_argument("--sample", type=int, default=4000, help="chunks for the raw-encode baseline")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="supportbot-bench-"))
@@ -82,7 +85,7 @@ def main() -> None:
     embedder.model  # load before timing: the raw baseline does not pay for loading either
     print(f"embedding dtype: {embedder.dtype}  cpu threads: {os.cpu_count()}")
 
-    corpora = _corpora(work, args.git_docs, args.handbook)
+    corpora = [c for c in _corpora(work, args.git_docs, args.handbook) if c.key in args.corpora.split(",")]
     header = (f"{'corpus / half':<46} {'retriever':<22} {'hit@1':>6} {'hit@5':>6} {'hit@10':>6} {'MRR@10':>7} "
               f"{'nDCG@10':>8}")
     results: list[str] = []
@@ -136,11 +139,11 @@ def main() -> None:
 def _corpora(work: Path, git_docs: Path, handbook: Path = HANDBOOK_DOCS) -> list[Corpus]:
     found = []
     if (DATASET / "documents").is_dir():
-        found.append(Corpus("aws-docs-qa", docs_root(), load_qa(write_qa_jsonl(work / "aws_qa.jsonl")),
+        found.append(Corpus("aws", "aws-docs-qa", docs_root(), load_qa(write_qa_jsonl(work / "aws_qa.jsonl")),
                             _questions(DATA / "aws_off_topic_questions.jsonl")))
     else:
         print(f"SKIP aws-docs-qa: not found at {DATASET}")
-    found.append(Corpus("sample docs, user-style", SAMPLE_DOCS, load_qa(DATA / "driftwood_user_questions.jsonl"),
+    found.append(Corpus("sample", "sample docs, user-style", SAMPLE_DOCS, load_qa(DATA / "driftwood_user_questions.jsonl"),
                         _questions(DATA / "off_topic_questions.jsonl")))
     pages = sorted(git_docs.glob("*.html")) if git_docs.is_dir() else []
     if pages:
@@ -149,14 +152,14 @@ def _corpora(work: Path, git_docs: Path, handbook: Path = HANDBOOK_DOCS) -> list
         for page in pages:  # top-level pages only: howto/ and technical/ are not what users read
             if not (target / page.name).exists():
                 shutil.copyfile(page, target / page.name)
-        found.append(Corpus("git docs, user-style", target, load_qa(DATA / "git_user_questions.jsonl"),
+        found.append(Corpus("git", "git docs, user-style", target, load_qa(DATA / "git_user_questions.jsonl"),
                             _questions(DATA / "git_off_topic_questions.jsonl")))
     else:
         print(f"SKIP git docs: no HTML pages in {git_docs} (apt-get install git-doc)")
     if handbook.is_dir():
         rows = [json.loads(line) for line in (DATA / "handbook_questions.jsonl").read_text(encoding="utf-8").splitlines()
                 if line.strip()]
-        found.append(Corpus("Debian handbook, user-style", handbook, load_qa(DATA / "handbook_questions.jsonl"),
+        found.append(Corpus("handbook", "Debian handbook, user-style", handbook, load_qa(DATA / "handbook_questions.jsonl"),
                             _questions(DATA / "handbook_off_topic_questions.jsonl"), [r["half"] for r in rows]))
     else:
         print(f"SKIP Debian handbook: not found at {handbook} (apt-get install debian-handbook)")
