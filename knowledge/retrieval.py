@@ -87,24 +87,9 @@ class HybridRetriever:
         return self._fuse(query, rows, k)
 
     def _fuse(self, query: str, rows: list[dict], k: int) -> list[RetrievedPassage]:
-        top_bm25 = max(r["bm25"] for r in rows) or 1.0
-        wt = self.settings.text_weight * lexical_coverage(query, rows, self.settings.coverage_hits)
-        wv, wp = 1.0 - wt, self.settings.page_weight
-        identifiers = {m.group(0).lower().strip(".-") for m in _IDENTIFIER.finditer(query)}
-        identifiers = {i for i in identifiers if len(i) >= 3}
         terms = subject_terms(query)
-        per_doc: dict[tuple[str, str], list[tuple[float, dict]]] = {}
-        for row in rows:
-            haystack = (row["title"] + " " + row["heading"] + " " + row["text"]).lower()
-            row["exact"] = any(i in haystack for i in identifiers)
-            score = wv * row["similarity"] + wt * (row["bm25"] / top_bm25) + wp * row["page_similarity"]
-            score += self.settings.identifier_boost if row["exact"] else 0.0
-            per_doc.setdefault((row["collection"], row["source"]), []).append((score, row))
-        for scored in per_doc.values():
-            scored.sort(key=lambda item: item[0], reverse=True)
-        ranked = sorted(per_doc.values(), key=lambda scored: scored[0][0], reverse=True)[:k]
         passages = []
-        for scored in ranked:
+        for scored in self.score_documents(query, rows)[:k]:
             score, row = scored[0]
             exact = row["exact"]
             passages.append(RetrievedPassage(
@@ -114,6 +99,25 @@ class HybridRetriever:
                 exact_match=exact, relevant=exact or self._relevant(row, terms),
             ))
         return passages
+
+    def score_documents(self, query: str, rows: list[dict]) -> list[list[tuple[float, dict]]]:
+        """Every candidate document's chunks with their fused scores, best chunk first;
+        documents best first. Each row gains `exact` (a query identifier appears verbatim)."""
+        top_bm25 = max(r["bm25"] for r in rows) or 1.0
+        wt = self.settings.text_weight * lexical_coverage(query, rows, self.settings.coverage_hits)
+        wv, wp = 1.0 - wt, self.settings.page_weight
+        identifiers = {m.group(0).lower().strip(".-") for m in _IDENTIFIER.finditer(query)}
+        identifiers = {i for i in identifiers if len(i) >= 3}
+        per_doc: dict[tuple[str, str], list[tuple[float, dict]]] = {}
+        for row in rows:
+            haystack = (row["title"] + " " + row["heading"] + " " + row["text"]).lower()
+            row["exact"] = any(i in haystack for i in identifiers)
+            score = wv * row["similarity"] + wt * (row["bm25"] / top_bm25) + wp * row["page_similarity"]
+            score += self.settings.identifier_boost if row["exact"] else 0.0
+            per_doc.setdefault((row["collection"], row["source"]), []).append((score, row))
+        for scored in per_doc.values():
+            scored.sort(key=lambda item: item[0], reverse=True)
+        return sorted(per_doc.values(), key=lambda scored: scored[0][0], reverse=True)
 
     def _relevant(self, row: dict, terms: set[str]) -> bool:
         """Close enough in meaning, or nearly so and holding every word of the question's

@@ -105,3 +105,22 @@ def test_a_paraphrase_finds_its_page_where_bm25_alone_is_pulled_to_the_shared_wo
     assert max(candidates, key=lambda row: row["bm25"])["source"] == "files/folders.md"  # "files", "get", "them", "back"
     assert lexical_coverage(question, candidates, 3) < 0.5  # so BM25 gets under half its usual share
     assert HybridRetriever(store, embedder).search(question, k=1)[0].source == "files/restore.md"
+
+
+def test_score_documents_is_the_order_search_returns_with_every_candidate_page(
+    store: ChunkStore, embedder: Embedder
+) -> None:
+    """A second stage (bench_rerank) reads every candidate page's fused chunks: the same
+    scores and order `search` answers with, one entry per page, each page's chunks best first."""
+    retriever = HybridRetriever(store, embedder)
+    query = "What does an error code mean?"
+    rows = store.candidates(embedder.embed_query(query), query, retriever.settings.candidates)
+    documents = retriever.score_documents(query, rows)
+    assert len(documents) == len({(r["collection"], r["source"]) for r in rows}) == len(CORPUS)
+    for scored in documents:
+        assert [score for score, _ in scored] == sorted((score for score, _ in scored), reverse=True)
+        assert len({row["source"] for _, row in scored}) == 1
+    searched = retriever.search(query, k=len(CORPUS))
+    assert [p.source for p in searched] == [scored[0][1]["source"] for scored in documents]
+    assert [p.score for p in searched] == [round(scored[0][0], 4) for scored in documents]
+    assert searched[0].source == "errors/codes.md"

@@ -6,10 +6,13 @@ Corpora (each skipped with a line when its docs are absent):
   sloppy one-liners: tests/benchmarks/data/driftwood_user_questions.jsonl);
 - the git documentation (Debian's git-doc, 206 HTML pages; apt-get install git-doc) with 50
   user-style questions (tests/benchmarks/data/git_user_questions.jsonl): docs nothing in
-  supportbot was ever tuned on before this benchmark existed.
+  supportbot was ever tuned on before this benchmark existed;
+- the Debian Administrator's Handbook (Debian's debian-handbook, 129 HTML pages) with 121
+  paraphrased yes/no and how-to questions (tests/benchmarks/data/handbook_questions.jsonl), each
+  marked with its half.
 
 Every question set is split: odd rows ("tune", the half any default was chosen on) and even
-rows ("report", never looked at while choosing). Printed per corpus and half: hit@1/5/10,
+rows ("report", never looked at while choosing), or the halves a set marks itself. Printed per corpus and half: hit@1/5/10,
 MRR@10 and nDCG@10 of supportbot's hybrid retriever beside two naive baselines measured in
 this run (fixed 200-word chunks of the loaders' text, searched by vector alone / BM25 alone);
 supportbot's retrieval p50/p95 (cold query cache); and abstention at the retrieval gate: the
@@ -18,7 +21,8 @@ share of in-scope questions answered (a top-3 passage is relevant) and of off-to
 abstained on. When the aws index is built here (no --keep index yet) the indexing figures
 come first: chunks/s against raw `SentenceTransformer.encode`, and an unchanged re-index.
 
-Run: .venv/bin/python -m tests.benchmarks.bench_retrieval [--keep DIR] [--git-docs DIR]
+Run: .venv/bin/python -m tests.benchmarks.bench_retrieval [--keep DIR] [--git-docs DIR] [--handbook DIR]
+     [--corpora aws,sample,git,handbook]
 """
 
 from __future__ import annotations
@@ -47,21 +51,32 @@ from tests.benchmarks.aws_docs_qa import DATASET, docs_root, write_qa_jsonl  # n
 
 DATA = Path(__file__).parent / "data"
 SAMPLE_DOCS = Path(__file__).resolve().parents[2] / "knowledge" / "sample_docs"
+HANDBOOK_DOCS = Path("/usr/share/doc/debian-handbook/html/en-US")
 TOP_K = 3  # the passages an answer is built from: the abstention gate looks at these
 
 
 @dataclass
 class Corpus:
+    key: str  # short name for --corpora
     name: str
     docs: Path
     questions: list[QAItem]
     off_topic: list[str]
+    halves: list[str] | None = None  # "tune"/"report" per question; None: odd rows tune, even rows report
+
+    def half(self, name: str) -> list[int]:
+        """Row numbers of the questions in half `name` ("tune" or "report")."""
+        if self.halves is not None:
+            return [i for i, half in enumerate(self.halves) if half == name]
+        return list(range(0 if name == "tune" else 1, len(self.questions), 2))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--keep", type=Path, help="keep (and reuse) indices here (default: a temp dir)")
     parser.add_argument("--git-docs", type=Path, default=Path("/usr/share/doc/git-doc"))
+    parser.add_argument("--handbook", type=Path, default=HANDBOOK_DOCS)
+    parser.add_argument("--corpora", default="aws,sample,git,handbook", help="which corpora to run, by short name")
     parser.add_argument("--sample", type=int, default=4000, help="chunks for the raw-encode baseline")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="supportbot-bench-"))
@@ -70,7 +85,7 @@ def main() -> None:
     embedder.model  # load before timing: the raw baseline does not pay for loading either
     print(f"embedding dtype: {embedder.dtype}  cpu threads: {os.cpu_count()}")
 
-    corpora = _corpora(work, args.git_docs)
+    corpora = [c for c in _corpora(work, args.git_docs, args.handbook) if c.key in args.corpora.split(",")]
     header = (f"{'corpus / half':<46} {'retriever':<22} {'hit@1':>6} {'hit@5':>6} {'hit@10':>6} {'MRR@10':>7} "
               f"{'nDCG@10':>8}")
     results: list[str] = []
@@ -99,10 +114,13 @@ def main() -> None:
             "naive BM25 (200w)": [naive.search(i.question, "fts", 10) for i in corpus.questions],
         }
         expected = [set(i.sources) for i in corpus.questions]
-        for half, rows in (("tune (odd rows)", slice(0, None, 2)), ("report (even rows)", slice(1, None, 2))):
+        marked = corpus.halves is not None
+        for half in ("tune", "report"):
+            rows = corpus.half(half)
+            label_half = f"{half} ({'marked' if marked else ('odd' if half == 'tune' else 'even') + ' rows'})"
             for label, lists in by_retriever.items():
-                m = rank_metrics(lists[rows], expected[rows])
-                results.append(f"{corpus.name + ' / ' + half:<46} {label:<22} {m['hit@1']:>6.2f} {m['hit@5']:>6.2f} "
+                m = rank_metrics([lists[i] for i in rows], [expected[i] for i in rows])
+                results.append(f"{corpus.name + ' / ' + label_half:<46} {label:<22} {m['hit@1']:>6.2f} {m['hit@5']:>6.2f} "
                                f"{m['hit@10']:>6.2f} {m['mrr@10']:>7.3f} {m['ndcg@10']:>8.3f}")
         answered = sum(any(p.relevant for p in ps[:TOP_K]) for ps in ranked) / len(ranked)
         abstained = sum(not any(p.relevant for p in ps) for ps in off) / max(1, len(off))
@@ -118,14 +136,14 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _corpora(work: Path, git_docs: Path) -> list[Corpus]:
+def _corpora(work: Path, git_docs: Path, handbook: Path = HANDBOOK_DOCS) -> list[Corpus]:
     found = []
     if (DATASET / "documents").is_dir():
-        found.append(Corpus("aws-docs-qa", docs_root(), load_qa(write_qa_jsonl(work / "aws_qa.jsonl")),
+        found.append(Corpus("aws", "aws-docs-qa", docs_root(), load_qa(write_qa_jsonl(work / "aws_qa.jsonl")),
                             _questions(DATA / "aws_off_topic_questions.jsonl")))
     else:
         print(f"SKIP aws-docs-qa: not found at {DATASET}")
-    found.append(Corpus("sample docs, user-style", SAMPLE_DOCS, load_qa(DATA / "driftwood_user_questions.jsonl"),
+    found.append(Corpus("sample", "sample docs, user-style", SAMPLE_DOCS, load_qa(DATA / "driftwood_user_questions.jsonl"),
                         _questions(DATA / "off_topic_questions.jsonl")))
     pages = sorted(git_docs.glob("*.html")) if git_docs.is_dir() else []
     if pages:
@@ -134,10 +152,17 @@ def _corpora(work: Path, git_docs: Path) -> list[Corpus]:
         for page in pages:  # top-level pages only: howto/ and technical/ are not what users read
             if not (target / page.name).exists():
                 shutil.copyfile(page, target / page.name)
-        found.append(Corpus("git docs, user-style", target, load_qa(DATA / "git_user_questions.jsonl"),
+        found.append(Corpus("git", "git docs, user-style", target, load_qa(DATA / "git_user_questions.jsonl"),
                             _questions(DATA / "git_off_topic_questions.jsonl")))
     else:
         print(f"SKIP git docs: no HTML pages in {git_docs} (apt-get install git-doc)")
+    if handbook.is_dir():
+        rows = [json.loads(line) for line in (DATA / "handbook_questions.jsonl").read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+        found.append(Corpus("handbook", "Debian handbook, user-style", handbook, load_qa(DATA / "handbook_questions.jsonl"),
+                            _questions(DATA / "handbook_off_topic_questions.jsonl"), [r["half"] for r in rows]))
+    else:
+        print(f"SKIP Debian handbook: not found at {handbook} (apt-get install debian-handbook)")
     return found
 
 
