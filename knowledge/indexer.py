@@ -240,14 +240,14 @@ class Indexer:
             sections = loaded.sections
         else:
             url = source_url(root, source)
-            digest = hashlib.sha256(data).hexdigest()
+            digest = file_digest(data, url, root.anchors)
             sections = with_anchors(loaded.sections, root.anchors) if url else loaded.sections
         return Document(collection=root.name, source=source, title=loaded.title, sections=sections,
                         content_hash=digest, mtime=path.stat().st_mtime, url=url)
 
     def _embed_and_write(self, writer, chunks: list[Chunk], progress: ProgressCallback | None) -> None:
         # Length-sorted across the whole run so every encode batch pads little; row order is free.
-        chunks = sorted(chunks, key=lambda c: len(c.search_text), reverse=True)
+        chunks = sorted(chunks, key=lambda c: len(c.embedding_text), reverse=True)
         if progress and chunks:
             progress("embedded", 0, len(chunks))
         for start in range(0, len(chunks), _WRITE_BATCH):
@@ -258,12 +258,21 @@ class Indexer:
                 if progress:
                     progress("embedded", offset + done, len(chunks))
 
-            vectors = self.embedder.embed_documents([c.search_text for c in batch], progress=report)
+            vectors = self.embedder.embed_documents([c.embedding_text for c in batch], progress=report)
             if progress and start == 0:
                 progress("written", 0, len(chunks))
             writer.add(batch, vectors)
             if progress:
                 progress("written", start + len(batch), len(chunks))
+
+
+def file_digest(data: bytes, url: str | None, anchors: str) -> str:
+    """A file's content hash, and for a cited file how its citations link (the page URL from
+    `url_base`, the anchor style): changing either setting re-renders its chunks' links."""
+    digest = hashlib.sha256(data)
+    if url:
+        digest.update(f"\0{url}\0{anchors}".encode("utf-8"))
+    return digest.hexdigest()
 
 
 def pending_changes(previous: dict[tuple[str, str], IndexedDocument], roots: list[DocsRoot]) -> dict[str, int]:
@@ -280,7 +289,8 @@ def pending_changes(previous: dict[tuple[str, str], IndexedDocument], roots: lis
                 counts["added"] += path.suffix.lower() in LOADERS
             elif path.stat().st_mtime != before.mtime:
                 try:
-                    changed = hashlib.sha256(path.read_bytes()).hexdigest() != before.content_hash
+                    digest = file_digest(path.read_bytes(), source_url(root, source), root.anchors)
+                    changed = digest != before.content_hash
                 except OSError:
                     changed = True
                 counts["modified"] += changed

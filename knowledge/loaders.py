@@ -110,6 +110,14 @@ def load_rst(data: bytes, name: str, encodings: list[str]) -> LoadedText:
 _HTML_DROP = ["script", "style", "nav", "footer", "header", "aside", "noscript", "template", "form"]
 _HTML_BLOCKS = ["p", "li", "pre", "td", "th", "dt", "dd", "blockquote", "figcaption", "caption"]
 _HTML_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
+# Page furniture marked as such without its own element: ARIA landmark roles, and the id or
+# class "footer" that asciidoc ("Last updated ..." on every page), Sphinx and DocBook write.
+_HTML_FURNITURE_ROLES = {"navigation", "banner", "contentinfo", "search"}
+
+
+def _furniture(tag) -> bool:
+    return (tag.get("role") in _HTML_FURNITURE_ROLES or tag.get("id") == "footer"
+            or "footer" in (tag.get("class") or []))
 
 
 def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
@@ -118,8 +126,9 @@ def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
     from knowledge.html_headings import drop_permalinks, heading_anchor
 
     soup = BeautifulSoup(decode_text(data, encodings), "html.parser")
-    for tag in soup.find_all(_HTML_DROP):
-        tag.decompose()
+    for tag in soup.find_all(_HTML_DROP) + soup.find_all(_furniture):
+        if not tag.decomposed:  # not inside one already dropped
+            tag.decompose()
     page_title = soup.title.get_text(" ", strip=True) if soup.title else ""
     root = soup.body or soup
     confluence = confluence_page(soup)

@@ -40,6 +40,7 @@ _ESM = re.compile(r"^(?:import|export)\b[^\n]*(?:\n(?![ \t]*\n)[^\n]*)*", re.M) 
 _JSX_TAG = re.compile(r"</?[A-Z][\w.]*(?:\s[^<>]*?)?/?>|<>|</>")
 _JSX_EXPR = re.compile(r"^\s*\{/\*.*?\*/\}\s*$", re.M | re.S)  # {/* comments */}
 _FENCED = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`).+?(?<!`)\1(?!`)")  # CommonMark: closed by a run of the same length
 
 
 def strip_mdx(text: str) -> str:
@@ -63,8 +64,10 @@ def _strip_jsx(text: str) -> str:
     out: list[str] = []
     depth = 0
     for line in text.split("\n"):
-        tags = _JSX_TAG.findall(line)
-        out.append(_JSX_TAG.sub("", line).strip() if tags or depth > 0 else line)
+        prose = _CODE_SPAN.sub(lambda span: " " * len(span.group(0)), line)  # `<Tabs>` in backticks is text
+        tags = _JSX_TAG.findall(prose)
+        out.append(_outside_code_spans(line, lambda part: _JSX_TAG.sub("", part)).strip()
+                   if tags or depth > 0 else line)
         for tag in tags:
             if tag in ("<>", "</>"):
                 depth += 1 if tag == "<>" else -1
@@ -72,6 +75,15 @@ def _strip_jsx(text: str) -> str:
                 depth += -1 if tag.startswith("</") else 1
         depth = max(depth, 0)
     return "\n".join(out)
+
+
+def _outside_code_spans(line: str, change) -> str:
+    """`change` applied to the parts of a line outside its code spans."""
+    pieces, last = [], 0
+    for span in _CODE_SPAN.finditer(line):
+        pieces += [change(line[last:span.start()]), span.group(0)]
+        last = span.end()
+    return "".join(pieces + [change(line[last:])])
 
 
 def load_markdown_text(text: str, name: str) -> LoadedText:

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the test suite uses as real parts: the Python docs as a static website to
 # crawl (python3-doc), a manual-style corpus for answer dev sets (debian-handbook), headless
-# Chromium to render the insights page, and a PostgreSQL server for shared state. Called by
+# Chromium to render the insights page, a PostgreSQL server for shared state, and the git
+# documentation as HTML (git-doc: bench_retrieval's user-style corpus). Called by
 # `make test` (so CI installs them as the README's test command does). Installs only what is
 # missing, only as root on a Debian-like box; elsewhere it says what it skipped and the tests
 # that need a package skip with that reason.
 set -uo pipefail
-PACKAGES=(python3-doc debian-handbook chromium postgresql)
+PACKAGES=(python3-doc debian-handbook chromium postgresql git-doc)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

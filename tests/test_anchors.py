@@ -41,3 +41,22 @@ def test_folder_citations_link_to_the_heading_anchor(tmp_path: Path, embedder) -
     Indexer(store, embedder).run([DocsRoot(docs, "docs", "https://docs.example.com/", anchors="mkdocs")])
     passage = HybridRetriever(store, embedder).search("arm64 build for apple silicon macs", k=1)[0]
     assert passage.url == "https://docs.example.com/install.md#on-macos-apple-silicon"
+
+
+def test_changing_the_anchor_style_or_url_base_re_renders_the_citations(tmp_path: Path, embedder) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "install.md").write_text("# Install\n\n## On macOS (Apple silicon)\n\nUse the arm64 build of driftctl.\n")
+    (docs / "notes.md").write_text("# Notes\n\nThe sync client keeps 30 days of history.\n")
+    store = ChunkStore(str(tmp_path / "index"))
+    indexer = Indexer(store, embedder)
+    indexer.run([DocsRoot(docs, "docs", "https://docs.example.com/", anchors="github")])
+    report = indexer.run([DocsRoot(docs, "docs", "https://docs.example.com/", anchors="none")])
+    assert sorted(report.updated) == ["install.md", "notes.md"] and report.unchanged == 0
+    retriever = HybridRetriever(store, embedder)
+    assert retriever.search("arm64 build for apple silicon macs", k=1)[0].url == "https://docs.example.com/install.md"
+    report = indexer.run([DocsRoot(docs, "docs", "https://help.example.com/docs/", anchors="sphinx")])
+    assert sorted(report.updated) == ["install.md", "notes.md"]
+    assert HybridRetriever(store, embedder).search("arm64 build for apple silicon macs", k=1)[0].url == \
+        "https://help.example.com/docs/install.md#on-macos-apple-silicon"
+    assert indexer.run([DocsRoot(docs, "docs", "https://help.example.com/docs/", anchors="sphinx")]).unchanged == 2

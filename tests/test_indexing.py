@@ -199,3 +199,14 @@ def test_cli_progress_bars_name_their_units_and_stay_quiet_for_json(capsys) -> N
     err = capsys.readouterr().err
     for stage, unit in (("scanned", "files"), ("fetched", "pages"), ("embedded", "chunks"), ("written", "rows")):
         assert err.count(f"{stage}: 100%") == 1 and f"4/4 [" in err and f" {unit}/s]" in err
+
+
+def test_cli_progress_bar_starts_again_for_a_second_website(capsys) -> None:
+    from bot.app.cli import _progress_printer
+
+    progress = _progress_printer(quiet=False)
+    for total in (3, 5):  # two website sources crawled one after the other
+        for done in range(total + 1):
+            progress("fetched", done, total)
+    err = capsys.readouterr().err
+    assert err.count("fetched: 100%") == 2 and "3/3 [" in err and "5/5 [" in err

@@ -177,6 +177,27 @@ def test_mdx_drops_imports_exports_and_jsx_but_keeps_their_text(tmp_path: Path) 
     assert loaded.sections[0].text == "Install with `brew install driftctl`.\n\n```jsx\n<Tabs>kept inside code</Tabs>\n```"
 
 
+def test_mdx_keeps_tags_written_in_inline_code(tmp_path: Path) -> None:
+    doc = tmp_path / "tabs.mdx"
+    doc.write_text("## Tabs\n\nWrap the choices in `<Tabs>` and each in ``<TabItem value=\"mac\">``.\n\n"
+                   "<Tabs>\n  <TabItem value=\"mac\">\n    Close `</TabItem>` before the next one.\n  </TabItem>\n</Tabs>\n")
+    assert load(doc).sections[0].text == ("Wrap the choices in `<Tabs>` and each in `<TabItem value=\"mac\">`.\n\n"
+                                          "Close `</TabItem>` before the next one.")
+
+
+def test_html_page_furniture_marked_by_role_or_footer_id_is_not_text(tmp_path: Path) -> None:
+    doc = tmp_path / "git-tag.html"
+    doc.write_text(
+        "<html><body><div class='related' role='navigation'><ul><li>previous | next</li></ul></div>"
+        "<div id='header'><h1>git-tag(1)</h1></div><div class='sect1'><h2 id='_name'>NAME</h2>"
+        "<div class='paragraph'><p>git-tag - Create, list, delete or verify a tag object</p></div></div>"
+        "<div id='footer'><div id='footer-text'>Last updated 2024-05-31 00:35:55 UTC</div></div>"
+        "<div class='footer'>&copy; Copyright 2001-2024.</div></body></html>")
+    loaded = load(doc)
+    assert [(s.heading_path, s.text) for s in loaded.sections] == [
+        (("git-tag(1)", "NAME"), "git-tag - Create, list, delete or verify a tag object")]
+
+
 def test_html_pre_is_a_code_block_and_headings_keep_their_ids(tmp_path: Path) -> None:
     doc = tmp_path / "shell.html"
     doc.write_text(

@@ -36,7 +36,10 @@ def _progress_printer(quiet: bool):
 
     def progress(stage: str, done: int, total: int) -> None:
         if stage in closed:
-            return
+            if done:
+                return  # a late repeat of a finished bar
+            closed.discard(stage)  # the stage starts again (a second website's pages): a new bar
+            del bars[stage]
         bar = bars.get(stage)
         if bar is None:  # stages announce themselves at 0, so the rate counts from the real start
             bar = bars[stage] = tqdm(total=total, desc=f"{stage:>9}", unit=f" {_UNITS.get(stage, 'items')}",

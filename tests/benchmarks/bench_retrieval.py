@@ -21,8 +21,13 @@ share of in-scope questions answered (a top-3 passage is relevant) and of off-to
 abstained on. When the aws index is built here (no --keep index yet) the indexing figures
 come first: chunks/s against raw `SentenceTransformer.encode`, and an unchanged re-index.
 
+`--baseline REF` adds a row "supportbot @REF": the same questions indexed and ranked by the
+code of another commit (its tree from `git archive`, run in a subprocess by
+retrieval_ranks.py), e.g. the commit before a change to the loaders or chunking, so the change
+is printed beside what it replaces from one run. Its indices are kept beside ours under --keep.
+
 Run: .venv/bin/python -m tests.benchmarks.bench_retrieval [--keep DIR] [--git-docs DIR] [--handbook DIR]
-     [--corpora aws,sample,git,handbook]
+     [--baseline REF] [--corpora aws,sample,git,handbook]
 """
 
 from __future__ import annotations
@@ -31,7 +36,10 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -78,6 +86,7 @@ def main() -> None:
     parser.add_argument("--handbook", type=Path, default=HANDBOOK_DOCS)
     parser.add_argument("--corpora", default="aws,sample,git,handbook", help="which corpora to run, by short name")
     parser.add_argument("--sample", type=int, default=4000, help="chunks for the raw-encode baseline")
+    parser.add_argument("--baseline", help="git ref whose code is ranked beside ours (e.g. the commit before a change)")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="supportbot-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -86,6 +95,7 @@ def main() -> None:
     print(f"embedding dtype: {embedder.dtype}  cpu threads: {os.cpu_count()}")
 
     corpora = [c for c in _corpora(work, args.git_docs, args.handbook) if c.key in args.corpora.split(",")]
+    baseline_tree = _checkout(args.baseline, work) if args.baseline else None
     header = (f"{'corpus / half':<46} {'retriever':<22} {'hit@1':>6} {'hit@5':>6} {'hit@10':>6} {'MRR@10':>7} "
               f"{'nDCG@10':>8}")
     results: list[str] = []
@@ -113,6 +123,10 @@ def main() -> None:
             "naive vector (200w)": [naive.search(i.question, "vector", 10) for i in corpus.questions],
             "naive BM25 (200w)": [naive.search(i.question, "fts", 10) for i in corpus.questions],
         }
+        if baseline_tree is not None:
+            by_retriever = {"supportbot": by_retriever.pop("supportbot"),
+                            f"supportbot @{args.baseline}": _baseline_ranks(baseline_tree, work, corpus, args.baseline),
+                            **by_retriever}
         expected = [set(i.sources) for i in corpus.questions]
         marked = corpus.halves is not None
         for half in ("tune", "report"):
@@ -134,6 +148,34 @@ def main() -> None:
           "hit@5 >= 0.93, MRR@10 >= 0.80; never below either naive baseline; p95 < 50 ms on aws")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
+    elif baseline_tree is not None:
+        shutil.rmtree(baseline_tree, ignore_errors=True)
+
+
+def _checkout(ref: str, work: Path) -> Path:
+    """REF's tree (tracked files only) in a scratch folder: its code, not ours, on its PYTHONPATH."""
+    root = Path(__file__).resolve().parents[2]
+    tree = work / "baseline-tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref], cwd=root, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def _baseline_ranks(tree: Path, work: Path, corpus: Corpus, ref: str) -> list[list[str]]:
+    """Each question's top-10 sources as the baseline's code indexes and ranks them (its own
+    index, kept beside ours: `index@REF`)."""
+    questions = work / corpus.name / "baseline-questions.json"
+    questions.parent.mkdir(parents=True, exist_ok=True)
+    questions.write_text(json.dumps([i.question for i in corpus.questions]), encoding="utf-8")
+    script = Path(__file__).with_name("retrieval_ranks.py")
+    index = work / corpus.name / f"index@{re.sub(r'[^A-Za-z0-9._-]', '_', ref)}"
+    done = subprocess.run([sys.executable, str(script), str(index), str(corpus.docs), str(questions)],
+                          env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the baseline at {ref} failed on {corpus.name}:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _corpora(work: Path, git_docs: Path, handbook: Path = HANDBOOK_DOCS) -> list[Corpus]:
