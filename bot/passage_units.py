@@ -106,8 +106,8 @@ def split_units(text: str, passage: int) -> list[Unit]:
         if not _ITEM.match(line) and (_PRE_LINE.search(line) or (not paragraph and _INDENTED.match(line))):
             flush_paragraph()
             rows = []
-            while i < len(lines) and lines[i].strip() and (_PRE_LINE.search(lines[i]) or lines[i].startswith("  ")) \
-                    and not _ITEM.match(lines[i]):
+            while i < len(lines) and (not rows or lines[i].strip() and not _ITEM.match(lines[i]) and (
+                    _PRE_LINE.search(lines[i]) or lines[i].startswith(("  ", "\t")))):  # the first line always: progress
                 rows.append(lines[i])
                 i += 1
             add(PRE, "```\n" + textwrap.dedent("\n".join(rows)) + "\n```")

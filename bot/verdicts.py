@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.grounding import content_terms, identifiers, stem, subject_terms
+from bot.grounding import STOPWORDS, content_terms, identifiers, stem, subject_terms
 from bot.passage_units import ITEM, SENTENCE, Unit, split_sentences
 from bot.protocols import TextSimilarity
 
@@ -53,7 +53,10 @@ _HEDGE = re.compile(r"\b(?:may|might|depending|depends|usually|generally|often|s
                     re.IGNORECASE)
 _WARNING = re.compile(r"^\W*(?:do not|don't|never|avoid|beware|be careful|make sure)\b",
                       re.IGNORECASE)
-_NEGATING_PREFIX = re.compile(r"\b(?:un|in|im|non|dis)-?([a-z]{4,})\b")
+# A prefix negates what a clause says only as its predicate, after a copula ("pushing into a bundle is
+# unsupported"); in front of a noun it names a kind ("untracked files are stashed" affirms).
+_NEGATING_PREFIX = re.compile(r"\b(?:is|are|was|were|be|been|remains?|stays?)\s+(?:\w+ly\s+)?"
+                              r"(?:un|in|im|non|dis)-?([a-z]{4,})\b")
 # Prepositions that open an adjunct (where, when, for what): "on Windows", "for the sync folder", "by default".
 _ADJUNCT = re.compile(r"\s(?:on|in|at|for|from|with|into|onto|under|during|inside|within|via|through|across|"
                       r"between|by|after|before)\s", re.IGNORECASE)
@@ -63,6 +66,20 @@ _EXISTENTIAL = re.compile(r"^\W*(?:is|are|was|were|will|would)\s+there\b", re.IG
 # ("Is pushing into a bundle supported?")
 _PREDICATE_AFTER = re.compile(r"\b(?:\w{3,}ed|\w{3,}ing|that|which|who|to)\b", re.IGNORECASE)
 _PRIVATIVE = re.compile(r"\bwithout\b", re.IGNORECASE)
+# The everyday verbs that grounding's word lists drop as carrying no subject ("use", "keep", "need"): in a
+# yes/no question they are the asked action, and a clause about the same subject with another verb states
+# something else ("git describe will ignore lightweight tags" does not answer "does git describe use them?";
+# "a rebase will drop merge commits" does not answer "does it keep them?").
+_ACTION_WORDS = frozenset("""
+add added ask asked come comes get gets got happen happens help keep keeps kept know knows lose loses let lets
+make makes need needs pick put run runs said say says see sees set sets show shows take takes tell tells try use
+uses using want wants work works mean means look looks wait
+""".split())
+# A clause whose subject refers back: a personal or demonstrative pronoun, or a demonstrative before a noun,
+# after a fronted adverb at most ("Likewise, it does not have ...", "This project is not available ...").
+_PRONOUN_SUBJECT = re.compile(r"^\W*(?:\w+ly,?\s+)?(?:it|they|this|that|these|those|such)\b", re.IGNORECASE)
+_CORRECTIVE = re.compile(r"^\W*(?:rather|instead)\b", re.IGNORECASE)
+_WORDS = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,7 @@ class VerdictSettings:
     near_similarity: float = 0.7  # space" for "extra space") must be this close in meaning
     shared_condition: float = 0.6  # share of a sentence's condition words the question must hold for it to apply
     min_own: float = 0.5  # share of the asked subject and action a clause must hold in its own words
+    action_similarity: float = 0.7  # an asked everyday verb ("need") said in other words: a word this close to it
     max_judged: int = 8  # clauses compared in meaning, the best-covered first (bounds the embedding time)
     heading_weight: float = 0.5  # an asked word found only in the section's heading counts this much
     conflict_margin: float = 0.1  # a clause scoring within this of the best that says the opposite: no verdict
@@ -158,6 +176,7 @@ class _Asked:
     setting: dict[str, float]  # the words of its own condition ("when I build a kernel"), which the page may set
     identifiers: set[str]  # values, commands, names: a verdict must quote them
     all_terms: set[str]
+    actions: tuple[str, ...] = ()  # the asked everyday verbs ("use", "keep"): a clause must say them
 
 
 class VerdictFinder:
@@ -177,16 +196,20 @@ class VerdictFinder:
             return None
         weights = _rarity(core_terms | setting_terms, [content_terms(u.text) for u in pieces])
         asked = _Asked(question, {t: weights[t] for t in core_terms}, {t: weights[t] for t in setting_terms},
-                       {i.lower() for i in identifiers(question)}, content_terms(question))
+                       {i.lower() for i in identifiers(question)}, content_terms(question), asked_actions(asked_text))
         candidates: list[tuple] = []  # (coverage, answer, unit, sentence, clause, coverage in its own words)
         for unit in pieces:
             # the piece a sentence belongs to (a list item) and its section's heading scope it
             around = f"{(context or {}).get(unit.passage, '')} {unit.text}"
+            before = next((u.text for u in reversed(units) if u.passage == unit.passage and u.index < unit.index), "")
+            previous = split_sentences(before)[-1:] if before else []
             for sentence in split_sentences(unit.text):
                 candidates.extend((coverage, answer, unit, sentence, clause, own)
                                   for coverage, answer, clause, own in
-                                  self._judge(sentence, asked, around, (context or {}).get(unit.passage, "")))
-        found = self._qualified(question, candidates)
+                                  self._judge(sentence, asked, around, (context or {}).get(unit.passage, ""),
+                                              " ".join(previous)))
+                previous = [sentence]
+        found = self._qualified(question, self._saying_the_action(asked, candidates))
         if not found:
             return None
         found.sort(key=lambda f: -f[0])
@@ -195,6 +218,27 @@ class VerdictFinder:
         if any(f[1] != best[1] and f[0] >= best[0] - margin and f[5] >= best[5] - margin for f in found[1:]):
             return None  # the docs say both, in their own words, within a hair: not for us to pick
         return Verdict(best[1], best[2], best[3], round(best[0], 3))
+
+    def _saying_the_action(self, asked: _Asked, candidates: list[tuple]) -> list[tuple]:
+        """The candidates whose clause says each asked everyday verb: a word of its family, or
+        (with a similarity model) a word very close to it in meaning ("compulsory" for
+        "mandatory"); antonyms ("drop" for "keep") sit well below that bar."""
+        if not asked.actions:
+            return candidates
+        kept = []
+        for candidate in candidates:
+            if candidate[1] == "No":
+                kept.append(candidate)  # denied with another everyday verb ("doesn't work on" for "run on"): a No
+                continue
+            words = [w for w in _WORDS.findall(candidate[3].lower()) if w not in STOPWORDS or w in _ACTION_WORDS]
+            stems = {stem(w) for w in words}
+            missing = [a for a in asked.actions if not _held(stem(a), stems)]
+            if missing and self.similarity is not None and words:
+                missing = [a for a in missing
+                           if max(self.similarity.similarities(a, words)) < self.settings.action_similarity]
+            if not missing:
+                kept.append(candidate)
+        return kept
 
     def _qualified(self, question: str, candidates: list[tuple]) -> list[tuple]:
         """Clauses holding enough of the question's words; with a similarity model, those of
@@ -211,7 +255,7 @@ class VerdictFinder:
                            else self.settings.near_similarity)]
 
     def _judge(self, sentence: str, asked: _Asked, around: str,
-               heading: str = "") -> list[tuple[float, str, str, float]]:
+               heading: str = "", previous: str = "") -> list[tuple[float, str, str, float]]:
         """(coverage, "Yes"/"No", clause, coverage in its own words) for each clause of the sentence that states an
         answer to the question outright. The section's heading may name the asked subject
         ("Nonprofit discounts" over "nonprofits get 50% off"); the rest of the question's
@@ -228,6 +272,8 @@ class VerdictFinder:
         for clause in clauses(sentence):
             if _HEDGE.search(clause.main) or _RELATIVE_NEGATION.search(clause.main):
                 continue  # hedged, or a negation whose scope is a relative clause: says nothing outright
+            if _CORRECTIVE.match(clause.main):
+                continue  # "(it does not have X,) but rather Y": what holds instead, not the asked thing
             condition_terms = content_terms(clause.condition)
             shared = len(condition_terms & asked.all_terms)
             if condition_terms and shared < self.settings.shared_condition * len(condition_terms):
@@ -237,7 +283,10 @@ class VerdictFinder:
             negated = _negated_terms(clause.main)
             stated = content_terms(clause.main) | content_terms(clause.condition) | negated
             own = sum(w for t, w in asked.core.items() if _held(t, stated))
-            headed = sum(w for t, w in asked.core.items() if not _held(t, stated) and t in heading_terms)
+            # a clause whose subject is a pronoun ("It is not ...", "This project ...") speaks of what the
+            # sentence before it named: that sentence's words count as the heading's do
+            named = heading_terms | content_terms(previous) if _PRONOUN_SUBJECT.match(clause.main) else heading_terms
+            headed = sum(w for t, w in asked.core.items() if not _held(t, stated) and t in named)
             setting = sum(w for t, w in asked.setting.items() if _held(t, stated | sentence_terms | around_terms))
             answer = "No" if is_negated(clause.main) or (negated & set(asked.core)) else "Yes"
             own_share = own / sum(asked.core.values())
@@ -272,6 +321,16 @@ def _split_question(question: str) -> tuple[str, str]:
             and not _PREDICATE_AFTER.search(asked[adjunct.end():]):
         condition, asked = f"{condition} {asked[adjunct.start():]}".strip(), asked[:adjunct.start()]
     return condition, asked
+
+
+def asked_actions(asked: str) -> tuple[str, ...]:
+    """The everyday verbs a question asks about ("does git describe use lightweight tags?"),
+    not one followed by a to-infinitive, which carries the action instead ("do I need to pass
+    -r", "can I use git diff to compare ..."), nor one whose subject is the user ("can I use
+    Bluetooth headphones?" asks whether the thing works at all, which a page shows by how)."""
+    words = _WORDS.findall(asked.lower())
+    return tuple(w for n, w in enumerate(words) if w in _ACTION_WORDS and "to" not in words[n + 1:]
+                 and (n == 0 or words[n - 1] not in ("i", "we", "you")))
 
 
 def _rarity(terms: set[str], pieces: list[set[str]]) -> dict[str, float]:

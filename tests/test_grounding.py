@@ -50,6 +50,17 @@ def test_a_list_item_with_wide_spaces_is_an_item_not_a_preformatted_block_and_sp
         (LABEL, "Directories:"), (ITEM, "- /run/ :  volatile runtime data  that does not persist across reboots;")]
 
 
+def test_tab_indented_lines_are_a_block_and_splitting_ends() -> None:
+    # git-doc's git-stash.txt: a tab-indented description; before the fix split_units looped forever
+    # on it (adding empty blocks until the process ran out of memory)
+    text = ("save [-p|--patch] [<message>]::\n\n\tThis option is deprecated in favour of 'git stash push'.  It\n"
+            "\tdiffers from \"stash push\" in that it cannot take pathspec.\n\nlist [<log-options>]::")
+    units = split_units(text, 1)
+    assert [u.kind for u in units] == [LABEL, PRE, LABEL]
+    assert units[1].text == ("```\nThis option is deprecated in favour of 'git stash push'.  It\n"
+                             "differs from \"stash push\" in that it cannot take pathspec.\n```")
+
+
 def test_sentences_break_at_stops_but_not_inside_abbreviations_versions_or_code() -> None:
     assert split_sentences("Use v4.2.0 now. Then run `a. B` here! Done, i.e. Finished.") == [
         "Use v4.2.0 now.", "Then run `a. B` here!", "Done, i.e. Finished."]

@@ -10,7 +10,7 @@ import pytest
 
 from bot.answer_metrics import invented_identifiers
 from bot.composer import Composer
-from bot.verdicts import clauses, is_negated
+from bot.verdicts import asked_actions, clauses, is_negated
 from knowledge.embedding import Embedder
 
 
@@ -136,3 +136,38 @@ def test_a_bold_label_holding_a_link_still_verifies_against_its_passage(composer
     assert invented_identifiers(composition.body, [passage.text]) == set()  # a bold label is quoted as the page has it
     linked = Passage("To add an email account, see [Accounts](accounts.md).")
     assert composer.compose("How do I add an email account?", [linked]).body == "To add an email account, see Accounts [1]."
+
+
+# git-doc's git-rebase.txt (--rebase-merges) and git-stash.txt (--all), as Debian's git-doc ships them
+REBASE = Passage("By default, a rebase will simply drop merge commits from the todo list, and put the rebased commits "
+                 "into a single, linear branch. With `--rebase-merges`, the rebase will instead try to preserve the "
+                 "branching structure within the commits that are to be rebased, by recreating the merge commits.",
+                 "git-rebase > OPTIONS > --rebase-merges")
+STASH_ALL = Passage("This option is only valid for `push` and `save` commands.\n\nAll ignored and untracked files are "
+                    "also stashed and then cleaned up with `git clean`.", "git-stash > OPTIONS > --all")
+
+
+def test_a_sentence_affirming_another_everyday_verb_gives_no_yes(composer: Composer) -> None:
+    # "drop" is not "keep": the subject and object match, the asked action does not (it was a false "Yes.")
+    kept = composer.compose("Does git rebase keep merge commits by default?", [REBASE])
+    assert kept.yes_no is None
+    assert kept.body.startswith("By default, a rebase will simply drop merge commits from the todo list")
+    dropped = composer.compose("Does git rebase drop merge commits by default?", [REBASE])
+    assert dropped.yes_no == "Yes"
+    assert dropped.pieces[0] == (1, "By default, a rebase will simply drop merge commits from the todo list, and put "
+                                    "the rebased commits into a single, linear branch.")
+
+
+def test_the_asked_everyday_verb_is_the_action_unless_the_user_is_its_subject_or_an_infinitive_follows() -> None:
+    assert asked_actions("Does git describe use lightweight tags") == ("use",)
+    assert asked_actions("Does git rebase keep merge commits") == ("keep",)
+    assert asked_actions("Can I use Bluetooth headphones with the TV") == ()
+    assert asked_actions("Can I use git diff to compare two files") == ()
+    assert asked_actions("Does Webmin need Apache to be installed") == ()
+
+
+def test_a_negating_prefix_in_front_of_a_noun_is_no_denial(composer: Composer) -> None:
+    # "untracked files are also stashed" affirms; read as "not tracked" it answered "No." to the stash question
+    composition = composer.compose("Can git stash also save my ignored files, not just tracked changes?", [STASH_ALL])
+    assert composition.yes_no != "No"
+    assert "All ignored and untracked files are also stashed and then cleaned up with `git clean` [1]." in composition.body
