@@ -7,10 +7,6 @@ repeats a small tail of the previous one so a fact cut at a boundary stays finda
 
 Every section is tokenized exactly once (token start offsets), and unit sizes are read off
 those offsets, so chunking costs one batched tokenizer pass over the corpus.
-
-Fenced code stays in a chunk's text (answers quote it, full-text search matches its names)
-but out of the text its vector is made from: a question is asked in words, and the three
-benchmark corpora rank their pages better without code in the vector (bench_retrieval).
 """
 
 from __future__ import annotations
@@ -25,11 +21,10 @@ from knowledge.documents import Chunk, Document
 # For each text, the character offset where each of its tokens starts.
 TokenOffsets = Callable[[list[str]], list[list[int]]]
 
-CHUNKER_VERSION = 3  # 3: fenced code out of the embedded text
+CHUNKER_VERSION = 3  # 3: HTML page furniture (nav, footer, ARIA roles) no longer in the chunks
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*-])")
 _TOKENIZE_BATCH = 512
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.M)
 
 
 @dataclass(frozen=True)
@@ -78,13 +73,12 @@ class Chunker:
             doc = documents[i]
             url = f"{doc.url}#{anchor}" if doc.url and anchor else doc.url
             budget = max(8, self.settings.max_tokens - prefix_tokens)
-            code = code_spans(text)
-            for units in self._split(text, starts, budget):
+            for piece in self._split(text, starts, budget):
                 chunks = out[i]
                 chunks.append(Chunk(
                     collection=doc.collection, source=doc.source, title=doc.title, heading=heading,
-                    text=_join(text, units), position=len(chunks), content_hash=doc.content_hash,
-                    mtime=doc.mtime, url=url, prose=_join(text, units, code) if code else None,
+                    text=piece, position=len(chunks), content_hash=doc.content_hash, mtime=doc.mtime,
+                    url=url,
                 ))
         return out
 
@@ -98,18 +92,17 @@ class Chunker:
             result.extend(self.token_offsets(texts[start:start + _TOKENIZE_BATCH]))
         return result
 
-    def _split(self, text: str, starts: list[int], limit: int) -> list[list[_Unit]]:
-        """The units (spans of `text`) of each chunk, in order."""
+    def _split(self, text: str, starts: list[int], limit: int) -> list[str]:
         def size(a: int, b: int) -> int:
             return bisect_left(starts, b) - bisect_left(starts, a)
 
         units = list(self._units(text, starts, limit, size))
-        chunks: list[list[_Unit]] = []
+        chunks: list[str] = []
         current: list[_Unit] = []
         used = 0
         for unit in units:
             if current and used + unit.tokens > limit:
-                chunks.append(current)
+                chunks.append(_join(text, current))
                 current = self._overlap_tail(current)
                 used = sum(u.tokens for u in current)
                 if used + unit.tokens > limit:
@@ -117,8 +110,8 @@ class Chunker:
             current.append(unit)
             used += unit.tokens
         if current:
-            chunks.append(current)
-        return [c for c in chunks if _join(text, c).strip()]
+            chunks.append(_join(text, current))
+        return [c for c in chunks if c.strip()]
 
     def _overlap_tail(self, units: list[_Unit]) -> list[_Unit]:
         """The last whole sentences of the previous chunk that fit the overlap budget."""
@@ -189,43 +182,8 @@ def _strip_span(text: str, a: int, b: int) -> tuple[int, int]:
     return a, b
 
 
-def code_spans(text: str) -> list[tuple[int, int]]:
-    """[start, end) of each fenced code block of a section's text, fences included (an
-    unclosed fence runs to the end, as CommonMark reads it)."""
-    spans = []
-    position = 0
-    while (opening := _FENCE.search(text, position)) is not None:
-        fence = opening.group(1)
-        closing = re.compile(rf"^ {{0,3}}{fence[0]}{{{len(fence)},}}[ \t]*$", re.M)
-        line_end = text.find("\n", opening.end())
-        found = closing.search(text, line_end) if line_end >= 0 else None
-        end = found.end() if found else len(text)
-        spans.append((opening.start(), end))
-        position = end
-    return spans
-
-
-def _join(text: str, units: list[_Unit], leave_out: list[tuple[int, int]] = ()) -> str:
-    """The units' text, paragraphs apart; `leave_out` spans (code) cut from it."""
-    parts: list[tuple[bool, str]] = []
-    for unit in units:
-        piece = text[unit.start:unit.end]
-        if leave_out:
-            piece = _cut(text, unit.start, unit.end, leave_out).strip()
-            if not piece:
-                continue
-        parts.append((unit.paragraph_start, piece))
-    if not parts:
-        return ""
-    return parts[0][1] + "".join(("\n\n" if starts else " ") + piece for starts, piece in parts[1:])
-
-
-def _cut(text: str, a: int, b: int, spans: list[tuple[int, int]]) -> str:
-    out, position = [], a
-    for start, end in spans:
-        if end <= position or start >= b:
-            continue
-        out.append(text[position:max(position, start)])
-        position = max(position, min(end, b))
-    out.append(text[position:b])
-    return "".join(out)
+def _join(text: str, units: list[_Unit]) -> str:
+    out = text[units[0].start:units[0].end]
+    for unit in units[1:]:
+        out += ("\n\n" if unit.paragraph_start else " ") + text[unit.start:unit.end]
+    return out

@@ -41,7 +41,6 @@ class Chunk:
     content_hash: str
     mtime: float
     url: str | None = None
-    prose: str | None = None  # the text without its fenced code, where it has some
 
     @property
     def chunk_id(self) -> str:
@@ -49,14 +48,8 @@ class Chunk:
 
     @property
     def search_text(self) -> str:
-        """What is full-text indexed (and shown): where it sits, then what it says."""
+        """What is embedded and full-text indexed: where it sits, then what it says."""
         return f"{self.location}\n{self.text}"
-
-    @property
-    def embedding_text(self) -> str:
-        """What its vector is made from: where it sits, then its words without fenced code
-        (full-text search still reads the code; see knowledge.chunking)."""
-        return self.search_text if self.prose is None else f"{self.location}\n{self.prose}"
 
     @property
     def location(self) -> str:

@@ -247,7 +247,7 @@ class Indexer:
 
     def _embed_and_write(self, writer, chunks: list[Chunk], progress: ProgressCallback | None) -> None:
         # Length-sorted across the whole run so every encode batch pads little; row order is free.
-        chunks = sorted(chunks, key=lambda c: len(c.embedding_text), reverse=True)
+        chunks = sorted(chunks, key=lambda c: len(c.search_text), reverse=True)
         if progress and chunks:
             progress("embedded", 0, len(chunks))
         for start in range(0, len(chunks), _WRITE_BATCH):
@@ -258,7 +258,7 @@ class Indexer:
                 if progress:
                     progress("embedded", offset + done, len(chunks))
 
-            vectors = self.embedder.embed_documents([c.embedding_text for c in batch], progress=report)
+            vectors = self.embedder.embed_documents([c.search_text for c in batch], progress=report)
             if progress and start == 0:
                 progress("written", 0, len(chunks))
             writer.add(batch, vectors)

@@ -60,23 +60,3 @@ def test_consecutive_chunks_of_a_long_section_overlap(embedder: Embedder) -> Non
 def test_invalid_chunk_settings_are_refused(max_tokens: int, overlap: int) -> None:
     with pytest.raises(ValueError):
         ChunkSettings(max_tokens=max_tokens, overlap_tokens=overlap)
-
-
-def test_fenced_code_is_in_the_chunk_and_searched_but_not_in_its_vector_text(embedder: Embedder) -> None:
-    text = ("Check the state first:\n\n```bash\ndrift status --verbose\n\ndrift log --tail 50\n```\n\n"
-            "If the count has not moved for 15 minutes, restart the app.")
-    chunk = Chunker(embedder.token_offsets).chunk(make_doc([Section(("Guide", "Stuck sync"), text)]))[0]
-    assert chunk.text == text and chunk.search_text == f"Guide > Stuck sync\n{text}"
-    assert chunk.embedding_text == ("Guide > Stuck sync\nCheck the state first:\n\n"
-                                    "If the count has not moved for 15 minutes, restart the app.")
-
-
-def test_a_code_block_cut_across_chunks_stays_out_of_every_vector_text(embedder: Embedder) -> None:
-    code = "\n\n".join(f"drift folder add /srv/share{i} --mode mirror" for i in range(40))
-    text = f"Add every share:\n\n```\n{code}\n```\n\nThen run a first sync."
-    chunks = Chunker(embedder.token_offsets, ChunkSettings(max_tokens=64, overlap_tokens=8)).chunk(
-        make_doc([Section(("Guide", "Shares"), text)]))
-    assert len(chunks) > 3 and all("drift folder add" not in c.embedding_text for c in chunks)
-    assert all(c.embedding_text == f"{c.location}\n{c.prose}" for c in chunks)
-    assert chunks[0].prose == "Add every share:" and chunks[-1].prose.endswith("Then run a first sync.")
-    assert sum(c.text.count("drift folder add") for c in chunks) >= 40
