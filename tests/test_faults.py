@@ -6,6 +6,7 @@ run goes on and nothing outside the docs root is ever read."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -81,7 +82,7 @@ def test_ctrl_c_during_voice_training_exits_130_and_leaves_the_voices_as_they_we
     env = make_env(tmp_path / "data", model_cache)
     process = subprocess.Popen([sys.executable, "-m", "bot", "voice", "train", "--name", "halfway"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)  # loading the base model or already training: either way the user's Ctrl-C
+    _wait_for(process, b"training:")  # the user's Ctrl-C while the voice is being trained
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     # 130, or killed by SIGINT after saying so (a shell shows 130 for both): CPython re-raises the
@@ -90,6 +91,17 @@ def test_ctrl_c_during_voice_training_exits_130_and_leaves_the_voices_as_they_we
     assert err.rstrip().endswith("Interrupted.") and "Traceback" not in err
     listed = supportbot(env, "voice", "list").stdout
     assert "halfway" not in listed
+
+
+def _wait_for(process: subprocess.Popen, marker: bytes, limit_s: float = 300.0) -> None:
+    """Reads the process's stderr until `marker` shows (a progress bar's label), so a signal
+    lands in the phase the test means, however long loading took on a busy machine."""
+    seen = b""
+    deadline = time.monotonic() + limit_s
+    while marker not in seen:
+        chunk = os.read(process.stderr.fileno(), 4096)
+        assert chunk and time.monotonic() < deadline, seen.decode(errors="replace")[-2000:]
+        seen += chunk
 
 
 def test_json_runs_keep_library_chatter_off_stderr_unless_asked_with_vv(tmp_path: Path, model_cache: Path) -> None:
