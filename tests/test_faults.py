@@ -80,8 +80,11 @@ def test_ctrl_c_during_voice_training_exits_130_and_leaves_the_voices_as_they_we
     tmp_path: Path, model_cache: Path
 ) -> None:
     env = make_env(tmp_path / "data", model_cache)
+    # As a user's shell starts it: Ctrl-C at its default, whatever the test runner's own disposition
+    # (a child inherits an ignored SIGINT, and Python then never raises KeyboardInterrupt)
     process = subprocess.Popen([sys.executable, "-m", "bot", "voice", "train", "--name", "halfway"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for(process, b"training:")  # the user's Ctrl-C while the voice is being trained
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
