@@ -37,7 +37,9 @@ from bot.protocols import TextSimilarity
 _CONDITION = r"if|unless|when|whenever|once|provided(?: that)?|as long as|in case|even if|only if|except when|whether"
 # ... and those that give a reason or a contrast: an assertion of their own, no bar to a verdict.
 _ASIDE = r"because|since|although|though|even though|so that|whereas|while"
-_LEADING = re.compile(rf"^\s*(?:{_CONDITION}|{_ASIDE})\b", re.IGNORECASE)
+# A sentence opening with a purpose ("To find X, use Y") says what holds for that purpose: its condition.
+_PURPOSE = r"to(?=\s+[a-z]{2,}\b)"
+_LEADING = re.compile(rf"^\s*(?:{_CONDITION}|{_ASIDE}|{_PURPOSE})\b", re.IGNORECASE)
 _TRAILING = re.compile(rf"(?:,\s*|\s+)(?P<word>{_CONDITION}|{_ASIDE})\b", re.IGNORECASE)
 _COORDINATE = re.compile(r";\s+|,\s+(?:but|however|whereas|while|yet)\s+|\s+but\s+", re.IGNORECASE)
 _RELATIVE = re.compile(r",\s*(?:which|who)\b", re.IGNORECASE)
@@ -78,6 +80,15 @@ uses using want wants work works mean means look looks wait
 # A clause whose subject refers back: a personal or demonstrative pronoun, or a demonstrative before a noun,
 # after a fronted adverb at most ("Likewise, it does not have ...", "This project is not available ...").
 _PRONOUN_SUBJECT = re.compile(r"^\W*(?:\w+ly,?\s+)?(?:it|they|this|that|these|those|such)\b", re.IGNORECASE)
+# A passive participle asked of the subject ("is grep-status installed by default?", "are new modules
+# signed?") is the asked action: a clause without it speaks of something else ("this example uses the
+# grep-status command"). Only its own word family counts, never a word merely close in meaning: an
+# embedder rates "enabled" and "disabled" 0.77 alike.
+_PARTICIPLE = re.compile(r"\b(?!(?:embed|hundred|kindred)\b)[a-z]{2,}[^e\W]ed\b")  # not "need", "speed"
+# A restriction or universal the question asks about ("the only way", "always", "every user"): a "Yes"
+# must state it, or it affirms something weaker than what was asked.
+_RESTRICTION = re.compile(r"\b(?:only|always|every|all|each|everything|everyone|anywhere|exclusively)\b",
+                          re.IGNORECASE)
 _CORRECTIVE = re.compile(r"^\W*(?:rather|instead)\b", re.IGNORECASE)
 _WORDS = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
 
@@ -131,7 +142,7 @@ def _clauses_of(part: str) -> list[Clause]:
         word = _LEADING.match(part).group(0).strip().lower()
         if not comma:
             return [Clause(part, part)]  # no comma marks where the condition ends: all of it is conditional
-        if re.fullmatch(_CONDITION, word):
+        if re.fullmatch(f"{_CONDITION}|to", word):
             condition = head
         else:
             asides.append(head[len(word):])
@@ -177,6 +188,8 @@ class _Asked:
     identifiers: set[str]  # values, commands, names: a verdict must quote them
     all_terms: set[str]
     actions: tuple[str, ...] = ()  # the asked everyday verbs ("use", "keep"): a clause must say them
+    participles: tuple[str, ...] = ()  # the asked passive participles ("installed"): a clause must hold them
+    restrictions: tuple[str, ...] = ()  # "only", "always", ...: a "Yes" must state them
 
 
 class VerdictFinder:
@@ -196,7 +209,9 @@ class VerdictFinder:
             return None
         weights = _rarity(core_terms | setting_terms, [content_terms(u.text) for u in pieces])
         asked = _Asked(question, {t: weights[t] for t in core_terms}, {t: weights[t] for t in setting_terms},
-                       {i.lower() for i in identifiers(question)}, content_terms(question), asked_actions(asked_text))
+                       {i.lower() for i in identifiers(question)}, content_terms(question), asked_actions(asked_text),
+                       asked_participles(asked_text),
+                       tuple(w.lower() for w in _RESTRICTION.findall(question)))
         candidates: list[tuple] = []  # (coverage, answer, unit, sentence, clause, coverage in its own words)
         for unit in pieces:
             # the piece a sentence belongs to (a list item) and its section's heading scope it
@@ -220,14 +235,20 @@ class VerdictFinder:
         return Verdict(best[1], best[2], best[3], round(best[0], 3))
 
     def _saying_the_action(self, asked: _Asked, candidates: list[tuple]) -> list[tuple]:
-        """The candidates whose clause says each asked everyday verb: a word of its family, or
+        """The candidates whose clause says what was asked of the subject: each asked passive
+        participle in its own word family (or negated by a prefix: "unsupported"), each asked
+        restriction where it says "Yes", and each asked everyday verb: a word of its family, or
         (with a similarity model) a word very close to it in meaning ("compulsory" for
         "mandatory"); antonyms ("drop" for "keep") sit well below that bar."""
-        if not asked.actions:
-            return candidates
         kept = []
         for candidate in candidates:
-            if candidate[1] == "No":
+            clause = candidate[4].lower()
+            clause_stems = {stem(w) for w in _WORDS.findall(clause)} | _negated_terms(clause)
+            if any(not _held(stem(p), clause_stems) for p in asked.participles):
+                continue
+            if candidate[1] == "Yes" and any(not re.search(rf"\b{r}\b", clause) for r in asked.restrictions):
+                continue
+            if candidate[1] == "No" or not asked.actions:
                 kept.append(candidate)  # denied with another everyday verb ("doesn't work on" for "run on"): a No
                 continue
             words = [w for w in _WORDS.findall(candidate[3].lower()) if w not in STOPWORDS or w in _ACTION_WORDS]
@@ -331,6 +352,16 @@ def asked_actions(asked: str) -> tuple[str, ...]:
     words = _WORDS.findall(asked.lower())
     return tuple(w for n, w in enumerate(words) if w in _ACTION_WORDS and "to" not in words[n + 1:]
                  and (n == 0 or words[n - 1] not in ("i", "we", "you")))
+
+
+def asked_participles(asked: str) -> tuple[str, ...]:
+    """The passive participles a question asks of its subject ("is the command installed by
+    default?", "are modules signed automatically?"): those ending the phrase, before a
+    preposition or an adverb, not one naming a kind of thing before its noun ("installed
+    files")."""
+    words = _WORDS.findall(asked.lower())
+    return tuple(w for n, w in enumerate(words) if _PARTICIPLE.fullmatch(w)
+                 and (n + 1 == len(words) or words[n + 1] in STOPWORDS or words[n + 1].endswith("ly")))
 
 
 def _rarity(terms: set[str], pieces: list[set[str]]) -> dict[str, float]:

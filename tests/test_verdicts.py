@@ -10,7 +10,7 @@ import pytest
 
 from bot.answer_metrics import invented_identifiers
 from bot.composer import Composer
-from bot.verdicts import asked_actions, clauses, is_negated
+from bot.verdicts import asked_actions, asked_participles, clauses, is_negated
 from knowledge.embedding import Embedder
 
 
@@ -171,3 +171,44 @@ def test_a_negating_prefix_in_front_of_a_noun_is_no_denial(composer: Composer) -
     composition = composer.compose("Can git stash also save my ignored files, not just tracked changes?", [STASH_ALL])
     assert composition.yes_no != "No"
     assert "All ignored and untracked files are also stashed and then cleaned up with `git clean` [1]." in composition.body
+
+
+APT_PATTERNS = Passage("Patterns allow you to specify complex search queries to select the packages you want to install "
+                       "or show. For example, we can use apt list ?automatic to list all the packages automatically "
+                       "installed. To find packages automatically installed no longer depended upon by manually "
+                       "installed packages the pattern ?garbage can be used.",
+                       "Maintenance and Updates: The APT Tools > APT Patterns")
+DEBSUMS = Passage("Note that this example uses the grep-status command from the dctrl-tools package, which is not "
+                  "installed by default. debsums can be run frequently as a cronjob setting CRON_CHECK in "
+                  "/etc/default/debsums.", "Supervision > Auditing Packages with debsums")
+MAN_SECTIONS = Passage("It is possible to specify the section of the manual page that you are looking for: to view "
+                       "the documentation for the read system call, you would type man 2 read. When no section is "
+                       "explicitly specified, the first section that has a manual page with the requested name will "
+                       "be shown.", "Solving Problems > Manual Pages")
+
+
+def test_a_sentence_opening_with_a_purpose_states_nothing_outside_it(composer: Composer) -> None:
+    # "To find packages ... no longer depended upon ..., ?garbage can be used" was read as "No." to whether
+    # apt can show the automatically installed packages, which the sentence before it says it can
+    composition = composer.compose("Can apt show me which packages were installed automatically?", [APT_PATTERNS])
+    assert composition.yes_no != "No"
+    assert clauses("To find packages no longer needed, the pattern ?garbage can be used.")[0].condition == \
+        "To find packages no longer needed"
+
+
+def test_a_clause_without_the_asked_participle_is_no_answer(composer: Composer) -> None:
+    # "this example uses the grep-status command" says nothing of whether it is installed (it was a false "Yes.")
+    composition = composer.compose("Is the grep-status command installed by default?", [DEBSUMS])
+    assert composition.yes_no != "Yes"
+    assert asked_participles("Is the grep-status command installed by default") == ("installed",)
+    assert asked_participles("Are new modules signed automatically") == ("signed",)
+    assert asked_participles("Can debsums check installed files against reference checksums") == ()
+
+
+def test_a_yes_must_state_the_restriction_asked(composer: Composer) -> None:
+    # that man takes a section number does not make it "the only way" (it was a false "Yes.")
+    composition = composer.compose("Is the man command the only way to read manual pages?", [MAN_SECTIONS])
+    assert composition.yes_no is None
+    assert composition.body.startswith("It is possible to specify the section of the manual page")
+    composition = composer.compose("Can I specify the section of the manual page I am looking for?", [MAN_SECTIONS])
+    assert composition.yes_no == "Yes"
