@@ -89,6 +89,18 @@ _PARTICIPLE = re.compile(r"\b(?!(?:embed|hundred|kindred)\b)[a-z]{2,}[^e\W]ed\b"
 # must state it, or it affirms something weaker than what was asked.
 _RESTRICTION = re.compile(r"\b(?:only|always|every|all|each|everything|everyone|anywhere|exclusively)\b",
                           re.IGNORECASE)
+# A sentence sending the reader elsewhere ("For details, see [Lambda functions as a target](...)",
+# "Refer to the Security Guide.") asserts nothing itself: the page it names may. A subject or an
+# auxiliary before the verb ("you can see the list", "to see the status") makes it a statement again.
+_POINTER = re.compile(r"(?:^|(?P<before>[\w']+)(?P<sep>\W{0,2})\s+)(?:[Ss]ee|[Rr]efer to)\s+(?:also\b|\[|[\"\u201c]|[A-Z]"
+                      r"|(?P<the>the\b))")
+_SAYER = frozenset("i you we they he she it one users user can could will would may might should must to not "
+                   "cannot also easily".split())
+# A list item opening with its verb ("- Doesn't support elastic volumes.") has the subject its list's
+# introduction names: auxiliaries and modals are a closed class.
+_SUBJECTLESS = re.compile(r"^\W*(?:does|doesn't|do|don't|did|didn't|is|isn't|are|aren't|was|wasn't|were|weren't|"
+                          r"has|hasn't|have|haven't|can|cannot|can't|will|won't|must|should|may|might|could|"
+                          r"would|not)\b", re.IGNORECASE)
 _CORRECTIVE = re.compile(r"^\W*(?:rather|instead)\b", re.IGNORECASE)
 _WORDS = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
 
@@ -215,14 +227,14 @@ class VerdictFinder:
         candidates: list[tuple] = []  # (coverage, answer, unit, sentence, clause, coverage in its own words)
         for unit in pieces:
             # the piece a sentence belongs to (a list item) and its section's heading scope it
-            around = f"{(context or {}).get(unit.passage, '')} {unit.text}"
+            heading = f"{(context or {}).get(unit.passage, '')} {_list_lead(unit, units)}".strip()
+            around = f"{heading} {unit.text}"
             before = next((u.text for u in reversed(units) if u.passage == unit.passage and u.index < unit.index), "")
             previous = split_sentences(before)[-1:] if before else []
             for sentence in split_sentences(unit.text):
                 candidates.extend((coverage, answer, unit, sentence, clause, own)
                                   for coverage, answer, clause, own in
-                                  self._judge(sentence, asked, around, (context or {}).get(unit.passage, ""),
-                                              " ".join(previous)))
+                                  self._judge(sentence, asked, around, heading, " ".join(previous)))
                 previous = [sentence]
         found = self._qualified(question, self._saying_the_action(asked, candidates))
         if not found:
@@ -281,7 +293,7 @@ class VerdictFinder:
         answer to the question outright. The section's heading may name the asked subject
         ("Nonprofit discounts" over "nonprofits get 50% off"); the rest of the question's
         setting may also come from the piece around the sentence."""
-        if sentence.rstrip().endswith("?") or _WARNING.match(sentence):
+        if sentence.rstrip().endswith("?") or _WARNING.match(sentence) or _points_elsewhere(sentence):
             return []
         if _PRIVATIVE.search(asked.text) and not _PRIVATIVE.search(sentence):
             return []  # "can I ... without X?" is answered only by what is said "without X"
@@ -299,10 +311,13 @@ class VerdictFinder:
             shared = len(condition_terms & asked.all_terms)
             if condition_terms and shared < self.settings.shared_condition * len(condition_terms):
                 continue  # true under a condition the question does not set
-            if any(i not in sentence.lower() for i in asked.identifiers):
-                continue  # a verdict about a value, a command or a name must quote it
+            referring = _SUBJECTLESS.match(clause.main) or _PRONOUN_SUBJECT.match(clause.main)
+            if any(i not in sentence.lower() and not (referring and i in heading.lower()) for i in asked.identifiers):
+                continue  # a verdict about a value, a command or a name must quote it (or the subject it refers to)
             negated = _negated_terms(clause.main)
             stated = content_terms(clause.main) | content_terms(clause.condition) | negated
+            if _SUBJECTLESS.match(clause.main):
+                stated = stated | heading_terms  # the elided subject is what scopes the piece
             own = sum(w for t, w in asked.core.items() if _held(t, stated))
             # a clause whose subject is a pronoun ("It is not ...", "This project ...") speaks of what the
             # sentence before it named: that sentence's words count as the heading's do
@@ -315,6 +330,33 @@ class VerdictFinder:
                 out.append(((own + self.settings.heading_weight * headed + setting) / total, answer, clause.main,
                             own_share))
         return out
+
+
+def _list_lead(unit: Unit, units: Sequence[Unit]) -> str:
+    """What scopes a list item as a heading scopes a section: its list's introduction ("The
+    following are some limitations for magnetic storage:") and a short label above that
+    ("**Local Zones**"). "Doesn't support elastic volumes" speaks of what they name."""
+    if unit.kind != ITEM:
+        return ""
+    earlier = [u for u in units if u.passage == unit.passage and u.index < unit.index and u.block != unit.block]
+    if not earlier:
+        return ""
+    lead = [earlier[-1].text]
+    if len(earlier) > 1 and earlier[-2].words <= 5 and earlier[-2].block == earlier[-1].block - 1:
+        lead.insert(0, earlier[-2].text)
+    return " ".join(lead)
+
+
+def _points_elsewhere(sentence: str) -> bool:
+    """An imperative "see ..." / "refer to ..." (a cross-reference), not "you can see ..."."""
+    for match in _POINTER.finditer(sentence.strip()):
+        before, after_clause = (match.group("before") or "").lower(), bool(re.search(r"[,;:]", match.group("sep") or ""))
+        if before in _SAYER and not after_clause:
+            continue
+        if match.group("the") and before and not after_clause:
+            continue  # "... the table see the values" is no pointer; "For details, see the guide" is
+        return True
+    return False
 
 
 def _held(term: str, terms: set[str]) -> bool:

@@ -212,3 +212,26 @@ def test_a_yes_must_state_the_restriction_asked(composer: Composer) -> None:
     assert composition.body.startswith("It is possible to specify the section of the manual page")
     composition = composer.compose("Can I specify the section of the manual page I am looking for?", [MAN_SECTIONS])
     assert composition.yes_no == "Yes"
+
+
+STORAGE_LIMITS = Passage("The appliance also supports tape storage for older backups. We recommend disks for any new "
+                         "backup set. The following are some limitations for tape storage:\n\n"
+                         "- Doesn't support incremental restores.\n"
+                         "- Doesn't support encryption at rest.\n"
+                         "- Limited to a maximum size of 3 TiB.", "Backup appliance > Storage types > Tape storage")
+ZONES = Passage("For instructions on registering the instances of an edge zone with a target group, see "
+                "[Registering targets](targets.html).", "Load balancers > Edge zones")
+
+
+def test_a_list_item_opening_with_its_verb_speaks_of_what_its_list_introduces(composer: Composer) -> None:
+    # "tape storage ... supports" is no "Yes." to incremental restores: the limitation list under it says "No"
+    composition = composer.compose("Does the appliance's tape storage support incremental restores?", [STORAGE_LIMITS])
+    assert composition.yes_no == "No"
+    assert composition.pieces[0] == (1, "- Doesn't support incremental restores.")
+
+
+def test_a_cross_reference_states_nothing_itself(composer: Composer) -> None:
+    # it was a "Yes." to whether Lambda functions can be targets in such a zone (they cannot)
+    composition = composer.compose("Can I register instances of an edge zone with a target group?", [ZONES])
+    assert composition.yes_no is None
+    assert composition.body.startswith("For instructions on registering the instances of an edge zone")
