@@ -139,12 +139,20 @@ def clauses(sentence: str) -> list[Clause]:
     ("since FTP does not encrypt ..."), parentheses and non-restrictive relative clauses
     (", which is not installed by default") each assert something of their own."""
     text = _LINK.sub(r"\1", sentence.replace("\u2019", "'"))
+    text = _PARENTHESES.sub(lambda m: m.group(0)[1:-1] if _is_appositive(m.group(0)[1:-1]) else m.group(0), text)
     parts = [m.group(0)[1:-1] for m in _PARENTHESES.finditer(text)]
     parts.insert(0, _PARENTHESES.sub(" ", text))
     out = []
     for part in (p for whole in parts for p in _COORDINATE.split(whole)):
         out.extend(_clauses_of(part))
     return [c for c in out if c.main]
+
+
+def _is_appositive(inner: str) -> bool:
+    """A short name in brackets ("Server Name Indication (SNI)", "NTP (Network Time Protocol)")
+    names what it follows: its words are that clause's own. A longer aside, or one that denies
+    ("(not installed by default)"), asserts something of its own."""
+    return len(inner.split()) <= 4 and not is_negated(inner) and not _HEDGE.search(inner)
 
 
 def _clauses_of(part: str) -> list[Clause]:

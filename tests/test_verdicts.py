@@ -235,3 +235,16 @@ def test_a_cross_reference_states_nothing_itself(composer: Composer) -> None:
     composition = composer.compose("Can I register instances of an edge zone with a target group?", [ZONES])
     assert composition.yes_no is None
     assert composition.body.startswith("For instructions on registering the instances of an edge zone")
+
+
+APACHE_SNI = Passage("The Apache server supports an SSL protocol extension called Server Name Indication (SNI). This "
+                     "extension allows the browser to send the hostname of the web server during the establishment of "
+                     "the SSL connection.", "Network Services > Web Server (HTTP) > Configuring Virtual Hosts")
+
+
+def test_a_short_name_in_brackets_belongs_to_the_clause_it_follows(composer: Composer) -> None:
+    composition = composer.compose("Does Apache support SNI?", [APACHE_SNI])
+    assert composition.yes_no == "Yes"
+    assert composition.pieces[0] == (1, "The Apache server supports an SSL protocol extension called Server Name "
+                                        "Indication (SNI).")
+    assert [c.main for c in clauses("X is kept (not installed by default).")] == ["X is kept", "not installed by default"]
