@@ -50,8 +50,9 @@ _RELATIVE_NEGATION = re.compile(
     r"(?:\s+not|n't)\b", re.IGNORECASE)
 _NEGATOR = re.compile(r"\b(?:not|no|never|cannot|none|nothing|neither|nor|nowhere)\b|n't\b", re.IGNORECASE)
 _NOT_A_NEGATION = re.compile(r"\b(?:not only|not just|no matter|not to mention)\b", re.IGNORECASE)
-_HEDGE = re.compile(r"\b(?:may|might|depending|depends|usually|generally|often|sometimes|typically|possibly|"
-                    r"probably|perhaps|likely|unlikely|some models|not necessarily|not all|not every|only)\b",
+# (a word of its own: "Build-Depends" names a field, it hedges nothing)
+_HEDGE = re.compile(r"(?<![\w-])(?:may|might|depending|depends|usually|generally|often|sometimes|typically|possibly|"
+                    r"probably|perhaps|likely|unlikely|some models|not necessarily|not all|not every|only)(?![\w-])",
                     re.IGNORECASE)
 _WARNING = re.compile(r"^\W*(?:do not|don't|never|avoid|beware|be careful|make sure)\b",
                       re.IGNORECASE)
@@ -327,8 +328,8 @@ class VerdictFinder:
             if _SUBJECTLESS.match(clause.main):
                 stated = stated | heading_terms  # the elided subject is what scopes the piece
             own = sum(w for t, w in asked.core.items() if _held(t, stated))
-            # a clause whose subject is a pronoun ("It is not ...", "This project ...") speaks of what the
-            # sentence before it named: that sentence's words count as the heading's do
+            # a clause whose subject is a pronoun ("It is not ...", "This project ...") may speak of what the
+            # sentence before it named (or of something else): that sentence's words count as the heading's do
             named = heading_terms | content_terms(previous) if _PRONOUN_SUBJECT.match(clause.main) else heading_terms
             headed = sum(w for t, w in asked.core.items() if not _held(t, stated) and t in named)
             setting = sum(w for t, w in asked.setting.items() if _held(t, stated | sentence_terms | around_terms))

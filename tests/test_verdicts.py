@@ -248,3 +248,16 @@ def test_a_short_name_in_brackets_belongs_to_the_clause_it_follows(composer: Com
     assert composition.pieces[0] == (1, "The Apache server supports an SSL protocol extension called Server Name "
                                         "Indication (SNI).")
     assert [c.main for c in clauses("X is kept (not installed by default).")] == ["X is kept", "not installed by default"]
+
+
+BUILD_DEP = Passage("apt-get allows installing all packages mentioned in the Build-Depends fields of a source package "
+                    "available in a distribution mentioned in a deb-src line of the /etc/apt/sources.list file. This "
+                    "is a simple matter of running the apt-get build-dep source-package command.",
+                    "Debian Packaging System > Source Packages > Compilation of a Source Package")
+
+
+def test_a_hedge_word_inside_a_name_hedges_nothing(composer: Composer) -> None:
+    # "Build-Depends" is a field's name, not "it depends"
+    composition = composer.compose("Can apt-get install the build dependencies of a source package?", [BUILD_DEP])
+    assert composition.yes_no == "Yes"
+    assert composition.pieces[0][1].startswith("apt-get allows installing all packages mentioned in the Build-Depends")
