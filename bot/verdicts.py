@@ -251,7 +251,11 @@ class VerdictFinder:
         found.sort(key=lambda f: -f[0])
         best = found[0]
         margin = self.settings.conflict_margin
-        if any(f[1] != best[1] and f[0] >= best[0] - margin and f[5] >= best[5] - margin for f in found[1:]):
+        # every clause that means what was asked may contradict, also one that cannot give a verdict itself
+        # (it says the asked action in other words: "that change will be present in the merged result"
+        # for "will merging keep the change?" outweighs a "No" elsewhere)
+        rivals = self._qualified(question, candidates)
+        if any(f[1] != best[1] and f[0] >= best[0] - margin and f[5] >= best[5] - margin for f in rivals):
             return None  # the docs say both, in their own words, within a hair: not for us to pick
         return Verdict(best[1], best[2], best[3], round(best[0], 3))
 

@@ -261,3 +261,26 @@ def test_a_hedge_word_inside_a_name_hedges_nothing(composer: Composer) -> None:
     composition = composer.compose("Can apt-get install the build dependencies of a source package?", [BUILD_DEP])
     assert composition.yes_no == "Yes"
     assert composition.pieces[0][1].startswith("apt-get allows installing all packages mentioned in the Build-Depends")
+
+
+MERGE_STRATEGIES = Passage("With the strategies that use 3-way merge (including the default, ort), if a change is made "
+                           "on both branches, but later reverted on one of the branches, that change will be present in "
+                           "the merged result; some people find this behavior confusing. It occurs because only the "
+                           "heads and the merge base are considered when performing a merge, not the individual "
+                           "commits.", "git-merge(1) Manual Page > MERGE STRATEGIES")
+FAULTY_MERGE = Passage("Reverting a regular commit just effectively undoes what that commit did, and is fairly "
+                       "straightforward. But reverting a merge commit also undoes the data that the commit changed, but "
+                       "it does absolutely nothing to the effects on history that the merge had.\n\nSo the merge will "
+                       "still exist, and it will still be seen as joining the two branches together, and future merges "
+                       "will see that merge as the last shared state - and the revert that reverted the merge brought "
+                       "in will not affect that at all.", "How to revert a faulty merge")
+
+
+def test_a_denial_outweighed_by_a_sentence_saying_the_asked_action_in_other_words_is_no_verdict(
+        composer: Composer) -> None:
+    # "that change will be present in the merged result" answers "keep" in other words: the weaker "will not
+    # affect that" elsewhere was a false "No."
+    question = "Will merging two branches keep a change that I made on both but reverted on only one of them?"
+    composition = composer.compose(question, [MERGE_STRATEGIES, FAULTY_MERGE])
+    assert composition.yes_no is None
+    assert composition.body.startswith("With the strategies that use 3-way merge")
