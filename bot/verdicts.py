@@ -211,6 +211,7 @@ class _Asked:
     actions: tuple[str, ...] = ()  # the asked everyday verbs ("use", "keep"): a clause must say them
     participles: tuple[str, ...] = ()  # the asked passive participles ("installed"): a clause must hold them
     restrictions: tuple[str, ...] = ()  # "only", "always", ...: a "Yes" must state them
+    names: tuple[str, ...] = ()  # the asked things' proper names ("Lambda"): a clause must name them, or its scope
 
 
 class VerdictFinder:
@@ -232,7 +233,7 @@ class VerdictFinder:
         asked = _Asked(question, {t: weights[t] for t in core_terms}, {t: weights[t] for t in setting_terms},
                        {i.lower() for i in identifiers(question)}, content_terms(question), asked_actions(asked_text),
                        asked_participles(asked_text),
-                       tuple(w.lower() for w in _RESTRICTION.findall(question)))
+                       tuple(w.lower() for w in _RESTRICTION.findall(question)), asked_names(asked_text))
         candidates: list[tuple] = []  # (coverage, answer, unit, sentence, clause, coverage in its own words)
         for unit in pieces:
             # the piece a sentence belongs to (a list item) and its section's heading scope it
@@ -327,6 +328,9 @@ class VerdictFinder:
             referring = _SUBJECTLESS.match(clause.main) or _PRONOUN_SUBJECT.match(clause.main)
             if any(i not in sentence.lower() and not (referring and i in heading.lower()) for i in asked.identifiers):
                 continue  # a verdict about a value, a command or a name must quote it (or the subject it refers to)
+            scope = f"{sentence} {heading} {previous if _PRONOUN_SUBJECT.match(clause.main) else ''}".lower()
+            if any(not re.search(rf"\b{re.escape(n)}", scope) for n in asked.names):
+                continue  # about another thing than the one the question names
             negated = _negated_terms(clause.main)
             stated = content_terms(clause.main) | content_terms(clause.condition) | negated
             if _SUBJECTLESS.match(clause.main):
@@ -407,6 +411,14 @@ def asked_actions(asked: str) -> tuple[str, ...]:
     words = _WORDS.findall(asked.lower())
     return tuple(w for n, w in enumerate(words) if w in _ACTION_WORDS and "to" not in words[n + 1:]
                  and (n == 0 or words[n - 1] not in ("i", "we", "you")))
+
+
+def asked_names(asked: str) -> tuple[str, ...]:
+    """The proper names a question asks about ("Can I use AWS Lambda as a target?": lambda), the
+    capitalised words past its first, which a page writes the same way; acronyms and commands
+    are identifiers, checked as such."""
+    words = re.findall(r"[A-Za-z][\w-]*", asked)
+    return tuple(w.lower() for w in words[1:] if re.fullmatch(r"[A-Z][a-z][\w-]*", w) and len(w) >= 3)
 
 
 def asked_participles(asked: str) -> tuple[str, ...]:

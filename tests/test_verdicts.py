@@ -10,7 +10,7 @@ import pytest
 
 from bot.answer_metrics import invented_identifiers
 from bot.composer import Composer
-from bot.verdicts import asked_actions, asked_participles, clauses, is_negated
+from bot.verdicts import asked_actions, asked_names, asked_participles, clauses, is_negated
 from knowledge.embedding import Embedder
 
 
@@ -284,3 +284,23 @@ def test_a_denial_outweighed_by_a_sentence_saying_the_asked_action_in_other_word
     composition = composer.compose(question, [MERGE_STRATEGIES, FAULTY_MERGE])
     assert composition.yes_no is None
     assert composition.body.startswith("With the strategies that use 3-way merge")
+
+
+TARGETS = Passage("These supported address blocks enable you to register the following with a target group: "
+                  "instances in a peered network, resources addressable by IP address and port, and on-premises "
+                  "servers linked through a VPN connection.", "Load balancers > Target groups > Target type")
+
+
+LAMBDA_EVENTS = Passage("A Lambda function behind a load balancer receives each request as a JSON event. The Lambda "
+                        "function returns the status code, headers and body of the response. Lambda functions are "
+                        "billed per request, and a Lambda function's logs go to its own log group.",
+                        "Load balancers > Lambda functions")
+
+
+def test_a_sentence_not_naming_the_thing_asked_about_gives_no_verdict(composer: Composer) -> None:
+    # the target-type sentence holds "register", "target" and "group", and says nothing of Lambda
+    composition = composer.compose("Can I register Lambda functions with a target group?", [LAMBDA_EVENTS, TARGETS])
+    assert composition.yes_no is None
+    assert asked_names("Can I use AWS Lambda as a target group") == ("lambda",)
+    assert asked_names("Is Apache OpenOffice available") == ("apache", "openoffice")
+    assert asked_names("Does git rebase keep merge commits") == ()
