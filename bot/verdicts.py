@@ -79,8 +79,9 @@ make makes need needs pick put run runs said say says see sees set sets show sho
 uses using want wants work works mean means look looks wait
 """.split())
 # A clause whose subject refers back: a personal or demonstrative pronoun, or a demonstrative before a noun,
-# after a fronted adverb at most ("Likewise, it does not have ...", "This project is not available ...").
-_PRONOUN_SUBJECT = re.compile(r"^\W*(?:\w+ly,?\s+)?(?:it|they|this|that|these|those|such)\b", re.IGNORECASE)
+# after a fronted adverb at most ("Likewise, it does not have ...", "Finally, it can ...", "This project is not
+# available ...").
+_PRONOUN_SUBJECT = re.compile(r"^\W*(?:\w+ly,?\s+|\w+,\s+)?(?:it|they|this|that|these|those|such)\b", re.IGNORECASE)
 # A passive participle asked of the subject ("is grep-status installed by default?", "are new modules
 # signed?") is the asked action: a clause without it speaks of something else ("this example uses the
 # grep-status command"). Only its own word family counts, never a word merely close in meaning: an
@@ -333,8 +334,14 @@ class VerdictFinder:
                 continue  # about another thing than the one the question names
             negated = _negated_terms(clause.main)
             stated = content_terms(clause.main) | content_terms(clause.condition) | negated
-            if _SUBJECTLESS.match(clause.main):
-                stated = stated | heading_terms  # the elided subject is what scopes the piece
+            if referring:
+                # the elided or pronoun subject is what scopes the piece; what is said of it must be in the clause
+                # ("Finally, it can point to any type of file" says nothing of a symbolic link's permissions)
+                rest = {t: w for t, w in asked.core.items() if not _held(t, heading_terms)}
+                if rest and sum(w for t, w in rest.items() if _held(t, stated)) < self.settings.min_own * sum(
+                        rest.values()):
+                    continue
+                stated = stated | heading_terms
             own = sum(w for t, w in asked.core.items() if _held(t, stated))
             # a clause whose subject is a pronoun ("It is not ...", "This project ...") may speak of what the
             # sentence before it named (or of something else): that sentence's words count as the heading's do

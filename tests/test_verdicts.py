@@ -304,3 +304,19 @@ def test_a_sentence_not_naming_the_thing_asked_about_gives_no_verdict(composer: 
     assert asked_names("Can I use AWS Lambda as a target group") == ("lambda",)
     assert asked_names("Is Apache OpenOffice available") == ("apache", "openoffice")
     assert asked_names("Does git rebase keep merge commits") == ()
+
+
+SYMLINKS = Passage("A symbolic link is a pointer to another file. When you access it, the file to which it points is "
+                   "opened. Removal of the link will not cause deletion of the file to which it points. Likewise, it "
+                   "does not have its own set of permissions, but rather retains the permissions of its target. "
+                   "Finally, it can point to any type of file: directories, special files (sockets, named pipes, "
+                   "device files, etc.), even other symbolic links.",
+                   "Basic Configuration > Timezone > BACK TO BASICS Symbolic links")
+
+
+def test_what_a_pronoun_clause_says_must_be_in_it_the_heading_names_only_its_subject(composer: Composer) -> None:
+    # "Finally, it can point to any type of file" was a false "Yes." (symbolic links from the heading, "permissions"
+    # from the sentence before); "Likewise, it does not have ..." opens with an adverb and still refers back
+    composition = composer.compose("Does a symbolic link have its own permissions?", [SYMLINKS])
+    assert composition.yes_no is None
+    assert "Likewise, it does not have its own set of permissions" in composition.body
