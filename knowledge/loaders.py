@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 # Bump when extraction changes what text a file yields: stored chunks are then rebuilt.
 # 3: Markdown through CommonMark (markdown-it-py), HTML <pre> as fenced code, heading anchors,
 #    MDX, Word and Jupyter notebooks.
-LOADERS_VERSION = 3
+# 4: HTML ordered lists numbered ("1. "), a list's items one block.
+LOADERS_VERSION = 4
 
 
 def load_plain_text(data: bytes, name: str, encodings: list[str]) -> LoadedText:
@@ -156,8 +157,9 @@ def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
         else:
             text = el.get_text(" ", strip=True)
         if text:
-            builder.text(("- " if el.name == "li" else "") + text)
-            builder.text("")
+            builder.text((_list_marker(el) if el.name == "li" else "") + text)
+            if el.name != "li" or el.find_next_sibling("li") is None:
+                builder.text("")  # a list's items stay one block, as Markdown's do
     sections = builder.finish()
     if not sections:
         loose = clean_text(root.get_text("\n", strip=True))
@@ -168,6 +170,21 @@ def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
     if notion_title(name):
         return LoadedText(wiki_page_title(title or page_title, name), sections)
     return LoadedText(title or page_title or title_from_name(name), sections)
+
+
+def _list_marker(item) -> str:
+    """"3. " for the third item of an ordered list (its `start` counted in), so a procedure's steps
+    read as steps, as in Markdown; "- " for any other item."""
+    parent = item.parent
+    if parent is None or parent.name != "ol":
+        return "- "
+    try:
+        start = int(parent.get("start", 1))
+    except ValueError:
+        start = 1
+    siblings = parent.find_all("li", recursive=False)
+    position = next((n for n, li in enumerate(siblings) if li is item), 0)
+    return f"{start + position}. "
 
 
 def _div_paragraph(div) -> str:

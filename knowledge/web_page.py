@@ -78,10 +78,9 @@ def _block(element: Any, builder: SectionBuilder) -> None:
         builder.code("".join(element.itertext()))
         return
     if tag == "list":
-        for item in element.iter("item"):
-            text = _text(item)
-            if text:
-                builder.text("- " + text)
+        ordered = element.get("rend") == "ol"
+        for number, item in enumerate((i for i in element.iter("item") if _text(i)), 1):
+            builder.text((f"{number}. " if ordered else "- ") + _text(item))
         builder.text("")
         return
     if tag == "table":

@@ -260,3 +260,36 @@ def test_bad_word_files_and_notebooks_are_skipped_with_a_reason(tmp_path: Path, 
     (tmp_path / name).write_bytes(content)
     with pytest.raises(LoadError, match=reason):
         load(tmp_path / name)
+
+
+HANDBOOK_FIREWALL = Path("/usr/share/doc/debian-handbook/html/en-US/sect.firewall-packet-filtering.html")
+PYTHON_FAQ_WINDOWS = Path("/usr/share/doc/python3.11/html/faq/windows.html")
+
+
+def test_html_ordered_lists_are_numbered_steps_in_one_block(tmp_path: Path) -> None:
+    """A procedure written as <ol> reads as numbered steps (the composer leads a how-to with them),
+    as it does from Markdown; it loaded as "- " bullets, one paragraph each."""
+    from bot.passage_units import split_units
+
+    page = tmp_path / HANDBOOK_FIREWALL.name
+    page.write_bytes(HANDBOOK_FIREWALL.read_bytes())  # a real DocBook page (apt-get install debian-handbook)
+    text = next(s.text for s in load(page).sections if "seven layers" in s.text)
+    assert ("The following seven layers are described:\n\n"
+            "1. Physical: transmission and reception of raw bit streams over a physical medium\n"
+            "2. Data Link: reliable transmission of data frames between two nodes connected by a physical layer\n"
+            "3. Network:") in text
+    steps = [u for u in split_units(text, 1) if u.text[:2] in ("1.", "2.", "3.")]
+    assert len({u.block for u in steps}) == 1
+    numbered = tmp_path / "numbered.html"
+    numbered.write_text("<html><body><h1>Upgrade</h1><ol start='4'><li>Back up.</li><li>Run <b>apt</b>.</li></ol>"
+                        "<ul><li>a note</li></ul></body></html>")
+    assert load(numbered).sections[0].text == "4. Back up.\n5. Run apt .\n\n- a note"
+
+
+def test_website_pages_number_ordered_lists_too() -> None:
+    from knowledge.web_page import load_web_page
+
+    loaded = load_web_page(PYTHON_FAQ_WINDOWS.read_bytes(), "faq/windows.html", UTF8)  # python3-doc, Sphinx
+    text = next(s.text for s in loaded.sections if "embed Python into a Windows application" in s.heading_path[-1])
+    assert "can be summarized as follows:\n\n1. Do not build Python into your .exe file directly." in text
+    assert "\n2. " in text
