@@ -158,7 +158,7 @@ def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
             text = el.get_text(" ", strip=True)
         if text:
             builder.text((_list_marker(el) if el.name == "li" else "") + text)
-            if el.name != "li" or el.find_next_sibling("li") is None:
+            if el.name != "li" or not any(li.get_text(strip=True) for li in el.find_next_siblings("li")):
                 builder.text("")  # a list's items stay one block, as Markdown's do
     sections = builder.finish()
     if not sections:

@@ -79,8 +79,9 @@ def _block(element: Any, builder: SectionBuilder) -> None:
         return
     if tag == "list":
         ordered = element.get("rend") == "ol"
-        for number, item in enumerate((i for i in element.iter("item") if _text(i)), 1):
-            builder.text((f"{number}. " if ordered else "- ") + _text(item))
+        texts = [text for text in (_item_text(item) for item in element.findall("item")) if text]
+        for number, text in enumerate(texts, 1):
+            builder.text((f"{number}. " if ordered else "- ") + text)
         builder.text("")
         return
     if tag == "table":
@@ -100,6 +101,18 @@ def _block(element: Any, builder: SectionBuilder) -> None:
 
 def _text(element: Any) -> str:
     return _SPACE.sub(" ", "".join(element.itertext())).strip()
+
+
+def _item_text(item: Any) -> str:
+    """A list item's words, a list nested in it read inside it, its entries apart."""
+    parts = [item.text or ""]
+    for child in item:
+        if child.tag == "list":
+            parts.append(" " + " ".join(_item_text(sub) for sub in child.findall("item")) + " ")
+        else:
+            parts.append("".join(child.itertext()))
+        parts.append(child.tail or "")
+    return " ".join("".join(parts).split())
 
 
 def _key(text: str) -> str:

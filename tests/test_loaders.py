@@ -284,6 +284,9 @@ def test_html_ordered_lists_are_numbered_steps_in_one_block(tmp_path: Path) -> N
     numbered.write_text("<html><body><h1>Upgrade</h1><ol start='4'><li>Back up.</li><li>Run <b>apt</b>.</li></ol>"
                         "<ul><li>a note</li></ul></body></html>")
     assert load(numbered).sections[0].text == "4. Back up.\n5. Run apt .\n\n- a note"
+    trailing = tmp_path / "trailing.html"  # an empty last item does not join the next paragraph to the list
+    trailing.write_text("<html><body><h1>T</h1><ol start='x'><li>a.</li><li> </li></ol><p>Para one.</p></body></html>")
+    assert load(trailing).sections[0].text == "1. a.\n\nPara one."
 
 
 def test_website_pages_number_ordered_lists_too() -> None:
@@ -293,3 +296,7 @@ def test_website_pages_number_ordered_lists_too() -> None:
     text = next(s.text for s in loaded.sections if "embed Python into a Windows application" in s.heading_path[-1])
     assert "can be summarized as follows:\n\n1. Do not build Python into your .exe file directly." in text
     assert "\n2. " in text
+    nested = (b"<html><body><article><h1>Steps</h1><p>Read these steps before you start the upgrade of the server.</p>"
+              b"<ol><li>Stop the <b>service</b>.<ul><li>web</li><li>worker</li></ul></li><li>Upgrade it.</li></ol>"
+              b"<p>Then start the service again and check its log for errors.</p></article></body></html>")
+    assert "1. Stop the service. web worker\n2. Upgrade it." in load_web_page(nested, "s.html", UTF8).sections[0].text
