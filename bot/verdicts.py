@@ -34,7 +34,8 @@ from bot.passage_units import ITEM, SENTENCE, Unit, split_sentences
 from bot.protocols import TextSimilarity
 
 # Subordinating conjunctions that put a condition on what the main clause says.
-_CONDITION = r"if|unless|when|whenever|once|provided(?: that)?|as long as|in case|even if|only if|except when|whether"
+_CONDITION = (r"if|unless|when|whenever|once|provided(?: that)?|as long as|in case|even if|only if|except when|whether"
+              r"|otherwise")
 # ... and those that give a reason or a contrast: an assertion of their own, no bar to a verdict.
 _ASIDE = r"because|since|although|though|even though|so that|whereas|while"
 # A sentence opening with a purpose ("To find X, use Y") says what holds for that purpose: its condition.
@@ -94,15 +95,17 @@ _RESTRICTION = re.compile(r"\b(?:only|always|every|all|each|everything|everyone|
 # A sentence sending the reader elsewhere ("For details, see [Lambda functions as a target](...)",
 # "Refer to the Security Guide.") asserts nothing itself: the page it names may. A subject or an
 # auxiliary before the verb ("you can see the list", "to see the status") makes it a statement again.
-_POINTER = re.compile(r"(?:^|(?P<before>[\w']+)(?P<sep>\W{0,2})\s+)(?:[Ss]ee|[Rr]efer to)\s+(?:also\b|\[|[\"\u201c]|[A-Z]"
-                      r"|(?P<the>the\b))")
-_SAYER = frozenset("i you we they he she it one users user can could will would may might should must to not "
-                   "cannot also easily".split())
+_POINTER = re.compile(r"(?:^\W*(?:\*\*)?(?:note|tip)?:?(?:\*\*)?\s*|(?P<before>[\w']+)(?P<sep>\W{0,2})\s+)"
+                      r"(?P<verb>[Ss]ee|[Rr]efer to)\s+(?:also\b|(?P<link>\[)|[\"\u201c]|[A-Z]|the\b)", re.IGNORECASE)
+_SAYER = frozenset("i you we they he she it one users user who which that can could will would may might should must "
+                   "to not cannot can't don't doesn't won't didn't isn't aren't you'll we'll also easily".split())
 # A list item opening with its verb ("- Doesn't support elastic volumes.") has the subject its list's
 # introduction names: auxiliaries and modals are a closed class.
 _SUBJECTLESS = re.compile(r"^\W*(?:does|doesn't|do|don't|did|didn't|is|isn't|are|aren't|was|wasn't|were|weren't|"
                           r"has|hasn't|have|haven't|can|cannot|can't|will|won't|must|should|may|might|could|"
                           r"would|not)\b", re.IGNORECASE)
+# An exception a sentence makes ("supports HTTP/3 (except on Windows)"): a "Yes" does not hold for what it names.
+_EXCEPTION = re.compile(r"\b(?:except|excluding|other than|apart from|but not)\b(?P<rest>[^.;)\]]*)", re.IGNORECASE)
 _CORRECTIVE = re.compile(r"^\W*(?:rather|instead)\b", re.IGNORECASE)
 _WORDS = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
 
@@ -150,11 +153,17 @@ def clauses(sentence: str) -> list[Clause]:
     return [c for c in out if c.main]
 
 
+# Words opening a bracket that qualifies rather than names ("(except on Windows)", "(e.g. ext4)").
+_BRACKET_OPENERS = frozenset("except excluding including unless e.g. i.e. see such like via per".split())
+
+
 def _is_appositive(inner: str) -> bool:
     """A short name in brackets ("Server Name Indication (SNI)", "NTP (Network Time Protocol)")
     names what it follows: its words are that clause's own. A longer aside, or one that denies
     ("(not installed by default)"), asserts something of its own."""
-    return len(inner.split()) <= 4 and not is_negated(inner) and not _HEDGE.search(inner)
+    words = inner.split()
+    return (0 < len(words) <= 4 and words[0].lower().strip(".,") not in STOPWORDS | _BRACKET_OPENERS
+            and not is_negated(inner) and not _HEDGE.search(inner))
 
 
 def _clauses_of(part: str) -> list[Clause]:
@@ -164,7 +173,7 @@ def _clauses_of(part: str) -> list[Clause]:
         word = _LEADING.match(part).group(0).strip().lower()
         if not comma:
             return [Clause(part, part)]  # no comma marks where the condition ends: all of it is conditional
-        if re.fullmatch(f"{_CONDITION}|to", word):
+        if re.fullmatch(f"{_CONDITION}|to", word):  # a purpose ("To find X, ...") limits it as a condition does
             condition = head
         else:
             asides.append(head[len(word):])
@@ -234,7 +243,7 @@ class VerdictFinder:
         asked = _Asked(question, {t: weights[t] for t in core_terms}, {t: weights[t] for t in setting_terms},
                        {i.lower() for i in identifiers(question)}, content_terms(question), asked_actions(asked_text),
                        asked_participles(asked_text),
-                       tuple(w.lower() for w in _RESTRICTION.findall(question)), asked_names(asked_text))
+                       asked_restrictions(asked_text), asked_names(asked_text))
         candidates: list[tuple] = []  # (coverage, answer, unit, sentence, clause, coverage in its own words)
         for unit in pieces:
             # the piece a sentence belongs to (a list item) and its section's heading scope it
@@ -242,12 +251,14 @@ class VerdictFinder:
             around = f"{heading} {unit.text}"
             before = next((u.text for u in reversed(units) if u.passage == unit.passage and u.index < unit.index), "")
             previous = split_sentences(before)[-1:] if before else []
-            for sentence in split_sentences(unit.text):
+            for n, sentence in enumerate(split_sentences(unit.text)):
                 candidates.extend((coverage, answer, unit, sentence, clause, own)
                                   for coverage, answer, clause, own in
-                                  self._judge(sentence, asked, around, heading, " ".join(previous)))
+                                  self._judge(sentence, asked, around, heading, " ".join(previous),
+                                              item_start=unit.kind == ITEM and n == 0))
                 previous = [sentence]
-        found = self._qualified(question, self._saying_the_action(asked, candidates))
+        stating = self._stating_the_predicate(asked, candidates)
+        found = self._qualified(question, self._saying_the_action(asked, stating))
         if not found:
             return None
         found.sort(key=lambda f: -f[0])
@@ -256,17 +267,16 @@ class VerdictFinder:
         # every clause that means what was asked may contradict, also one that cannot give a verdict itself
         # (it says the asked action in other words: "that change will be present in the merged result"
         # for "will merging keep the change?" outweighs a "No" elsewhere)
-        rivals = self._qualified(question, candidates)
+        rivals = self._qualified(question, stating)
         if any(f[1] != best[1] and f[0] >= best[0] - margin and f[5] >= best[5] - margin for f in rivals):
             return None  # the docs say both, in their own words, within a hair: not for us to pick
         return Verdict(best[1], best[2], best[3], round(best[0], 3))
 
-    def _saying_the_action(self, asked: _Asked, candidates: list[tuple]) -> list[tuple]:
-        """The candidates whose clause says what was asked of the subject: each asked passive
-        participle in its own word family (or negated by a prefix: "unsupported"), each asked
-        restriction where it says "Yes", and each asked everyday verb: a word of its family, or
-        (with a similarity model) a word very close to it in meaning ("compulsory" for
-        "mandatory"); antonyms ("drop" for "keep") sit well below that bar."""
+    def _stating_the_predicate(self, asked: _Asked, candidates: list[tuple]) -> list[tuple]:
+        """The candidates whose clause holds each asked passive participle in its own word
+        family (or negated by a prefix: "unsupported"), and each asked restriction where it says
+        "Yes" (a clause with "only" is hedged and never says "Yes": an "only" question gets a "No"
+        or nothing)."""
         kept = []
         for candidate in candidates:
             clause = candidate[4].lower()
@@ -275,7 +285,18 @@ class VerdictFinder:
                 continue
             if candidate[1] == "Yes" and any(not re.search(rf"\b{r}\b", clause) for r in asked.restrictions):
                 continue
-            if candidate[1] == "No" or not asked.actions:
+            kept.append(candidate)
+        return kept
+
+    def _saying_the_action(self, asked: _Asked, candidates: list[tuple]) -> list[tuple]:
+        """The candidates whose clause says each asked everyday verb: a word of its family, or
+        (with a similarity model) a word very close to it in meaning ("compulsory" for
+        "mandatory"); antonyms ("drop" for "keep") sit well below that bar."""
+        if not asked.actions:
+            return candidates
+        kept = []
+        for candidate in candidates:
+            if candidate[1] == "No":
                 kept.append(candidate)  # denied with another everyday verb ("doesn't work on" for "run on"): a No
                 continue
             words = [w for w in _WORDS.findall(candidate[3].lower()) if w not in STOPWORDS or w in _ACTION_WORDS]
@@ -302,22 +323,28 @@ class VerdictFinder:
                 if sim >= (self.settings.min_similarity if c[0] >= self.settings.min_coverage
                            else self.settings.near_similarity)]
 
-    def _judge(self, sentence: str, asked: _Asked, around: str,
-               heading: str = "", previous: str = "") -> list[tuple[float, str, str, float]]:
+    def _judge(self, sentence: str, asked: _Asked, around: str, heading: str = "", previous: str = "",
+               item_start: bool = False) -> list[tuple[float, str, str, float]]:
         """(coverage, "Yes"/"No", clause, coverage in its own words) for each clause of the sentence that states an
         answer to the question outright. The section's heading may name the asked subject
         ("Nonprofit discounts" over "nonprofits get 50% off"); the rest of the question's
         setting may also come from the piece around the sentence."""
-        if sentence.rstrip().endswith("?") or _WARNING.match(sentence) or _points_elsewhere(sentence):
+        if sentence.rstrip().endswith("?") or _WARNING.match(sentence):
             return []
+        pointer = _pointer_start(sentence)
+        if pointer is not None:
+            if re.match(r"^\W*(?:for|to)\b", sentence, re.IGNORECASE):
+                return []  # "For details (on X), see ...": all of it is the pointer's purpose
+            sentence = sentence[:pointer].rstrip(" ,;:(-\u2014")  # what it says before the pointer still stands
         if _PRIVATIVE.search(asked.text) and not _PRIVATIVE.search(sentence):
             return []  # "can I ... without X?" is answered only by what is said "without X"
         around_terms = content_terms(around)
         heading_terms = content_terms(heading)
         total = sum(asked.core.values()) + sum(asked.setting.values())
         sentence_terms = content_terms(sentence)
+        excepted = {t for m in _EXCEPTION.finditer(sentence) for t in content_terms(m.group("rest"))}
         out = []
-        for clause in clauses(sentence):
+        for n, clause in enumerate(clauses(sentence) if re.search(r"\w", sentence) else []):
             if _HEDGE.search(clause.main) or _RELATIVE_NEGATION.search(clause.main):
                 continue  # hedged, or a negation whose scope is a relative clause: says nothing outright
             if _CORRECTIVE.match(clause.main):
@@ -326,14 +353,20 @@ class VerdictFinder:
             shared = len(condition_terms & asked.all_terms)
             if condition_terms and shared < self.settings.shared_condition * len(condition_terms):
                 continue  # true under a condition the question does not set
-            referring = _SUBJECTLESS.match(clause.main) or _PRONOUN_SUBJECT.match(clause.main)
+            # a list item opening with its verb ("- Doesn't support ...": only its first clause, not one split off
+            # after "which"), or a pronoun subject, refers to what scopes the piece
+            subjectless = item_start and n == 0 and _SUBJECTLESS.match(clause.main)
+            referring = subjectless or _PRONOUN_SUBJECT.match(clause.main)
             if any(i not in sentence.lower() and not (referring and i in heading.lower()) for i in asked.identifiers):
                 continue  # a verdict about a value, a command or a name must quote it (or the subject it refers to)
             scope = f"{sentence} {heading} {previous if _PRONOUN_SUBJECT.match(clause.main) else ''}".lower()
-            if any(not re.search(rf"\b{re.escape(n)}", scope) for n in asked.names):
+            if any(not re.search(rf"\b{re.escape(name)}(?:s|es)?\b", scope) for name in asked.names):
                 continue  # about another thing than the one the question names
             negated = _negated_terms(clause.main)
-            stated = content_terms(clause.main) | content_terms(clause.condition) | negated
+            # a condition the question shares is said (its words count); a purpose ("To avoid losing data ...")
+            # only limits where the rest applies
+            purpose = clause.condition.lower().startswith("to ")
+            stated = content_terms(clause.main) | (set() if purpose else content_terms(clause.condition)) | negated
             if referring:
                 # the elided or pronoun subject is what scopes the piece; what is said of it must be in the clause
                 # ("Finally, it can point to any type of file" says nothing of a symbolic link's permissions)
@@ -349,6 +382,8 @@ class VerdictFinder:
             headed = sum(w for t, w in asked.core.items() if not _held(t, stated) and t in named)
             setting = sum(w for t, w in asked.setting.items() if _held(t, stated | sentence_terms | around_terms))
             answer = "No" if is_negated(clause.main) or (negated & set(asked.core)) else "Yes"
+            if answer == "Yes" and (excepted - content_terms(clause.main)) & asked.all_terms:
+                continue  # the sentence excepts what the question asks about
             own_share = own / sum(asked.core.values())
             if own_share >= self.settings.min_own:
                 out.append(((own + self.settings.heading_weight * headed + setting) / total, answer, clause.main,
@@ -357,30 +392,34 @@ class VerdictFinder:
 
 
 def _list_lead(unit: Unit, units: Sequence[Unit]) -> str:
-    """What scopes a list item as a heading scopes a section: its list's introduction ("The
-    following are some limitations for magnetic storage:") and a short label above that
-    ("**Local Zones**"). "Doesn't support elastic volumes" speaks of what they name."""
+    """What scopes a list item as a heading scopes a section: the line introducing its list
+    ("The following are some limitations for magnetic storage:") and a short label above that
+    ("**Local Zones**"). "Doesn't support elastic volumes" speaks of what they name. A list with
+    no introduction right above it (after a code block, another list) has none."""
     if unit.kind != ITEM:
         return ""
     earlier = [u for u in units if u.passage == unit.passage and u.index < unit.index and u.block != unit.block]
-    if not earlier:
+    if not earlier or earlier[-1].kind == ITEM or not earlier[-1].ends_with_colon:
         return ""
     lead = [earlier[-1].text]
-    if len(earlier) > 1 and earlier[-2].words <= 5 and earlier[-2].block == earlier[-1].block - 1:
-        lead.insert(0, earlier[-2].text)
+    label = earlier[-2] if len(earlier) > 1 else None
+    if label is not None and label.kind != ITEM and label.words <= 5 and label.block == earlier[-1].block - 1 \
+            and not label.text.rstrip("* ").endswith((".", "!", "?")):
+        lead.insert(0, label.text)
     return " ".join(lead)
 
 
-def _points_elsewhere(sentence: str) -> bool:
-    """An imperative "see ..." / "refer to ..." (a cross-reference), not "you can see ..."."""
-    for match in _POINTER.finditer(sentence.strip()):
-        before, after_clause = (match.group("before") or "").lower(), bool(re.search(r"[,;:]", match.group("sep") or ""))
-        if before in _SAYER and not after_clause:
-            continue
-        if match.group("the") and before and not after_clause:
-            continue  # "... the table see the values" is no pointer; "For details, see the guide" is
-        return True
-    return False
+def _pointer_start(sentence: str) -> int | None:
+    """Where an imperative "see ..." / "refer to ..." (a cross-reference) starts: at the
+    sentence's start or after a comma, colon or bracket ("For details, see the guide"), or
+    anywhere before a link ("... affect performance see [Understanding burst](...)"); not
+    "you can see the list", "users who see Error 42"."""
+    for match in _POINTER.finditer(sentence):
+        before, sep = (match.group("before") or "").lower(), match.group("sep") or ""
+        imperative = not before or bool(re.search(r"[,;:(]", sep)) or before in ("please", "also")
+        if imperative or (match.group("link") and before not in _SAYER):
+            return match.start("verb")
+    return None
 
 
 def _held(term: str, terms: set[str]) -> bool:
@@ -420,12 +459,25 @@ def asked_actions(asked: str) -> tuple[str, ...]:
                  and (n == 0 or words[n - 1] not in ("i", "we", "you")))
 
 
+def asked_restrictions(asked: str) -> tuple[str, ...]:
+    """The restrictions a question asks of its predicate ("is man the *only* way", "does it
+    *always* ..."), not one inside a clause about something else ("a change that I reverted on
+    only one branch")."""
+    head = re.split(r"\b(?:that|which|who|where|when|if)\b", asked, maxsplit=1, flags=re.IGNORECASE)[0]
+    return tuple(w.lower() for w in _RESTRICTION.findall(head))
+
+
 def asked_names(asked: str) -> tuple[str, ...]:
     """The proper names a question asks about ("Can I use AWS Lambda as a target?": lambda), the
-    capitalised words past its first, which a page writes the same way; acronyms and commands
-    are identifiers, checked as such."""
-    words = re.findall(r"[A-Za-z][\w-]*", asked)
-    return tuple(w.lower() for w in words[1:] if re.fullmatch(r"[A-Z][a-z][\w-]*", w) and len(w) >= 3)
+    capitalised words past the first of each of its sentences, which a page writes the same way;
+    acronyms and commands are identifiers, checked as such, and a title-cased question's function
+    words ("Can I Use ...") name nothing."""
+    names = []
+    for part in re.split(r"(?<=[.!?])\s+", asked):
+        words = re.findall(r"[A-Za-z][\w-]*", part)
+        names += [w.lower() for w in words[1:] if re.fullmatch(r"[A-Z][a-z][\w-]*", w) and len(w) >= 3
+                  and w.lower() not in STOPWORDS and w.lower() not in _ACTION_WORDS]
+    return tuple(names)
 
 
 def asked_participles(asked: str) -> tuple[str, ...]:

@@ -10,7 +10,9 @@ import pytest
 
 from bot.answer_metrics import invented_identifiers
 from bot.composer import Composer
-from bot.verdicts import asked_actions, asked_names, asked_participles, clauses, is_negated
+from bot.passage_units import split_units
+from bot.verdicts import (VerdictFinder, _list_lead, _pointer_start, asked_actions, asked_names, asked_participles,
+                          asked_restrictions, clauses, is_negated)
 from knowledge.embedding import Embedder
 
 
@@ -320,3 +322,47 @@ def test_what_a_pronoun_clause_says_must_be_in_it_the_heading_names_only_its_sub
     composition = composer.compose("Does a symbolic link have its own permissions?", [SYMLINKS])
     assert composition.yes_no is None
     assert "Likewise, it does not have its own set of permissions" in composition.body
+
+
+@pytest.mark.parametrize("question, text, location, verdict", [
+    # a clause split off after "which" has its own subject, not the heading's (it was a false "No.")
+    ("Is grep-status installed by default?", "This example uses the dctrl-tools package, which is not installed by "
+     "default.", "Supervision > The grep-status command", None),
+    # what a sentence says before "see ..." still stands, and still contradicts
+    ("Does Foo keep the cache?", "Foo is not able to keep the cache, see the limitations. Foo can keep the cache "
+     "files.", "Foo", None),
+    # a purpose only limits where the rest applies: its words are not what the sentence says
+    ("Will I lose data when I reinstall?", "To avoid losing data when you reinstall, back up your profile first.",
+     "Reinstall", None),
+    # "Otherwise, ..." is a condition the question does not set
+    ("Does the tool keep the config?", "If you pass --reset, the tool rewrites the settings file. Otherwise, it does "
+     "not keep the config.", "Tool", None),
+    # a name is matched whole: JavaScript is not Java
+    ("Does Java support tail calls?", "JavaScript supports tail calls in strict mode.", "Languages", None),
+    # a "Yes" does not hold for what the sentence excepts
+    ("Does Apache support HTTP/3 on Windows?", "Apache supports HTTP/3 (except on Windows).", "Apache", None),
+    ("Does Apache support HTTP/3 on Linux?", "Apache supports HTTP/3 on Linux (except on Windows).", "Apache", "Yes"),
+    # a list item opening with its verb speaks of what its list's introduction names
+    ("Does magnetic storage support elastic volumes?", "The following are some limitations for magnetic storage:\n\n"
+     "- Doesn't support storage autoscaling.\n- Doesn't support elastic volumes.", "Storage > Magnetic storage", "No"),
+])
+def test_verdict_rules_on_their_own(question: str, text: str, location: str, verdict: str | None) -> None:
+    found = VerdictFinder().find(question, split_units(text, 1), {1: location})
+    assert (found.answer if found else None) == verdict
+
+
+def test_cross_references_and_restrictions_are_read_where_they_apply() -> None:
+    assert _pointer_start("For details, see the user guide.") == 13
+    assert _pointer_start("For a description of how credits affect performance see [Bursts](b.html)") == 52
+    assert _pointer_start("**Note:** See the guide") == 10
+    assert _pointer_start("You can see the list of packages.") is None
+    assert _pointer_start("Users who see Error 42 should restart.") is None
+    assert _pointer_start("Windows doesn't see Linux partitions.") is None
+    assert asked_restrictions("Is the man command the only way to read manual pages") == ("only",)
+    assert asked_restrictions("Will merging keep a change that I reverted on only one branch") == ()
+    assert asked_names("Can I Use Bluetooth Headphones") == ("bluetooth", "headphones")
+    # a list's introduction is the line right above it ending in a colon, not a code block or another list
+    introduced = split_units("Intro.\n\nThe limits for tape:\n\n- Doesn't support encryption.", 1)
+    assert _list_lead(introduced[-1], introduced) == "The limits for tape:"
+    after_code = split_units("Tape is older.\n\n```\ntape\n```\n\n- Doesn't support encryption.", 1)
+    assert _list_lead(after_code[-1], after_code) == ""
