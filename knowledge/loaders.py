@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # Bump when extraction changes what text a file yields: stored chunks are then rebuilt.
 # 3: Markdown through CommonMark (markdown-it-py), HTML <pre> as fenced code, heading anchors,
 #    MDX, Word and Jupyter notebooks.
-# 4: HTML ordered lists numbered ("1. "), a list's items one block.
+# 4: HTML ordered lists numbered ("1. ").
 LOADERS_VERSION = 4
 
 
@@ -158,8 +158,7 @@ def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
             text = el.get_text(" ", strip=True)
         if text:
             builder.text((_list_marker(el) if el.name == "li" else "") + text)
-            if el.name != "li" or not any(li.get_text(strip=True) for li in el.find_next_siblings("li")):
-                builder.text("")  # a list's items stay one block, as Markdown's do
+            builder.text("")
     sections = builder.finish()
     if not sections:
         loose = clean_text(root.get_text("\n", strip=True))

@@ -268,25 +268,26 @@ PYTHON_FAQ_WINDOWS = Path("/usr/share/doc/python3.11/html/faq/windows.html")
 
 def test_html_ordered_lists_are_numbered_steps_in_one_block(tmp_path: Path) -> None:
     """A procedure written as <ol> reads as numbered steps (the composer leads a how-to with them),
-    as it does from Markdown; it loaded as "- " bullets, one paragraph each."""
+    as it does from Markdown; it loaded as "- " bullets. Each item stays a paragraph of its own (as
+    chunking has always packed them), and the steps still read as one list."""
     from bot.passage_units import split_units
 
     page = tmp_path / HANDBOOK_FIREWALL.name
     page.write_bytes(HANDBOOK_FIREWALL.read_bytes())  # a real DocBook page (apt-get install debian-handbook)
     text = next(s.text for s in load(page).sections if "seven layers" in s.text)
     assert ("The following seven layers are described:\n\n"
-            "1. Physical: transmission and reception of raw bit streams over a physical medium\n"
-            "2. Data Link: reliable transmission of data frames between two nodes connected by a physical layer\n"
+            "1. Physical: transmission and reception of raw bit streams over a physical medium\n\n"
+            "2. Data Link: reliable transmission of data frames between two nodes connected by a physical layer\n\n"
             "3. Network:") in text
     steps = [u for u in split_units(text, 1) if u.text[:2] in ("1.", "2.", "3.")]
     assert len({u.block for u in steps}) == 1
     numbered = tmp_path / "numbered.html"
     numbered.write_text("<html><body><h1>Upgrade</h1><ol start='4'><li>Back up.</li><li>Run <b>apt</b>.</li></ol>"
                         "<ul><li>a note</li></ul></body></html>")
-    assert load(numbered).sections[0].text == "4. Back up.\n5. Run apt .\n\n- a note"
-    trailing = tmp_path / "trailing.html"  # an empty last item does not join the next paragraph to the list
-    trailing.write_text("<html><body><h1>T</h1><ol start='x'><li>a.</li><li> </li></ol><p>Para one.</p></body></html>")
-    assert load(trailing).sections[0].text == "1. a.\n\nPara one."
+    assert load(numbered).sections[0].text == "4. Back up.\n\n5. Run apt .\n\n- a note"
+    odd_start = tmp_path / "odd.html"
+    odd_start.write_text("<html><body><h1>T</h1><ol start='x'><li>a.</li><li>b.</li></ol></body></html>")
+    assert load(odd_start).sections[0].text == "1. a.\n\n2. b."
 
 
 def test_website_pages_number_ordered_lists_too() -> None:
