@@ -14,7 +14,15 @@ user asked. So a sentence gives a verdict only when
   a sentence true only under a condition the user did not ask about states nothing about the
   question;
 - it states it outright: no hedge (may, might, depending on, usually), no warning
-  (an imperative "Do not ..."), no restriction to some subjects ("only ..."), not a question.
+  (an imperative "Do not ..."), no restriction to some subjects ("only ..."), not a question,
+  not a cross-reference ("For details, see ...");
+- it says what was asked of the subject, not something else about it: the participle asked
+  ("is X *installed*"), the restriction asked ("the *only* way"), the names asked ("*Lambda*"),
+  and no exception of what was asked ("except on Windows").
+
+A clause with no subject of its own (a list item "- Doesn't support elastic volumes." under
+"The following are limitations of magnetic storage:") or with a pronoun for one ("Likewise, it
+does not ...") speaks of what its list's introduction or its heading names.
 
 The main clause's polarity is the verdict: negated ("is not supported", "cannot be played",
 "unsupported") means No, affirmed means Yes. The words that mark these (subordinating
