@@ -235,8 +235,7 @@ class Indexer:
                             f"{self.loading.max_text_chars:,} (index.max_text_chars)")
         if website:
             url = root.page_urls[source]
-            # a page's markup changes with every build (dates, asset hashes): what is indexed is its text
-            digest = hashlib.sha256(repr((loaded.title, loaded.sections)).encode("utf-8")).hexdigest()
+            digest = page_digest(loaded)
             sections = loaded.sections
         else:
             url = source_url(root, source)
@@ -275,13 +274,27 @@ def file_digest(data: bytes, url: str | None, anchors: str) -> str:
     return digest.hexdigest()
 
 
-def pending_changes(previous: dict[tuple[str, str], IndexedDocument], roots: list[DocsRoot]) -> dict[str, int]:
+def page_digest(loaded) -> str:
+    """A crawled page's content hash: a page's markup changes with every build of a site (dates,
+    asset hashes), so what is compared is the text it yields."""
+    return hashlib.sha256(repr((loaded.title, loaded.sections)).encode("utf-8")).hexdigest()
+
+
+def pending_changes(previous: dict[tuple[str, str], IndexedDocument], roots: list[DocsRoot],
+                    loading: LoaderSettings | None = None) -> dict[str, int]:
     """Source files added, modified or deleted since `previous` (the live version's
-    `ChunkStore.indexed_documents()`). A file whose modification time matches is not read."""
+    `ChunkStore.indexed_documents()`), as the next re-index would count them. A file whose
+    modification time matches is not read; a crawled page is compared by its text, as it is
+    indexed (its markup may change while its text does not), and a file in a site's folder that
+    the last crawl did not fetch is no page of it."""
+    loading = loading or LoaderSettings()
     counts = {"added": 0, "modified": 0, "deleted": 0}
     seen: set[tuple[str, str]] = set()
     for root in roots:
+        website = root.page_urls is not None
         for source, path in iter_source_files(root):
+            if website and source not in root.page_urls:
+                continue
             key = (root.name, source)
             seen.add(key)
             before = previous.get(key)
@@ -289,9 +302,15 @@ def pending_changes(previous: dict[tuple[str, str], IndexedDocument], roots: lis
                 counts["added"] += path.suffix.lower() in LOADERS
             elif path.stat().st_mtime != before.mtime:
                 try:
-                    digest = file_digest(path.read_bytes(), source_url(root, source), root.anchors)
+                    data = path.read_bytes()
+                    if website:
+                        loaded, _ = load_file(path, source, list(loading.encodings), loading.max_file_bytes,
+                                              load_web_page)
+                        digest = page_digest(loaded)
+                    else:
+                        digest = file_digest(data, source_url(root, source), root.anchors)
                     changed = digest != before.content_hash
-                except OSError:
+                except (OSError, LoadError):
                     changed = True
                 counts["modified"] += changed
     names = {r.name for r in roots}

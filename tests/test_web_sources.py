@@ -76,6 +76,16 @@ def test_sitemap_crawl_indexes_main_content_with_anchors_then_recrawls_increment
         assert (second.chunks_embedded, second.added, second.updated, second.deleted) == (0, [], [], [])
         assert [(h.status, h.conditional) for h in site.requested(VENV)] == [(304, True)]
         assert site.requested(WHATNOW) == []  # its sitemap lastmod is the one of the last crawl
+        assert app.status_report.status()["changed_since_build"] == "0 added, 0 modified, 0 deleted"
+
+        venv = root / VENV[1:]  # a new build of the page: its markup changes, its text does not
+        venv.write_text(venv.read_text().replace("</head>", "<!-- build 2 --></head>"))
+        later = time.time() + 2
+        os.utime(venv, (later, later))
+        rebuilt = app.index_ops.index()
+        assert (rebuilt.updated, rebuilt.chunks_embedded) == ([], 0)
+        # `status` compares the page's text as the index does (it counted every refetched page "modified")
+        assert app.status_report.status()["changed_since_build"] == "0 added, 0 modified, 0 deleted"
 
         (root / VENV[1:]).write_text((root / VENV[1:]).read_text().replace(
             "The module used to create and manage virtual environments is called",

@@ -18,7 +18,7 @@ from bot.protocols import RetrievalUnavailable
 if TYPE_CHECKING:
     from knowledge.documents import DocsRoot
     from knowledge.embedding import Embedder
-    from knowledge.indexer import Indexer
+    from knowledge.indexer import Indexer, LoaderSettings
     from knowledge.retrieval import HybridRetriever
     from knowledge.store import ChunkStore
 
@@ -61,17 +61,23 @@ class KnowledgeParts:
             self._embedder = Embedder(cfg.model, batch_size=cfg.batch_size, dtype=cfg.dtype)
         return self._embedder
 
+    def loader_settings(self) -> LoaderSettings:
+        """How files are read (the indexer's, and `status`'s count of what changed since)."""
+        from knowledge.indexer import LoaderSettings
+
+        cfg = self.settings.index
+        return LoaderSettings(int(cfg.max_file_mb * 1_000_000), tuple(cfg.encodings), cfg.max_text_chars)
+
     @property
     def indexer(self) -> Indexer:
         if self._indexer is None:
             from knowledge.chunking import ChunkSettings
-            from knowledge.indexer import Indexer, LoaderSettings
+            from knowledge.indexer import Indexer
 
             cfg = self.settings.index
             self._indexer = Indexer(
-                self.store, self.embedder,
-                ChunkSettings(cfg.chunk_max_tokens, cfg.chunk_overlap_tokens),
-                LoaderSettings(int(cfg.max_file_mb * 1_000_000), tuple(cfg.encodings), cfg.max_text_chars),
+                self.store, self.embedder, ChunkSettings(cfg.chunk_max_tokens, cfg.chunk_overlap_tokens),
+                self.loader_settings(),
             )
         return self._indexer
 

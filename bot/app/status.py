@@ -36,7 +36,7 @@ class StatusReport:
             return {"index": f"DAMAGED: {err}", "docs_roots": [str(r.path) for r in self.knowledge.docs_roots()],
                     "index_uri": settings.index_uri, "data_dir": str(settings.data_dir), "host": platform.node()}
         roots = self.knowledge.docs_roots()
-        changes = pending_changes(indexed, roots) if live else None
+        changes = pending_changes(indexed, roots, self.knowledge.loader_settings()) if live else None
         info: dict[str, Any] = {
             "index_version": live.seq if live else None,
             "index_built_at": local_time(live.built_at) if live else None,
