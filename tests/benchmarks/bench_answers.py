@@ -383,6 +383,18 @@ def corpus_app(sample: App, data: Path | None, docs: Path, prefix: str) -> App:
     return app
 
 
+def print_machine_rates() -> None:
+    """The machine's bare arithmetic, beside which the answer times (p50_ms) are read: a composed
+    answer's time is mostly the bundled embedder's encoding of candidate sentences."""
+    import torch
+
+    from tests.benchmarks.bench_generation import bare_rates
+
+    rates = bare_rates(256, 384, 1536)  # a batch of sentences through the embedder's widest layer
+    print(f"machine: {os.cpu_count()} cores, {torch.get_num_threads()} torch threads; a bare 256x384x1536 product: "
+          f"bf16 {rates['bfloat16_rate']:.0f} GFLOP/s, fp32 {rates['float32_rate']:.0f} GFLOP/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--answerers", default="composed,main,quote")
@@ -406,6 +418,7 @@ def main() -> None:
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="supportbot-answers-"))
     app = App(load_settings(None, data_dir=data, docs=[str(bundled_sample_docs())]))
     app.index_ops.index()
+    print_machine_rates()
     if not args.no_sample:
         run_corpus("sample docs (user-style questions)", app, sample_items(), answerers)
     for voice in args.voice:
