@@ -34,7 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 DAY = 86_400.0
 CHROMIUM = shutil.which("chromium")
 OKTA = ["How do I set up SSO with Okta?", "Can I log in with Okta single sign-on?", "Okta SSO configuration steps"]
-OKTA_ANSWERED = "Does Driftwood support Okta SAML login?"  # answered from the API page, then rated 👎
+# answered from the API page, then rated 👎 ("Does Driftwood support Okta SAML login?" abstains since the sample's
+# two-factor page reads its numbered steps: the docs never name Okta)
+OKTA_ANSWERED = "Does Driftwood support SAML login with Okta?"
 LIMITS_WRONG = "The limits changed last month."  # what the 👎 on the rate-limits answer said
 
 
