@@ -302,13 +302,12 @@ def pending_changes(previous: dict[tuple[str, str], IndexedDocument], roots: lis
                 counts["added"] += path.suffix.lower() in LOADERS
             elif path.stat().st_mtime != before.mtime:
                 try:
-                    data = path.read_bytes()
                     if website:
                         loaded, _ = load_file(path, source, list(loading.encodings), loading.max_file_bytes,
                                               load_web_page)
                         digest = page_digest(loaded)
                     else:
-                        digest = file_digest(data, source_url(root, source), root.anchors)
+                        digest = file_digest(path.read_bytes(), source_url(root, source), root.anchors)
                     changed = digest != before.content_hash
                 except (OSError, LoadError):
                     changed = True
