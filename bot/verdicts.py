@@ -364,10 +364,11 @@ class VerdictFinder:
             # a list item opening with its verb ("- Doesn't support ...": only its first clause, not one split off
             # after "which"), or a pronoun subject, refers to what scopes the piece
             subjectless = item_start and n == 0 and _SUBJECTLESS.match(clause.main)
-            referring = subjectless or _PRONOUN_SUBJECT.match(clause.main)
+            pronoun = _PRONOUN_SUBJECT.match(clause.main)
+            referring = subjectless or pronoun
             if any(i not in sentence.lower() and not (referring and i in heading.lower()) for i in asked.identifiers):
                 continue  # a verdict about a value, a command or a name must quote it (or the subject it refers to)
-            scope = f"{sentence} {heading} {previous if _PRONOUN_SUBJECT.match(clause.main) else ''}".lower()
+            scope = f"{sentence} {heading} {previous if pronoun else ''}".lower()
             if any(not re.search(rf"\b{re.escape(name)}(?:s|es)?\b", scope) for name in asked.names):
                 continue  # about another thing than the one the question names
             negated = _negated_terms(clause.main)
@@ -386,7 +387,7 @@ class VerdictFinder:
             own = sum(w for t, w in asked.core.items() if _held(t, stated))
             # a clause whose subject is a pronoun ("It is not ...", "This project ...") may speak of what the
             # sentence before it named (or of something else): that sentence's words count as the heading's do
-            named = heading_terms | content_terms(previous) if _PRONOUN_SUBJECT.match(clause.main) else heading_terms
+            named = heading_terms | content_terms(previous) if pronoun else heading_terms
             headed = sum(w for t, w in asked.core.items() if not _held(t, stated) and t in named)
             setting = sum(w for t, w in asked.setting.items() if _held(t, stated | sentence_terms | around_terms))
             answer = "No" if is_negated(clause.main) or (negated & set(asked.core)) else "Yes"
