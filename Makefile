@@ -2,6 +2,9 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 QUESTION ?= How much does the Team plan cost?
+# Test processes: most of the suite waits on subprocesses importing torch (one core each), so two
+# workers halve its time on 2 cores. A test file stays on one worker (its module fixtures are shared).
+TEST_WORKERS ?= 2
 
 .PHONY: demo chat test install benchmarks
 
@@ -21,7 +24,7 @@ $(VENV)/.installed: pyproject.toml scripts/install.sh
 test: install
 	scripts/install-system-packages.sh
 	$(BIN)/lint-imports
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 benchmarks: install
 	$(BIN)/python -m tests.benchmarks.bench_retrieval

@@ -124,12 +124,12 @@ class Indexer:
         if len(set(names)) != len(names):
             raise ValueError(f"docs roots need distinct names, got {names}")
         try:
-            writer, report.full_rebuild = self.store.begin(self.settings_fingerprint(), self.embedder.dimensions)
+            writer, report.full_rebuild = self.store.begin(self.settings_fingerprint(), lambda: self.embedder.dimensions)
             previous = {} if report.full_rebuild else self.store.indexed_documents(writer.base)
         except IndexDamaged as damaged:
             log.info("%s", damaged)  # the report says it: "the index was damaged (...); rebuilt from the docs"
             self.store.reset_damaged()
-            writer, _ = self.store.begin(self.settings_fingerprint(), self.embedder.dimensions)
+            writer, _ = self.store.begin(self.settings_fingerprint(), lambda: self.embedder.dimensions)
             report.full_rebuild = f"the index was damaged ({damaged.reason}); rebuilt from the docs"
             previous = {}
 

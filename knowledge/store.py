@@ -315,8 +315,10 @@ class ChunkStore:
 
     # ----- writing --------------------------------------------------------------------
     @_reading
-    def begin(self, settings: dict[str, Any], dims: int) -> tuple[IndexWriter, str | None]:
-        """Open a writer on top of the live version; returns it and the reason for a full rebuild."""
+    def begin(self, settings: dict[str, Any], dims: Callable[[], int]) -> tuple[IndexWriter, str | None]:
+        """Open a writer on top of the live version; returns it and the reason for a full rebuild.
+        `dims` is asked only when a new table is made: knowing it means loading the embedding
+        model (seconds), which a re-index of unchanged docs never needs."""
         live = self.live(refresh=True)
         rebuild_reason = None
         if live is None:
@@ -328,7 +330,7 @@ class ChunkStore:
         if rebuild_reason:
             seq = (live.seq if live else 0) + 1
             name = f"chunks_{seq}_{int(time.time())}"
-            table = self._db.create_table(name, schema=_chunk_schema(dims), mode="overwrite")
+            table = self._db.create_table(name, schema=_chunk_schema(dims()), mode="overwrite")
         else:
             assert live is not None
             table = self._db.open_table(live.table)

@@ -88,6 +88,18 @@ def test_rerun_reembeds_only_the_changed_document_and_drops_the_deleted_one(
     assert top.source == "billing/plans.md" and "9 dollars" in top.text
 
 
+def test_a_rerun_over_unchanged_docs_never_loads_the_embedding_model(
+    tmp_path: Path, docs: Path, embedder: Embedder
+) -> None:
+    # the nightly re-index of unchanged docs (and `supportbot index` run twice) costs no model load: seconds
+    # of importing sentence-transformers and reading weights in a fresh process
+    make_indexer(tmp_path, embedder)[0].run([DocsRoot(docs)])
+    fresh = Embedder(embedder.model_name, batch_size=embedder.batch_size, dtype=embedder.dtype)
+    report = make_indexer(tmp_path, fresh)[0].run([DocsRoot(docs)])
+    assert report.unchanged == 3 and report.full_rebuild is None
+    assert fresh._model is None and fresh._query_model is None
+
+
 def test_bad_files_are_skipped_with_reasons_and_a_broken_known_doc_keeps_its_last_version(
     tmp_path: Path, docs: Path, embedder: Embedder
 ) -> None:

@@ -77,7 +77,7 @@ def build(folder: Path, rows: list[dict], vectors: np.ndarray, min_rows: int) ->
     """Write every synthetic chunk through the product's writer; returns seconds."""
     store = ChunkStore(str(folder), vector_index=VectorIndexSettings(min_rows=min_rows))
     t0 = time.perf_counter()
-    writer, _ = store.begin({"bench": "scale"}, vectors.shape[1])
+    writer, _ = store.begin({"bench": "scale"}, lambda: vectors.shape[1])
     for start in range(0, len(vectors), BATCH):
         chunks = []
         for i in range(start, min(start + BATCH, len(vectors))):
