@@ -230,6 +230,7 @@ class _Asked:
     participles: tuple[str, ...] = ()  # the asked passive participles ("installed"): a clause must hold them
     restrictions: tuple[str, ...] = ()  # "only", "always", ...: a "Yes" must state them
     names: tuple[str, ...] = ()  # the asked things' proper names ("Lambda"): a clause must name them, or its scope
+    topic: frozenset[str] = frozenset()  # asked words most pieces use (the page's topic): a clause needs another one
 
 
 class VerdictFinder:
@@ -247,11 +248,12 @@ class VerdictFinder:
         setting_terms = subject_terms(asked_condition) - core_terms
         if not core_terms or not pieces:
             return None
-        weights = _rarity(core_terms | setting_terms, [content_terms(u.text) for u in pieces])
+        piece_terms = [content_terms(u.text) for u in pieces]
+        weights = _rarity(core_terms | setting_terms, piece_terms)
         asked = _Asked(question, {t: weights[t] for t in core_terms}, {t: weights[t] for t in setting_terms},
                        {i.lower() for i in identifiers(question)}, content_terms(question), asked_actions(asked_text),
                        asked_participles(asked_text),
-                       asked_restrictions(asked_text), asked_names(asked_text))
+                       asked_restrictions(asked_text), asked_names(asked_text), _topic_words(core_terms, piece_terms))
         candidates: list[tuple] = []  # (coverage, answer, unit, sentence, clause, coverage in its own words)
         for unit in pieces:
             # the piece a sentence belongs to (a list item) and its section's heading scope it
@@ -384,6 +386,8 @@ class VerdictFinder:
                         rest.values()):
                     continue
                 stated = stated | heading_terms
+            if asked.topic and not any(_held(t, stated) for t in set(asked.core) - asked.topic):
+                continue  # it holds only the words every sentence here shares: it speaks of the page's topic, not the asked
             own = sum(w for t, w in asked.core.items() if _held(t, stated))
             # a clause whose subject is a pronoun ("It is not ...", "This project ...") may speak of what the
             # sentence before it named (or of something else): that sentence's words count as the heading's do
@@ -504,3 +508,16 @@ def _rarity(terms: set[str], pieces: list[set[str]]) -> dict[str, float]:
     the page's topic, not the thing asked."""
     n = max(len(pieces), 1)
     return {t: math.log(1 + n / (1 + sum(t in p for p in pieces))) + 0.1 for t in terms}
+
+
+
+def _topic_words(terms: set[str], pieces: list[set[str]]) -> frozenset[str]:
+    """The asked words more than half of the pieces use, where there are enough pieces to tell
+    and the question asks other words too ("lambda" and "functions" on a page where every
+    sentence names Lambda functions, for "can I use Lambda functions as targets?"): a clause
+    holding none of the other words says something else about the topic ("Lambda functions are
+    billed per request")."""
+    if len(pieces) < 3:
+        return frozenset()
+    topic = frozenset(t for t in terms if 2 * sum(t in p for p in pieces) > len(pieces))
+    return topic if topic != terms else frozenset()

@@ -308,6 +308,14 @@ def test_a_sentence_not_naming_the_thing_asked_about_gives_no_verdict(composer: 
     assert asked_names("Does git rebase keep merge commits") == ()
 
 
+def test_a_sentence_about_the_pages_topic_without_the_telling_word_gives_no_verdict(composer: Composer) -> None:
+    # every sentence here names Lambda functions; "targets" is what tells the asked thing apart, and the sentence
+    # about billing and log groups lacks it (its "log group" matched the question's "target group"): a false "Yes."
+    composition = composer.compose("Can I use Lambda functions as targets in a target group?", [LAMBDA_EVENTS, TARGETS])
+    assert composition.yes_no is None
+    assert composer.compose("Are Lambda functions billed per request?", [LAMBDA_EVENTS, TARGETS]).yes_no == "Yes"
+
+
 SYMLINKS = Passage("A symbolic link is a pointer to another file. When you access it, the file to which it points is "
                    "opened. Removal of the link will not cause deletion of the file to which it points. Likewise, it "
                    "does not have its own set of permissions, but rather retains the permissions of its target. "
