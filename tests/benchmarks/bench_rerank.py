@@ -9,6 +9,8 @@ signals the index already holds, each added to today's fused page score with one
 - section window: cosine of the best chunk summed with its neighbours in the page (the
   neighbouring sections read together);
 - page soft-max: a log-sum-exp of every chunk of the page (several good sections lift a page);
+- heading: cosine of the best chunk's "title > heading" alone (headings read like questions);
+- title: cosine of the page title alone;
 - RRF: reciprocal-rank fusion of today's order with the page-opening and centroid orders.
 
 Each weight is chosen on the tune halves of every corpus together (sum of hit@1 and MRR@10)
@@ -36,7 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bot.evaluation import percentile, rank_metrics  # noqa: E402
-from knowledge.documents import DocsRoot  # noqa: E402
+from knowledge.documents import DocsRoot, heading_location  # noqa: E402
 from knowledge.embedding import Embedder  # noqa: E402
 from knowledge.indexer import Indexer  # noqa: E402
 from knowledge.retrieval import HybridRetriever  # noqa: E402
@@ -104,6 +106,12 @@ def collect(corpus: Corpus, store: ChunkStore, embedder: Embedder) -> tuple[list
         t0 = time.perf_counter()
         pages = [Page(scored[0][1]["source"], scored[0][0], vectors.signals(vector, scored[0][1]))
                  for scored in documents]
+        locations = [heading_location(s[0][1]["title"], s[0][1]["heading"]) for s in documents]
+        titles = [s[0][1]["title"] for s in documents]
+        sims = embedder.similarities(item.question, locations + titles)
+        for n, page in enumerate(pages):
+            page.signals["heading"] = sims[n]
+            page.signals["title"] = sims[len(pages) + n]
         stage_ms.append((time.perf_counter() - t0) * 1000)
         questions.append(Question(halves[i], set(item.sources), pages))
     return questions, stage_ms
@@ -162,7 +170,7 @@ def main() -> None:
 
     today: Order = lambda pages: [p.source for p in pages]  # noqa: E731
     candidates: dict[str, Order] = {"today's order": today}
-    for signal in ("page opening", "page centroid", "section window", "page soft-max"):
+    for signal in ("page opening", "page centroid", "section window", "page soft-max", "heading", "title"):
         weight = max(WEIGHTS, key=lambda w: tune_score(weighted(signal, w)))
         candidates[f"+ {weight} x {signal}"] = weighted(signal, weight)
     k = max((1, 10, 60), key=lambda k: tune_score(reciprocal_rank(k)))
