@@ -35,11 +35,13 @@ class FixedChunkIndex:
     count: int
 
     def search(self, question: str, mode: str, k: int) -> list[str]:
-        if mode == "vector":
+        if mode == "vector":  # each asks for its score column: Lance warns on every search that leaves it out
             query = self.table.search(self.embedder.embed_query(question)).distance_type("cosine")
+            columns = ["source", "_distance"]
         else:
             query = self.table.search(question, query_type="fts", fts_columns="text")
-        return [r["source"] for r in query.limit(k).select(["source"]).to_list()]
+            columns = ["source", "_score"]
+        return [r["source"] for r in query.limit(k).select(columns).to_list()]
 
 
 def build_fixed_chunks(folder: Path, docs: Path, embedder: Embedder, reuse: bool = False) -> FixedChunkIndex:
