@@ -15,7 +15,7 @@ from knowledge.documents import Chunk, DocsRoot, Document, SkippedFile
 from knowledge.embedding import Embedder
 from knowledge.loaders import LOADERS, LOADERS_VERSION, LoadError, load_file
 from knowledge.sources import iter_source_files, source_url
-from knowledge.web_page import load_web_page
+from knowledge.web_page import load_web_page, page_digest
 from knowledge.wiki_exports import is_attachment
 from knowledge.store import ChunkStore, IndexDamaged, IndexedDocument, LiveIndex
 
@@ -272,12 +272,6 @@ def file_digest(data: bytes, url: str | None, anchors: str) -> str:
     if url:
         digest.update(f"\0{url}\0{anchors}".encode("utf-8"))
     return digest.hexdigest()
-
-
-def page_digest(loaded) -> str:
-    """A crawled page's content hash: a page's markup changes with every build of a site (dates,
-    asset hashes), so what is compared is the text it yields."""
-    return hashlib.sha256(repr((loaded.title, loaded.sections)).encode("utf-8")).hexdigest()
 
 
 def pending_changes(previous: dict[tuple[str, str], IndexedDocument], roots: list[DocsRoot],

@@ -10,6 +10,7 @@ It drops the ids headings are linked by, so those are read from the page itself
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -62,6 +63,20 @@ def load_web_page(data: bytes, name: str, encodings: list[str]) -> LoadedText:
         raise LoadError("no main content found on the page")
     return LoadedText(title or _first_part(page_title) or title_from_name(name), sections)
 
+
+
+def page_digest(loaded: LoadedText) -> str:
+    """A crawled page's content hash: a page's markup changes with every build of a site (dates,
+    asset hashes), so what is compared is the text it yields."""
+    return hashlib.sha256(repr((loaded.title, loaded.sections)).encode("utf-8")).hexdigest()
+
+
+def same_page_text(old: bytes, new: bytes, name: str) -> bool:
+    """Whether two builds of a page yield the same text (its markup alone changed)."""
+    try:
+        return page_digest(load_web_page(old, name, [])) == page_digest(load_web_page(new, name, []))
+    except LoadError:
+        return False
 
 def _anchor_for(heading: str, anchors: list[tuple[str, str | None]], cursor: int) -> tuple[str | None, int]:
     """The anchor of the next page heading with this text (headings come in page order)."""

@@ -15,6 +15,7 @@ from bot.app.config import ConfigError, load_settings
 from knowledge.embedding import Embedder
 from knowledge.web_discovery import Scope
 from knowledge.web_fetch import USER_AGENT
+from knowledge.web_sources import pages_folder
 from tests.docs_site import PYTHON_DOCS, copy_pages, serve, sitemap
 
 pytestmark = pytest.mark.skipif(not (PYTHON_DOCS / "tutorial" / "venv.html").is_file(),
@@ -82,8 +83,12 @@ def test_sitemap_crawl_indexes_main_content_with_anchors_then_recrawls_increment
         venv.write_text(venv.read_text().replace("</head>", "<!-- build 2 --></head>"))
         later = time.time() + 2
         os.utime(venv, (later, later))
+        crawled = pages_folder(app.settings.sources_dir / "pydocs") / "venv.html"
+        crawled_at = crawled.stat().st_mtime_ns
         rebuilt = app.index_ops.index()
         assert (rebuilt.updated, rebuilt.chunks_embedded) == ([], 0)
+        # the new build is stored and keeps the time of the text it holds: no later re-index or `status` reads it
+        assert "<!-- build 2 -->" in crawled.read_text() and crawled.stat().st_mtime_ns == crawled_at
         # `status` compares the page's text as the index does (it counted every refetched page "modified")
         assert app.status_report.status()["changed_since_build"] == "0 added, 0 modified, 0 deleted"
 
