@@ -17,6 +17,7 @@ _BOLD = re.compile(r"\*\*([^*\n]+)\*\*")
 _PATH = re.compile(r"(?<![\w/])(?:~|\.{1,2})?(?:/[\w.@%+-]+){2,}/?|\b[A-Za-z]:\\[^\s`]+")
 _FILE = re.compile(r"\b[\w-]+\.(?:[a-z]{2,5})\b(?!\.\w)")
 _FLAG = re.compile(r"(?<![\w-])--?[a-zA-Z][\w-]*")
+_EXTENSION = re.compile(r"(?<![\w.])\.[A-Za-z][A-Za-z0-9]{0,5}\b")  # a file type by its extension: ".so", ".deb"
 # Numbers (with a unit if one follows), and tokens mixing letters and digits (DW-1042, 4.2.0, c5d.12xlarge).
 _NUMBER = re.compile(r"(?<![\w.])\$?\d[\d,]*(?:\.\d+)*%?(?:\s?(?:[KMGT]i?B|ms|s|MB/s|kbps|days?|hours?|minutes?|seconds?))?\b")
 _MIXED = re.compile(r"\b(?=[\w.-]*\d)(?=[\w.-]*[A-Za-z])[A-Za-z0-9][\w.-]*[A-Za-z0-9]\b")
@@ -56,7 +57,7 @@ def identifiers(text: str) -> set[str]:
             value = next((g for g in match.groups() if g), None) if match.groups() else match.group(0)
             found.add((value or match.group(0)).strip().rstrip(".,;:") if pattern is _URL else (value or match.group(0)).strip())
         rest = pattern.sub(" ", rest)
-    for pattern in (_PATH, _FILE, _FLAG, _MIXED):
+    for pattern in (_PATH, _FILE, _FLAG, _EXTENSION, _MIXED):
         found.update(m.group(0).rstrip(".") for m in pattern.finditer(rest))
     found.update(m.group(0) for m in _ALLCAPS.finditer(rest) if m.group(0) not in _COMMON_CAPS)
     found.update(m.group(0).strip() for m in _NUMBER.finditer(rest))

@@ -59,9 +59,10 @@ _RELATIVE_NEGATION = re.compile(
     r"(?:\s+not|n't)\b", re.IGNORECASE)
 _NEGATOR = re.compile(r"\b(?:not|no|never|cannot|none|nothing|neither|nor|nowhere)\b|n't\b", re.IGNORECASE)
 _NOT_A_NEGATION = re.compile(r"\b(?:not only|not just|no matter|not to mention)\b", re.IGNORECASE)
-# (a word of its own: "Build-Depends" names a field, it hedges nothing)
+# (a word of its own: "Build-Depends" names a field, it hedges nothing). "Would" says what holds in a case
+# imagined ("we would still like to know about all commercial use"), not what is so.
 _HEDGE = re.compile(r"(?<![\w-])(?:may|might|depending|depends|usually|generally|often|sometimes|typically|possibly|"
-                    r"probably|perhaps|likely|unlikely|some models|not necessarily|not all|not every|only)(?![\w-])",
+                    r"probably|perhaps|likely|unlikely|would(?:n't)?|some models|not necessarily|not all|not every|only)(?![\w-])",
                     re.IGNORECASE)
 _WARNING = re.compile(r"^\W*(?:do not|don't|never|avoid|beware|be careful|make sure)\b",
                       re.IGNORECASE)

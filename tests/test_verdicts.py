@@ -350,6 +350,13 @@ def test_what_a_pronoun_clause_says_must_be_in_it_the_heading_names_only_its_sub
     # a "Yes" does not hold for what the sentence excepts
     ("Does Apache support HTTP/3 on Windows?", "Apache supports HTTP/3 (except on Windows).", "Apache", None),
     ("Does Apache support HTTP/3 on Linux?", "Apache supports HTTP/3 on Linux (except on Windows).", "Apache", "Yes"),
+    # a file type named by its extension is what was asked: python3-doc's Windows FAQ answers for .pyd, not .so
+    ("Is a .so file the same as a DLL?", "Yes, .pyd files are dll's, but there are a few differences.",
+     "Python on Windows FAQ > Is a *.pyd file the same as a DLL?", None),
+    ("Is a .pyd file a DLL?", ".pyd files are DLLs, with a few differences.", "Python on Windows FAQ", "Yes"),
+    # "would" says what holds in a case imagined, not what is so (python3-doc's general FAQ)
+    ("Can I use Python commercially?", "You can do anything you want with the source. We would still like to know "
+     "about all commercial use of Python, of course.", "General Python FAQ > Are there copyright restrictions?", None),
     # a list item opening with its verb speaks of what its list's introduction names
     ("Does magnetic storage support elastic volumes?", "The following are some limitations for magnetic storage:\n\n"
      "- Doesn't support storage autoscaling.\n- Doesn't support elastic volumes.", "Storage > Magnetic storage", "No"),
