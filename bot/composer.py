@@ -33,6 +33,7 @@ _HOW_TO = re.compile(r"^\W*(?:how\s+(?:do|does|can|could|should|would|to|will|is
 _WHERE = re.compile(r"^\W*(?:where\b|where's\b|(?:in |on |under )?which (?:menu|screen|setting|settings|tab|page|"
                     r"folder|file|directory|option)s?\b)", re.IGNORECASE)
 _ANSWERABLE = (SENTENCE, ITEM, ROW, LABEL, PRE)
+_INTERJECTION = re.compile(r"(?:yes|no)(?:\s*[,.!;:\u2014-]|\s*$)", re.IGNORECASE)  # "Yes, ...", "No." (not "No changes")
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,10 @@ class Composer:
         if steps_first or item_first:
             chosen = _answer_first(anchor, chosen, passage_units)
         if not is_yes_no_question(question):
-            return _render(chosen)
+            return _naming_what_it_answers(_render(chosen), passages)
         verdict = self.verdicts.find(question, units, {n: p.location for n, p in enumerate(passages, 1)})
-        if verdict is None:
-            return _render(chosen)  # no sentence states it: the answer says what the docs say
+        if verdict is None:  # no sentence states it: the answer says what the docs say
+            return _naming_what_it_answers(_render(chosen), passages)
         return _with_verdict(verdict, _render([u for u in chosen if u != verdict.unit]))
 
     def states_answer(self, question: str, passages: Sequence[PromptPassage]) -> bool:
@@ -182,8 +183,13 @@ class Composer:
     def _score(self, question: str, units: list[Unit], locations: Sequence[str] = ()) -> tuple[list[float], list[float], list[float]]:
         """Meaning plus the question's rarer words. A word the page's text takes for granted
         because its heading says it (a step under "Install on Windows > Install the desktop
-        app" never says "desktop app") counts half for every piece of that page."""
+        app" never says "desktop app") counts half for every piece of that page; a reply opening
+        the page ("Yes, there is.") is read with its heading's question, whose words it leaves out."""
         texts = [_plain(u.text) for u in units]
+        # a section opening with "Yes, ..." or "No." replies to its heading (a FAQ entry's question): read with it
+        replying = {i: locations[u.passage - 1].rsplit(" > ", 1)[-1] for i, u in enumerate(units)
+                    if u.index == 0 and u.passage <= len(locations) and _INTERJECTION.match(u.text)}
+        texts = [f"{replying[i]} {t}" if i in replying else t for i, t in enumerate(texts)]
         sims = list(self.similarity.similarities(question, texts)) if self.similarity else [0.0] * len(units)
         unit_terms = [content_terms(t) for t in texts]
         said: dict[int, set[str]] = {}
@@ -392,6 +398,18 @@ def _with_verdict(verdict: Verdict, rest: Composition) -> Composition:
     body = f"{lead}\n\n{rest.body}" if rest.body else lead
     cited = [n] + [c for c in rest.cited if c != n]
     return Composition(body=body, pieces=[(n, verdict.sentence)] + rest.pieces, cited=cited, yes_no=verdict.answer)
+
+
+def _naming_what_it_answers(composition: Composition, passages: Sequence[PromptPassage]) -> Composition:
+    """A page's own "Yes, ..." or "No, ..." answers the page's question (a FAQ entry's heading),
+    which may not be the one asked ("Yes, .pyd files are dll's" for "is a .so file a DLL?").
+    Where no sentence states the asked verdict, the answer never opens with one: it names the
+    question the page answers, its heading when that is a question, before quoting it."""
+    if not _INTERJECTION.match(composition.body):
+        return composition
+    heading = passages[composition.cited[0] - 1].location.rsplit(" > ", 1)[-1].strip()
+    lead = f'The docs answer "{heading}":' if heading.endswith("?") else "The docs say:"
+    return replace(composition, body=f"{lead} {composition.body}")
 
 
 def _balanced(unit: Unit) -> Unit:

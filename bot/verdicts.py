@@ -48,7 +48,10 @@ _CONDITION = (r"if|unless|when|whenever|once|provided(?: that)?|as long as|in ca
 _ASIDE = r"because|since|although|though|even though|so that|whereas|while"
 # A sentence opening with a purpose ("To find X, use Y") says what holds for that purpose: its condition.
 _PURPOSE = r"to(?=\s+[a-z]{2,}\b)"
-_LEADING = re.compile(rf"^\s*(?:{_CONDITION}|{_ASIDE}|{_PURPOSE})\b", re.IGNORECASE)
+# A sentence opening with a time frame ("Before this syntax was introduced in Python 2.5, ...") says what held
+# then: a condition too.
+_TIME = r"before|after|until"
+_LEADING = re.compile(rf"^\s*(?:{_CONDITION}|{_ASIDE}|{_TIME}|{_PURPOSE})\b", re.IGNORECASE)
 _TRAILING = re.compile(rf"(?:,\s*|\s+)(?P<word>{_CONDITION}|{_ASIDE})\b", re.IGNORECASE)
 _COORDINATE = re.compile(r";\s+|,\s+(?:but|however|whereas|while|yet)\s+|\s+but\s+", re.IGNORECASE)
 _RELATIVE = re.compile(r",\s*(?:which|who)\b", re.IGNORECASE)
@@ -182,7 +185,7 @@ def _clauses_of(part: str) -> list[Clause]:
         word = _LEADING.match(part).group(0).strip().lower()
         if not comma:
             return [Clause(part, part)]  # no comma marks where the condition ends: all of it is conditional
-        if re.fullmatch(f"{_CONDITION}|to", word):  # a purpose ("To find X, ...") limits it as a condition does
+        if re.fullmatch(f"{_CONDITION}|{_TIME}|to", word):  # a purpose ("To find X, ...") limits it as a condition does
             condition = head
         else:
             asides.append(head[len(word):])

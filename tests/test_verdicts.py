@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.answer_metrics import invented_identifiers
+from bot.answer_metrics import invented_identifiers, yes_no_of
 from bot.composer import Composer
 from bot.passage_units import split_units
 from bot.verdicts import (VerdictFinder, _list_lead, _pointer_start, asked_actions, asked_names, asked_participles,
@@ -381,3 +381,33 @@ def test_cross_references_and_restrictions_are_read_where_they_apply() -> None:
     assert _list_lead(introduced[-1], introduced) == "The limits for tape:"
     after_code = split_units("Tape is older.\n\n```\ntape\n```\n\n- Doesn't support encryption.", 1)
     assert _list_lead(after_code[-1], after_code) == ""
+
+
+# python3-doc's FAQ pages (/usr/share/doc/python3.11/html/faq/): each entry's heading is its question and its
+# answer opens with "Yes" or "No", which replies to that heading, not necessarily to what a user asked
+PYD = Passage("Yes, .pyd files are dll’s, but there are a few differences. If you have a DLL named foo.pyd, then it "
+              "must have a function PyInit_foo().", "Python on Windows FAQ > Is a *.pyd file the same as a DLL?")
+TERNARY = Passage("Yes, there is. The syntax is as follows:\n\n```\n[on_true] if [expression] else [on_false]\n```\n\n"
+                  "Before this syntax was introduced in Python 2.5, a common idiom was to use logical operators:\n\n"
+                  "```\n[expression] and [on_true] or [on_false]\n```\n\nHowever, this idiom is unsafe, as it can give "
+                  "wrong results when on_true has a false boolean value.",
+                  "Programming FAQ > Core Language > Is there an equivalent of C’s “?:” ternary operator?")
+
+
+def test_a_pages_own_yes_answers_its_heading_and_the_answer_says_which_question_it_answers(
+        composer: Composer) -> None:
+    # "Yes, .pyd files are dll's" opened the answer to a question about .so files: read as a verdict, a false "Yes"
+    other = composer.compose("Is a .so file the same as a DLL?", [PYD])
+    assert other.yes_no is None
+    assert other.body.startswith('The docs answer "Is a *.pyd file the same as a DLL?": Yes, .pyd files are dll’s')
+    assert yes_no_of(other.body) is None
+    same = composer.compose("Is a .pyd file the same as a DLL?", [PYD])
+    assert same.yes_no == "Yes" and same.body.startswith("Yes, .pyd files are dll’s, but there are a few differences")
+
+
+def test_a_reply_opening_a_faq_entry_is_read_with_its_question(composer: Composer) -> None:
+    # "Yes, there is." shares no word with the question; without its heading the old idiom led the answer
+    composition = composer.compose("Does Python have a ternary operator?", [TERNARY])
+    assert composition.yes_no is None  # "Before this syntax was introduced ..., a common idiom was ..." says what held then
+    assert composition.body.startswith('The docs answer "Is there an equivalent of C’s “?:” ternary operator?": '
+                                       'Yes, there is. The syntax is as follows [1]:\n\n```\n[on_true] if')
