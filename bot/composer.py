@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from bot.grounding import GENERIC_WORDS, STOPWORDS, content_terms
+from bot.grounding import GENERIC_WORDS, STOPWORDS, content_terms, missing_identifiers
 from bot.passage_units import CODE, FRAGMENT, HEADER, ITEM, LABEL, PRE, ROW, SENTENCE, TITLE, Unit, split_units
 from bot.protocols import PromptPassage, TextSimilarity
 from bot.verdicts import Verdict, VerdictFinder
@@ -407,8 +407,11 @@ def _naming_what_it_answers(composition: Composition, passages: Sequence[PromptP
     question the page answers, its heading when that is a question, before quoting it."""
     if not _INTERJECTION.match(composition.body):
         return composition
-    heading = passages[composition.cited[0] - 1].location.rsplit(" > ", 1)[-1].strip()
-    lead = f'The docs answer "{heading}":' if heading.endswith("?") else "The docs say:"
+    passage = passages[composition.cited[0] - 1]
+    heading = passage.location.rsplit(" > ", 1)[-1].strip()
+    # (the heading is quoted only where its values and names are in the passage's text, as every quote's are)
+    named = heading.endswith("?") and not missing_identifiers(heading, [passage.text])
+    lead = f'The docs answer "{heading}":' if named else "The docs say:"
     return replace(composition, body=f"{lead} {composition.body}")
 
 

@@ -235,6 +235,7 @@ class _Asked:
     restrictions: tuple[str, ...] = ()  # "only", "always", ...: a "Yes" must state them
     names: tuple[str, ...] = ()  # the asked things' proper names ("Lambda"): a clause must name them, or its scope
     topic: frozenset[str] = frozenset()  # asked words most pieces use (the page's topic): a clause needs another one
+    complement: str | None = None  # what "is X ...?" asks X to be ("up to date"): a clause must say it
 
 
 class VerdictFinder:
@@ -257,7 +258,8 @@ class VerdictFinder:
         asked = _Asked(question, {t: weights[t] for t in core_terms}, {t: weights[t] for t in setting_terms},
                        {i.lower() for i in identifiers(question)}, content_terms(question), asked_actions(asked_text),
                        asked_participles(asked_text),
-                       asked_restrictions(asked_text), asked_names(asked_text), _topic_words(core_terms, piece_terms))
+                       asked_restrictions(asked_text), asked_names(asked_text), _topic_words(core_terms, piece_terms),
+                       asked_complement(asked_text))
         candidates: list[tuple] = []  # (coverage, answer, unit, sentence, clause, coverage in its own words)
         for unit in pieces:
             # the piece a sentence belongs to (a list item) and its section's heading scope it
@@ -390,6 +392,8 @@ class VerdictFinder:
                         rest.values()):
                     continue
                 stated = stated | heading_terms
+            if asked.complement and not _held(asked.complement, stated):
+                continue  # "X was written in 1991 and is now quite outdated" does not say whether X is up to date
             if asked.topic and not any(_held(t, stated) for t in set(asked.core) - asked.topic):
                 continue  # it holds only the words every sentence here shares: it speaks of the page's topic, not the asked
             own = sum(w for t, w in asked.core.items() if _held(t, stated))
@@ -495,6 +499,19 @@ def asked_names(asked: str) -> tuple[str, ...]:
         names += [w.lower() for w in words[1:] if re.fullmatch(r"[A-Z][a-z][\w-]*", w) and len(w) >= 3
                   and w.lower() not in STOPWORDS and w.lower() not in _ACTION_WORDS]
     return tuple(names)
+
+
+def asked_complement(asked: str) -> str | None:
+    """What a copular question asks its subject to be, its last word ("is the first article
+    still up to *date*?", "is RAID a *backup*?"); not for "is there ...?", which asks whether
+    something exists."""
+    if not re.match(r"^\W*(?:is|are|was|were)(?:n't)?\s+(?!there\b)", asked, re.IGNORECASE):
+        return None
+    for word in reversed(_WORDS.findall(asked.lower())):
+        terms = content_terms(word) if word not in STOPWORDS else set()
+        if terms:
+            return next(iter(terms))
+    return None
 
 
 def asked_participles(asked: str) -> tuple[str, ...]:

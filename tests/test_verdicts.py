@@ -357,6 +357,7 @@ def test_what_a_pronoun_clause_says_must_be_in_it_the_heading_names_only_its_sub
     # "would" says what holds in a case imagined, not what is so (python3-doc's general FAQ)
     ("Can I use Python commercially?", "You can do anything you want with the source. We would still like to know "
      "about all commercial use of Python, of course.", "General Python FAQ > Are there copyright restrictions?", None),
+    ("Is RAID a backup?", "RAID systems are not backup mechanisms.", "RAID > CAUTION RAID is not Backup", "No"),
     # a list item opening with its verb speaks of what its list's introduction names
     ("Does magnetic storage support elastic volumes?", "The following are some limitations for magnetic storage:\n\n"
      "- Doesn't support storage autoscaling.\n- Doesn't support elastic volumes.", "Storage > Magnetic storage", "No"),
@@ -409,5 +410,17 @@ def test_a_reply_opening_a_faq_entry_is_read_with_its_question(composer: Compose
     # "Yes, there is." shares no word with the question; without its heading the old idiom led the answer
     composition = composer.compose("Does Python have a ternary operator?", [TERNARY])
     assert composition.yes_no is None  # "Before this syntax was introduced ..., a common idiom was ..." says what held then
-    assert composition.body.startswith('The docs answer "Is there an equivalent of C’s “?:” ternary operator?": '
-                                       'Yes, there is. The syntax is as follows [1]:\n\n```\n[on_true] if')
+    # (its heading quotes “?:”, which the entry's text does not: only a heading whose values the text holds is named)
+    assert composition.body.startswith("The docs say: Yes, there is. The syntax is as follows [1]:\n\n```\n[on_true] if")
+
+
+ARTICLES = Passage("It’s probably best to cite your favorite book about Python.\n\nThe very first article about Python "
+                   "was written in 1991 and is now quite outdated.", "General Python FAQ > General Information > Are there "
+                   "any published articles about Python that I can reference?")
+
+
+def test_a_copular_question_is_answered_only_by_a_clause_saying_its_complement(composer: Composer) -> None:
+    # "is X ...?" asks X to be its last word: "is now quite outdated" does not say "up to date" (a false "Yes.")
+    composition = composer.compose("Is the very first article about Python still up to date?", [ARTICLES])
+    assert composition.yes_no is None
+    assert "written in 1991 and is now quite outdated" in composition.body

@@ -34,12 +34,18 @@ true verdict (no verdict counts as wrong); false_yn counts answers opening with 
 false_howto counts how-to / where-is questions (all of them things the docs show how to do)
 answered "No.".
 
+The Python FAQ (Debian's python3-doc, /usr/share/doc/python3.11/html/faq: 9 pages whose entries are
+questions answered "Yes, ..." or "No, ..." under their heading) with 32 yes/no questions both ways
+(data/python_faq_questions.jsonl, each with its half): a kind of docs no rule was chosen on before
+its eight tune questions showed two false "Yes." (an answer opening with a FAQ entry's own "Yes"
+to another question counts as a verdict, as a user reads it).
+
 With --git-yes-no, also the 40 yes/no questions on the git documentation (Debian's git-doc at
 /usr/share/doc/git-doc; tests/benchmarks/data/git_yes_no_questions.jsonl): the set the yes/no
 rule was chosen on.
 
 Run: .venv/bin/python -m tests.benchmarks.bench_answers [--aws-limit N] [--answerers composed,main,quote]
-     [--no-sample] [--no-aws] [--no-handbook] [--handbook-index DIR] [--aws-index DIR]
+     [--no-sample] [--no-aws] [--no-handbook] [--no-faq] [--handbook-index DIR] [--aws-index DIR]
      [--data-dir DIR --voice NAME]   (a trained voice: share of answers with its greeting and sign-off)
      [--git-yes-no [--git-index DIR]] [--show-follow-ups]
 """
@@ -253,6 +259,14 @@ def handbook_items() -> list[Item]:
     return items + [Item(r["question"], None, [], half=r["half"]) for r in _jsonl(DATA / "handbook_off_topic_questions.jsonl")]
 
 
+PYTHON_FAQ = next(iter(sorted(Path("/usr/share/doc").glob("python3*/html/faq"))), Path("/usr/share/doc/python3/html/faq"))
+
+
+def faq_items() -> list[Item]:
+    return [Item(r["question"], r["answer"], r["sources"], r["yes_no"], r["kind"], r["half"])
+            for r in _jsonl(DATA / "python_faq_questions.jsonl")]
+
+
 @dataclass
 class FollowUp:
     history: list[str]  # the earlier questions of the thread, oldest first
@@ -408,6 +422,7 @@ def main() -> None:
     parser.add_argument("--git-yes-no", action="store_true", help="also the yes/no questions on the git docs")
     parser.add_argument("--git-index", type=Path, help="a data dir already indexed on the git docs (reused)")
     parser.add_argument("--no-handbook", action="store_true", help="skip the Debian handbook set")
+    parser.add_argument("--no-faq", action="store_true", help="skip the Python FAQ set")
     parser.add_argument("--show-follow-ups", action="store_true", help="print each follow-up's reading and answer")
     parser.add_argument("--handbook-index", type=Path, help="a data dir already indexed on the handbook (reused)")
     args = parser.parse_args()
@@ -440,6 +455,12 @@ def main() -> None:
             run_follow_ups("Debian handbook follow-ups", handbook, follow_up_items(), args.show_follow_ups)
         else:
             print(f"\nSKIP Debian handbook: not found at {HANDBOOK_DOCS} (apt-get install debian-handbook)")
+    if not args.no_faq:
+        if PYTHON_FAQ.is_dir():
+            faq = corpus_app(app, None, PYTHON_FAQ, "supportbot-answers-faq-")
+            run_corpus("Python FAQ (yes/no both ways)", faq, faq_items(), answerers)
+        else:
+            print(f"\nSKIP Python FAQ: not found at {PYTHON_FAQ} (apt-get install python3-doc)")
     if args.no_aws:
         return
     if (DATASET / "documents").is_dir():
