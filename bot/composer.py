@@ -409,9 +409,10 @@ def _naming_what_it_answers(composition: Composition, passages: Sequence[PromptP
         return composition
     passage = passages[composition.cited[0] - 1]
     heading = passage.location.rsplit(" > ", 1)[-1].strip()
-    # (the heading is quoted only where its values and names are in the passage's text, as every quote's are)
+    # (the heading is named only where its values and names are in the passage's text, as every quote's are; in
+    # italics, not quotation marks, which would make the whole question one quoted label)
     named = heading.endswith("?") and not missing_identifiers(heading, [passage.text])
-    lead = f'The docs answer "{heading}":' if named else "The docs say:"
+    lead = f"The docs' answer to _{heading}_:" if named else "The docs say:"
     return replace(composition, body=f"{lead} {composition.body}")
 
 

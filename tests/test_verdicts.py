@@ -400,8 +400,8 @@ def test_a_pages_own_yes_answers_its_heading_and_the_answer_says_which_question_
     # "Yes, .pyd files are dll's" opened the answer to a question about .so files: read as a verdict, a false "Yes"
     other = composer.compose("Is a .so file the same as a DLL?", [PYD])
     assert other.yes_no is None
-    assert other.body.startswith('The docs answer "Is a *.pyd file the same as a DLL?": Yes, .pyd files are dll’s')
-    assert yes_no_of(other.body) is None
+    assert other.body.startswith("The docs' answer to _Is a *.pyd file the same as a DLL?_: Yes, .pyd files are dll’s")
+    assert yes_no_of(other.body) is None and not invented_identifiers(other.body, [PYD.text])
     same = composer.compose("Is a .pyd file the same as a DLL?", [PYD])
     assert same.yes_no == "Yes" and same.body.startswith("Yes, .pyd files are dll’s, but there are a few differences")
 
