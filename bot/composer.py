@@ -33,7 +33,8 @@ _HOW_TO = re.compile(r"^\W*(?:how\s+(?:do|does|can|could|should|would|to|will|is
 _WHERE = re.compile(r"^\W*(?:where\b|where's\b|(?:in |on |under )?which (?:menu|screen|setting|settings|tab|page|"
                     r"folder|file|directory|option)s?\b)", re.IGNORECASE)
 _ANSWERABLE = (SENTENCE, ITEM, ROW, LABEL, PRE)
-_INTERJECTION = re.compile(r"(?:yes|no)(?:\s*[,.!;:\u2014-]|\s*$)", re.IGNORECASE)  # "Yes, ...", "No." (not "No changes")
+# a reply's own "Yes, ..." or "No." (not "No changes are made")
+_INTERJECTION = re.compile(r"(?:yes|no)(?:\s*[,.!;:\u2014-]|\s*$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

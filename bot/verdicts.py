@@ -65,8 +65,8 @@ _NOT_A_NEGATION = re.compile(r"\b(?:not only|not just|no matter|not to mention)\
 # (a word of its own: "Build-Depends" names a field, it hedges nothing). "Would" says what holds in a case
 # imagined ("we would still like to know about all commercial use"), not what is so.
 _HEDGE = re.compile(r"(?<![\w-])(?:may|might|depending|depends|usually|generally|often|sometimes|typically|possibly|"
-                    r"probably|perhaps|likely|unlikely|would(?:n't)?|some models|not necessarily|not all|not every|only)(?![\w-])",
-                    re.IGNORECASE)
+                    r"probably|perhaps|likely|unlikely|would(?:n't)?|some models|not necessarily|not all|not every|"
+                    r"only)(?![\w-])", re.IGNORECASE)
 _WARNING = re.compile(r"^\W*(?:do not|don't|never|avoid|beware|be careful|make sure)\b",
                       re.IGNORECASE)
 # A prefix negates what a clause says only as its predicate, after a copula ("pushing into a bundle is
@@ -395,7 +395,7 @@ class VerdictFinder:
             if asked.complement and not _held(asked.complement, stated):
                 continue  # "X was written in 1991 and is now quite outdated" does not say whether X is up to date
             if asked.topic and not any(_held(t, stated) for t in set(asked.core) - asked.topic):
-                continue  # it holds only the words every sentence here shares: it speaks of the page's topic, not the asked
+                continue  # it holds only the words every sentence here shares: it speaks of the page's topic
             own = sum(w for t, w in asked.core.items() if _held(t, stated))
             # a clause whose subject is a pronoun ("It is not ...", "This project ...") may speak of what the
             # sentence before it named (or of something else): that sentence's words count as the heading's do
@@ -529,7 +529,6 @@ def _rarity(terms: set[str], pieces: list[set[str]]) -> dict[str, float]:
     the page's topic, not the thing asked."""
     n = max(len(pieces), 1)
     return {t: math.log(1 + n / (1 + sum(t in p for p in pieces))) + 0.1 for t in terms}
-
 
 
 def _topic_words(terms: set[str], pieces: list[set[str]]) -> frozenset[str]:

@@ -123,13 +123,14 @@ class Indexer:
         names = [r.name for r in roots]
         if len(set(names)) != len(names):
             raise ValueError(f"docs roots need distinct names, got {names}")
+        dims = lambda: self.embedder.dimensions  # noqa: E731 (asked for a new table only: the model loads in seconds)
         try:
-            writer, report.full_rebuild = self.store.begin(self.settings_fingerprint(), lambda: self.embedder.dimensions)
+            writer, report.full_rebuild = self.store.begin(self.settings_fingerprint(), dims)
             previous = {} if report.full_rebuild else self.store.indexed_documents(writer.base)
         except IndexDamaged as damaged:
             log.info("%s", damaged)  # the report says it: "the index was damaged (...); rebuilt from the docs"
             self.store.reset_damaged()
-            writer, _ = self.store.begin(self.settings_fingerprint(), lambda: self.embedder.dimensions)
+            writer, _ = self.store.begin(self.settings_fingerprint(), dims)
             report.full_rebuild = f"the index was damaged ({damaged.reason}); rebuilt from the docs"
             previous = {}
 

@@ -64,7 +64,6 @@ def load_web_page(data: bytes, name: str, encodings: list[str]) -> LoadedText:
     return LoadedText(title or _first_part(page_title) or title_from_name(name), sections)
 
 
-
 def page_digest(loaded: LoadedText) -> str:
     """A crawled page's content hash: a page's markup changes with every build of a site (dates,
     asset hashes), so what is compared is the text it yields."""
@@ -77,6 +76,7 @@ def same_page_text(old: bytes, new: bytes, name: str) -> bool:
         return page_digest(load_web_page(old, name, [])) == page_digest(load_web_page(new, name, []))
     except LoadError:
         return False
+
 
 def _anchor_for(heading: str, anchors: list[tuple[str, str | None]], cursor: int) -> tuple[str | None, int]:
     """The anchor of the next page heading with this text (headings come in page order)."""
