@@ -444,7 +444,9 @@ def _introduced(groups: list[list[Unit]], g: int, n: int, text: str) -> str:
 
 
 def _cite(text: str, n: int) -> str:
-    match = re.search(r"([.!?:])(\*\*|[\"')])?$", text)
+    """The [n] before the text's closing punctuation (and a closing quote or bracket), or at its
+    end: a trailing smiley (" :)") is no punctuation."""
+    match = re.search(r"(?<!\s)([.!?:])(\*\*|[\"')])?$", text)
     if match:
         return f"{text[:match.start()]} [{n}]{text[match.start():]}"
     return f"{text} [{n}]"

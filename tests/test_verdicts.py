@@ -424,3 +424,12 @@ def test_a_copular_question_is_answered_only_by_a_clause_saying_its_complement(c
     composition = composer.compose("Is the very first article about Python still up to date?", [ARTICLES])
     assert composition.yes_no is None
     assert "written in 1991 and is now quite outdated" in composition.body
+
+
+def test_a_faq_reply_whose_heading_names_what_its_text_does_not_opens_with_the_docs_say(composer: Composer) -> None:
+    # the heading quotes “Monty Python’s Flying Circus”, which the reply does not hold: it is not named; and a smiley
+    # is no closing punctuation, so the citation goes after it
+    monty = Passage("No, but it helps.  :)", "General Python FAQ > Do I have to like “Monty Python’s Flying Circus”?")
+    composition = composer.compose("Do I need to like Monty Python to use Python?", [monty])
+    assert composition.yes_no is None
+    assert composition.body == "The docs say: No, but it helps.  :) [1]"
