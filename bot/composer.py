@@ -187,9 +187,12 @@ class Composer:
         app" never says "desktop app") counts half for every piece of that page; a reply opening
         the page ("Yes, there is.") is read with its heading's question, whose words it leaves out."""
         texts = [_plain(u.text) for u in units]
-        # a section opening with "Yes, ..." or "No." replies to its heading (a FAQ entry's question): read with it
-        replying = {i: locations[u.passage - 1].rsplit(" > ", 1)[-1] for i, u in enumerate(units)
-                    if u.index == 0 and u.passage <= len(locations) and _INTERJECTION.match(u.text)}
+        # a passage's opening replies to its heading when that is a question (a FAQ entry's "Not as such."), or when
+        # it opens with "Yes, ..." or "No.": read with it
+        headings = [location.rsplit(" > ", 1)[-1].strip() for location in locations]
+        replying = {i: headings[u.passage - 1] for i, u in enumerate(units)
+                    if u.index == 0 and u.passage <= len(headings)
+                    and (headings[u.passage - 1].endswith("?") or _INTERJECTION.match(u.text))}
         texts = [f"{replying[i]} {t}" if i in replying else t for i, t in enumerate(texts)]
         sims = list(self.similarity.similarities(question, texts)) if self.similarity else [0.0] * len(units)
         unit_terms = [content_terms(t) for t in texts]

@@ -433,3 +433,19 @@ def test_a_faq_reply_whose_heading_names_what_its_text_does_not_opens_with_the_d
     composition = composer.compose("Do I need to like Monty Python to use Python?", [monty])
     assert composition.yes_no is None
     assert composition.body == "The docs say: No, but it helps.  :) [1]"
+
+
+SCANF = Passage("Not as such.\n\nFor simple input parsing, the easiest approach is usually to split the line into "
+                "whitespace-delimited words using the split() method of string objects and then convert decimal "
+                "strings to numeric values using int() or float().",
+                "Programming FAQ > Numbers and strings > Is there a scanf() or sscanf() equivalent?")
+BEGINNERS = Passage("Like Java, Python has a large standard library so that students can be assigned programming "
+                    "projects very early in the course that do something.",
+                    "General Python FAQ > Python in the real world > Is Python a good language for beginning programmers?")
+
+
+def test_the_opening_under_a_question_heading_is_read_as_its_reply(composer: Composer) -> None:
+    # "Not as such." shares no word with the question; the second page's "Like Java, Python has ..." led the answer
+    composition = composer.compose("Does Python have something like scanf?", [SCANF, BEGINNERS])
+    assert composition.body.startswith("Not as such. For simple input parsing, the easiest approach")
+    assert composition.cited == [1]
