@@ -189,7 +189,7 @@ class Composer:
         texts = [_plain(u.text) for u in units]
         # a passage's opening replies to its heading when that is a question (a FAQ entry's "Not as such."), or when
         # it opens with "Yes, ..." or "No.": read with it
-        headings = [location.rsplit(" > ", 1)[-1].strip() for location in locations]
+        headings = [_own_heading(location) for location in locations]
         replying = {i: headings[u.passage - 1] for i, u in enumerate(units)
                     if u.index == 0 and u.passage <= len(headings)
                     and (headings[u.passage - 1].endswith("?") or _INTERJECTION.match(u.text))}
@@ -404,6 +404,11 @@ def _with_verdict(verdict: Verdict, rest: Composition) -> Composition:
     return Composition(body=body, pieces=[(n, verdict.sentence)] + rest.pieces, cited=cited, yes_no=verdict.answer)
 
 
+def _own_heading(location: str) -> str:
+    """A passage's own section heading, the last part of its location ("Title > Section > Own")."""
+    return location.rsplit(" > ", 1)[-1].strip()
+
+
 def _naming_what_it_answers(composition: Composition, passages: Sequence[PromptPassage]) -> Composition:
     """A page's own "Yes, ..." or "No, ..." answers the page's question (a FAQ entry's heading),
     which may not be the one asked ("Yes, .pyd files are dll's" for "is a .so file a DLL?").
@@ -412,7 +417,7 @@ def _naming_what_it_answers(composition: Composition, passages: Sequence[PromptP
     if not _INTERJECTION.match(composition.body):
         return composition
     passage = passages[composition.cited[0] - 1]
-    heading = passage.location.rsplit(" > ", 1)[-1].strip()
+    heading = _own_heading(passage.location)
     # (the heading is named only where its values and names are in the passage's text, as every quote's are; in
     # italics, not quotation marks, which would make the whole question one quoted label)
     named = heading.endswith("?") and not missing_identifiers(heading, [passage.text])

@@ -254,12 +254,13 @@ class VerdictFinder:
         if not core_terms or not pieces:
             return None
         piece_terms = [content_terms(u.text) for u in pieces]
-        weights = _rarity(core_terms | setting_terms, piece_terms)
+        uses = {t: sum(t in p for p in piece_terms) for t in core_terms | setting_terms}  # pieces holding each word
+        weights = _rarity(uses, len(pieces))
         asked = _Asked(question, {t: weights[t] for t in core_terms}, {t: weights[t] for t in setting_terms},
                        {i.lower() for i in identifiers(question)}, content_terms(question), asked_actions(asked_text),
                        asked_participles(asked_text),
-                       asked_restrictions(asked_text), asked_names(asked_text), _topic_words(core_terms, piece_terms),
-                       asked_complement(asked_text))
+                       asked_restrictions(asked_text), asked_names(asked_text),
+                       _topic_words(core_terms, uses, len(pieces)), asked_complement(asked_text))
         candidates: list[tuple] = []  # (coverage, answer, unit, sentence, clause, coverage in its own words)
         for unit in pieces:
             # the piece a sentence belongs to (a list item) and its section's heading scope it
@@ -524,20 +525,20 @@ def asked_participles(asked: str) -> tuple[str, ...]:
                  and (n + 1 == len(words) or words[n + 1] in STOPWORDS or words[n + 1].endswith("ly")))
 
 
-def _rarity(terms: set[str], pieces: list[set[str]]) -> dict[str, float]:
-    """How telling each asked word is among these pieces: a word most pieces share names
-    the page's topic, not the thing asked."""
-    n = max(len(pieces), 1)
-    return {t: math.log(1 + n / (1 + sum(t in p for p in pieces))) + 0.1 for t in terms}
+def _rarity(uses: dict[str, int], pieces: int) -> dict[str, float]:
+    """How telling each asked word is among the pieces (`uses`: how many of them hold it): a
+    word most pieces share names the page's topic, not the thing asked."""
+    n = max(pieces, 1)
+    return {t: math.log(1 + n / (1 + used)) + 0.1 for t, used in uses.items()}
 
 
-def _topic_words(terms: set[str], pieces: list[set[str]]) -> frozenset[str]:
+def _topic_words(terms: set[str], uses: dict[str, int], pieces: int) -> frozenset[str]:
     """The asked words more than half of the pieces use, where there are enough pieces to tell
     and the question asks other words too ("lambda" and "functions" on a page where every
     sentence names Lambda functions, for "can I use Lambda functions as targets?"): a clause
     holding none of the other words says something else about the topic ("Lambda functions are
     billed per request")."""
-    if len(pieces) < 3:
+    if pieces < 3:
         return frozenset()
-    topic = frozenset(t for t in terms if 2 * sum(t in p for p in pieces) > len(pieces))
+    topic = frozenset(t for t in terms if 2 * uses[t] > pieces)
     return topic if topic != terms else frozenset()
