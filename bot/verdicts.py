@@ -18,7 +18,8 @@ user asked. So a sentence gives a verdict only when
   not a cross-reference ("For details, see ...");
 - it says what was asked of the subject, not something else about it: the participle asked
   ("is X *installed*"), the restriction asked ("the *only* way"), the names asked ("*Lambda*"),
-  and no exception of what was asked ("except on Windows").
+  and no exception of what was asked ("except on Windows"); and it says it in its predicate, not
+  only in a phrase describing its subject ("a raw string *ending with* a backslash will ...").
 
 A clause with no subject of its own (a list item "- Doesn't support elastic volumes." under
 "The following are limitations of magnetic storage:") or with a pronoun for one ("Likewise, it
@@ -119,6 +120,11 @@ _SUBJECTLESS = re.compile(r"^\W*(?:does|doesn't|do|don't|did|didn't|is|isn't|are
 # An exception a sentence makes ("supports HTTP/3 (except on Windows)"): a "Yes" does not hold for what it names.
 _EXCEPTION = re.compile(r"\b(?:except|excluding|other than|apart from|but not)\b(?P<rest>[^.;)\]]*)", re.IGNORECASE)
 _CORRECTIVE = re.compile(r"^\W*(?:rather|instead)\b", re.IGNORECASE)
+# Auxiliaries and modals: in a clause, the first one is where its predicate starts (a closed class).
+_AUXILIARY = frozenset("""
+will won't can cannot can't is isn't are aren't was wasn't were weren't has hasn't have haven't does doesn't do
+don't did didn't must should may might would could
+""".split())
 _WORDS = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
 
 
@@ -381,6 +387,8 @@ class VerdictFinder:
             if any(not re.search(rf"\b{re.escape(name)}(?:s|es)?\b", scope) for name in asked.names):
                 continue  # about another thing than the one the question names
             negated = _negated_terms(clause.main)
+            if _subject_modifier(clause.main, asked.text) & set(asked.core):
+                continue  # what was asked only describes the clause's subject: it asserts something else of it
             # a condition the question shares is said (its words count); a purpose ("To avoid losing data ...")
             # only limits where the rest applies
             purpose = clause.condition.lower().startswith("to ")
@@ -411,6 +419,42 @@ class VerdictFinder:
                 out.append(((own + self.settings.heading_weight * headed + setting) / total, answer, clause.main,
                             own_share))
         return out
+
+
+def _subject_modifier(clause: str, question: str) -> set[str]:
+    """The words a clause holds only in a participle phrase describing its subject, before its
+    predicate ("a raw string *ending with an odd number of backslashes* will escape the quote"):
+    like a restrictive relative clause, the phrase says which subjects the sentence speaks of
+    and asserts nothing of them, so "can a raw string end with ...?" is not answered by it. Words
+    the question itself uses to describe its subject ("emails *that fail DMARC*") are left in:
+    there the two descriptions meet. The phrase opens with a lower-case -ing form the question
+    does not use itself ("string" is no participle; "... on AWS. Architecting for HIPAA" opens a
+    title) right after a word of the subject, and ends at the clause's first auxiliary with no
+    comma between (a fronted "In releases following 2.0.8," is no part of the subject); a clause
+    without an auxiliary is left as it is."""
+    segments = clause.split(",")
+    at = next((n for n, seg in enumerate(segments) if _AUXILIARY & set(_WORDS.findall(seg.lower()))), None)
+    if at is None:
+        return set()
+    written = re.findall(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]", segments[at])
+    words = [w.lower() for w in written]
+    predicate = next(k for k, w in enumerate(words) if w in _AUXILIARY)
+    asked = set(_WORDS.findall(question.lower()))
+    for j in range(1, predicate):
+        word = words[j]
+        if written[j].islower() and word.endswith("ing") and len(word) >= 5 and word not in asked \
+                and words[j - 1] not in STOPWORDS:
+            rest = [*segments[:at], " ".join(words[:j] + words[predicate:]), *segments[at + 1:]]
+            outside = content_terms(",".join(rest))
+            return content_terms(" ".join(words[j:predicate])) - outside - _described(question)
+    return set()
+
+
+def _described(question: str) -> set[str]:
+    """The words of a question's restrictive relative clause ("does Postfix reject mail *that
+    fails DMARC*?"): a description of what it asks about, not the asked action."""
+    relative = re.search(r"\b(?:that|which|who)\s+(.*)$", question.rstrip("?"), re.IGNORECASE)
+    return content_terms(relative.group(1)) if relative else set()
 
 
 def _list_lead(unit: Unit, units: Sequence[Unit]) -> str:

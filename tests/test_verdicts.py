@@ -11,8 +11,8 @@ import pytest
 from bot.answer_metrics import invented_identifiers, yes_no_of
 from bot.composer import Composer
 from bot.passage_units import split_units
-from bot.verdicts import (VerdictFinder, _list_lead, _pointer_start, asked_actions, asked_names, asked_participles,
-                          asked_restrictions, clauses, is_negated)
+from bot.verdicts import (VerdictFinder, _list_lead, _pointer_start, _subject_modifier, asked_actions, asked_names,
+                          asked_participles, asked_restrictions, clauses, is_negated)
 from knowledge.embedding import Embedder
 
 
@@ -358,6 +358,13 @@ def test_what_a_pronoun_clause_says_must_be_in_it_the_heading_names_only_its_sub
     ("Can I use Python commercially?", "You can do anything you want with the source. We would still like to know "
      "about all commercial use of Python, of course.", "General Python FAQ > Are there copyright restrictions?", None),
     ("Is RAID a backup?", "RAID systems are not backup mechanisms.", "RAID > CAUTION RAID is not Backup", "No"),
+    # a participle phrase describing the subject asserts nothing of it (test_a_participle_phrase_...), but where
+    # the question describes its subject the same way, the descriptions meet (the handbook's DMARC
+    # sentence), and a fronted phrase before a comma is no part of the subject (the handbook's LXC sentence)
+    ("Does Postfix reject emails that fail DMARC validation by default?", "By default, emails failing the DMARC "
+     "validation are not rejected but flagged, by adding an appropriate header field.", "Postfix > DMARC", "No"),
+    ("Do LXC containers get a root password by default?", "In LXC releases following 2.0.8, root passwords are not "
+     "set by default.", "Virtualization > LXC", "No"),
     # a list item opening with its verb speaks of what its list's introduction names
     ("Does magnetic storage support elastic volumes?", "The following are some limitations for magnetic storage:\n\n"
      "- Doesn't support storage autoscaling.\n- Doesn't support elastic volumes.", "Storage > Magnetic storage", "No"),
@@ -365,6 +372,26 @@ def test_what_a_pronoun_clause_says_must_be_in_it_the_heading_names_only_its_sub
 def test_verdict_rules_on_their_own(question: str, text: str, location: str, verdict: str | None) -> None:
     found = VerdictFinder().find(question, split_units(text, 1), {1: location})
     assert (found.answer if found else None) == verdict
+
+
+RAW_STRING = Passage("A raw string ending with an odd number of backslashes will escape the string’s quote:\n\n"
+                     "```\n>>> r'C:\\this\\will\\not\\work\\'\n  File \"<stdin>\", line 1\n"
+                     "SyntaxError: unterminated string literal (detected at line 1)\n```\n\n"
+                     "There are several workarounds for this. One is to use regular strings and double the "
+                     "backslashes:\n\n```\n>>> 'C:\\\\this\\\\will\\\\work\\\\'\n```",
+                     "Programming FAQ > Numbers and strings > Can I end a raw string with an odd number of backslashes?")
+
+
+def test_a_participle_phrase_describing_the_subject_is_no_answer_about_it(composer: Composer) -> None:
+    # python3-doc's programming FAQ says what such a raw string does (a syntax error), not that one can end that
+    # way: it was a false "Yes."; the sentence still leads the answer
+    composition = composer.compose("Can a raw string end with an odd number of backslashes?", [RAW_STRING])
+    assert composition.yes_no is None
+    assert composition.body.startswith("A raw string ending with an odd number of backslashes will escape")
+    assert _subject_modifier("A raw string ending with an odd number of backslashes will escape the quote",
+                             "Can a raw string end with an odd number of backslashes?") == {"end", "odd", "number",
+                                                                                             "backsl"}
+    assert _subject_modifier("Running git gc is safe", "Is running git gc safe?") == set()
 
 
 def test_cross_references_and_restrictions_are_read_where_they_apply() -> None:
