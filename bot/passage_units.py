@@ -19,7 +19,9 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 _ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*+\u2022])\s+\S")
 _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}")
 _INDENTED = re.compile(r"^(?: {4,}|\t)\S")  # plain-text docs indent commands and examples
-_PRE_LINE = re.compile(r"\S {2,}\S.* {2,}\S|^\s*-{4,}\s+-{4,}")
+# aligned columns: two gaps of 2+ spaces, neither after a sentence's end (prose typed with two spaces after
+# each period, as DocBook and plain-text docs keep it, "No.  Packages can be upgraded.  Debian has ...", is prose)
+_PRE_LINE = re.compile(r"(?<=[^\s.!?]) {2,}\S.*?(?<=[^\s.!?]) {2,}\S|^\s*-{4,}\s+-{4,}")
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "approx.", "incl.", "no.", "Mr.", "Dr.", "St.")
 _LABELLED_LINE = re.compile(r"^\s*[A-Z][\w /&()'-]{0,40}:\s+\S")  # "Picture Mode: adjusts the picture ..."
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[`*])")

@@ -83,6 +83,7 @@ _EXISTENTIAL = re.compile(r"^\W*(?:is|are|was|were|will|would)\s+there\b", re.IG
 # ("Is pushing into a bundle supported?")
 _PREDICATE_AFTER = re.compile(r"\b(?:\w{3,}ed|\w{3,}ing|that|which|who|to)\b", re.IGNORECASE)
 _PRIVATIVE = re.compile(r"\bwithout\b", re.IGNORECASE)
+_WITHOUT = re.compile(r"\bwithout\b([^,;:.()]*)", re.IGNORECASE)  # what a clause says is absent, to its next stop
 # The everyday verbs that grounding's word lists drop as carrying no subject ("use", "keep", "need"): in a
 # yes/no question they are the asked action, and a clause about the same subject with another verb states
 # something else ("git describe will ignore lightweight tags" does not answer "does git describe use them?";
@@ -412,6 +413,8 @@ class VerdictFinder:
             headed = sum(w for t, w in asked.core.items() if not _held(t, stated) and t in named)
             setting = sum(w for t, w in asked.setting.items() if _held(t, stated | sentence_terms | around_terms))
             answer = "No" if is_negated(clause.main) or (negated & set(asked.core)) else "Yes"
+            if answer == "Yes" and not _PRIVATIVE.search(asked.text) and _absent(clause.main) & set(asked.core):
+                continue  # what was asked is what it does "without": no "Yes" (nor, from this alone, a "No")
             if answer == "Yes" and (excepted - content_terms(clause.main)) & asked.all_terms:
                 continue  # the sentence excepts what the question asks about
             own_share = own / sum(asked.core.values())
@@ -455,6 +458,14 @@ def _described(question: str) -> set[str]:
     fails DMARC*?"): a description of what it asks about, not the asked action."""
     relative = re.search(r"\b(?:that|which|who)\s+(.*)$", question.rstrip("?"), re.IGNORECASE)
     return content_terms(relative.group(1)) if relative else set()
+
+
+def _absent(clause: str) -> set[str]:
+    """The words a clause holds only after "without", as what is absent ("it is now possible
+    to start the installer from Windows *without the need to change BIOS settings*"): an
+    affirmed clause does not affirm them."""
+    phrases = [m.group(1) for m in _WITHOUT.finditer(clause)]
+    return set().union(*map(content_terms, phrases)) - content_terms(_WITHOUT.sub(" ", clause)) if phrases else set()
 
 
 def _list_lead(unit: Unit, units: Sequence[Unit]) -> str:

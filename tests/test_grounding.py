@@ -50,6 +50,16 @@ def test_a_list_item_with_wide_spaces_is_an_item_not_a_preformatted_block_and_sp
         (LABEL, "Directories:"), (ITEM, "- /run/ :  volatile runtime data  that does not persist across reboots;")]
 
 
+def test_prose_typed_with_two_spaces_after_each_period_is_sentences_not_a_preformatted_block() -> None:
+    # the Debian FAQ's DocBook HTML keeps its source's two spaces after a period: the reply was quoted as a code
+    # block (and never read as sentences); aligned columns stay a block
+    units = split_units("No.  Packages can be upgraded in place, even in running systems.  Debian has a\n"
+                        "start-stop-daemon program that is invoked to stop, then\nrestart running process.", 1)
+    assert [(u.kind, u.text) for u in units][:2] == [
+        (SENTENCE, "No."), (SENTENCE, "Packages can be upgraded in place, even in running systems.")]
+    assert [u.kind for u in split_units("udp        0      0 0.0.0.0:68\ntcp        0      0 0.0.0.0:22", 1)] == [PRE]
+
+
 def test_tab_indented_lines_are_a_block_and_splitting_ends() -> None:
     # git-doc's git-stash.txt: a tab-indented description; before the fix split_units looped forever
     # on it (adding empty blocks until the process ran out of memory)

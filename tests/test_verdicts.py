@@ -332,6 +332,11 @@ def test_what_a_pronoun_clause_says_must_be_in_it_the_heading_names_only_its_sub
     assert "Likewise, it does not have its own set of permissions" in composition.body
 
 
+BIOS = ("Starting the installer from Microsoft Windows: It is now possible to start the installer directly from Microsoft "
+        "Windows without the need to change BIOS settings.")
+INSTALLER = "The Debian GNU/Linux FAQ > What's new in the next release? > Improvements in the Debian Installer"
+
+
 @pytest.mark.parametrize("question, text, location, verdict", [
     # a clause split off after "which" has its own subject, not the heading's (it was a false "No.")
     ("Is grep-status installed by default?", "This example uses the dctrl-tools package, which is not installed by "
@@ -365,6 +370,11 @@ def test_what_a_pronoun_clause_says_must_be_in_it_the_heading_names_only_its_sub
      "validation are not rejected but flagged, by adding an appropriate header field.", "Postfix > DMARC", "No"),
     ("Do LXC containers get a root password by default?", "In LXC releases following 2.0.8, root passwords are not "
      "set by default.", "Virtualization > LXC", "No"),
+    # what a sentence says is done "without" is not affirmed by it (the Debian FAQ's installer sentence was a false
+    # "Yes."); what it affirms still is, and a question asking "without" itself meets it
+    ("Do I have to change BIOS settings to launch the Debian installer from Windows?", BIOS, INSTALLER, None),
+    ("Can I start the installer directly from Windows?", BIOS, INSTALLER, "Yes"),
+    ("Can I start the installer from Windows without changing BIOS settings?", BIOS, INSTALLER, "Yes"),
     # a list item opening with its verb speaks of what its list's introduction names
     ("Does magnetic storage support elastic volumes?", "The following are some limitations for magnetic storage:\n\n"
      "- Doesn't support storage autoscaling.\n- Doesn't support elastic volumes.", "Storage > Magnetic storage", "No"),

@@ -40,6 +40,11 @@ questions answered "Yes, ..." or "No, ..." under their heading) with 32 yes/no q
 its eight tune questions showed two false "Yes." (an answer opening with a FAQ entry's own "Yes"
 to another question counts as a verdict, as a user reads it).
 
+The Debian FAQ (Debian's debian-faq, /usr/share/doc/debian/FAQ: 16 HTML chapters of questions answered in
+prose) with 39 yes/no questions written as users ask them, about half paraphrased (data/debian_faq_questions.jsonl:
+19 tune, 20 report, each label checked against the sentence quoted in its "evidence" field): its tune half
+showed one false "Yes." ("without the need to change BIOS settings" read as affirming the change).
+
 With --git-yes-no, also the 40 yes/no questions on the git documentation (Debian's git-doc at
 /usr/share/doc/git-doc; tests/benchmarks/data/git_yes_no_questions.jsonl): the set the yes/no
 rule was chosen on.
@@ -262,9 +267,12 @@ def handbook_items() -> list[Item]:
 PYTHON_FAQ = next(iter(sorted(Path("/usr/share/doc").glob("python3*/html/faq"))), Path("/usr/share/doc/python3/html/faq"))
 
 
-def faq_items() -> list[Item]:
+DEBIAN_FAQ = Path("/usr/share/doc/debian/FAQ")
+
+
+def faq_items(name: str = "python_faq_questions.jsonl") -> list[Item]:
     return [Item(r["question"], r["answer"], r["sources"], r["yes_no"], r["kind"], r["half"])
-            for r in _jsonl(DATA / "python_faq_questions.jsonl")]
+            for r in _jsonl(DATA / name)]
 
 
 @dataclass
@@ -422,7 +430,7 @@ def main() -> None:
     parser.add_argument("--git-yes-no", action="store_true", help="also the yes/no questions on the git docs")
     parser.add_argument("--git-index", type=Path, help="a data dir already indexed on the git docs (reused)")
     parser.add_argument("--no-handbook", action="store_true", help="skip the Debian handbook set")
-    parser.add_argument("--no-faq", action="store_true", help="skip the Python FAQ set")
+    parser.add_argument("--no-faq", action="store_true", help="skip the Python and Debian FAQ sets")
     parser.add_argument("--show-follow-ups", action="store_true", help="print each follow-up's reading and answer")
     parser.add_argument("--handbook-index", type=Path, help="a data dir already indexed on the handbook (reused)")
     args = parser.parse_args()
@@ -461,6 +469,11 @@ def main() -> None:
             run_corpus("Python FAQ (yes/no both ways)", faq, faq_items(), answerers)
         else:
             print(f"\nSKIP Python FAQ: not found at {PYTHON_FAQ} (apt-get install python3-doc)")
+        if DEBIAN_FAQ.is_dir():
+            debian_faq = corpus_app(app, None, DEBIAN_FAQ, "supportbot-answers-debian-faq-")
+            run_corpus("Debian FAQ (yes/no both ways)", debian_faq, faq_items("debian_faq_questions.jsonl"), answerers)
+        else:
+            print(f"\nSKIP Debian FAQ: not found at {DEBIAN_FAQ} (apt-get install debian-faq)")
     if args.no_aws:
         return
     if (DATASET / "documents").is_dir():
