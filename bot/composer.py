@@ -35,6 +35,8 @@ _WHERE = re.compile(r"^\W*(?:where\b|where's\b|(?:in |on |under )?which (?:menu|
 _ANSWERABLE = (SENTENCE, ITEM, ROW, LABEL, PRE)
 # a reply's own "Yes, ..." or "No." (not "No changes are made")
 _INTERJECTION = re.compile(r"(?:yes|no)(?:\s*[,.!;:\u2014-]|\s*$)", re.IGNORECASE)
+# ... standing alone as a piece: the reply to an entry's heading ("Must I go into single user mode? No.  Packages ...")
+_BARE_REPLY = re.compile(r"^\W*(?:yes|no)\W*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,16 @@ class Composer:
         chosen = self._grow(anchor, passage_units, seconds, steps_first, item_first)
         if steps_first or item_first:
             chosen = _answer_first(anchor, chosen, passage_units)
+        # a bare "No." replies to its entry's heading, not to what was asked: inside an answer it would read as one
+        chosen = [u for n, u in enumerate(chosen) if n == 0 or not _BARE_REPLY.match(u.text)]
         if not is_yes_no_question(question):
             return _naming_what_it_answers(_render(chosen), passages)
         verdict = self.verdicts.find(question, units, {n: p.location for n, p in enumerate(passages, 1)})
         if verdict is None:  # no sentence states it: the answer says what the docs say
             return _naming_what_it_answers(_render(chosen), passages)
-        return _with_verdict(verdict, _render([u for u in chosen if u != verdict.unit]))
+        # under a checked verdict, not even as the first piece ("Yes." above "No. Debian has ...")
+        rest = [u for u in chosen if u != verdict.unit and not _BARE_REPLY.match(u.text)]
+        return _with_verdict(verdict, _render(rest))
 
     def states_answer(self, question: str, passages: Sequence[PromptPassage]) -> bool:
         """Whether one piece of the passages is so close to the question in meaning that it

@@ -486,3 +486,24 @@ def test_the_opening_under_a_question_heading_is_read_as_its_reply(composer: Com
     composition = composer.compose("Does Python have something like scanf?", [SCANF, BEGINNERS])
     assert composition.body.startswith("Not as such. For simple input parsing, the easiest approach")
     assert composition.cited == [1]
+
+
+# the Debian FAQ (debian-faq, uptodate.en.html): an entry's reply opens with a bare "No." to its heading's question
+SINGLE_USER = Passage("No.  Packages can be upgraded in place, even in running systems.  Debian has a\n"
+                      "start-stop-daemon program that is invoked to stop, then\nrestart running process if necessary "
+                      "during a package upgrade.",
+                      "Keeping your Debian system up-to-date > Must I go into single user mode in order to upgrade a "
+                      "package?")
+
+
+def test_an_entrys_bare_reply_to_its_own_heading_never_reads_as_the_answer(composer: Composer) -> None:
+    # it was rendered "Yes." / the quoted sentence / "No. Debian has a start-stop-daemon ...": a "No." under a "Yes."
+    composition = composer.compose("Can I upgrade packages while the system is running?", [SINGLE_USER])
+    assert composition.yes_no == "Yes"
+    assert composition.body.startswith("Packages can be upgraded in place, even in running systems [1].")
+    assert "No." not in composition.body
+    # without a checked verdict it opens the answer only after the question it replies to
+    composition = composer.compose("Do I have to boot into single-user mode to upgrade a package?", [SINGLE_USER])
+    assert composition.yes_no is None
+    assert composition.body.startswith("The docs' answer to _Must I go into single user mode in order to upgrade a "
+                                       "package?_: No. Packages can be upgraded in place")
