@@ -80,8 +80,9 @@ _ADJUNCT = re.compile(r"\s(?:on|in|at|for|from|with|into|onto|under|during|insid
 # "Is there a discount for nonprofits?": what follows the noun there belongs to it, not to a setting.
 _EXISTENTIAL = re.compile(r"^\W*(?:is|are|was|were|will|would)\s+there\b", re.IGNORECASE)
 # ... nor is a phrase a trailing adjunct when the question's predicate comes after it
-# ("Is pushing into a bundle supported?")
-_PREDICATE_AFTER = re.compile(r"\b(?:\w{3,}ed|\w{3,}ing|that|which|who|to)\b", re.IGNORECASE)
+# ("Is pushing into a bundle supported?"); "to" before a determiner is a preposition ("to the next"), no infinitive
+_PREDICATE_AFTER = re.compile(r"\b(?:\w{3,}ed|\w{3,}ing|that|which|who|to(?!\s+(?:the|a|an|my|your|our|its|their)\b))\b",
+                              re.IGNORECASE)
 _PRIVATIVE = re.compile(r"\bwithout\b", re.IGNORECASE)
 _WITHOUT = re.compile(r"\bwithout\b([^,;:.()]*)", re.IGNORECASE)  # what a clause says is absent, to its next stop
 # The everyday verbs that grounding's word lists drop as carrying no subject ("use", "keep", "need"): in a
@@ -520,8 +521,12 @@ def _split_question(question: str) -> tuple[str, str]:
     condition = " ".join(c.condition for c in found if c.condition != c.main)
     asked = " ".join(c.main for c in found) or text
     adjunct = _ADJUNCT.search(asked)
+    # a gerund right after the preposition, before a preposition or an article, is its object ("for *upgrading* from
+    # one release to the next"), no predicate; before a noun it may name a kind ("on *marketing* campaigns")
+    after = re.sub(r"^\w+ing\b(?=\s+(?:from|to|into|with|on|in|for|by|of|the|a|an)\b|\s*$)", "",
+                   asked[adjunct.end():]) if adjunct else ""
     if adjunct and content_terms(asked[:adjunct.start()]) and not _EXISTENTIAL.match(asked) \
-            and not _PREDICATE_AFTER.search(asked[adjunct.end():]):
+            and not _PREDICATE_AFTER.search(after):
         condition, asked = f"{condition} {asked[adjunct.start():]}".strip(), asked[:adjunct.start()]
     return condition, asked
 
