@@ -19,7 +19,9 @@ user asked. So a sentence gives a verdict only when
 - it says what was asked of the subject, not something else about it: the participle asked
   ("is X *installed*"), the restriction asked ("the *only* way"), the names asked ("*Lambda*"),
   and no exception of what was asked ("except on Windows"); and it says it in its predicate, not
-  only in a phrase describing its subject ("a raw string *ending with* a backslash will ...").
+  only in a phrase describing its subject ("a raw string *ending with* a backslash will ...") or
+  in one saying what is absent ("*without the need to change* BIOS settings"), whose negator
+  denies nothing else ("can be upgraded *with no need to reboot*" affirms the upgrade).
 
 A clause with no subject of its own (a list item "- Doesn't support elastic volumes." under
 "The following are limitations of magnetic storage:") or with a pronoun for one ("Likewise, it
@@ -54,7 +56,10 @@ _PURPOSE = r"to(?=\s+[a-z]{2,}\b)"
 _TIME = r"before|after|until"
 _LEADING = re.compile(rf"^\s*(?:{_CONDITION}|{_ASIDE}|{_TIME}|{_PURPOSE})\b", re.IGNORECASE)
 _TRAILING = re.compile(rf"(?:,\s*|\s+)(?P<word>{_CONDITION}|{_ASIDE})\b", re.IGNORECASE)
-_COORDINATE = re.compile(r";\s+|,\s+(?:but|however|whereas|while|yet)\s+|\s+but\s+", re.IGNORECASE)
+# (", and there is no need to ..." is a clause of its own; a pronoun after ", and" is left with the clause that
+# names what it refers to)
+_COORDINATE = re.compile(r";\s+|,\s+(?:but|however|whereas|while|yet)\s+|\s+but\s+"
+                         r"|,\s+(?:and|so)\s+(?=there\s+(?:is|are)\b)", re.IGNORECASE)
 _RELATIVE = re.compile(r",\s*(?:which|who)\b", re.IGNORECASE)
 _LINK = re.compile(r"\[([^\[\]]+)\]\([^()\s]+\)")  # a Markdown link reads as its text
 _PARENTHESES = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
@@ -84,7 +89,11 @@ _EXISTENTIAL = re.compile(r"^\W*(?:is|are|was|were|will|would)\s+there\b", re.IG
 _PREDICATE_AFTER = re.compile(r"\b(?:\w{3,}ed|\w{3,}ing|that|which|who|to(?!\s+(?:the|a|an|my|your|our|its|their)\b))\b",
                               re.IGNORECASE)
 _PRIVATIVE = re.compile(r"\bwithout\b", re.IGNORECASE)
-_WITHOUT = re.compile(r"\bwithout\b([^,;:.()]*)", re.IGNORECASE)  # what a clause says is absent, to its next stop
+# What a clause says is absent, to its next stop: "without X", "with no X", "(there is) no need to X", and an
+# absolute ", no X needed": the negator scopes that phrase, not what the clause asserts ("packages can be upgraded
+# in place with no need to reboot" affirms the upgrade).
+_ABSENT = re.compile(r"\b(?:without|with\s+no|(?:there\s+(?:is|are)\s+)?no\s+need\s+(?:to|for))\b([^,;:.()]*)"
+                     r"|,\s*(no\s+[\w-]+(?:\s+[\w-]+)?\s+(?:needed|required|necessary))\b", re.IGNORECASE)
 # The everyday verbs that grounding's word lists drop as carrying no subject ("use", "keep", "need"): in a
 # yes/no question they are the asked action, and a clause about the same subject with another verb states
 # something else ("git describe will ignore lightweight tags" does not answer "does git describe use them?";
@@ -413,9 +422,11 @@ class VerdictFinder:
             named = heading_terms | content_terms(previous) if pronoun else heading_terms
             headed = sum(w for t, w in asked.core.items() if not _held(t, stated) and t in named)
             setting = sum(w for t, w in asked.setting.items() if _held(t, stated | sentence_terms | around_terms))
-            answer = "No" if is_negated(clause.main) or (negated & set(asked.core)) else "Yes"
-            if answer == "Yes" and not _PRIVATIVE.search(asked.text) and _absent(clause.main) & set(asked.core):
-                continue  # what was asked is what it does "without": no "Yes" (nor, from this alone, a "No")
+            absent = set() if _PRIVATIVE.search(asked.text) else _absent(clause.main)
+            if absent & set(asked.core):
+                continue  # what was asked is what it does "without" (or has "no need to" do): no verdict from it
+            asserted = _ABSENT.sub(" ", clause.main)  # the negator of "with no need to reboot" denies nothing asked
+            answer = "No" if is_negated(asserted) or (negated & set(asked.core)) else "Yes"
             if answer == "Yes" and (excepted - content_terms(clause.main)) & asked.all_terms:
                 continue  # the sentence excepts what the question asks about
             own_share = own / sum(asked.core.values())
@@ -462,11 +473,11 @@ def _described(question: str) -> set[str]:
 
 
 def _absent(clause: str) -> set[str]:
-    """The words a clause holds only after "without", as what is absent ("it is now possible
-    to start the installer from Windows *without the need to change BIOS settings*"): an
-    affirmed clause does not affirm them."""
-    phrases = [m.group(1) for m in _WITHOUT.finditer(clause)]
-    return set().union(*map(content_terms, phrases)) - content_terms(_WITHOUT.sub(" ", clause)) if phrases else set()
+    """The words a clause holds only where it says something is absent ("it is now possible to
+    start the installer from Windows *without the need to change BIOS settings*", "... *with no
+    need to reboot*"): the clause affirms nothing of them, nor denies anything else by them."""
+    phrases = [m.group(1) or m.group(2) for m in _ABSENT.finditer(clause)]
+    return set().union(*map(content_terms, phrases)) - content_terms(_ABSENT.sub(" ", clause)) if phrases else set()
 
 
 def _list_lead(unit: Unit, units: Sequence[Unit]) -> str:

@@ -375,6 +375,17 @@ INSTALLER = "The Debian GNU/Linux FAQ > What's new in the next release? > Improv
     ("Do I have to change BIOS settings to launch the Debian installer from Windows?", BIOS, INSTALLER, None),
     ("Can I start the installer directly from Windows?", BIOS, INSTALLER, "Yes"),
     ("Can I start the installer from Windows without changing BIOS settings?", BIOS, INSTALLER, "Yes"),
+    # a negator scoping what is absent ("with no need to ...", ", no downtime needed") or a clause of its own after
+    # ", and there is no need ..." denies nothing asked: each was a false "No." to a question the sentence affirms
+    ("Can I start the installer directly from Windows?", "It is now possible to start the installer directly from "
+     "Microsoft Windows with no need to change BIOS settings.", INSTALLER, "Yes"),
+    ("Can I start the installer directly from Windows?", "You can start the installer directly from Microsoft "
+     "Windows, and there is no need to change BIOS settings.", INSTALLER, "Yes"),
+    ("Does the tool keep my settings?", "The tool keeps your settings, so there is no need to export them first.",
+     "Tool", "Yes"),
+    ("Can I resize the volume online?", "The volume can be resized online, no downtime needed.", "Volumes", "Yes"),
+    ("Do I need to reboot to upgrade packages?", "Packages can be upgraded in place with no need to reboot.",
+     "Upgrades", None),
     # a copular question's complement is read before its trailing adjunct, whose gerund ("for upgrading") is the
     # preposition's object and whose "to the next" is a preposition, neither a predicate (the Debian FAQ: it needed
     # "next" in the sentence, and gave no verdict)
