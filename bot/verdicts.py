@@ -21,7 +21,9 @@ user asked. So a sentence gives a verdict only when
   and no exception of what was asked ("except on Windows"); and it says it in its predicate, not
   only in a phrase describing its subject ("a raw string *ending with* a backslash will ...") or
   in one saying what is absent ("*without the need to change* BIOS settings"), whose negator
-  denies nothing else ("can be upgraded *with no need to reboot*" affirms the upgrade).
+  denies nothing else ("can be upgraded *with no need to reboot*" affirms the upgrade). A "no"
+  before a noun denies that thing ("there is *no limit* on the projects you can create"), and a
+  fronted "Unlike X," names what the clause is not about.
 
 A clause with no subject of its own (a list item "- Doesn't support elastic volumes." under
 "The following are limitations of magnetic storage:") or with a pronoun for one ("Likewise, it
@@ -94,6 +96,13 @@ _PRIVATIVE = re.compile(r"\bwithout\b", re.IGNORECASE)
 # in place with no need to reboot" affirms the upgrade).
 _ABSENT = re.compile(r"\b(?:without|with\s+no|(?:there\s+(?:is|are)\s+)?no\s+need\s+(?:to|for))\b([^,;:.()]*)"
                      r"|,\s*(no\s+[\w-]+(?:\s+[\w-]+)?\s+(?:needed|required|necessary))\b", re.IGNORECASE)
+# "no" before a noun denies that thing ("no limit on projects", "no configuration is needed", "nothing needs to be
+# installed"), not the clause's action: it is a "No" only to a question asking about that thing. "no longer" denies
+# the verb.
+_DETERMINER_NO = re.compile(r"\bno\s+((?!longer\b|more\b|matter\b)[a-z][\w-]*(?:\s+[a-z][\w-]*)?)"
+                            r"|\b(nothing|nobody|none|no one)\b", re.IGNORECASE)
+# "Unlike the desktop app, the mobile app can't ...": what the fronted phrase names is what the clause is not about.
+_CONTRAST = re.compile(r"^\W*(?:unlike|in contrast to|as opposed to|contrary to)\s+([^,]+),", re.IGNORECASE)
 # The everyday verbs that grounding's word lists drop as carrying no subject ("use", "keep", "need"): in a
 # yes/no question they are the asked action, and a clause about the same subject with another verb states
 # something else ("git describe will ignore lightweight tags" does not answer "does git describe use them?";
@@ -427,6 +436,14 @@ class VerdictFinder:
                 continue  # what was asked is what it does "without" (or has "no need to" do): no verdict from it
             asserted = _ABSENT.sub(" ", clause.main)  # the negator of "with no need to reboot" denies nothing asked
             answer = "No" if is_negated(asserted) or (negated & set(asked.core)) else "Yes"
+            if answer == "No" and not negated & set(asked.core) and not is_negated(_DETERMINER_NO.sub(" ", asserted)):
+                denied = {t for m in _DETERMINER_NO.finditer(asserted) for t in content_terms(m.group(1) or "")}
+                if not denied & set(asked.core):
+                    continue  # "there is no limit on the projects you can create" denies a limit, not creating them
+            contrast = _CONTRAST.match(clause.main)
+            if contrast and (content_terms(contrast.group(1)) - content_terms(clause.main[contrast.end():])) \
+                    & (set(asked.core) - _compared(asked.text)):
+                continue  # the asked thing is what the clause is contrasted with, not what it speaks of
             if answer == "Yes" and (excepted - content_terms(clause.main)) & asked.all_terms:
                 continue  # the sentence excepts what the question asks about
             own_share = own / sum(asked.core.values())
@@ -470,6 +487,14 @@ def _described(question: str) -> set[str]:
     fails DMARC*?"): a description of what it asks about, not the asked action."""
     relative = re.search(r"\b(?:that|which|who)\s+(.*)$", question.rstrip("?"), re.IGNORECASE)
     return content_terms(relative.group(1)) if relative else set()
+
+
+def _compared(question: str) -> set[str]:
+    """What a question compares its subject with ("does apt-get have a full-upgrade command *like
+    apt*?"): a clause contrasting with it ("Unlike apt and aptitude, apt-get doesn't ...") still
+    speaks of the subject asked."""
+    return {t for m in re.finditer(r"\b(?:like|unlike|than|as with)\s+([^,?]+)", question, re.IGNORECASE)
+            for t in content_terms(m.group(1))}
 
 
 def _absent(clause: str) -> set[str]:

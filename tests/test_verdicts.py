@@ -386,6 +386,19 @@ INSTALLER = "The Debian GNU/Linux FAQ > What's new in the next release? > Improv
     ("Can I resize the volume online?", "The volume can be resized online, no downtime needed.", "Volumes", "Yes"),
     ("Do I need to reboot to upgrade packages?", "Packages can be upgraded in place with no need to reboot.",
      "Upgrades", None),
+    # "no" before a noun denies that thing, not the clause's action; a fronted "Unlike X," names what the clause is
+    # not about (each was a false "No." to a question the sentence affirms)
+    ("Can I create many projects?", "There's no limit on the number of projects you can create.", "Projects", None),
+    ("Is there a limit on the number of projects?", "There's no limit on the number of projects.", "Projects", "No"),
+    ("Can I connect to the default server?", "No configuration is needed to connect to the default server.",
+     "Servers", None),
+    ("Does the trial require a credit card?", "No credit card is required for the trial.", "Trial", "No"),
+    ("Can the desktop app edit documents?", "Unlike the desktop app, the mobile app can't edit documents.", "Apps",
+     None),
+    ("Can the mobile app edit documents?", "Unlike the desktop app, the mobile app can't edit documents.", "Apps",
+     "No"),
+    ("Does apt-get have a full-upgrade command like apt?", "Unlike apt and aptitude, apt-get doesn't know the "
+     "full-upgrade command.", "Package management > apt-get", "No"),
     # a copular question's complement is read before its trailing adjunct, whose gerund ("for upgrading") is the
     # preposition's object and whose "to the next" is a preposition, neither a predicate (the Debian FAQ: it needed
     # "next" in the sentence, and gave no verdict)
