@@ -88,8 +88,8 @@ _ADJUNCT = re.compile(r"\s(?:on|in|at|for|from|with|into|onto|under|during|insid
 _EXISTENTIAL = re.compile(r"^\W*(?:is|are|was|were|will|would)\s+there\b", re.IGNORECASE)
 # ... nor is a phrase a trailing adjunct when the question's predicate comes after it
 # ("Is pushing into a bundle supported?"); "to" before a determiner is a preposition ("to the next"), no infinitive
-_PREDICATE_AFTER = re.compile(r"\b(?:\w{3,}ed|\w{3,}ing|that|which|who|to(?!\s+(?:the|a|an|my|your|our|its|their)\b))\b",
-                              re.IGNORECASE)
+_PREDICATE_AFTER = re.compile(r"\b(?:\w{3,}ed|\w{3,}ing|that|which|who"
+                              r"|to(?!\s+(?:the|a|an|my|your|our|its|their)\b))\b", re.IGNORECASE)
 _PRIVATIVE = re.compile(r"\bwithout\b", re.IGNORECASE)
 # What a clause says is absent, to its next stop: "without X", "with no X", "(there is) no need to X", and an
 # absolute ", no X needed": the negator scopes that phrase, not what the clause asserts ("packages can be upgraded
@@ -262,6 +262,9 @@ class _Asked:
     names: tuple[str, ...] = ()  # the asked things' proper names ("Lambda"): a clause must name them, or its scope
     topic: frozenset[str] = frozenset()  # asked words most pieces use (the page's topic): a clause needs another one
     complement: str | None = None  # what "is X ...?" asks X to be ("up to date"): a clause must say it
+    words: frozenset[str] = frozenset()  # the question's own words as written, lower-cased
+    described: frozenset[str] = frozenset()  # its restrictive relative clause's words ("mail *that fails DMARC*")
+    compared: frozenset[str] = frozenset()  # what it compares its subject with ("... *like apt*?")
 
 
 class VerdictFinder:
@@ -286,7 +289,8 @@ class VerdictFinder:
                        {i.lower() for i in identifiers(question)}, content_terms(question), asked_actions(asked_text),
                        asked_participles(asked_text),
                        asked_restrictions(asked_text), asked_names(asked_text),
-                       _topic_words(core_terms, uses, len(pieces)), asked_complement(asked_text))
+                       _topic_words(core_terms, uses, len(pieces)), asked_complement(asked_text),
+                       frozenset(_WORDS.findall(question.lower())), _described(question), _compared(question))
         candidates: list[tuple] = []  # (coverage, answer, unit, sentence, clause, coverage in its own words)
         for unit in pieces:
             # the piece a sentence belongs to (a list item) and its section's heading scope it
@@ -407,7 +411,7 @@ class VerdictFinder:
             if any(not re.search(rf"\b{re.escape(name)}(?:s|es)?\b", scope) for name in asked.names):
                 continue  # about another thing than the one the question names
             negated = _negated_terms(clause.main)
-            if _subject_modifier(clause.main, asked.text) & set(asked.core):
+            if _subject_modifier(clause.main, asked.words, asked.described) & set(asked.core):
                 continue  # what was asked only describes the clause's subject: it asserts something else of it
             # a condition the question shares is said (its words count); a purpose ("To avoid losing data ...")
             # only limits where the rest applies
@@ -431,10 +435,10 @@ class VerdictFinder:
             named = heading_terms | content_terms(previous) if pronoun else heading_terms
             headed = sum(w for t, w in asked.core.items() if not _held(t, stated) and t in named)
             setting = sum(w for t, w in asked.setting.items() if _held(t, stated | sentence_terms | around_terms))
-            absent = set() if _PRIVATIVE.search(asked.text) else _absent(clause.main)
-            if absent & set(asked.core):
+            # the negator of "with no need to reboot" denies nothing asked
+            asserted, absent = _absent(clause.main)
+            if absent & set(asked.core) and not _PRIVATIVE.search(asked.text):
                 continue  # what was asked is what it does "without" (or has "no need to" do): no verdict from it
-            asserted = _ABSENT.sub(" ", clause.main)  # the negator of "with no need to reboot" denies nothing asked
             answer = "No" if is_negated(asserted) or (negated & set(asked.core)) else "Yes"
             if answer == "No" and not negated & set(asked.core) and not is_negated(_DETERMINER_NO.sub(" ", asserted)):
                 denied = {t for m in _DETERMINER_NO.finditer(asserted) for t in content_terms(m.group(1) or "")}
@@ -442,7 +446,7 @@ class VerdictFinder:
                     continue  # "there is no limit on the projects you can create" denies a limit, not creating them
             contrast = _CONTRAST.match(clause.main)
             if contrast and (content_terms(contrast.group(1)) - content_terms(clause.main[contrast.end():])) \
-                    & (set(asked.core) - _compared(asked.text)):
+                    & (set(asked.core) - asked.compared):
                 continue  # the asked thing is what the clause is contrasted with, not what it speaks of
             if answer == "Yes" and (excepted - content_terms(clause.main)) & asked.all_terms:
                 continue  # the sentence excepts what the question asks about
@@ -453,7 +457,7 @@ class VerdictFinder:
         return out
 
 
-def _subject_modifier(clause: str, question: str) -> set[str]:
+def _subject_modifier(clause: str, question_words: frozenset[str], described: frozenset[str]) -> set[str]:
     """The words a clause holds only in a participle phrase describing its subject, before its
     predicate ("a raw string *ending with an odd number of backslashes* will escape the quote"):
     like a restrictive relative clause, the phrase says which subjects the sentence speaks of
@@ -463,7 +467,8 @@ def _subject_modifier(clause: str, question: str) -> set[str]:
     does not use itself ("string" is no participle; "... on AWS. Architecting for HIPAA" opens a
     title) right after a word of the subject, and ends at the clause's first auxiliary with no
     comma between (a fronted "In releases following 2.0.8," is no part of the subject); a clause
-    without an auxiliary is left as it is."""
+    without an auxiliary is left as it is. `question_words`: the question's words as written;
+    `described`: those describing its subject (`_described`)."""
     segments = clause.split(",")
     at = next((n for n, seg in enumerate(segments) if _AUXILIARY & set(_WORDS.findall(seg.lower()))), None)
     if at is None:
@@ -471,38 +476,39 @@ def _subject_modifier(clause: str, question: str) -> set[str]:
     written = re.findall(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]", segments[at])
     words = [w.lower() for w in written]
     predicate = next(k for k, w in enumerate(words) if w in _AUXILIARY)
-    asked = set(_WORDS.findall(question.lower()))
     for j in range(1, predicate):
         word = words[j]
-        if written[j].islower() and word.endswith("ing") and len(word) >= 5 and word not in asked \
+        if written[j].islower() and word.endswith("ing") and len(word) >= 5 and word not in question_words \
                 and words[j - 1] not in STOPWORDS:
             rest = [*segments[:at], " ".join(words[:j] + words[predicate:]), *segments[at + 1:]]
             outside = content_terms(",".join(rest))
-            return content_terms(" ".join(words[j:predicate])) - outside - _described(question)
+            return content_terms(" ".join(words[j:predicate])) - outside - described
     return set()
 
 
-def _described(question: str) -> set[str]:
+def _described(question: str) -> frozenset[str]:
     """The words of a question's restrictive relative clause ("does Postfix reject mail *that
     fails DMARC*?"): a description of what it asks about, not the asked action."""
     relative = re.search(r"\b(?:that|which|who)\s+(.*)$", question.rstrip("?"), re.IGNORECASE)
-    return content_terms(relative.group(1)) if relative else set()
+    return frozenset(content_terms(relative.group(1))) if relative else frozenset()
 
 
-def _compared(question: str) -> set[str]:
+def _compared(question: str) -> frozenset[str]:
     """What a question compares its subject with ("does apt-get have a full-upgrade command *like
     apt*?"): a clause contrasting with it ("Unlike apt and aptitude, apt-get doesn't ...") still
     speaks of the subject asked."""
-    return {t for m in re.finditer(r"\b(?:like|unlike|than|as with)\s+([^,?]+)", question, re.IGNORECASE)
-            for t in content_terms(m.group(1))}
+    return frozenset(t for m in re.finditer(r"\b(?:like|unlike|than|as with)\s+([^,?]+)", question, re.IGNORECASE)
+                     for t in content_terms(m.group(1)))
 
 
-def _absent(clause: str) -> set[str]:
-    """The words a clause holds only where it says something is absent ("it is now possible to
-    start the installer from Windows *without the need to change BIOS settings*", "... *with no
-    need to reboot*"): the clause affirms nothing of them, nor denies anything else by them."""
+def _absent(clause: str) -> tuple[str, set[str]]:
+    """(what the clause asserts, the words it holds only where it says something is absent):
+    "it is now possible to start the installer from Windows *without the need to change BIOS
+    settings*", "... *with no need to reboot*" affirm nothing of those words, nor deny anything
+    else by them."""
     phrases = [m.group(1) or m.group(2) for m in _ABSENT.finditer(clause)]
-    return set().union(*map(content_terms, phrases)) - content_terms(_ABSENT.sub(" ", clause)) if phrases else set()
+    asserted = _ABSENT.sub(" ", clause)
+    return asserted, set().union(*map(content_terms, phrases)) - content_terms(asserted)
 
 
 def _list_lead(unit: Unit, units: Sequence[Unit]) -> str:

@@ -11,8 +11,8 @@ import pytest
 from bot.answer_metrics import invented_identifiers, yes_no_of
 from bot.composer import Composer
 from bot.passage_units import split_units
-from bot.verdicts import (VerdictFinder, _list_lead, _pointer_start, _split_question, _subject_modifier, asked_actions,
-                          asked_names, asked_participles, asked_restrictions, clauses, is_negated)
+from bot.verdicts import (VerdictFinder, _described, _list_lead, _pointer_start, _split_question, _subject_modifier,
+                          asked_actions, asked_names, asked_participles, asked_restrictions, clauses, is_negated)
 from knowledge.embedding import Embedder
 
 
@@ -428,10 +428,13 @@ def test_a_participle_phrase_describing_the_subject_is_no_answer_about_it(compos
     composition = composer.compose("Can a raw string end with an odd number of backslashes?", [RAW_STRING])
     assert composition.yes_no is None
     assert composition.body.startswith("A raw string ending with an odd number of backslashes will escape")
-    assert _subject_modifier("A raw string ending with an odd number of backslashes will escape the quote",
-                             "Can a raw string end with an odd number of backslashes?") == {"end", "odd", "number",
-                                                                                             "backsl"}
-    assert _subject_modifier("Running git gc is safe", "Is running git gc safe?") == set()
+    assert _modifier("A raw string ending with an odd number of backslashes will escape the quote",
+                     "Can a raw string end with an odd number of backslashes?") == {"end", "odd", "number", "backsl"}
+    assert _modifier("Running git gc is safe", "Is running git gc safe?") == set()
+
+
+def _modifier(clause: str, question: str) -> set[str]:
+    return _subject_modifier(clause, frozenset(question.lower().rstrip("?").split()), _described(question))
 
 
 def test_a_trailing_adjunct_is_the_questions_setting_unless_a_predicate_follows_its_preposition() -> None:

@@ -268,9 +268,12 @@ PYTHON_FAQ = next(iter(sorted(Path("/usr/share/doc").glob("python3*/html/faq")))
 
 
 DEBIAN_FAQ = Path("/usr/share/doc/debian/FAQ")
+# (name, docs, questions file, the Debian package that installs the docs)
+FAQ_SETS = [("Python FAQ", PYTHON_FAQ, "python_faq_questions.jsonl", "python3-doc"),
+            ("Debian FAQ", DEBIAN_FAQ, "debian_faq_questions.jsonl", "debian-faq")]
 
 
-def faq_items(name: str = "python_faq_questions.jsonl") -> list[Item]:
+def faq_items(name: str) -> list[Item]:
     return [Item(r["question"], r["answer"], r["sources"], r["yes_no"], r["kind"], r["half"])
             for r in _jsonl(DATA / name)]
 
@@ -463,17 +466,12 @@ def main() -> None:
             run_follow_ups("Debian handbook follow-ups", handbook, follow_up_items(), args.show_follow_ups)
         else:
             print(f"\nSKIP Debian handbook: not found at {HANDBOOK_DOCS} (apt-get install debian-handbook)")
-    if not args.no_faq:
-        if PYTHON_FAQ.is_dir():
-            faq = corpus_app(app, None, PYTHON_FAQ, "supportbot-answers-faq-")
-            run_corpus("Python FAQ (yes/no both ways)", faq, faq_items(), answerers)
+    for name, docs, questions, package in ([] if args.no_faq else FAQ_SETS):
+        if docs.is_dir():
+            faq = corpus_app(app, None, docs, f"supportbot-answers-{package}-")
+            run_corpus(f"{name} (yes/no both ways)", faq, faq_items(questions), answerers)
         else:
-            print(f"\nSKIP Python FAQ: not found at {PYTHON_FAQ} (apt-get install python3-doc)")
-        if DEBIAN_FAQ.is_dir():
-            debian_faq = corpus_app(app, None, DEBIAN_FAQ, "supportbot-answers-debian-faq-")
-            run_corpus("Debian FAQ (yes/no both ways)", debian_faq, faq_items("debian_faq_questions.jsonl"), answerers)
-        else:
-            print(f"\nSKIP Debian FAQ: not found at {DEBIAN_FAQ} (apt-get install debian-faq)")
+            print(f"\nSKIP {name}: not found at {docs} (apt-get install {package})")
     if args.no_aws:
         return
     if (DATASET / "documents").is_dir():
