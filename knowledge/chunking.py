@@ -21,9 +21,12 @@ from knowledge.documents import Chunk, Document
 # For each text, the character offset where each of its tokens starts.
 TokenOffsets = Callable[[list[str]], list[list[int]]]
 
-CHUNKER_VERSION = 3  # 3: HTML page furniture (nav, footer, ARIA roles) no longer in the chunks
+CHUNKER_VERSION = 4  # 3: HTML page furniture (nav, footer, ARIA roles) no longer in the chunks;
+# 4: a paragraph cut into sentences keeps its line breaks, a numbered item's number stays with it
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[`*-])")
+# A sentence ends at . ! or ? before a capital, a digit or an opening mark, but not a numbered
+# item's own number ("4. Choose ..." is one step, not "4." and a sentence).
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!^\d\.)(?<!^\d\d\.)(?<!^\d\d\d\.)\s+(?=[A-Z0-9\"'(\[`*-])", re.M)
 _TOKENIZE_BATCH = 512
 
 
@@ -183,7 +186,13 @@ def _strip_span(text: str, a: int, b: int) -> tuple[int, int]:
 
 
 def _join(text: str, units: list[_Unit]) -> str:
+    """Units rejoined: a blank line before a paragraph; else a line break where the text had
+    one (a long list's items, cut apart as sentences, stay lines of their own: joined with a
+    space they read "3. Choose X. 4. Provide Y" as one step) and a space between sentences.
+    The embedder and full-text search read any whitespace alike, so only the text read back
+    (quotes, steps) changes."""
     out = text[units[0].start:units[0].end]
-    for unit in units[1:]:
-        out += ("\n\n" if unit.paragraph_start else " ") + text[unit.start:unit.end]
+    for previous, unit in zip(units, units[1:]):
+        gap = "\n" if "\n" in text[previous.end:unit.start] else " "
+        out += ("\n\n" if unit.paragraph_start else gap) + text[unit.start:unit.end]
     return out

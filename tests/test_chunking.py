@@ -56,6 +56,25 @@ def test_consecutive_chunks_of_a_long_section_overlap(embedder: Embedder) -> Non
         assert after.text.startswith("Step " + last_sentence), "the next chunk repeats the previous tail"
 
 
+def test_a_long_list_cut_into_sentences_keeps_each_item_on_its_own_line(embedder: Embedder) -> None:
+    # a Markdown list too long for one chunk is one paragraph (no blank lines): it is cut at
+    # sentence ends, and rejoining those with a space ran the steps together ("... job. 4. Provide")
+    steps = "\n".join(f"{i}. Choose **Option {i}** in the console. Then confirm the change for sync folder {i}."
+                      for i in range(1, 13))
+    chunks = Chunker(embedder.token_offsets, ChunkSettings(max_tokens=80, overlap_tokens=16)).chunk(
+        make_doc([Section(("Guide", "Steps"), steps)])
+    )
+    assert len(chunks) >= 3
+    lines = [line for chunk in chunks for line in chunk.text.split("\n")]
+    assert "1. Choose **Option 1** in the console. Then confirm the change for sync folder 1." in lines
+    for i in range(1, 13):
+        assert not any(f". {i}. Choose" in line for line in lines), f"step {i} was run into the line before it"
+    # the sentences of one item are still one line (a chunk may open on an item's second
+    # sentence, the overlap it repeats from the chunk before)
+    items = tuple(f"{i}. Choose" for i in range(1, 13))
+    assert all(line.startswith(items) for chunk in chunks for line in chunk.text.split("\n")[1:])
+
+
 @pytest.mark.parametrize(("max_tokens", "overlap"), [(8, 0), (100, 60), (100, -1)])
 def test_invalid_chunk_settings_are_refused(max_tokens: int, overlap: int) -> None:
     with pytest.raises(ValueError):
