@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 # 3: Markdown through CommonMark (markdown-it-py), HTML <pre> as fenced code, heading anchors,
 #    MDX, Word and Jupyter notebooks.
 # 4: HTML ordered lists numbered ("1. ").
-LOADERS_VERSION = 4
+# 5: HTML inline elements run on as written ("released, so", not "released , so").
+LOADERS_VERSION = 5
 
 
 def load_plain_text(data: bytes, name: str, encodings: list[str]) -> LoadedText:
@@ -155,7 +156,7 @@ def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
         if el.name == "div":
             text = _div_paragraph(el)  # DocBook, Publican and Sphinx write paragraphs as <div class="para">
         else:
-            text = el.get_text(" ", strip=True)
+            text = _inline_text(el)
         if text:
             builder.text((_list_marker(el) if el.name == "li" else "") + text)
             builder.text("")
@@ -169,6 +170,30 @@ def load_html(data: bytes, name: str, encodings: list[str]) -> LoadedText:
     if notion_title(name):
         return LoadedText(wiki_page_title(title or page_title, name), sections)
     return LoadedText(title or page_title or title_from_name(name), sections)
+
+
+_HTML_BREAKS = frozenset(_HTML_BLOCKS + _HTML_HEADINGS + [
+    "br", "div", "ul", "ol", "dl", "table", "tr", "section", "article", "hr", "figure", "details", "summary"])
+
+
+def _inline_text(element) -> str:
+    """A block's text as it reads: inline elements run on as written ("we have
+    <em>released</em>, so" is "we have released, so", not "released , so"), a line break or a
+    nested block parts words, and runs of whitespace are one space. Read in document order,
+    without recursion, so no nesting depth can break it."""
+    from bs4 import Comment, NavigableString, Tag
+
+    parts: list[str] = []
+    for node in element.descendants:
+        if isinstance(node, Comment):
+            continue
+        after = node.previous_sibling
+        if (isinstance(node, Tag) and node.name in _HTML_BREAKS) or (
+                isinstance(after, Tag) and after.name in _HTML_BREAKS):
+            parts.append(" ")
+        if isinstance(node, NavigableString):
+            parts.append(str(node))
+    return " ".join("".join(parts).split())
 
 
 def _list_marker(item) -> str:

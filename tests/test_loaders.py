@@ -262,6 +262,7 @@ def test_bad_word_files_and_notebooks_are_skipped_with_a_reason(tmp_path: Path, 
         load(tmp_path / name)
 
 
+GITFAQ = Path("/usr/share/doc/git-doc/gitfaq.html")
 HANDBOOK_FIREWALL = Path("/usr/share/doc/debian-handbook/html/en-US/sect.firewall-packet-filtering.html")
 PYTHON_FAQ_WINDOWS = Path("/usr/share/doc/python3.11/html/faq/windows.html")
 
@@ -284,10 +285,29 @@ def test_html_ordered_lists_are_numbered_steps_in_one_block(tmp_path: Path) -> N
     numbered = tmp_path / "numbered.html"
     numbered.write_text("<html><body><h1>Upgrade</h1><ol start='4'><li>Back up.</li><li>Run <b>apt</b>.</li></ol>"
                         "<ul><li>a note</li></ul></body></html>")
-    assert load(numbered).sections[0].text == "4. Back up.\n\n5. Run apt .\n\n- a note"
+    assert load(numbered).sections[0].text == "4. Back up.\n\n5. Run apt.\n\n- a note"
     odd_start = tmp_path / "odd.html"
     odd_start.write_text("<html><body><h1>T</h1><ol start='x'><li>a.</li><li>b.</li></ol></body></html>")
     assert load(odd_start).sections[0].text == "1. a.\n\n2. b."
+
+
+def test_html_inline_elements_run_on_as_written(tmp_path: Path) -> None:
+    """Inline markup is not a word break: git-doc's gitfaq read "like bash or dash ," and
+    "What should I put in user.name ?" (each element's text was joined with a space), and
+    an answer quoted it so. Whitespace in HTML prose is one space; a line break or a nested
+    block still parts words."""
+    page = tmp_path / "gitfaq.html"
+    page.write_bytes(GITFAQ.read_bytes())  # a real asciidoc page (apt-get install git-doc)
+    text = "\n\n".join(s.text for s in load(page).sections)
+    assert "assume a standard POSIX shell, like bash or dash, and a user, A U Thor, who has" in text
+    assert "What should I put in user.name?" in text
+    assert " ," not in text.replace("```", "")
+    made = tmp_path / "made.html"
+    made.write_text("<html><body><h1>T</h1><p>we have <em>released</em>, so a <code>tree-ish</code>.</p>"
+                    "<ul><li><p>First.</p><p>Second.</p></li><li>one<br>two</li></ul>"
+                    "<p>Drift<span>wood</span> <!-- hidden --> syncs\n   files.</p></body></html>")
+    assert load(made).sections[0].text == ("we have released, so a tree-ish.\n\n- First. Second.\n\n- one two\n\n"
+                                           "Driftwood syncs files.")
 
 
 def test_website_pages_number_ordered_lists_too() -> None:
