@@ -93,7 +93,8 @@ def main() -> None:
     parser.add_argument("--git-docs", type=Path, default=Path("/usr/share/doc/git-doc"))
     parser.add_argument("--handbook", type=Path, default=HANDBOOK_DOCS)
     parser.add_argument("--python-docs", type=Path, default=PYTHON_DOCS)
-    parser.add_argument("--corpora", default="aws,sample,git,handbook,python", help="which corpora to run, by short name")
+    parser.add_argument("--corpora", default="aws,sample,git,handbook,python",
+                        help="which corpora to run, by short name")
     parser.add_argument("--sample", type=int, default=4000, help="chunks for the raw-encode baseline")
     parser.add_argument("--baseline", help="git ref whose code is ranked beside ours (e.g. the commit before a change)")
     args = parser.parse_args()
@@ -147,7 +148,8 @@ def main() -> None:
                 results.append(f"{corpus.name + ' / ' + label_half:<46} {label:<22} {m['hit@1']:>6.2f} {m['hit@5']:>6.2f} "
                                f"{m['hit@10']:>6.2f} {m['mrr@10']:>7.3f} {m['ndcg@10']:>8.3f}")
             if baseline_tree is not None:
-                results.append(f"{'':<46} {paired_comparison(by_retriever['supportbot'], by_retriever[f'supportbot @{args.baseline}'], expected, rows)}")
+                theirs = by_retriever[f"supportbot @{args.baseline}"]
+                results.append(f"{'':<46} {paired_comparison(by_retriever['supportbot'], theirs, expected, rows)}")
         answered = sum(any(p.relevant for p in ps[:TOP_K]) for ps in ranked) / len(ranked)
         abstained = sum(not any(p.relevant for p in ps) for ps in off) / max(1, len(off))
         results.append(f"{corpus.name:<46} supportbot: p50 {percentile(latencies, 50):.1f} ms, "
@@ -180,7 +182,8 @@ def paired_comparison(ours: list[list[str]], theirs: list[list[str]], expected: 
     means = sorted(sum(draw.choices(deltas, k=len(deltas))) / len(deltas) for _ in range(resamples))
     low, high = means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
     higher, lower = sum(d > 0 for d in deltas), sum(d < 0 for d in deltas)
-    return (f"vs baseline, {len(deltas)} question{'s' if len(deltas) != 1 else ''}: {higher} ranked higher, {lower} lower; "
+    questions = f"{len(deltas)} question{'s' if len(deltas) != 1 else ''}"
+    return (f"vs baseline, {questions}: {higher} ranked higher, {lower} lower; "
             f"MRR@10 {sum(deltas) / len(deltas):+.3f}, 95% interval [{low:+.3f}, {high:+.3f}]")
 
 
@@ -239,9 +242,9 @@ def _corpora(work: Path, git_docs: Path, handbook: Path = HANDBOOK_DOCS,
             if not copy.exists():
                 copy.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(page, copy)
-        rows = [json.loads(line) for line in (DATA / "python_docs_questions.jsonl").read_text(encoding="utf-8").splitlines()
-                if line.strip()]
-        found.append(Corpus("python", "Python docs, user-style", target, load_qa(DATA / "python_docs_questions.jsonl"),
+        questions = DATA / "python_docs_questions.jsonl"
+        rows = [json.loads(line) for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+        found.append(Corpus("python", "Python docs, user-style", target, load_qa(questions),
                             _questions(DATA / "python_docs_off_topic_questions.jsonl"), [r["half"] for r in rows]))
     else:
         print(f"SKIP Python docs: no HTML pages under {python_docs} (apt-get install python3-doc)")
