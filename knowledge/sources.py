@@ -16,9 +16,14 @@ LINK_OUT = "a link to a file outside the docs folder (not followed)"
 def iter_source_files(root: DocsRoot, skipped: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, Path]]:
     """Yield (source, path) in a stable order; hidden files and folders are ignored. A file
     that is a link resolving outside the root is never yielded (a stray link to an env file
-    or /etc cannot leak into answers); it goes to `skipped` as (source, reason) if given."""
+    or /etc cannot leak into answers); it goes to `skipped` as (source, reason) if given.
+    A link to another file of the root is that file under a second name (Debian's FAQ has
+    every `X.html` as a link to `X.en.html`): the file is yielded once, under its own name,
+    or under the first link's name when the file itself is hidden or excluded. Indexed
+    twice, one page filled two of the three passages an answer is built from."""
     if not root.path.is_dir():
         return
+    found: list[tuple[str, Path, Path]] = []  # (source, path, what it resolves to)
     for dirpath, dirnames, filenames in os.walk(root.path, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
         for filename in sorted(filenames):
@@ -33,7 +38,15 @@ def iter_source_files(root: DocsRoot, skipped: list[tuple[str, str]] | None = No
                     skipped.append((source, LINK_OUT))
                 continue
             if path.is_file():
-                yield source, path
+                found.append((source, path, path.resolve()))
+    chosen: dict[Path, tuple[str, Path]] = {}
+    for source, path, target in found:
+        if target not in chosen or (chosen[target][1].is_symlink() and not path.is_symlink()):
+            chosen[target] = (source, path)
+    keep = {source for source, _ in chosen.values()}
+    for source, path, _ in found:
+        if source in keep:
+            yield source, path
 
 
 def _outside(root: DocsRoot, path: Path) -> bool:

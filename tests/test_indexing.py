@@ -181,6 +181,31 @@ def test_a_doc_replaced_by_a_link_out_of_the_docs_folder_is_dropped_not_kept(tmp
     assert set(store.indexed_documents()) == {("docs", "a.md")}
 
 
+def test_a_link_to_another_doc_of_the_folder_is_indexed_once_under_the_file_s_own_name(
+        tmp_path: Path, embedder: Embedder) -> None:
+    """Debian's FAQ ships every `X.html` as a link to `X.en.html`: indexed under both names, the
+    one page filled two of the three passages an answer reads. A link sorted before its target,
+    a link to a hidden file and a link already indexed under its own name are covered too."""
+    docs = write_docs(tmp_path / "docs", {
+        "upgrade.en.html": "<html><body><h1>Upgrading</h1><p>Run apt full-upgrade after editing sources.list.</p></body></html>",
+        "zz-kettle.md": "# Kettle\n\nThe kettle holds 1.7 litres.\n",
+        ".draft.md": "# Draft\n\nThe warranty lasts 24 months.\n",
+    })
+    (docs / "upgrade.html").symlink_to(docs / "upgrade.en.html")
+    (docs / "a-kettle.md").symlink_to("zz-kettle.md")  # sorted first, still an alias of the real file
+    (docs / "warranty.md").symlink_to(docs / ".draft.md")  # the file itself is hidden: the link is its only name
+    indexer, store = make_indexer(tmp_path, embedder)
+    report = indexer.run([DocsRoot(docs)])
+    assert sorted(report.added) == ["upgrade.en.html", "warranty.md", "zz-kettle.md"]
+    assert report.skipped == []
+    results = HybridRetriever(store, embedder).search("how do I upgrade with apt", k=3)
+    assert [p.source for p in results].count("upgrade.en.html") == 1
+    assert "upgrade.html" not in [p.source for p in results]
+    # removing the link deletes nothing: only the file it names was indexed
+    (docs / "a-kettle.md").unlink()
+    assert indexer.run([DocsRoot(docs)]).deleted == []
+
+
 def test_progress_starts_each_stage_at_zero_and_counts_files_chunks_and_rows(
     tmp_path: Path, docs: Path, embedder: Embedder
 ) -> None:
