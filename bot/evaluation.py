@@ -63,6 +63,17 @@ def load_qa(path: Path) -> list[QAItem]:
     return items
 
 
+def top_ten(docs: Sequence[str]) -> list[str]:
+    """The first ten distinct documents of a ranking (a document listed twice counts once, at
+    its first rank)."""
+    return list(dict.fromkeys(docs))[:10]
+
+
+def first_relevant(docs: Sequence[str], relevant: set[str]) -> int | None:
+    """The 0-based rank of the first relevant document in `top_ten(docs)`, or None."""
+    return next((i for i, d in enumerate(top_ten(docs)) if d in relevant), None)
+
+
 def rank_metrics(ranked: Sequence[Sequence[str]], expected: Sequence[set[str]]) -> dict[str, float]:
     """hit@k, MRR@10 and binary-relevance nDCG@10 over ranked document lists (a document
     listed twice counts once, at its first rank)."""
@@ -70,8 +81,8 @@ def rank_metrics(ranked: Sequence[Sequence[str]], expected: Sequence[set[str]]) 
     hits = {k: 0 for k in KS}
     mrr = ndcg = 0.0
     for docs, relevant in zip(ranked, expected):
-        docs = list(dict.fromkeys(docs))[:10]
-        first = next((i for i, d in enumerate(docs) if d in relevant), None)
+        docs = top_ten(docs)
+        first = first_relevant(docs, relevant)
         for k in KS:
             hits[k] += first is not None and first < k
         if first is not None:

@@ -33,12 +33,13 @@ def iter_source_files(root: DocsRoot, skipped: list[tuple[str, str]] | None = No
             source = path.relative_to(root.path).as_posix()
             if any(fnmatch.fnmatch(source, pattern) for pattern in root.exclude):
                 continue
-            if _outside(root, path):
+            target = _inside(root, path)
+            if target is None:
                 if skipped is not None:
                     skipped.append((source, LINK_OUT))
                 continue
             if path.is_file():
-                found.append((source, path, path.resolve()))
+                found.append((source, path, target))
     chosen: dict[Path, tuple[str, Path]] = {}
     for source, path, target in found:
         if target not in chosen or (chosen[target][1].is_symlink() and not path.is_symlink()):
@@ -49,11 +50,13 @@ def iter_source_files(root: DocsRoot, skipped: list[tuple[str, str]] | None = No
             yield source, path
 
 
-def _outside(root: DocsRoot, path: Path) -> bool:
+def _inside(root: DocsRoot, path: Path) -> Path | None:
+    """What `path` resolves to, or None when that is outside the root (or a link loop)."""
     try:
-        return not path.resolve().is_relative_to(root.path)
+        target = path.resolve()
     except (OSError, RuntimeError):  # a link loop
-        return True
+        return None
+    return target if target.is_relative_to(root.path) else None
 
 
 def source_url(root: DocsRoot, source: str) -> str | None:

@@ -10,7 +10,7 @@ Corpora (each skipped with a line when its docs are absent):
 - the Debian Administrator's Handbook (Debian's debian-handbook, 129 HTML pages) with 121
   paraphrased yes/no and how-to questions (tests/benchmarks/data/handbook_questions.jsonl), each
   marked with its half;
-- Python's tutorial, HOWTOs and FAQ (python3-doc, 51 HTML pages, prose around many `<pre>` code
+- Python's tutorial, HOWTOs and FAQ (python3-doc, 46 HTML pages, prose around many `<pre>` code
   examples) with 60 user-style questions, about 40% on what a code example shows, and some
   pasted error messages (tests/benchmarks/data/python_docs_questions.jsonl, halves marked):
   written after every retrieval default was chosen, so nothing was tuned on it.
@@ -54,7 +54,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bot.evaluation import QAItem, load_qa, percentile, rank_metrics  # noqa: E402
+from bot.evaluation import QAItem, first_relevant, load_qa, percentile, rank_metrics  # noqa: E402
 from knowledge.documents import DocsRoot  # noqa: E402
 from knowledge.embedding import Embedder  # noqa: E402
 from knowledge.indexer import Indexer  # noqa: E402
@@ -173,7 +173,8 @@ def paired_comparison(ours: list[list[str]], theirs: list[list[str]], expected: 
     On 25 questions one question one place lower moves MRR by up to 0.02 and hit@k by 0.04:
     the interval says whether a difference is more than which question happened to be asked."""
     def reciprocal(ranked: list[str], wanted: set[str]) -> float:
-        return next((1.0 / n for n, source in enumerate(ranked[:10], 1) if source in wanted), 0.0)
+        first = first_relevant(ranked, wanted)  # ranked as rank_metrics ranks it
+        return 0.0 if first is None else 1.0 / (first + 1)
 
     deltas = [reciprocal(ours[i], expected[i]) - reciprocal(theirs[i], expected[i]) for i in rows]
     if not deltas:
@@ -225,41 +226,50 @@ def _corpora(work: Path, git_docs: Path, handbook: Path = HANDBOOK_DOCS,
                         _questions(DATA / "off_topic_questions.jsonl")))
     pages = sorted(git_docs.glob("*.html")) if git_docs.is_dir() else []
     if pages:
-        target = work / "git-docs"
-        target.mkdir(exist_ok=True)
-        for page in pages:  # top-level pages only: howto/ and technical/ are not what users read
-            if not (target / page.name).exists():
-                shutil.copyfile(page, target / page.name)
+        target = _copied(pages, git_docs, work / "git-docs")  # top-level pages only: not howto/ or technical/
         found.append(Corpus("git", "git docs, user-style", target, load_qa(DATA / "git_user_questions.jsonl"),
                             _questions(DATA / "git_off_topic_questions.jsonl")))
     else:
         print(f"SKIP git docs: no HTML pages in {git_docs} (apt-get install git-doc)")
     python_pages = [p for folder in PYTHON_DOCS_FOLDERS for p in sorted((python_docs / folder).glob("*.html"))]
     if python_pages:
-        target = work / "python-docs"
-        for page in python_pages:  # the tutorial, HOWTOs and FAQ: prose around many code examples
-            copy = target / page.parent.name / page.name
-            if not copy.exists():
-                copy.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(page, copy)
+        target = _copied(python_pages, python_docs, work / "python-docs")  # prose around many code examples
         questions = DATA / "python_docs_questions.jsonl"
-        rows = [json.loads(line) for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
         found.append(Corpus("python", "Python docs, user-style", target, load_qa(questions),
-                            _questions(DATA / "python_docs_off_topic_questions.jsonl"), [r["half"] for r in rows]))
+                            _questions(DATA / "python_docs_off_topic_questions.jsonl"), _marked_halves(questions)))
     else:
         print(f"SKIP Python docs: no HTML pages under {python_docs} (apt-get install python3-doc)")
     if handbook.is_dir():
-        rows = [json.loads(line) for line in (DATA / "handbook_questions.jsonl").read_text(encoding="utf-8").splitlines()
-                if line.strip()]
-        found.append(Corpus("handbook", "Debian handbook, user-style", handbook, load_qa(DATA / "handbook_questions.jsonl"),
-                            _questions(DATA / "handbook_off_topic_questions.jsonl"), [r["half"] for r in rows]))
+        questions = DATA / "handbook_questions.jsonl"
+        found.append(Corpus("handbook", "Debian handbook, user-style", handbook, load_qa(questions),
+                            _questions(DATA / "handbook_off_topic_questions.jsonl"), _marked_halves(questions)))
     else:
         print(f"SKIP Debian handbook: not found at {handbook} (apt-get install debian-handbook)")
     return found
 
 
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def _questions(path: Path) -> list[str]:
-    return [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row["question"] for row in _rows(path)]
+
+
+def _marked_halves(path: Path) -> list[str]:
+    """Each question's half ("tune"/"report") as its set marks it."""
+    return [row["half"] for row in _rows(path)]
+
+
+def _copied(pages: list[Path], root: Path, target: Path) -> Path:
+    """`pages` copied under `target`, keeping their paths under `root` (a copy already there is
+    kept): the corpus holds those pages only, not the package's other files."""
+    for page in pages:
+        copy = target / page.relative_to(root)
+        if not copy.exists():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(page, copy)
+    return target
 
 
 def _indexing_figures(store: ChunkStore, embedder: Embedder, corpus: Corpus, full, full_s: float,
